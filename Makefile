@@ -1,0 +1,47 @@
+# pangeohub: `make run` starts a hub on http://127.0.0.1:8000; `make test` runs the suite.
+# Each does its own set-up: a virtualenv in .venv, configurable-http-proxy from npm in
+# node_modules, and (for the browser tests) Debian's chromium.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROXY := node_modules/.bin/configurable-http-proxy
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup run test lint format docs clean
+
+setup: $(VENV)/.installed $(PROXY)
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	$(BIN)/python -c "import pangeohub, jupyterhub, kubespawner, oauthenticator"
+	touch $@
+
+$(PROXY): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+/usr/bin/chromium:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+run: setup
+	$(BIN)/jupyterhub -f jupyterhub_config.py
+
+test: setup /usr/bin/chromium
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services
+	$(BIN)/ruff format --check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services
+
+format: setup
+	$(BIN)/ruff format pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services
+
+docs: setup
+	$(BIN)/sphinx-build -q -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) node_modules docs/_build

@@ -1,0 +1,112 @@
+"""The policy mixin both pangeohub spawners share: same rules, same messages."""
+
+from __future__ import annotations
+
+from inspect import isawaitable
+
+from tornado import web
+from traitlets import Any, Callable, List
+from traitlets.config import Configurable
+
+from ..policy import PangeoPolicy, PolicyError, Profile
+
+
+def refusal(error: PolicyError) -> web.HTTPError:
+    """An HTTP error carrying the policy's message to the person, and nothing else."""
+    http_error = web.HTTPError(error.status, "%s", error.message)
+    http_error.jupyterhub_message = error.message
+    return http_error
+
+
+class PangeoSpawnerMixin(Configurable):
+    """Applies :class:`~pangeohub.policy.PangeoPolicy` to a JupyterHub spawner.
+
+    Before every start it resolves the user's profile from ``user_options["profile"]``
+    (refusing unknown or forbidden ones with a 4xx), applies the profile's resources,
+    and gathers the server's extra environment from ``environment_hooks``.
+    """
+
+    environment_hooks = List(
+        Callable(),
+        help="""Callables ``hook(spawner) -> dict`` (may be async) adding environment
+        variables to every server, e.g. the scratch bucket or Dask Gateway settings.
+
+        A hook that fails is logged and skipped; the server still starts.
+        """,
+    ).tag(config=True)
+
+    profile = Any(None, allow_none=True, help="The Profile this server runs (set at start).")
+
+    _policy = None
+    _hook_environment: dict[str, str] | None = None
+
+    @property
+    def policy(self) -> PangeoPolicy:
+        """The hub's policy, configured from ``c.PangeoPolicy``."""
+        if self._policy is None:
+            self._policy = PangeoPolicy(parent=self)
+        return self._policy
+
+    @property
+    def user_groups(self) -> list[str]:
+        """The JupyterHub group names of this server's user."""
+        return [group.name for group in self.user.groups]
+
+    def allowed_profiles(self) -> list[Profile]:
+        """The profiles this server's user may choose."""
+        return self.policy.profiles_for(self.user_groups)
+
+    def resolve_profile(self, slug: str | None) -> Profile:
+        """The profile to run, or an HTTP 4xx saying which ones the user may choose."""
+        try:
+            return self.policy.choose_profile(slug, self.user_groups)
+        except PolicyError as error:
+            raise refusal(error) from None
+
+    def apply_profile(self, profile: Profile) -> None:
+        """Set this spawner's resources from ``profile`` (spawner-specific parts extend this)."""
+        self.profile = profile
+        self.cpu_limit = profile.cpu_limit
+        self.mem_limit = profile.mem_limit
+        if profile.cpu_guarantee is not None:
+            self.cpu_guarantee = profile.cpu_guarantee
+        if profile.mem_guarantee is not None:
+            self.mem_guarantee = profile.mem_guarantee
+
+    async def run_environment_hooks(self) -> dict[str, str]:
+        """Collect the environment every hook adds; a failing hook is skipped."""
+        env: dict[str, str] = {}
+        for hook in self.environment_hooks:
+            name = getattr(hook, "__qualname__", repr(hook))
+            try:
+                result = hook(self)
+                if isawaitable(result):
+                    result = await result
+                env.update({str(k): str(v) for k, v in (result or {}).items()})
+            except Exception as error:
+                self.log.error(
+                    "Environment hook %s failed for %s (%s); starting without it.",
+                    name,
+                    self._log_name,
+                    type(error).__name__,
+                )
+        return env
+
+    async def prepare_start(self) -> None:
+        """Everything the policy decides before a start."""
+        options = self.user_options or {}
+        self.apply_profile(self.resolve_profile(options.get("profile")))
+        self._hook_environment = await self.run_environment_hooks()
+
+    def policy_environment(self) -> dict[str, str]:
+        """What pangeohub puts in every server's environment."""
+        env = dict(self._hook_environment or {})
+        if self.profile is not None:
+            env["JUPYTER_IMAGE_SPEC"] = self.profile.image
+            env["PANGEO_PROFILE"] = self.profile.slug
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self.policy_environment())
+        return env

@@ -1,0 +1,39 @@
+"""Shared test set-up: the local proxy on PATH, an output directory, the real hub."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from .hubprocess import REPO, HubProcess
+
+NODE_BIN = REPO / "node_modules" / ".bin"
+os.environ["PATH"] = f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+OUTPUT_DIR = Path(os.environ.get("PANGEOHUB_TEST_OUTPUT", REPO / "test-output"))
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    """A directory for what a test leaves for people to look at (screenshots)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+    path = OUTPUT_DIR / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def hub_factory(tmp_path):
+    """Start real hubs (``hub_factory(extra_config)``); all are stopped afterwards."""
+    hubs: list[HubProcess] = []
+
+    def start(extra_config: str = "", name: str = "hub", **kwargs) -> HubProcess:
+        hub = HubProcess(tmp_path / name, extra_config=extra_config, **kwargs)
+        hubs.append(hub)
+        return hub.start()
+
+    yield start
+    for hub in hubs:
+        hub.stop()

@@ -1,0 +1,195 @@
+"""The real hub for end-to-end tests: `jupyterhub -f jupyterhub_config.py` with the
+real configurable-http-proxy, on free loopback ports, from a temporary state directory.
+
+    hub = HubProcess(tmp_path, extra_config="c.PangeoPolicy.named_server_limit = 2")
+    hub.start()
+    alice = hub.login("grace")          # a requests.Session signed in through the login form
+    hub.api(alice, "post", "/users/grace/servers/one", json={})
+    hub.stop()
+
+Every server the hub starts carries a marker in its environment, so `stop()` also ends
+any single-user process the hub left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+MARKER_ENV = "PANGEOHUB_TEST_HUB"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class HubError(RuntimeError):
+    """The hub did not come up (its log tail says why)."""
+
+
+class HubProcess:
+    """One real jupyterhub process (and its proxy) for a test."""
+
+    def __init__(self, workdir: Path, extra_config: str = "", env: dict | None = None):
+        self.workdir = Path(workdir)
+        self.state_dir = self.workdir / "state"
+        self.log_path = self.workdir / "jupyterhub.log"
+        self.port = free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.marker = uuid.uuid4().hex
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_config = extra_config
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen | None = None
+
+    # --- lifecycle -------------------------------------------------------
+
+    def start(self, timeout: float = 60) -> HubProcess:
+        """Start the hub and wait until its API answers."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        override = self.workdir / "test_config.py"
+        override.write_text(
+            "c = get_config()  # noqa\n"
+            f"c.Spawner.environment = {{{MARKER_ENV!r}: {self.marker!r}}}\n"
+            + textwrap.dedent(self.extra_config)
+            + "\n"
+        )
+        env = dict(os.environ)
+        env.update(
+            PANGEOHUB_STATE_DIR=str(self.state_dir),
+            PANGEOHUB_CONFIG=str(override),
+            PANGEOHUB_PORT=str(self.port),
+            PANGEOHUB_HUB_PORT=str(self.hub_port),
+            PANGEOHUB_PROXY_API_PORT=str(self.proxy_api_port),
+            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        )
+        env.update(self.extra_env)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
+            cwd=self.workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HubError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise HubError(f"jupyterhub did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the hub (it stops its proxy and servers), then any leftover server."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+        self.kill_leftover_servers()
+
+    def kill_leftover_servers(self) -> None:
+        """End every process started with this hub's marker in its environment."""
+        needle = f"{MARKER_ENV}={self.marker}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if needle in environ.split(b"\0"):
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> HubProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- people ----------------------------------------------------------
+
+    def password(self, username: str) -> str:
+        """The generated password of a local user."""
+        return json.loads((self.state_dir / "local-passwords.json").read_text())[username]
+
+    def login(self, username: str, password: str | None = None) -> requests.Session:
+        """A session signed in through the hub's login form, as a browser would."""
+        session = requests.Session()
+        session.get(f"{self.url}/hub/login", timeout=10).raise_for_status()
+        response = session.post(
+            f"{self.url}/hub/login",
+            data={
+                "username": username,
+                "password": password if password is not None else self.password(username),
+                "_xsrf": session.cookies.get("_xsrf", path="/hub/"),
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
+        if response.status_code != 302:
+            raise HubError(f"sign-in as {username} failed: {response.status_code}")
+        return session
+
+    def api(self, session: requests.Session, method: str, path: str, **kwargs):
+        """A hub REST API call (``path`` after /hub/api) with the session's cookie."""
+        headers = kwargs.pop("headers", {})
+        headers.setdefault("X-XSRFToken", session.cookies.get("_xsrf", path="/hub/") or "")
+        kwargs.setdefault("timeout", 30)
+        return session.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
+
+    def wait_for_server(self, session, username: str, server: str = "", timeout: float = 60):
+        """Wait until a server is ready; its model."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api(session, "get", f"/users/{username}").json()
+            server_model = model.get("servers", {}).get(server)
+            if server_model and server_model.get("ready"):
+                return server_model
+            time.sleep(0.5)
+        raise HubError(f"server {username}/{server} not ready in {timeout}s:\n{self.log_tail()}")
+
+    def wait_for_stop(self, session, username: str, server: str = "", timeout: float = 60):
+        """Wait until a server is no longer running."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api(session, "get", f"/users/{username}").json()
+            if server not in model.get("servers", {}):
+                return
+            time.sleep(0.5)
+        raise HubError(f"server {username}/{server} still running after {timeout}s")
