@@ -17,3 +17,8 @@ if override:
     if not Path(override).is_file():
         raise SystemExit(f"PANGEOHUB_CONFIG={override} is not a file; fix the path or unset it.")
     load_subconfig(str(Path(override).resolve()))  # noqa: F821
+
+# Refuse, at start-up, a configuration pangeohub cannot honour (the message says why).
+from pangeohub.checks import check_configuration  # noqa: E402
+
+check_configuration(c)  # noqa: F821

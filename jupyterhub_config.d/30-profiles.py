@@ -6,7 +6,7 @@ c.PangeoPolicy.profiles = [
     {
         "display_name": "Small",
         "slug": "small",
-        "description": "1 CPU, 2 GB: exploring data, light analysis.",
+        "description": "Exploring data and light analysis.",
         "cpu_limit": 1,
         "mem_limit": "2G",
         "default": True,
@@ -14,7 +14,7 @@ c.PangeoPolicy.profiles = [
     {
         "display_name": "Large",
         "slug": "large",
-        "description": "4 CPU, 16 GB, 10 GiB disk: for the climate team.",
+        "description": "Heavier analysis, for the climate team and admins.",
         "cpu_limit": 4,
         "mem_limit": "16G",
         "disk_size": "10Gi",

@@ -1,0 +1,45 @@
+"""A hub restart keeps users, servers and secrets."""
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_restart_keeps_users_servers_and_secrets(hub_factory):
+    hub = hub_factory()
+    secrets = {
+        name: (hub.state_dir / name).read_text()
+        for name in ("cookie_secret", "proxy_auth_token", "crypt_key", "local-passwords.json")
+    }
+    grace = hub.login("grace")
+    assert hub.api(grace, "post", "/users/grace/servers/keepme", json={}).status_code in (201, 202)
+    hub.wait_for_server(grace, "grace", "keepme")
+    (hub.state_dir / "servers" / "grace" / "keepme" / "work.txt").write_text("mine")
+
+    hub.stop()
+    hub.start()
+
+    for name, value in secrets.items():
+        assert (hub.state_dir / name).read_text() == value, f"{name} changed across a restart"
+    # The old session cookie still works: same cookie secret, same database.
+    # The hub stopped the server on shutdown (cleanup_servers); it is still listed.
+    model = hub.api(grace, "get", "/users/grace?include_stopped_servers=1")
+    assert model.status_code == 200
+    assert model.json()["servers"]["keepme"]["stopped"] is True
+    assert hub.api(grace, "post", "/users/grace/servers/keepme", json={}).status_code in (201, 202)
+    hub.wait_for_server(grace, "grace", "keepme")
+    assert (hub.state_dir / "servers" / "grace" / "keepme" / "work.txt").read_text() == "mine"
+    log = hub.log_tail(10_000)
+    for name, value in secrets.items():
+        if name != "local-passwords.json":
+            assert value.strip() not in log, f"{name} appears in the hub's log"
+
+
+def test_a_bad_profile_stops_start_up_with_its_reason(hub_factory):
+    from tests.hubprocess import HubError
+
+    with pytest.raises(HubError) as info:
+        hub_factory('c.PangeoPolicy.profiles = [{"display_name": "Huge", "cpu_limit": 999}]')
+    assert "pangeohub configuration error: Profile 'Huge': cpu_limit 999.0 exceeds" in str(
+        info.value
+    )
