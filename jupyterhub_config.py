@@ -18,7 +18,7 @@ if override:
         raise SystemExit(f"PANGEOHUB_CONFIG={override} is not a file; fix the path or unset it.")
     load_subconfig(str(Path(override).resolve()))  # noqa: F821
 
-# Refuse, at start-up, a configuration pangeohub cannot honour (the message says why).
-from pangeohub.checks import check_configuration  # noqa: E402
+# Wire what depends on final settings; refuse a configuration pangeohub cannot honour.
+from pangeohub.startup import finalize_configuration  # noqa: E402
 
-check_configuration(c)  # noqa: F821
+finalize_configuration(c)  # noqa: F821

@@ -12,6 +12,7 @@ from jupyterhub.slugs import safe_slug
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Unicode, default
 
+from ..activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
 from ..state import StateDirectory
 from .mixin import PangeoSpawnerMixin
 
@@ -93,6 +94,9 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, SimpleLocalProcessSpawner):
         env = super().user_env(env)
         if self.profile is not None:
             env["PANGEO_DISK_SIZE"] = str(self.profile.disk_size)
+        # Enable pangeohub's activity extension (a computing kernel counts as activity).
+        config_path = [ACTIVITY_CONFIG_DIR, env.get("JUPYTER_CONFIG_PATH", "")]
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
         return env
 
     async def start(self):

@@ -3,13 +3,13 @@
 import pytest
 from traitlets.config import Config
 
-from pangeohub.checks import ConfigurationError, check_configuration
+from pangeohub.startup import ConfigurationError, finalize_configuration
 
 
 def test_good_configuration_passes():
     config = Config()
     config.PangeoPolicy.profiles = [{"display_name": "Small"}]
-    check_configuration(config)
+    finalize_configuration(config)
 
 
 def test_profile_over_a_bound_stops_the_hub_with_the_reason():
@@ -17,4 +17,4 @@ def test_profile_over_a_bound_stops_the_hub_with_the_reason():
     config.PangeoPolicy.max_cpu_limit = 2.0
     config.PangeoPolicy.profiles = [{"display_name": "Huge", "cpu_limit": 8}]
     with pytest.raises(ConfigurationError, match="'Huge': cpu_limit 8.0 exceeds"):
-        check_configuration(config)
+        finalize_configuration(config)

@@ -1,0 +1,137 @@
+"""The culler's settings, its refusal of destructive flags, and its decisions."""
+
+import logging
+from datetime import timedelta
+
+import pytest
+from tornado.httpclient import HTTPClientError
+from traitlets.config import Config
+
+from pangeohub.culling import CullArbiter, CullingPolicy, _guarded, destructive_culling
+from pangeohub.startup import ConfigurationError, finalize_configuration
+
+log = logging.getLogger("test-culler")
+
+
+def test_defaults_two_hours_every_ten_minutes_only_stopping():
+    policy = CullingPolicy()
+    command = policy.command()
+    assert "--timeout=7200" in command and "--cull-every=600" in command
+    assert "--max-age=0" in command
+    assert "--remove-named-servers=False" in command and "--cull-users=False" in command
+    assert policy.scopes() == [
+        "list:users",
+        "read:users:activity",
+        "read:servers",
+        "delete:servers",
+    ]
+
+
+def test_sparing_admins_adds_only_the_scope_to_see_roles():
+    assert CullingPolicy(cull_admin_servers=False).scopes()[-1] == "read:roles:users"
+
+
+def test_apply_registers_service_and_role_once():
+    config = Config()
+    config.JupyterHub.services = [{"name": "other", "url": "http://127.0.0.1:1"}]
+    policy = CullingPolicy(timeout=60, every=5)
+    policy.apply(config)
+    policy.apply(config)
+    names = [s["name"] for s in config.JupyterHub.services]
+    assert names == ["other", "idle-culler"]
+    (role,) = config.JupyterHub.load_roles
+    assert role["services"] == ["idle-culler"] and "admin:users" not in role["scopes"]
+
+
+def test_disabled_registers_nothing():
+    config = Config()
+    CullingPolicy(enabled=False).apply(config)
+    assert "services" not in config.JupyterHub
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--remove-named-servers"],
+        ["--remove-named-servers=True"],
+        ["--remove-named-servers", "true"],
+        ["--cull-users=1"],
+    ],
+)
+def test_destructive_culler_flags_refused_at_start_up(args):
+    config = Config()
+    config.JupyterHub.services = [
+        {"name": "my-culler", "command": ["python3", "-m", "jupyterhub_idle_culler", *args]}
+    ]
+    assert "deletes" in destructive_culling(config)
+    with pytest.raises(ConfigurationError, match="Culling must only stop servers"):
+        finalize_configuration(config)
+
+
+def test_explicitly_false_flags_are_fine():
+    config = Config()
+    config.JupyterHub.services = [
+        {"name": "c", "command": ["jupyterhub-idle-culler", "--remove-named-servers=false"]},
+        {"name": "not-a-culler", "command": ["x", "--cull-users"]},
+    ]
+    assert destructive_culling(config) is None
+
+
+async def test_arbiter_never_culls_on_missing_activity(caplog):
+    arbiter = CullArbiter(log)
+    server = {"full_name": "grace/one", "last_activity": None}
+    assert await arbiter(timedelta(hours=5), 60, server) is False
+    assert "no last activity" in caplog.text
+
+
+async def test_arbiter_culls_only_past_the_limit():
+    arbiter = CullArbiter(log)
+    server = {"full_name": "grace/one", "last_activity": "2026-01-01T00:00:00Z"}
+    assert await arbiter(timedelta(seconds=59), 60, server) is False
+    assert await arbiter(timedelta(seconds=60), 60, server) is True
+
+
+async def test_arbiter_spares_admins_when_told(monkeypatch):
+    arbiter = CullArbiter(log, cull_admin_servers=False)
+
+    async def is_admin(name):
+        return name == "ada"
+
+    monkeypatch.setattr(arbiter, "_is_admin", is_admin)
+    active = "2026-01-01T00:00:00Z"
+    assert (
+        await arbiter(timedelta(hours=3), 60, {"full_name": "ada/", "last_activity": active})
+        is False
+    )
+    assert (
+        await arbiter(timedelta(hours=3), 60, {"full_name": "bo/x", "last_activity": active})
+        is True
+    )
+
+
+async def test_arbiter_does_not_cull_when_admin_status_is_unknown():
+    arbiter = CullArbiter(log, cull_admin_servers=False, api_url="http://127.0.0.1:9", token="t")
+    server = {"full_name": "ada/", "last_activity": "2026-01-01T00:00:00Z"}
+    assert await arbiter(timedelta(hours=3), 60, server) is False
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (HTTPClientError(403), "HTTP 403 (is the culler's token revoked?)"),
+        (ConnectionRefusedError(111, "Connection refused"), "Could not reach the hub"),
+    ],
+)
+async def test_culler_failures_are_one_clear_line_and_retried(caplog, error, message):
+    calls = []
+
+    async def failing(url, **kwargs):
+        calls.append(url)
+        raise error
+
+    guarded = _guarded(failing)
+    await guarded(url="http://127.0.0.1:9/hub/api", logger=log)
+    await guarded(url="http://127.0.0.1:9/hub/api", logger=log)
+    assert len(calls) == 2  # the next check runs again
+    assert message in caplog.text and "retrying at the next check" in caplog.text
+    assert "Traceback" not in caplog.text
