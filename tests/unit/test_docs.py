@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from pangeohub.auth import GitHubTeamsAuthenticator
 from pangeohub.culling import CullingPolicy
 from pangeohub.local_auth import LocalGroupsAuthenticator
 from pangeohub.policy import PangeoPolicy
@@ -20,6 +21,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
         (PangeoLocalSpawner, "policies.md"),
         (LocalGroupsAuthenticator, "policies.md"),
         (CullingPolicy, "culling.md"),
+        (GitHubTeamsAuthenticator, "github-teams.md"),
     ],
 )
 def test_every_setting_is_documented(cls, page):
@@ -32,5 +34,5 @@ def test_every_setting_is_documented(cls, page):
 def test_toctree_pages_exist():
     index = (DOCS / "index.md").read_text()
     entries = [line.strip() for line in index.splitlines() if line and line == line.strip()]
-    for name in ("quickstart", "policies", "culling"):
+    for name in ("quickstart", "policies", "github-teams", "culling"):
         assert name in entries and (DOCS / f"{name}.md").exists()

@@ -1,0 +1,323 @@
+"""Sign-in by GitHub team: teams admit people, become groups, and name admins.
+
+``GitHubTeamsAuthenticator`` (entry point ``github-teams``) is oauthenticator's
+``GitHubOAuthenticator`` with settings in an admin's words::
+
+    c.JupyterHub.authenticator_class = "github-teams"
+    c.GitHubTeamsAuthenticator.admitted_teams = {"pangeo-data:climate", "pangeo-forge"}
+    c.GitHubTeamsAuthenticator.admin_teams = {"pangeo-data:hub-admins"}
+
+Every team a person is in becomes the JupyterHub group ``org:team`` (lower-case),
+synced at sign-in and at each refresh. Membership is rechecked every
+``auth_refresh_age`` seconds and before every spawn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html import escape
+
+from jupyterhub.handlers import LogoutHandler
+from jupyterhub.utils import url_path_join
+from oauthenticator.github import GitHubOAuthenticator
+from requests.utils import parse_header_links
+from tornado import web
+from tornado.httpclient import HTTPClientError
+from traitlets import Float, Integer, Set, Unicode, default, validate
+
+TEAM_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(:[a-z0-9][a-z0-9_.-]*)?$")
+
+UNAVAILABLE = (
+    "GitHub could not be reached to confirm who you are and which teams you are in. "
+    "Nothing is wrong with your account: please try again in a few minutes."
+)
+
+
+class GitHubUnavailable(Exception):
+    """GitHub answered 5xx, rate-limited us, timed out or could not be reached."""
+
+
+def _error(status: int, reason: str, text: str, html: str) -> web.HTTPError:
+    """An HTTPError rendered by the hub's error page with our message, no traceback."""
+    err = web.HTTPError(status, reason=reason)
+    err.jupyterhub_message = text
+    err.jupyterhub_html_message = html
+    return err
+
+
+def _rate_limited(resp) -> bool:
+    """GitHub's primary (remaining 0) or secondary (429, Retry-After) rate limit."""
+    if resp.code == 429:
+        return True
+    headers = resp.headers
+    return resp.code == 403 and (
+        headers.get("X-RateLimit-Remaining") == "0" or "Retry-After" in headers
+    )
+
+
+class GitHubTeamsAuthenticator(GitHubOAuthenticator):
+    """Admit people by GitHub team; teams become JupyterHub groups ``org:team``."""
+
+    admitted_teams = Set(
+        Unicode(),
+        config=True,
+        help="""GitHub teams whose members may use this hub, as `org:team` (the team's
+        slug, as in https://github.com/orgs/ORG/teams/TEAM), or `org` to admit every
+        member of an organisation. Members of `admin_teams` are admitted too.""",
+    )
+    admin_teams = Set(
+        Unicode(),
+        config=True,
+        help="""GitHub teams (`org:team`) whose members are hub admins. Someone removed
+        from all of them loses admin at their next sign-in or refresh.""",
+    )
+    github_timeout = Float(
+        10.0,
+        config=True,
+        help="Seconds to wait for each GitHub request before saying GitHub could not be reached.",
+    )
+    max_team_pages = Integer(
+        20,
+        config=True,
+        help="Most pages of 100 teams read from GitHub per person (bounds the request loop).",
+    )
+
+    @validate("admitted_teams", "admin_teams")
+    def _check_teams(self, proposal):
+        teams = {t.strip().lower() for t in proposal.value if t.strip()}
+        for team in teams:
+            if not TEAM_RE.match(team):
+                raise ValueError(f"{proposal.trait.name}: {team!r} is not `org` or `org:team`")
+            if proposal.trait.name == "admin_teams" and ":" not in team:
+                raise ValueError(f"admin_teams: {team!r} must be a team, `org:team`")
+        return teams
+
+    @default("login_service")
+    def _login_service_default(self):
+        return "GitHub"
+
+    @default("scope")
+    def _scope_default(self):
+        return ["read:org", "user:email"]
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self):
+        return True
+
+    @default("manage_groups")
+    def _manage_groups_default(self):
+        return True
+
+    @default("populate_teams_in_auth_state")
+    def _populate_teams_default(self):
+        return True
+
+    @default("auth_refresh_age")
+    def _auth_refresh_age_default(self):
+        return 3600
+
+    @default("refresh_pre_spawn")
+    def _refresh_pre_spawn_default(self):
+        return True
+
+    @default("admin_groups")
+    def _admin_groups_default(self):
+        return set(self.admin_teams)
+
+    # ----- talking to GitHub -----
+    async def httpfetch(self, url, label="fetching", parse_json=True, raise_error=True, **kwargs):
+        for key in ("request_timeout", "connect_timeout"):
+            if key not in self.http_request_kwargs:
+                kwargs.setdefault(key, self.github_timeout)
+        return await super().httpfetch(url, label, parse_json, raise_error, **kwargs)
+
+    async def fetch(self, req, label="fetching", parse_json=True, **kwargs):
+        """oauthenticator's fetch, with GitHub outages turned into GitHubUnavailable."""
+        path = req.url.split("?")[0]
+        try:
+            resp = await super().fetch(req, label=label, parse_json=parse_json, **kwargs)
+        except HTTPClientError as e:
+            limited = e.response is not None and _rate_limited(e.response)
+            if e.code >= 500 or limited:
+                why = "rate limit reached" if limited else f"HTTP {e.code}"
+                raise GitHubUnavailable(f"{why} from {req.method} {path}") from None
+            raise
+        except (TimeoutError, OSError) as e:
+            raise GitHubUnavailable(f"{type(e).__name__} on {req.method} {path}") from None
+        except ValueError:
+            raise GitHubUnavailable(f"unreadable answer from {req.method} {path}") from None
+        if not parse_json and resp.code >= 500:
+            raise GitHubUnavailable(f"HTTP {resp.code} from {req.method} {path}")
+        if not parse_json and _rate_limited(resp):
+            raise GitHubUnavailable(f"rate limit reached from {req.method} {path}")
+        return resp
+
+    async def _paginated_fetch(self, api_url, access_token, token_type):
+        """All items of a paginated GitHub list, following `Link: rel="next"` (bounded)."""
+        url, items = api_url, []
+        headers = self.build_userdata_request_headers(access_token, token_type)
+        for _ in range(self.max_team_pages):
+            resp = await self.httpfetch(
+                url,
+                "fetching user teams",
+                parse_json=False,
+                headers=headers,
+                validate_cert=self.validate_server_cert,
+            )
+            try:
+                items += json.loads(resp.body.decode())
+            except ValueError:
+                raise GitHubUnavailable(f"unreadable answer from GET {url.split('?')[0]}") from None
+            links = parse_header_links(resp.headers.get("Link", ""))
+            url = next((link["url"] for link in links if link.get("rel") == "next"), None)
+            if url is None:
+                return items
+        self.log.warning("Read only the first %d pages of teams", self.max_team_pages)
+        return items
+
+    def build_auth_state_dict(self, token_info, user_info):
+        """As oauthenticator's, but GitHub's comma-separated scope is split properly."""
+        state = super().build_auth_state_dict(token_info, user_info)
+        state["scope"] = [s for s in re.split(r"[ ,]+", token_info.get("scope") or "") if s]
+        return state
+
+    async def get_user_groups(self, auth_state: dict) -> set[str]:
+        """Every team becomes the group `org:team`, lower-case."""
+        return {
+            f"{team['organization']['login']}:{team['slug']}".lower()
+            for team in auth_state.get("teams") or []
+        }
+
+    async def _in_org(self, org: str, username: str, auth_state: dict) -> bool:
+        token = auth_state["token_response"]
+        url = f"{self.github_api}/orgs/{org}/members/{username}"
+        resp = await self.httpfetch(
+            url,
+            "checking organisation membership",
+            parse_json=False,
+            raise_error=False,
+            headers=self.build_userdata_request_headers(token["access_token"], token["token_type"]),
+            validate_cert=self.validate_server_cert,
+        )
+        if resp.code == 204:
+            return True
+        if resp.code in (302, 404):
+            return False
+        raise GitHubUnavailable(f"HTTP {resp.code} from GET {url}")
+
+    async def is_admitted(self, username: str, auth_model: dict) -> bool:
+        """True if admitted by config (admin, allowed_users, ...) or by an admitted team/org."""
+        if await super().check_allowed(username, auth_model):
+            return True
+        groups = set(auth_model.get("groups") or [])
+        if groups & self.admitted_teams:
+            return True
+        orgs = {g.split(":")[0] for g in groups}
+        for entry in sorted(self.admitted_teams):
+            if ":" not in entry:
+                if entry in orgs or await self._in_org(entry, username, auth_model["auth_state"]):
+                    return True
+        return False
+
+    # ----- what JupyterHub calls -----
+    async def authenticate(self, handler, data=None, **kwargs):
+        try:
+            return await super().authenticate(handler, data, **kwargs)
+        except GitHubUnavailable as e:
+            self.log.warning("Sign-in failed, GitHub unavailable: %s", e)
+        except HTTPClientError as e:
+            self.log.warning("Sign-in failed, GitHub answered HTTP %s", e.code)
+        raise self.unavailable_error(handler)
+
+    async def get_token_info(self, handler, params):
+        try:
+            return await super().get_token_info(handler, params)
+        except web.HTTPError as e:
+            # GitHub answered, but without a token (e.g. a code used twice or expired)
+            self.log.warning("Sign-in failed, GitHub gave no access token (HTTP %s)", e.status_code)
+            retry = self._login_link(handler)
+            raise _error(
+                400,
+                "Sign-in not completed",
+                "GitHub did not complete the sign-in (the sign-in link may have expired). "
+                "Please sign in again.",
+                f"GitHub did not complete the sign-in (the sign-in link may have expired). "
+                f"Please {retry}.",
+            ) from None
+
+    async def get_authenticated_user(self, handler, data):
+        try:
+            return await super().get_authenticated_user(handler, data)
+        except GitHubUnavailable as e:  # from check_allowed's organisation check
+            self.log.warning("Sign-in failed, GitHub unavailable: %s", e)
+            raise self.unavailable_error(handler) from None
+
+    async def check_allowed(self, username, auth_model):
+        if auth_model is None or await self.is_admitted(username, auth_model):
+            return True
+        self.log.info("Refused %s: not in an admitted GitHub team", username)
+        raise self.not_admitted_error(username)
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """Re-read teams (groups, admin); False (sign in again) if no longer admitted."""
+        try:
+            model = await super().refresh_user(user, handler, **kwargs)
+            if isinstance(model, dict) and not await self.is_admitted(user.name, model):
+                self.log.info("%s is no longer in an admitted GitHub team", user.name)
+                if self._interactive(user, handler):
+                    raise self.not_admitted_error(user.name, handler)
+                return False
+            return model
+        except GitHubUnavailable as e:
+            self.log.warning("Could not refresh %s, GitHub unavailable: %s", user.name, e)
+            if self._interactive(user, handler):
+                raise self.unavailable_error(handler) from None
+            return True  # API and cross-user requests keep the last known membership
+
+    # ----- what a person sees -----
+    def _interactive(self, user, handler) -> bool:
+        """Is this the person themselves, in a browser (cookie), on a page other than logout?"""
+        if handler is None or isinstance(handler, LogoutHandler):
+            return False
+        current = getattr(handler, "_jupyterhub_user", None)
+        cookie = not getattr(handler, "_token_authenticated", False)
+        return cookie and getattr(current, "name", None) == user.name
+
+    def _login_link(self, handler, text: str = "sign in again") -> str:
+        if handler is None:
+            return text
+        href = url_path_join(handler.hub.base_url, "login")
+        return f'<a href="{escape(href)}">{text}</a>'
+
+    def unavailable_error(self, handler) -> web.HTTPError:
+        html = f"{escape(UNAVAILABLE)} {self._login_link(handler, 'Sign in again')}."
+        return _error(503, "GitHub could not be reached", UNAVAILABLE, html)
+
+    def not_admitted_error(self, username: str, handler=None) -> web.HTTPError:
+        teams = sorted(self.admitted_teams | self.admin_teams)
+        names = ", ".join(teams) or "(none configured)"
+        text = (
+            f"You are signed in to GitHub as {username}, but {username} is not a member of a "
+            f"GitHub team that admits people to this hub. Teams that admit people: {names}. "
+            "Ask an owner or maintainer of one of these teams to add you, then sign in again."
+        )
+        items = "".join(f"<li>{self._team_link(team)}</li>" for team in teams)
+        html = (
+            f"You are signed in to GitHub as <strong>{escape(username)}</strong>, but "
+            f"<strong>{escape(username)}</strong> is not a member of a GitHub team that admits "
+            f"people to this hub.</p><p>Teams that admit people:</p><ul>{items}</ul>"
+            "<p>Ask an owner or maintainer of one of these teams to add you, then sign in again. "
+            "If you meant to use another GitHub account, sign out of GitHub first."
+        )
+        if handler is not None:  # signed in to the hub: offer a way out
+            href = escape(url_path_join(handler.hub.base_url, "logout"))
+            html += f' <a href="{href}">Sign out of this hub</a>.'
+
+        return _error(403, "Not in an admitted GitHub team", text, html)
+
+    def _team_link(self, entry: str) -> str:
+        org, _, team = entry.partition(":")
+        path = f"orgs/{org}/teams/{team}" if team else org
+        url = f"{self.github_url}/{path}"
+        return f'<a href="{escape(url)}">{escape(entry)}</a>'
