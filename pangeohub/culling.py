@@ -22,6 +22,7 @@ import jupyterhub_idle_culler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Config, Configurable
+from traitlets.config.loader import LazyConfigValue
 
 SERVICE_NAME = "idle-culler"
 CULL_ADMINS_ENV = "PANGEOHUB_CULL_ADMIN_SERVERS"
@@ -30,6 +31,14 @@ DESTRUCTIVE_FLAGS = {
     "--remove-named-servers": "removes named servers, and removing a server deletes its disk",
     "--cull-users": "deletes users, and deleting a user deletes every disk they have",
 }
+
+
+def config_list(section, name: str) -> list:
+    """A list setting of a config section, resolving ``.append``-style lazy values."""
+    value = section.get(name, [])
+    if isinstance(value, LazyConfigValue):
+        value = value.get_value([])
+    return list(value)
 
 
 class CullingPolicy(Configurable):
@@ -80,7 +89,7 @@ class CullingPolicy(Configurable):
         """Register the culler service and its role in the hub's ``config``."""
         if not self.enabled:
             return
-        services = list(config.JupyterHub.get("services", []))
+        services = config_list(config.JupyterHub, "services")
         services = [s for s in services if s.get("name") != SERVICE_NAME]
         services.append(
             {
@@ -99,7 +108,7 @@ class CullingPolicy(Configurable):
 
 def destructive_culling(config: Config) -> str | None:
     """Why a configured culler would delete disks, or None if it only stops servers."""
-    for service in config.JupyterHub.get("services", []):
+    for service in config_list(config.JupyterHub, "services"):
         command = [str(part) for part in service.get("command") or []]
         if not any(module in part for part in command for module in CULLER_MODULES):
             continue

@@ -68,6 +68,16 @@ def test_destructive_culler_flags_refused_at_start_up(args):
         finalize_configuration(config)
 
 
+def test_appended_services_are_read_too():
+    config = Config()
+    config.JupyterHub.services.append(
+        {"name": "old", "command": ["python3", "-m", "jupyterhub_idle_culler", "--cull-users"]}
+    )
+    assert "deletes users" in destructive_culling(config)
+    CullingPolicy().apply(config)
+    assert [s["name"] for s in config.JupyterHub.services] == ["old", "idle-culler"]
+
+
 def test_explicitly_false_flags_are_fine():
     config = Config()
     config.JupyterHub.services = [
