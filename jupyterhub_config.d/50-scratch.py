@@ -1,0 +1,18 @@
+"""Scratch: a prefix per user, credentials from the hub-managed scratch service.
+
+Settings live in services/scratch/scratch_config.py (shared with the service); this file
+registers the service, grants user and server tokens its scope, and adds the hook that
+gives every server $PANGEO_SCRATCH.
+"""
+
+from pathlib import Path
+
+from pangeohub.scratch.hubconfig import configure_hub
+
+c = get_config()  # noqa: F821
+
+scratch_config = (
+    Path(__file__).resolve().parent.parent / "services" / "scratch" / "scratch_config.py"
+)
+load_subconfig(str(scratch_config))  # noqa: F821
+configure_hub(c, str(scratch_config))

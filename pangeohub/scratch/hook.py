@@ -1,0 +1,137 @@
+"""The spawner environment hook: ``PANGEO_SCRATCH`` and what the standard clients need.
+
+Configure with ``c.PangeoSpawnerMixin.environment_hooks.append(scratch_environment)``;
+the hub reads the same ``c.ScratchService`` / backend settings as the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .base import ScratchBackend, backend_class
+
+
+class ScratchEnvironment(LoggingConfigurable):
+    """What every server gets so that ``$PANGEO_SCRATCH`` works with no code."""
+
+    service_url = Unicode(
+        help="""The scratch service's URL as servers (and Dask workers) reach it,
+        ending in the service prefix, e.g. http://hub:10101/services/scratch/.""",
+    ).tag(config=True)
+    credential_command = Unicode(
+        help="""Command run by boto3/google-auth to get credentials (no shell). Default: this
+        Python with -m pangeohub.scratch.cli; in images with pangeohub installed,
+        'pangeohub-scratch-credentials'.""",
+    ).tag(config=True)
+    client_config_dir = Unicode(
+        help="""Directory for the client configuration files (no secrets) the variables
+        point to; it must be readable by servers (in containers: mount it or bake the files
+        into the image at the same path).""",
+    ).tag(config=True)
+    check_timeout = Float(5, help="Seconds to wait for the scratch service at server start.").tag(
+        config=True
+    )
+
+    @default("credential_command")
+    def _default_command(self):
+        return f"{shlex.quote(sys.executable)} -m pangeohub.scratch.cli"
+
+    @default("client_config_dir")
+    def _default_dir(self):
+        state = os.environ.get("PANGEOHUB_STATE_DIR") or "state"
+        return str(Path(state).resolve() / "scratch-client")
+
+    def backend(self) -> ScratchBackend:
+        name = self.config.ScratchService.get("backend", "local")
+        return backend_class(name)(config=self.config, log=self.log)
+
+    def write_client_files(self, files: dict[str, str]) -> dict[str, str]:
+        """Write each file (if changed) and return name -> path."""
+        directory = Path(self.client_config_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for name, text in files.items():
+            path = directory / name
+            if not path.exists() or path.read_text() != text:
+                tmp = path.with_name(f".{name}.tmp")
+                tmp.write_text(text)
+                tmp.chmod(0o644)
+                tmp.replace(path)
+            paths[name] = str(path)
+        return paths
+
+    async def check_service(self, token: str | None) -> str:
+        """``available`` if the service issues credentials for this server's token."""
+        client = AsyncHTTPClient()
+        url = self.service_url + ("credentials" if token else "health")
+        headers = {"Authorization": f"token {token}"} if token else {}
+        request = HTTPRequest(url, headers=headers, request_timeout=self.check_timeout)
+        try:
+            await client.fetch(request)
+        except HTTPClientError as error:
+            message = ""
+            if error.response is not None and error.response.body:
+                try:
+                    message = json.loads(error.response.body).get("message", "")
+                except ValueError:
+                    message = ""
+            self.log.warning("Scratch unavailable (%s): %s", error.code, message)
+            return "unavailable"
+        except Exception as error:
+            self.log.warning("Scratch service unreachable: %s", type(error).__name__)
+            return "unavailable"
+        return "available"
+
+    async def environment(self, user: str, token: str | None = None) -> dict[str, str]:
+        backend = self.backend()
+        url = backend.url(user)
+        paths = self.write_client_files(
+            backend.client_files(self.credential_command, self.service_url)
+        )
+        env = {
+            "PANGEO_SCRATCH": url,
+            "SCRATCH_BUCKET": url,
+            "PANGEO_SCRATCH_SERVICE_URL": self.service_url,
+            **backend.client_environment(user, paths),
+        }
+        env["PANGEO_SCRATCH_STATUS"] = await self.check_service(token)
+        return env
+
+
+async def scratch_environment(spawner) -> dict[str, str]:
+    """``hook(spawner) -> dict``: the scratch variables for ``spawner``'s user."""
+    scratch = ScratchEnvironment(parent=spawner)
+    return await scratch.environment(spawner.user.name, getattr(spawner, "api_token", None))
+
+
+def load_scratch_config(path: str):
+    """The traitlets config of a scratch config file (e.g. services/scratch/scratch_config.py)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    directory, name = os.path.split(os.path.abspath(path))
+    return PyFileConfigLoader(name, path=directory).load_config()
+
+
+def cluster_environment_hook(service_url: str, config=None):
+    """A ``hook(user) -> dict`` for Dask Gateway clusters (``user.name`` is used).
+
+    Gives schedulers and workers the same scratch variables as the user's server. The
+    processes obtain credentials with ``$JUPYTERHUB_API_TOKEN``, which the gateway must
+    set to a token of that user holding ``access:services!service=scratch``.
+    """
+
+    async def hook(user) -> dict[str, str]:
+        scratch = ScratchEnvironment(config=config, service_url=service_url)
+        env = await scratch.environment(user.name)
+        env.pop("PANGEO_SCRATCH_STATUS", None)
+        return env
+
+    return hook

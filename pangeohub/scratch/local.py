@@ -1,0 +1,93 @@
+"""Local scratch: a directory per user on this machine (the embedded default)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from traitlets import Unicode, default
+
+from .base import BackendUnavailable, Issued, ScratchBackend, ScratchConfigError
+from .names import user_segment
+
+
+def sweep(root: Path, max_age_seconds: float, now: float) -> int:
+    """Delete files under ``root`` last modified more than ``max_age_seconds`` ago.
+
+    Symbolic links are removed as links (never followed); old empty directories below a
+    user's directory are removed too; the users' own directories are kept.
+    Returns the number of files removed.
+    """
+    removed = 0
+    cutoff = now - max_age_seconds
+    for user_dir in (p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        for dirpath, dirnames, filenames in os.walk(user_dir, topdown=False):
+            here = Path(dirpath)
+            for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
+                path = here / name
+                with contextlib.suppress(FileNotFoundError):
+                    info = path.lstat()
+                    if info.st_mtime < cutoff and not stat.S_ISDIR(info.st_mode):
+                        path.unlink()
+                        removed += 1
+            with contextlib.suppress(OSError):
+                if here != user_dir and here.lstat().st_mtime < cutoff and not any(here.iterdir()):
+                    here.rmdir()
+    return removed
+
+
+class LocalScratchBackend(ScratchBackend):
+    """A directory per user under ``root``; no credentials needed on one machine."""
+
+    name = "local"
+    scheme = "file"
+
+    root = Unicode(help="Directory holding one scratch directory per user.").tag(config=True)
+
+    @default("root")
+    def _default_root(self):
+        state = os.environ.get("PANGEOHUB_STATE_DIR") or "state"
+        return str(Path(state).resolve() / "scratch")
+
+    def check_config(self) -> None:
+        if not os.path.isabs(self.root):
+            raise ScratchConfigError(
+                f"c.LocalScratchBackend.root must be an absolute path, not {self.root!r}."
+            )
+
+    def path(self, user: str) -> Path:
+        return Path(self.root) / user_segment(user)
+
+    def url(self, user: str) -> str:
+        return f"file://{self.path(user)}"
+
+    async def start(self) -> None:
+        self.check_config()
+        try:
+            Path(self.root).mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise ScratchConfigError(
+                f"Cannot create the scratch directory {self.root} ({error.strerror})."
+            ) from None
+
+    async def credentials(self, user: str) -> Issued:
+        path = self.path(user)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            self.log.error("Cannot create scratch directory for %s: %s", user, error.strerror)
+            raise BackendUnavailable("The scratch directory could not be created.") from None
+        return Issued(url=self.url(user), credentials={"path": str(path)}, expiration=None)
+
+    async def ensure_expiry(self) -> None:
+        """Remove files older than ``expiry_days`` (this backend has no lifecycle rules)."""
+        root = Path(self.root)
+        if not root.is_dir():
+            return
+        removed = await asyncio.to_thread(sweep, root, self.expiry_days * 86400, self.now())
+        self.log.info(
+            "Scratch sweep removed %d file(s) older than %d days", removed, self.expiry_days
+        )
