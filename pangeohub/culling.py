@@ -22,7 +22,8 @@ import jupyterhub_idle_culler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Config, Configurable
-from traitlets.config.loader import LazyConfigValue
+
+from .hubconfig import config_list
 
 SERVICE_NAME = "idle-culler"
 CULL_ADMINS_ENV = "PANGEOHUB_CULL_ADMIN_SERVERS"
@@ -31,14 +32,6 @@ DESTRUCTIVE_FLAGS = {
     "--remove-named-servers": "removes named servers, and removing a server deletes its disk",
     "--cull-users": "deletes users, and deleting a user deletes every disk they have",
 }
-
-
-def config_list(section, name: str) -> list:
-    """A list setting of a config section, resolving ``.append``-style lazy values."""
-    value = section.get(name, [])
-    if isinstance(value, LazyConfigValue):
-        value = value.get_value([])
-    return list(value)
 
 
 class CullingPolicy(Configurable):
@@ -89,7 +82,7 @@ class CullingPolicy(Configurable):
         """Register the culler service and its role in the hub's ``config``."""
         if not self.enabled:
             return
-        services = config_list(config.JupyterHub, "services")
+        services = config_list(config, "services")
         services = [s for s in services if s.get("name") != SERVICE_NAME]
         services.append(
             {
@@ -108,7 +101,7 @@ class CullingPolicy(Configurable):
 
 def destructive_culling(config: Config) -> str | None:
     """Why a configured culler would delete disks, or None if it only stops servers."""
-    for service in config_list(config.JupyterHub, "services"):
+    for service in config_list(config, "services"):
         command = [str(part) for part in service.get("command") or []]
         if not any(module in part for part in command for module in CULLER_MODULES):
             continue

@@ -21,7 +21,8 @@ _services: dict[str, dict] = {}
 _role_scopes: dict[str, list[str]] = {}
 
 
-def _current(c, key: str) -> list[dict]:
+def config_list(c, key: str) -> list[dict]:
+    """``c.JupyterHub.<key>`` as a list, resolving ``.append``-style lazy values."""
     value = c.JupyterHub.get(key, [])
     if isinstance(value, LazyConfigValue):
         value = value.get_value([])
@@ -29,10 +30,10 @@ def _current(c, key: str) -> list[dict]:
 
 
 def _write(c) -> None:
-    services = [s for s in _current(c, "services") if s.get("name") not in _services]
+    services = [s for s in config_list(c, "services") if s.get("name") not in _services]
     c.JupyterHub.services = services + list(_services.values())
     roles = []
-    for role in _current(c, "load_roles"):
+    for role in config_list(c, "load_roles"):
         name = role.get("name")
         if name in _role_scopes:
             extra = [s for s in role.get("scopes", []) if s not in _role_scopes[name]]
