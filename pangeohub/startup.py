@@ -13,6 +13,7 @@ from collections.abc import Callable
 from traitlets.config import Config
 
 from .culling import CullingPolicy, destructive_culling
+from .hubconfig import config_list
 from .policy import PangeoPolicy
 
 
@@ -37,7 +38,20 @@ def wire_culling(config: Config) -> None:
     CullingPolicy(config=config).apply(config)
 
 
-WIRING: list[Callable[[Config], None]] = [wire_culling]
+def wire_scratch_expiry_schedule(config: Config, service_name: str = "scratch") -> None:
+    """Expire scratch data on the culler's schedule (c.CullingPolicy.every)."""
+    every = CullingPolicy(config=config).every
+    services = config_list(config, "services")
+    for service in services:
+        command = service.get("command")
+        if service.get("name") != service_name or not command:
+            continue
+        flag = "--ScratchService.expiry_check_seconds="
+        service["command"] = [a for a in command if not a.startswith(flag)] + [f"{flag}{every}"]
+    config.JupyterHub.services = services
+
+
+WIRING: list[Callable[[Config], None]] = [wire_culling, wire_scratch_expiry_schedule]
 CHECKS: list[Callable[[Config], None]] = [check_profiles, check_culling_keeps_disks]
 
 
