@@ -34,11 +34,11 @@ test: setup /usr/bin/chromium
 	$(BIN)/pytest
 
 lint: setup
-	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services
-	$(BIN)/ruff format --check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services
+	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services deploy
+	$(BIN)/ruff format --check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services deploy
 
 format: setup
-	$(BIN)/ruff format pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services
+	$(BIN)/ruff format pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services deploy
 
 docs: setup
 	$(BIN)/sphinx-build -q -b html docs docs/_build/html
