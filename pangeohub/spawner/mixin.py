@@ -57,11 +57,24 @@ class PangeoSpawnerMixin(Configurable):
         return self.policy.profiles_for(self.user_groups)
 
     def resolve_profile(self, slug: str | None) -> Profile:
-        """The profile to run, or an HTTP 4xx saying which ones the user may choose."""
+        """The profile to run, or an HTTP 4xx saying which ones the user may choose.
+
+        A refused choice is not kept as this server's saved options, so the next start
+        without options gets the user's default instead of the same refusal.
+        """
         try:
             return self.policy.choose_profile(slug, self.user_groups)
         except PolicyError as error:
+            self.forget_saved_options()
             raise refusal(error) from None
+
+    def forget_saved_options(self) -> None:
+        """Drop the options JupyterHub saved for this server's next start."""
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None and orm_spawner.user_options:
+            orm_spawner.user_options = {}
+            self.db.commit()
+        self.user_options = {}
 
     def apply_profile(self, profile: Profile) -> None:
         """Set this spawner's resources from ``profile`` (spawner-specific parts extend this)."""

@@ -84,6 +84,15 @@ async def test_forged_api_request_for_forbidden_profile_is_403(pangeo):
     assert not user.spawners[""].active
 
 
+async def test_a_refused_choice_is_not_reused_by_the_next_start(pangeo):
+    user = member(pangeo, "ocean6", "pangeo-data:oceans")
+    assert (await start(pangeo, user, profile="large")).status_code == 403
+    response = await start(pangeo, user)  # no options: the user's default, not 'large' again
+    assert response.status_code in (201, 202), response.text
+    assert user.spawners[""].profile.slug == "small"
+    await user.stop("")
+
+
 async def test_unknown_profile_is_400(pangeo):
     user = member(pangeo, "ocean2", "pangeo-data:oceans")
     response = await start(pangeo, user, profile="x" * 500)
