@@ -1,0 +1,11 @@
+"""Dask Gateway for pangeohub: cluster options bounded per group, per-user limits,
+clusters that run the user's own image and stop with the server that made them.
+
+- :mod:`.options` — :class:`GatewayPolicy`: the options users see and their bounds.
+- :mod:`.backend` — per-user limits across clusters, the local backend, the stop route.
+- :mod:`.hub` — the hub side: the service, the servers' environment, the stop hook.
+"""
+
+from .options import GatewayPolicy
+
+__all__ = ["GatewayPolicy"]

@@ -1,0 +1,111 @@
+"""The per-user limits on paths the end-to-end tests do not reach quickly (adaptive
+scaling, a scheduler asking past the limit), and the Kubernetes backend's config."""
+
+from __future__ import annotations
+
+import pytest
+from dask_gateway_server.backends.base import Backend, PublicException
+from dask_gateway_server.models import Cluster, ClusterStatus, User
+from traitlets.config import Config
+
+from pangeohub.gateway.backend import PangeoBackendMixin
+from pangeohub.gateway.kubernetes import PangeoKubeBackend
+
+GiB = 1024**3
+CONFIG = {"worker_cores": 1, "worker_memory": GiB, "scheduler_cores": 1, "scheduler_memory": GiB}
+
+
+class RecordingBackend(Backend):
+    """dask-gateway-server's Backend interface over a dict: what reached the base class."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.clusters: dict[str, Cluster] = {}
+        self.forwarded: list[dict] = []
+        self.heartbeats: list[dict] = []
+
+    def add(self, name: str, user: str = "ada") -> Cluster:
+        cluster = Cluster(name, user, "token", {}, dict(CONFIG), ClusterStatus.RUNNING)
+        self.clusters[name] = cluster
+        return cluster
+
+    async def list_clusters(self, username=None, statuses=None):
+        return [c for c in self.clusters.values() if c.username == username]
+
+    async def get_cluster(self, cluster_name, wait=False):
+        return self.clusters.get(cluster_name)
+
+    async def forward_message_to_scheduler(self, cluster, msg):
+        self.forwarded.append(msg)
+
+    async def on_cluster_heartbeat(self, cluster_name, msg):
+        self.heartbeats.append(msg)
+
+
+class LimitedBackend(PangeoBackendMixin, RecordingBackend):
+    pass
+
+
+def backend(**limits) -> LimitedBackend:
+    config = Config()
+    config.GatewayPolicy.user_limits = limits
+    return LimitedBackend(config=config)
+
+
+def heartbeat(count: int) -> dict:
+    return {"count": count, "active_workers": [], "closing_workers": [], "closed_workers": []}
+
+
+async def test_adaptive_maximum_is_capped_at_what_the_limits_leave():
+    b = backend(workers=5, cores=0, memory=0, clusters=0)
+    first, second = b.add("first"), b.add("second")
+    await b.forward_message_to_scheduler(first, {"op": "scale", "count": 3})
+    await b.forward_message_to_scheduler(second, {"op": "adapt", "minimum": 0, "maximum": 50})
+    assert b.forwarded[-1]["maximum"] == 2
+    with pytest.raises(PublicException, match="Adapting with minimum 3 workers would take you"):
+        await b.forward_message_to_scheduler(second, {"op": "adapt", "minimum": 3, "maximum": 4})
+
+
+async def test_a_scheduler_asking_past_the_limit_is_capped():
+    b = backend(workers=0, cores=4, memory=0, clusters=0)  # 4 cores: scheduler + 3 workers
+    b.add("only")
+    await b.on_cluster_heartbeat("only", heartbeat(10))
+    assert b.heartbeats[-1]["count"] == 3
+    await b.on_cluster_heartbeat("only", heartbeat(2))
+    assert b.heartbeats[-1]["count"] == 2
+
+
+async def test_memory_limit_counts_schedulers_and_workers():
+    b = backend(workers=0, cores=0, memory="4G", clusters=0)
+    first, second = b.add("first"), b.add("second")
+    await b.forward_message_to_scheduler(first, {"op": "scale", "count": 1})  # 2 GiB
+    with pytest.raises(PublicException, match="past your limit of 4 GiB") as refused:
+        await b.forward_message_to_scheduler(second, {"op": "scale", "count": 2})
+    assert "first (1 worker, 2 cores, 2 GiB)" in str(refused.value)
+
+
+async def test_kubernetes_backend_gets_the_image_and_environment():
+    config = Config()
+    config.GatewayPolicy.image_allowlist = ["pangeo/ml:1"]
+    config.GatewayPolicy.environment = {"PANGEO_SCRATCH": "gs://scratch/{username}/"}
+    b = PangeoKubeBackend(config=config)
+    user = User("ada", ["org:team"])
+    _, cluster_config = await b.process_cluster_options(user, {"image": "pangeo/ml:1"})
+    assert cluster_config.image == "pangeo/ml:1"
+    assert cluster_config.environment["PANGEO_SCRATCH"] == "gs://scratch/ada/"
+    assert cluster_config.idle_timeout == 3600
+    with pytest.raises(PublicException, match="is not allowed"):
+        await b.process_cluster_options(user, {"image": "evil/miner"})
+
+
+async def test_a_failing_environment_hook_refuses_with_a_clean_message():
+    def broken(user):
+        raise RuntimeError("secret-ish internal detail")
+
+    config = Config()
+    config.GatewayPolicy.environment_hooks = [broken]
+    b = LimitedBackend(config=config)
+    with pytest.raises(PublicException) as refused:
+        await b.process_cluster_options(User("ada"), {})
+    assert "could not be prepared" in str(refused.value)
+    assert "internal detail" not in str(refused.value)
