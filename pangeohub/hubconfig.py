@@ -10,6 +10,8 @@ registered service and grant, whatever the load order.
 
 from __future__ import annotations
 
+import socket
+
 from traitlets.config import LazyConfigValue
 
 DEFAULT_ROLE_SCOPES = {
@@ -19,6 +21,13 @@ DEFAULT_ROLE_SCOPES = {
 
 _services: dict[str, dict] = {}
 _role_scopes: dict[str, list[str]] = {}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (for a service the hub starts)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def config_list(c, key: str) -> list[dict]:

@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
-from inspect import isawaitable
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Callable, Float, Int, List, Unicode, default
 from traitlets.config import Configurable
 
-from ..hubconfig import add_environment_hook, grant_scopes, register_service
+from ..hubconfig import add_environment_hook, free_port, grant_scopes, register_service
+from ..spawner.mixin import collect_environment
 from ..state import StateDirectory
 from .backend import SERVER_ROUTE, STOP_ROUTE
 
 REPO = Path(__file__).resolve().parent.parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_tag(name: str) -> str:
@@ -191,19 +184,9 @@ class GatewayService(Configurable):
     async def worker_environment(self, spawner) -> dict[str, str]:
         """What the workers of this server's clusters get (pangeohub sets it, users
         cannot override it): the worker hooks' variables and a token of their own."""
-        env: dict[str, str] = {}
-        for hook in self.worker_environment_hooks:
-            try:
-                result = hook(spawner)
-                if isawaitable(result):
-                    result = await result
-                env.update({str(k): str(v) for k, v in (result or {}).items()})
-            except Exception as error:
-                spawner.log.warning(
-                    "Dask worker environment hook %s failed (%s)",
-                    getattr(hook, "__qualname__", hook),
-                    type(error).__name__,
-                )
+        env = await collect_environment(
+            self.worker_environment_hooks, spawner, "Dask worker environment hook"
+        )
         if self.worker_token_scopes:
             self.revoke_worker_tokens(spawner)
             try:

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
-from ..hubconfig import add_environment_hook, grant_scopes, register_service
+from ..hubconfig import add_environment_hook, free_port, grant_scopes, register_service
 from ..state import StateDirectory
 from .hook import scratch_environment
 
 SCOPE = "access:services!service={name}"
 PASSED_ENV = ("AWS_", "GOOGLE_", "PANGEOHUB_")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A currently free TCP port on ``host``."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def configure_hub(c, config_file: str, name: str = "scratch") -> str:

@@ -18,6 +18,27 @@ def refusal(error: PolicyError) -> web.HTTPError:
     return http_error
 
 
+async def collect_environment(hooks, spawner, what: str) -> dict[str, str]:
+    """Merge the variables ``hook(spawner)`` (maybe async) returns; a failing hook is
+    logged by name and error type (never its message, which may hold a secret) and skipped."""
+    env: dict[str, str] = {}
+    for hook in hooks:
+        try:
+            result = hook(spawner)
+            if isawaitable(result):
+                result = await result
+            env.update({str(k): str(v) for k, v in (result or {}).items()})
+        except Exception as error:
+            spawner.log.error(
+                "%s %s failed for %s (%s); going on without it.",
+                what,
+                getattr(hook, "__qualname__", repr(hook)),
+                spawner._log_name,
+                type(error).__name__,
+            )
+    return env
+
+
 class PangeoSpawnerMixin(Configurable):
     """Applies :class:`~pangeohub.policy.PangeoPolicy` to a JupyterHub spawner.
 
@@ -88,22 +109,7 @@ class PangeoSpawnerMixin(Configurable):
 
     async def run_environment_hooks(self) -> dict[str, str]:
         """Collect the environment every hook adds; a failing hook is skipped."""
-        env: dict[str, str] = {}
-        for hook in self.environment_hooks:
-            name = getattr(hook, "__qualname__", repr(hook))
-            try:
-                result = hook(self)
-                if isawaitable(result):
-                    result = await result
-                env.update({str(k): str(v) for k, v in (result or {}).items()})
-            except Exception as error:
-                self.log.error(
-                    "Environment hook %s failed for %s (%s); starting without it.",
-                    name,
-                    self._log_name,
-                    type(error).__name__,
-                )
-        return env
+        return await collect_environment(self.environment_hooks, self, "Environment hook")
 
     async def prepare_start(self) -> None:
         """Everything the policy decides before a start."""
