@@ -301,8 +301,17 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
     _stale_reflectors: set[str] = set()
 
     async def _start_reflector(self, kind, reflector_class, replace=False, **kwargs):
-        """Replace a reflector that died or that is backing off after an API outage."""
-        previous = self.__class__.reflectors.get(self._get_reflector_key(kind))
+        """Replace a reflector that died or that is backing off after an API outage.
+
+        Reflectors are shared by every start: one start's failure must never leave one half
+        loaded. Their start runs shielded from this start's cancellation (KubeSpawner cancels
+        the events reflector's start when the pods one fails), and a first load that another
+        start began is waited for at most k8s_api_request_retry_timeout seconds.
+        """
+        key = self._get_reflector_key(kind)
+        if not replace:
+            await self._wait_first_load(kind, key)
+        previous = self.__class__.reflectors.get(key)
         if previous is not None and not replace:
             loaded = previous.first_load_future
             failed = loaded.done() and (loaded.cancelled() or loaded.exception() is not None)
@@ -312,11 +321,43 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
                 self.log.info("Restarting the %s reflector", kind)
                 replace = True
         reflector_class = _tracking(reflector_class)
-        reflector = await super()._start_reflector(kind, reflector_class, replace=replace, **kwargs)
-        PangeoKubeSpawner._stale_reflectors.discard(kind)
-        return reflector
+
+        async def start():
+            reflector = await super(PangeoKubeSpawner, self)._start_reflector(
+                kind, reflector_class, replace=replace, **kwargs
+            )
+            PangeoKubeSpawner._stale_reflectors.discard(kind)
+            return reflector
+
+        task = asyncio.ensure_future(start())
+        task.add_done_callback(_retrieve)  # its failure is this start's, or nobody's
+        return await asyncio.shield(task)
+
+    async def _wait_first_load(self, kind: str, key) -> None:
+        """Wait, bounded, for a first load of the shared reflector that is in progress."""
+        deadline = time.monotonic() + self.k8s_api_request_retry_timeout
+        while True:
+            reflector = self.__class__.reflectors.get(key)
+            if reflector is None or reflector.first_load_future.done():
+                return  # nothing loading: _start_reflector decides whether to (re)start it
+            loaded = reflector.first_load_future
+            try:
+                await asyncio.wait_for(asyncio.shield(loaded), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                # not loaded yet, with the API slow or unreachable: reload it at the next start
+                PangeoKubeSpawner._stale_reflectors.add(kind)
+                raise TimeoutError(
+                    f"Could not list {kind} within {self.k8s_api_request_retry_timeout}s"
+                ) from None
+            except asyncio.CancelledError:
+                if not loaded.cancelled():
+                    raise  # this start was cancelled
+            except Exception:
+                pass  # that load failed: the reflector is replaced
 
     async def _start(self):
+        # the whole start ends within start_timeout, as when JupyterHub runs it
+        deadline = time.monotonic() + self.start_timeout
         main = asyncio.ensure_future(super()._start())
         watchdog = asyncio.ensure_future(self._watch_pod())
         try:
@@ -326,7 +367,12 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await main
                 raise watchdog.exception()
-            url = await main
+            try:
+                url = await asyncio.wait_for(main, max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                if not main.cancelled():
+                    raise  # KubeSpawner's own timeout
+                raise TimeoutError(f"start not finished in {self.start_timeout}s") from None
         except StartFailure as failure:
             await self._clean_failed_start()
             raise failure
@@ -526,6 +572,19 @@ class _TrackFailures:
 
     failing = False
 
+    async def start(self):
+        """KubeSpawner's, but a start that ends without a first load always fails it."""
+        try:
+            await super().start()
+        except BaseException as error:  # also cancelled: nothing else would finish the load
+            self.failing = True
+            if not self.first_load_future.done():
+                if not isinstance(error, Exception):
+                    error = RuntimeError(f"the first list of {self.kind} was interrupted")
+                self.first_load_future.set_exception(error)
+                _retrieve(self.first_load_future)
+            raise
+
     async def _list_and_update(self, resource_version=None):
         try:
             version = await super()._list_and_update(resource_version)
@@ -534,6 +593,12 @@ class _TrackFailures:
             raise
         self.failing = False
         return version
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a finished future's exception as seen (asyncio logs unseen ones)."""
+    if future.done() and not future.cancelled():
+        future.exception()
 
 
 _TRACKING: dict[type, type] = {}

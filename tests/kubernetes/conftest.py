@@ -132,7 +132,7 @@ def make_spawner(fake, spawner_log, reflector_errors, stop_reflectors):
     def make(user, name: str = "", options: dict | None = None, cls=PangeoKubeSpawner, **extra):
         spawner = cls(
             user=user,
-            orm_spawner=SimpleNamespace(name=name, server=None, display_name=name),
+            orm_spawner=SimpleNamespace(name=name, server=None, display_name=name, user_options={}),
             hub=Hub(),
             config=kube_config(fake, **extra),
             log=spawner_log,

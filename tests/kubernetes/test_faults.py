@@ -10,6 +10,7 @@ from jupyterhub.spawner import SpawnException
 from .conftest import NAMESPACE, make_user
 
 PODS = rf"^/api/v1/namespaces/{NAMESPACE}/pods$"
+EVENTS = rf"^/api/v1/namespaces/{NAMESPACE}/events$"
 
 
 def leftovers(fake) -> tuple[list, list]:
@@ -117,6 +118,25 @@ async def test_hub_started_while_api_failing(fake, make_spawner, clean):
     assert "answered with an error (HTTP 500)" in failure.jupyterhub_message
     spawner = make_spawner(make_user("heidi"), KubeSpawner__start_timeout=5)
     await spawner.start()
+    await spawner.stop()
+    await spawner.delete_forever()
+
+
+@pytest.mark.allow_reflector_errors
+async def test_pods_list_fails_while_events_list_in_flight(fake, make_spawner, clean):
+    """The failed start must not leave the shared events reflector half loaded."""
+    from pangeohub.spawner.kubernetes import PangeoKubeSpawner
+
+    await PangeoKubeSpawner._stop_all_reflectors()
+    fake.fault(PODS, 500, "GET")
+    fake.fault(EVENTS, method="GET", delay=1, times=1)  # still loading when the pods list fails
+    try:
+        failure = await start_fails(make_spawner(make_user("heidi")))
+    finally:
+        fake.clear_faults()
+    assert "answered with an error (HTTP 500)" in failure.jupyterhub_message
+    spawner = make_spawner(make_user("heidi"), KubeSpawner__start_timeout=5)
+    await asyncio.wait_for(spawner.start(), 10)  # the test's own bound: a hang fails it
     await spawner.stop()
     await spawner.delete_forever()
 
