@@ -57,10 +57,8 @@ CHECKS: list[Callable[[Config], None]] = [check_profiles, check_culling_keeps_di
 
 def finalize_configuration(config: Config) -> None:
     """Wire what depends on final settings, then run every check."""
-    for wire in WIRING:
-        wire(config)
-    for check in CHECKS:
+    for step in [*WIRING, *CHECKS]:
         try:
-            check(config)
+            step(config)
         except ValueError as error:
             raise ConfigurationError(f"pangeohub configuration error: {error}") from None

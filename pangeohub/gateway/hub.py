@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Callable, Float, Int, List, Unicode, default
 from traitlets.config import Configurable
 
-from ..hubconfig import add_environment_hook, free_port, grant_scopes, register_service
+from ..hubconfig import (
+    add_environment_hook,
+    config_list,
+    free_port,
+    grant_scopes,
+    register_service,
+)
 from ..spawner.mixin import collect_environment
 from ..state import StateDirectory
 from .backend import SERVER_ROUTE, STOP_ROUTE
-
-REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def server_tag(name: str) -> str:
@@ -43,8 +46,9 @@ class GatewayService(Configurable):
         set ``service_url``, ``address`` and ``proxy_address``.""",
     ).tag(config=True)
     config_file = Unicode(
-        str(REPO / "services" / "dask-gateway" / "dask_gateway_config.py"),
-        help="The gateway's configuration file (managed gateway only).",
+        "",
+        help="""The gateway's configuration file (managed gateway only); the bundle's
+        jupyterhub_config.d/60-dask-gateway.py sets it to services/dask-gateway/.""",
     ).tag(config=True)
     port = Int(
         help="Loopback port of the gateway's HTTP proxy; default $PANGEOHUB_GATEWAY_PORT, "
@@ -272,6 +276,11 @@ def wire_gateway(c) -> GatewayService:
     """Wire Dask Gateway into the hub's final config ``c`` (run once everything, the
     admin's override included, is loaded): the service, its scope, the hooks."""
     gateway = GatewayService(config=c)
+    if gateway.managed and not gateway.config_file:
+        raise ValueError(
+            "c.GatewayService.config_file is not set: point it at the gateway's "
+            "configuration (the bundle's is services/dask-gateway/dask_gateway_config.py)."
+        )
     if "base_url" in c.JupyterHub:
         gateway.base_url = c.JupyterHub.base_url
     environment = {
@@ -284,7 +293,7 @@ def wire_gateway(c) -> GatewayService:
     grant_scopes(c, "user", [gateway.access_scope])
     grant_scopes(c, "server", [gateway.access_scope])
     # The gateway reads servers, to stop clusters whose server stopped while it was down.
-    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    roles = config_list(c, "load_roles")
     role = f"{gateway.service_name}-service"
     if not any(r.get("name") == role for r in roles):
         scopes = ["read:users:name", "read:servers"]
