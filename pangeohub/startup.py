@@ -51,13 +51,15 @@ def wire_scratch_expiry_schedule(config: Config, service_name: str = "scratch") 
     config.JupyterHub.services = services
 
 
-WIRING: list[Callable[[Config], None]] = [wire_culling, wire_scratch_expiry_schedule]
+# Steps jupyterhub_config.d files add (scratch, Dask Gateway); pangeohub's own run after them.
+WIRING: list[Callable[[Config], None]] = []
+FINAL_WIRING: list[Callable[[Config], None]] = [wire_culling, wire_scratch_expiry_schedule]
 CHECKS: list[Callable[[Config], None]] = [check_profiles, check_culling_keeps_disks]
 
 
 def finalize_configuration(config: Config) -> None:
     """Wire what depends on final settings, then run every check."""
-    for step in [*WIRING, *CHECKS]:
+    for step in [*WIRING, *FINAL_WIRING, *CHECKS]:
         try:
             step(config)
         except ValueError as error:

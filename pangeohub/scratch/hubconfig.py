@@ -40,3 +40,9 @@ def configure_hub(c, config_file: str, name: str = "scratch") -> str:
     c.ScratchEnvironment.service_url = f"{url}/services/{name}/"
     add_environment_hook(c, scratch_environment)
     return c.ScratchEnvironment.service_url
+
+
+def wire_scratch(c) -> None:
+    """The wiring step (see pangeohub.startup.WIRING): configure_hub with the service's
+    config file, ``c.ScratchService.config_file``."""
+    configure_hub(c, c.ScratchService.config_file)
