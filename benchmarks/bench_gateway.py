@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,11 +23,14 @@ import textwrap
 import time
 from pathlib import Path
 
-import requests
 from dask_gateway import Gateway, GatewayCluster
 from dask_gateway.auth import BasicAuth
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.hubprocess import free_port, wait_for_http  # noqa: E402
+
 SERVICE_CONFIG = REPO / "services" / "dask-gateway" / "dask_gateway_config.py"
 
 COMMON = f"""
@@ -55,12 +57,6 @@ c = get_config()  # noqa
 c.GatewayPolicy.worker_memory = {"min": "256M", "max": "1G", "default": "512M"}
 c.GatewayPolicy.environment = {"PANGEO_SCRATCH": "file:///scratch/{username}/"}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class GatewayProcess:
@@ -97,13 +93,8 @@ class GatewayProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.address}/api/health", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
+        if wait_for_http(f"{self.address}/api/health", 60):
+            return
         self.stop()
         raise SystemExit(f"{name} gateway did not start; see {workdir / 'gateway.log'}")
 

@@ -38,6 +38,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(url: str, timeout: float = 60, *, proc=None) -> bool:
+    """Poll ``url`` until it answers 2xx (True); False once ``proc`` exits or time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            if requests.get(url, timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    return False
+
+
 class HubError(RuntimeError):
     """The hub did not come up (its log tail says why)."""
 
@@ -90,16 +105,10 @@ class HubProcess:
             start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise HubError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
+        if wait_for_http(f"{self.url}/hub/api/", timeout, proc=self.proc):
+            return self
+        if self.proc.poll() is not None:
+            raise HubError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log_tail()}")
         self.stop()
         raise HubError(f"jupyterhub did not answer within {timeout}s:\n{self.log_tail()}")
 

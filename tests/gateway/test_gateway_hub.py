@@ -20,7 +20,7 @@ import requests
 from dask_gateway import Gateway
 from dask_gateway.auth import JupyterHubAuth
 
-from ..hubprocess import HubProcess, free_port
+from ..hubprocess import HubProcess, free_port, wait_for_http
 
 pytestmark = pytest.mark.e2e
 
@@ -83,14 +83,8 @@ class GatewayHub:
         return Gateway(self.address, proxy_address=self.proxy_address, auth=auth)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.address}/api/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
+        if wait_for_http(f"{self.address}/api/health", timeout):
+            return
         raise AssertionError(f"the gateway did not answer:\n{self.hub.log_tail()}")
 
     def server_env(self, user: str, server: str = "") -> dict[str, str]:

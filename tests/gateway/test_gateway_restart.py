@@ -9,16 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import requests
 from dask_gateway import Gateway
 from dask_gateway.auth import BasicAuth
 
-from ..hubprocess import free_port
+from ..hubprocess import free_port, wait_for_http
 from .test_gateway_hub import kill_marked
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,13 +59,8 @@ class Gateway1:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.address}/api/health", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
+        if wait_for_http(f"{self.address}/api/health", 60):
+            return
         raise AssertionError(self.log.read_text()[-3000:])
 
     def kill(self) -> None:

@@ -18,6 +18,13 @@ def leftovers(fake) -> tuple[list, list]:
     return names("pods"), names("persistentvolumeclaims")
 
 
+async def start_stop_delete(spawner) -> None:
+    """A start that works, then the server stopped and deleted (leaving nothing)."""
+    await spawner.start()
+    await spawner.stop()
+    await spawner.delete_forever()
+
+
 async def start_fails(spawner) -> SpawnException:
     with pytest.raises(SpawnException) as info:
         await spawner.start()
@@ -99,10 +106,7 @@ async def test_api_unreachable_then_back(fake, make_spawner, clean):
     assert "cannot reach the Kubernetes cluster" in failure.jupyterhub_message
     assert failure.status_code == 503
     # the next start works at once, not after the reflectors' back-off
-    spawner = make_spawner(user, KubeSpawner__start_timeout=4)
-    await spawner.start()
-    await spawner.stop()
-    await spawner.delete_forever()
+    await start_stop_delete(make_spawner(user, KubeSpawner__start_timeout=4))
 
 
 @pytest.mark.allow_reflector_errors
@@ -116,10 +120,7 @@ async def test_hub_started_while_api_failing(fake, make_spawner, clean):
     finally:
         fake.clear_faults()
     assert "answered with an error (HTTP 500)" in failure.jupyterhub_message
-    spawner = make_spawner(make_user("heidi"), KubeSpawner__start_timeout=5)
-    await spawner.start()
-    await spawner.stop()
-    await spawner.delete_forever()
+    await start_stop_delete(make_spawner(make_user("heidi"), KubeSpawner__start_timeout=5))
 
 
 @pytest.mark.allow_reflector_errors
