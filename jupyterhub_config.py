@@ -1,12 +1,15 @@
-"""pangeohub's hub configuration.
+"""pangeohub's hub configuration (one machine).
 
-Loads jupyterhub_config.d/*.py in name order, then the admin's override file named
-by $PANGEOHUB_CONFIG (if set), so an admin can change anything without editing the
-bundle. Run: jupyterhub -f jupyterhub_config.py
+Loads jupyterhub_config.d/*.py in name order (the one-machine defaults), then the admin's
+file named by $PANGEOHUB_CONFIG (if set), then pangeohub's one entry point, which wires
+every part on the merged configuration and refuses what it cannot honour.
+Run: jupyterhub -f jupyterhub_config.py
 """
 
 import os
 from pathlib import Path
+
+import pangeohub
 
 here = Path(__file__).resolve().parent
 for part in sorted((here / "jupyterhub_config.d").glob("*.py")):
@@ -18,7 +21,4 @@ if override:
         raise SystemExit(f"PANGEOHUB_CONFIG={override} is not a file; fix the path or unset it.")
     load_subconfig(str(Path(override).resolve()))  # noqa: F821
 
-# Wire what depends on final settings; refuse a configuration pangeohub cannot honour.
-from pangeohub.startup import finalize_configuration  # noqa: E402
-
-finalize_configuration(c)  # noqa: F821
+pangeohub.configure(c)  # noqa: F821

@@ -79,7 +79,7 @@ async def main(args) -> None:
     from moto.server import ThreadedMotoServer
     from traitlets.config import Config
 
-    from pangeohub.scratch.service import ScratchService
+    from pangeohub.scratch.service import ScratchServiceApp
     from tests.hubprocess import HubProcess, free_port
 
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
@@ -120,7 +120,7 @@ async def main(args) -> None:
         config.S3ScratchBackend.bucket = "bench-scratch"
         config.S3ScratchBackend.role_arn = "arn:aws:iam::123456789012:role/bench"
         config.S3ScratchBackend.endpoint_url = f"http://127.0.0.1:{moto_port}"
-        app = ScratchService(config=config)
+        app = ScratchServiceApp(config=config)
         app.initialize([])
         app.hub_auth = HubAuth(parent=app)
         await app.start_async()

@@ -1,21 +1,13 @@
-"""Scratch: a prefix per user, credentials from the hub-managed scratch service.
+"""Scratch: a prefix per user; on one machine, a directory per user in the state directory.
 
-Settings live in services/scratch/scratch_config.py (shared with the service). Once the
-whole configuration is loaded, wire_scratch registers the service, grants user and server
-tokens its scope, and adds the hook that gives every server $PANGEO_SCRATCH.
+For a bucket, set in your admin file (docs/scratch.md), e.g.:
+
+    c.ScratchService.backend = "s3"
+    c.S3ScratchBackend.bucket = "my-hub-scratch"
+    c.S3ScratchBackend.role_arn = "arn:aws:iam::123456789012:role/my-hub-scratch-user"
 """
-
-from pathlib import Path
-
-from pangeohub.scratch.hubconfig import wire_scratch
-from pangeohub.startup import WIRING
 
 c = get_config()  # noqa: F821
 
-scratch_config = (
-    Path(__file__).resolve().parent.parent / "services" / "scratch" / "scratch_config.py"
-)
-load_subconfig(str(scratch_config))  # noqa: F821
-c.ScratchService.config_file = str(scratch_config)
-if wire_scratch not in WIRING:  # runs once the whole configuration is loaded
-    WIRING.append(wire_scratch)
+c.ScratchService.backend = "local"
+c.ScratchBackend.expiry_days = 7

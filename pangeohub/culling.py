@@ -14,59 +14,86 @@ on missing data and, if the admin says so, spares admins' servers.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from datetime import timedelta
 
 import jupyterhub_idle_culler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Bool, Int, Unicode, default
+from traitlets import Bool, Int, default
 from traitlets.config import Config, Configurable
 
-from .hubconfig import config_list
+from .hubconfig import config_list, register_role, register_service, write_service_settings
 
 SERVICE_NAME = "idle-culler"
-CULL_ADMINS_ENV = "PANGEOHUB_CULL_ADMIN_SERVERS"
 CULLER_MODULES = ("jupyterhub_idle_culler", "jupyterhub-idle-culler", "pangeohub.culling")
 DESTRUCTIVE_FLAGS = {
     "--remove-named-servers": "removes named servers, and removing a server deletes its disk",
     "--cull-users": "deletes users, and deleting a user deletes every disk they have",
 }
+DESTRUCTIVE_SETTINGS = {
+    "remove_named_servers": "--remove-named-servers",
+    "cull_users": "--cull-users",
+}
 
 
 class CullingPolicy(Configurable):
-    """When idle servers stop, set in ``c.CullingPolicy``."""
+    """When idle servers stop, set in ``c.CullingPolicy``.
+
+    Any other jupyterhub-idle-culler setting goes in ``c.IdleCuller`` in the same file
+    (except ``remove_named_servers`` and ``cull_users``, which delete disks and are refused).
+    """
 
     enabled = Bool(True, help="Run the idle culler.").tag(config=True)
     timeout = Int(
-        7200, help="Stop a server after this many seconds without activity (2 hours)."
+        7200,
+        min=1,
+        help="Stop a server after this many seconds without activity (2 hours). "
+        "jupyterhub-idle-culler's --timeout.",
     ).tag(config=True)
-    every = Int(600, help="Check for idle servers every this many seconds (10 minutes).").tag(
-        config=True
-    )
+    every = Int(
+        600,
+        min=1,
+        help="Check for idle servers every this many seconds (10 minutes). "
+        "jupyterhub-idle-culler's --cull-every.",
+    ).tag(config=True)
     max_age = Int(
-        0, help="Stop a server this many seconds after it started, even if active (0: never)."
+        0,
+        min=0,
+        help="Stop a server this many seconds after it started, even if active (0: never). "
+        "jupyterhub-idle-culler's --max-age.",
     ).tag(config=True)
     cull_admin_servers = Bool(
         True, help="Whether admins' idle servers are stopped like everyone else's."
     ).tag(config=True)
-    concurrency = Int(10, help="Hub API requests the culler makes at once.").tag(config=True)
-    config_file = Unicode(
-        "",
-        help="A jupyterhub-idle-culler config file for anything else (c.IdleCuller...).",
+    concurrency = Int(
+        10, min=1, help="Hub API requests the culler makes at once (--concurrency)."
     ).tag(config=True)
 
-    def command(self) -> list[str]:
-        """The culler's command line: only ever stop servers."""
+    def settings(self, config: Config) -> dict:
+        """What the culler service reads: ``c.IdleCuller`` from the hub's configuration
+        with this policy's values, and this policy (for the arbiter)."""
+        culler = dict(config.IdleCuller) if "IdleCuller" in config else {}
+        culler.update(
+            timeout=self.timeout,
+            cull_every=self.every,
+            max_age=self.max_age,
+            concurrency=self.concurrency,
+            remove_named_servers=False,
+            cull_users=False,
+        )
+        policy = {"cull_admin_servers": self.cull_admin_servers}
+        return {"IdleCuller": culler, "CullingPolicy": policy}
+
+    def command(self, settings_file: str = "") -> list[str]:
+        """The culler's command line: its settings file, and only ever stop servers."""
+        config = [f"--config={settings_file}"] if settings_file else []
         return [
             sys.executable,
             "-m",
             "pangeohub.culling",
-            f"--config={self.config_file}",
-            f"--timeout={self.timeout}",
-            f"--cull-every={self.every}",
-            f"--max-age={self.max_age}",
-            f"--concurrency={self.concurrency}",
+            *config,
             "--remove-named-servers=False",
             "--cull-users=False",
         ]
@@ -82,25 +109,27 @@ class CullingPolicy(Configurable):
         """Register the culler service and its role in the hub's ``config``."""
         if not self.enabled:
             return
-        services = config_list(config, "services")
-        services = [s for s in services if s.get("name") != SERVICE_NAME]
-        services.append(
-            {
-                "name": SERVICE_NAME,
-                "command": self.command(),
-                "environment": {CULL_ADMINS_ENV: str(self.cull_admin_servers).lower()},
-            }
+        path = write_service_settings(SERVICE_NAME, self.settings(config))
+        register_service(config, {"name": SERVICE_NAME, "command": self.command(str(path))})
+        register_role(
+            config, {"name": SERVICE_NAME, "scopes": self.scopes(), "services": [SERVICE_NAME]}
         )
-        config.JupyterHub.services = services
-        roles = [
-            r for r in config.JupyterHub.get("load_roles", []) if r.get("name") != SERVICE_NAME
-        ]
-        roles.append({"name": SERVICE_NAME, "scopes": self.scopes(), "services": [SERVICE_NAME]})
-        config.JupyterHub.load_roles = roles
+
+
+def wire_culling(config: Config) -> None:
+    """Register the idle culler with its final settings (part of ``pangeohub.configure``)."""
+    CullingPolicy(config=config).apply(config)
 
 
 def destructive_culling(config: Config) -> str | None:
     """Why a configured culler would delete disks, or None if it only stops servers."""
+    culler = config.IdleCuller if "IdleCuller" in config else {}
+    for setting, flag in DESTRUCTIVE_SETTINGS.items():
+        if culler.get(setting):
+            return (
+                f"c.IdleCuller.{setting} is set, and a culler that {DESTRUCTIVE_FLAGS[flag]}. "
+                f"Culling must only stop servers: remove c.IdleCuller.{setting}."
+            )
     for service in config_list(config, "services"):
         command = [str(part) for part in service.get("command") or []]
         if not any(module in part for part in command for module in CULLER_MODULES):
@@ -115,7 +144,9 @@ def destructive_culling(config: Config) -> str | None:
                 return (
                     f"the service {service.get('name')!r} runs the idle culler with {flag}, "
                     f"which {DESTRUCTIVE_FLAGS[flag]}. Culling must only stop servers: "
-                    f"remove {flag} (pangeohub's own culler is set with c.CullingPolicy)."
+                    f"remove {flag} (pangeohub's own culler is set with c.CullingPolicy; "
+                    "on Zero to JupyterHub, leave cull.users and cull.removeNamedServers "
+                    "false)."
                 )
     return None
 
@@ -124,7 +155,7 @@ class CullArbiter:
     """The culler's decision for one server (``c.IdleCuller.cull_arbiter_hook``).
 
     Never culls on missing data (no ``last_activity``); spares admins' servers when
-    ``$PANGEOHUB_CULL_ADMIN_SERVERS`` is false.
+    ``c.CullingPolicy.cull_admin_servers`` is false.
     """
 
     def __init__(self, log, cull_admin_servers: bool = True, api_url: str = "", token: str = ""):
@@ -132,15 +163,6 @@ class CullArbiter:
         self.cull_admin_servers = cull_admin_servers
         self.api_url = api_url.rstrip("/")
         self.token = token
-
-    @classmethod
-    def from_environment(cls, log) -> CullArbiter:
-        return cls(
-            log,
-            cull_admin_servers=os.environ.get(CULL_ADMINS_ENV, "true") != "false",
-            api_url=os.environ.get("JUPYTERHUB_API_URL", ""),
-            token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
-        )
 
     async def __call__(self, inactive: timedelta | None, inactive_limit: int, server: dict) -> bool:
         name = server.get("full_name") or server.get("name") or "?"
@@ -170,39 +192,47 @@ class CullArbiter:
 
 
 class PangeoIdleCuller(jupyterhub_idle_culler.IdleCuller):
-    """jupyterhub-idle-culler with pangeohub's arbiter."""
+    """jupyterhub-idle-culler with pangeohub's arbiter (its ``cull_arbiter_hook``)."""
 
     @default("cull_arbiter_hook")
     def _default_arbiter(self):
-        return CullArbiter.from_environment(self.log)
+        return CullArbiter(
+            self.log,
+            cull_admin_servers=CullingPolicy(parent=self).cull_admin_servers,
+            api_url=self.url,
+            token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+        )
 
 
-def _guarded(cull_idle):
-    """One check of the culler, its failure logged in a line and retried next time."""
+class OneLineFailures(logging.Filter):
+    """A failed check (hub unreachable, token refused) as one line, no traceback.
 
-    async def guarded_cull_idle(*args, logger, **kwargs):
-        try:
-            await cull_idle(*args, logger=logger, **kwargs)
-        except HTTPClientError as error:
+    The culler runs each check as a tornado callback; tornado logs a callback's exception
+    with its traceback on ``tornado.application``. The next check runs regardless.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HTTPClientError):
             hint = " (is the culler's token revoked?)" if error.code in (401, 403) else ""
-            logger.error(
+            record.msg, record.args = (
                 "The hub refused the culler: HTTP %s%s; retrying at the next check.",
-                error.code,
-                hint,
+                (error.code, hint),
             )
-        except OSError as error:
-            logger.error(
-                "Could not reach the hub at %s (%s); retrying at the next check.",
-                kwargs.get("url"),
-                error.strerror or type(error).__name__,
+        elif isinstance(error, OSError):
+            record.msg, record.args = (
+                "Could not reach the hub (%s); retrying at the next check.",
+                (error.strerror or type(error).__name__,),
             )
-
-    return guarded_cull_idle
+        else:
+            return True
+        record.exc_info = record.exc_text = None
+        return True
 
 
 def main() -> None:
     """Run the culler (the hub starts it as the idle-culler service)."""
-    jupyterhub_idle_culler.cull_idle = _guarded(jupyterhub_idle_culler.cull_idle)
+    logging.getLogger("tornado.application").addFilter(OneLineFailures())
     PangeoIdleCuller.launch_instance()
 
 

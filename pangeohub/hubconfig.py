@@ -1,17 +1,21 @@
-"""Helpers for the wiring steps that run on the hub's final configuration.
+"""Helpers for wiring pangeohub's parts into the hub's final configuration.
 
-``jupyterhub_config.d`` files register wiring steps in :data:`pangeohub.startup.WIRING`;
-they run once every file (the admin's override included) is loaded, on the merged
-configuration, so nothing a later file sets is lost. These helpers add a service, grant
-a role scopes, or add a spawner hook, keeping whatever is already there (e.g. the
-admin's own services and roles).
+:func:`pangeohub.configure` runs once every file (the admin's included) is loaded, on the
+merged configuration. These helpers add a service, grant a role scopes, and write a
+service's settings file, keeping whatever is already there (the admin's own services and
+roles, the admin's settings).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+from pathlib import Path
 
-from traitlets.config import LazyConfigValue
+from traitlets.config import Config, Configurable, LazyConfigValue
+
+from .state import StateDirectory
 
 # JupyterHub's own scopes for the roles pangeohub extends, for when the config has none.
 DEFAULT_ROLE_SCOPES = {
@@ -41,6 +45,12 @@ def register_service(c, service: dict) -> None:
     c.JupyterHub.services = [*services, service]
 
 
+def register_role(c, role: dict) -> None:
+    """Add (or replace, by name) a role in ``c.JupyterHub.load_roles``."""
+    roles = [r for r in config_list(c, "load_roles") if r.get("name") != role["name"]]
+    c.JupyterHub.load_roles = [*roles, role]
+
+
 def grant_scopes(c, role: str, scopes: list[str]) -> None:
     """Add ``scopes`` to ``role`` (``user``, ``server`` or another role) in ``load_roles``."""
     roles = config_list(c, "load_roles")
@@ -55,6 +65,65 @@ def grant_scopes(c, role: str, scopes: list[str]) -> None:
     c.JupyterHub.load_roles = roles
 
 
-def add_environment_hook(c, hook) -> None:
-    """Append ``hook(spawner) -> dict`` to ``c.PangeoSpawnerMixin.environment_hooks``."""
-    c.PangeoSpawnerMixin.environment_hooks.append(hook)
+def _section_names(classes) -> set[str]:
+    names = set()
+    for cls in classes:
+        if isinstance(cls, str):
+            names.add(cls)
+            continue
+        names.update(k.__name__ for k in cls.mro() if issubclass(k, Configurable))
+    names.discard("Configurable")
+    names.discard("LoggingConfigurable")
+    names.discard("SingletonConfigurable")
+    return names
+
+
+def _resolved(cls_by_name: dict, section: str, values: Config) -> dict:
+    """A section's values with ``.append``-style lazy values applied to the trait default."""
+    resolved = {}
+    for key, value in values.items():
+        if isinstance(value, LazyConfigValue):
+            trait = None
+            for cls in cls_by_name.get(section, []):
+                trait = cls.class_traits().get(key) or trait
+            default = trait.default() if trait is not None else None
+            value = value.get_value(default if default is not None else [])
+        resolved[key] = value
+    return resolved
+
+
+def service_settings(c: Config, classes, extra: dict | None = None) -> dict:
+    """The sections of ``c`` that configure ``classes`` (classes, with their bases, or
+    section names), plus ``extra``; what a service started by the hub reads."""
+    names = _section_names(classes)
+    cls_by_name: dict[str, list] = {}
+    for cls in classes:
+        for k in [] if isinstance(cls, str) else cls.mro():
+            cls_by_name.setdefault(k.__name__, []).append(k)
+    settings = {name: _resolved(cls_by_name, name, c[name]) for name in sorted(names) if name in c}
+    for section, values in (extra or {}).items():
+        settings.setdefault(section, {}).update(values)
+    return settings
+
+
+def write_service_settings(name: str, settings: dict) -> Path:
+    """Write a service's settings (0600) where the service reads them:
+    ``<state dir>/services/<name>.json``. A value JSON cannot hold is refused by name."""
+    for section, values in settings.items():
+        for key, value in values.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"c.{section}.{key} cannot be passed to the {name} service (it is a "
+                    f"{type(value).__name__}); use plain values (strings, numbers, lists, dicts)."
+                ) from None
+    text = json.dumps(settings, indent=1, sort_keys=True) + "\n"
+    directory = StateDirectory.from_env().subdir("services")
+    path = directory / f"{name}.json"
+    tmp = directory / f".{name}.json.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path

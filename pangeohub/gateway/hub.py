@@ -1,31 +1,51 @@
 """The hub's side of Dask Gateway: the service, every server's settings, the stop hook.
 
-``wire_gateway(c)`` (run once the whole hub config is loaded) registers
-dask-gateway-server as a hub-managed service, grants users the scope to use it, gives
-every server the ``DASK_GATEWAY__*`` settings that make ``GatewayCluster()`` work with
-no arguments, and stops a server's clusters when the server stops.
+``wire_gateway(c)`` (part of :func:`pangeohub.configure`) registers dask-gateway-server
+as a hub-managed service (or an external one, e.g. the dask-gateway Helm chart's) and
+grants users the scope to use it. pangeohub's spawners then give every server the
+``DASK_GATEWAY__*`` settings that make ``GatewayCluster()`` work with no arguments, and
+stop a server's clusters when the server stops (:meth:`GatewayService.environment`,
+:meth:`GatewayService.stop_server_clusters`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
+from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Callable, Float, Int, List, Unicode, default
 from traitlets.config import Configurable
 
 from ..hubconfig import (
-    add_environment_hook,
-    config_list,
     free_port,
     grant_scopes,
+    register_role,
     register_service,
+    service_settings,
+    write_service_settings,
 )
 from ..spawner.mixin import collect_environment
-from ..state import StateDirectory
+from ..state import STATE_DIR_ENV, StateDirectory
 from .backend import SERVER_ROUTE, STOP_ROUTE
+
+# What the hub passes to a managed gateway from its own configuration (the admin's file):
+# pangeohub's options and limits and dask-gateway-server's own settings, except
+# ``c.Proxy`` (a JupyterHub class of the same name), which the command line sets.
+GATEWAY_SECTIONS = (
+    "GatewayPolicy",
+    "PangeoBackendMixin",
+    "PangeoLocalBackend",
+    "DaskGateway",
+    "Backend",
+    "DBBackendBase",
+    "LocalBackend",
+    "UnsafeLocalBackend",
+    "ClusterConfig",
+    "LocalClusterConfig",
+    "JupyterHubAuthenticator",
+)
 
 
 def server_tag(name: str) -> str:
@@ -36,6 +56,11 @@ def server_tag(name: str) -> str:
 class GatewayService(Configurable):
     """Where the gateway runs and how servers reach it (``c.GatewayService``)."""
 
+    enabled = Bool(
+        True,
+        help="""Use Dask Gateway: register it as a hub service and give every server the
+        settings ``GatewayCluster()`` needs. False: no Dask Gateway on this hub.""",
+    ).tag(config=True)
     service_name = Unicode("dask-gateway", help="The gateway's JupyterHub service name.").tag(
         config=True
     )
@@ -46,17 +71,23 @@ class GatewayService(Configurable):
         set ``service_url``, ``address`` and ``proxy_address``.""",
     ).tag(config=True)
     config_file = Unicode(
-        "",
-        help="""The gateway's configuration file (managed gateway only); the bundle's
-        jupyterhub_config.d/60-dask-gateway.py sets it to services/dask-gateway/.""",
+        help="""The managed gateway's dask-gateway-server configuration file. Default:
+        pangeohub's own (pangeohub/gateway/local_gateway_config.py: local processes with
+        pangeohub's options and limits). Set the gateway's settings (``c.GatewayPolicy``,
+        ``c.ClusterConfig``, ...) in the hub's configuration instead of editing it.""",
     ).tag(config=True)
+
+    @default("config_file")
+    def _default_config_file(self):
+        return str(Path(__file__).with_name("local_gateway_config.py"))
+
     port = Int(
-        help="Loopback port of the gateway's HTTP proxy; default $PANGEOHUB_GATEWAY_PORT, "
-        "else a free one.",
+        help="Loopback port of the gateway's HTTP proxy (managed gateway); default: a free "
+        "one, chosen when the hub starts.",
     ).tag(config=True)
     scheduler_port = Int(
-        help="Loopback port of the gateway's scheduler (TLS) proxy; default "
-        "$PANGEOHUB_GATEWAY_SCHEDULER_PORT, else a free one.",
+        help="Loopback port of the gateway's scheduler (TLS) proxy (managed gateway); "
+        "default: a free one, chosen when the hub starts.",
     ).tag(config=True)
     service_url = Unicode(help="URL the hub routes /services/<name>/ to.").tag(config=True)
     address = Unicode(help="Gateway API address servers use (DASK_GATEWAY__ADDRESS).").tag(
@@ -77,7 +108,7 @@ class GatewayService(Configurable):
         Callable(),
         help="""Callables ``hook(spawner) -> dict`` (may be async) whose variables go to
         the workers of clusters started from that server, e.g. the scratch variables.
-        Default: pangeohub's scratch hook.""",
+        Default: pangeohub's scratch hook (when scratch is enabled).""",
     ).tag(config=True)
     worker_token_scopes = List(
         Unicode(),
@@ -90,8 +121,9 @@ class GatewayService(Configurable):
     @default("worker_environment_hooks")
     def _default_worker_environment_hooks(self):
         from ..scratch.hook import scratch_environment
+        from ..scratch.settings import ScratchService
 
-        return [scratch_environment]
+        return [scratch_environment] if ScratchService(parent=self).enabled else []
 
     request_timeout = Float(
         10, help="Seconds the hub's hooks wait for the gateway (start and stop of servers)."
@@ -99,11 +131,11 @@ class GatewayService(Configurable):
 
     @default("port")
     def _default_port(self):
-        return int(os.environ.get("PANGEOHUB_GATEWAY_PORT") or free_port())
+        return free_port()
 
     @default("scheduler_port")
     def _default_scheduler_port(self):
-        return int(os.environ.get("PANGEOHUB_GATEWAY_SCHEDULER_PORT") or free_port())
+        return free_port()
 
     @default("service_url")
     def _default_service_url(self):
@@ -131,8 +163,9 @@ class GatewayService(Configurable):
 
     # --- registration ------------------------------------------------------
 
-    def service(self, environment: dict | None = None) -> dict:
-        """The entry for ``c.JupyterHub.services``."""
+    def service(self) -> dict:
+        """The entry for ``c.JupyterHub.services``; a managed gateway reads where it
+        listens from its command line."""
         spec = {
             "name": self.service_name,
             "url": self.service_url,
@@ -140,11 +173,18 @@ class GatewayService(Configurable):
             "display": False,  # an API, not a page for the hub's Services menu
         }
         if self.managed:
-            spec["command"] = [sys.executable, "-m", "dask_gateway_server", "-f", self.config_file]
-            spec["environment"] = {
-                "PANGEOHUB_GATEWAY_TCP_ADDRESS": f"127.0.0.1:{self.scheduler_port}",
-                **(environment or {}),
-            }
+            spec["command"] = [
+                sys.executable,
+                "-m",
+                "dask_gateway_server",
+                "-f",
+                self.config_file,
+                f"--Proxy.address=127.0.0.1:{self.port}",
+                f"--Proxy.tcp_address=127.0.0.1:{self.scheduler_port}",
+                f"--Proxy.prefix={self.prefix}",
+            ]
+            # It reads the hub's settings from <state dir>/services/<service name>.json.
+            spec["environment"] = {STATE_DIR_ENV: str(StateDirectory.from_env().path)}
         return spec
 
     @property
@@ -244,23 +284,6 @@ class GatewayService(Configurable):
             return {}
 
 
-def _chain_post_stop_hook(c, hook) -> None:
-    """Run ``hook`` after any post-stop hook already configured."""
-    previous = c.Spawner.post_stop_hook if "post_stop_hook" in c.Spawner else None
-    if getattr(previous, "pangeohub_gateway", False):
-        return
-
-    async def post_stop_hook(spawner):
-        if previous is not None:
-            result = previous(spawner)
-            if hasattr(result, "__await__"):
-                await result
-        await hook(spawner)
-
-    post_stop_hook.pangeohub_gateway = True
-    c.Spawner.post_stop_hook = post_stop_hook
-
-
 def profile_images(c) -> list[dict]:
     """The images of the hub's profiles and who may use them, for the gateway."""
     from ..policy import PangeoPolicy
@@ -272,33 +295,37 @@ def profile_images(c) -> list[dict]:
     return [{"image": p.image, "groups": sorted(p.groups)} for p in profiles if p.image]
 
 
-def wire_gateway(c) -> GatewayService:
-    """Wire Dask Gateway into the hub's final config ``c`` (run once everything, the
-    admin's override included, is loaded): the service, its scope, the hooks."""
+def wire_gateway(c) -> GatewayService | None:
+    """Register the gateway service (managed, or external when ``managed`` is False) and
+    its scopes in the hub's final configuration ``c`` (part of :func:`pangeohub.configure`)."""
     gateway = GatewayService(config=c)
-    if gateway.managed and not gateway.config_file:
+    if not gateway.enabled:
+        return None
+    if gateway.managed and not Path(gateway.config_file).is_file():
         raise ValueError(
-            "c.GatewayService.config_file is not set: point it at the gateway's "
-            "configuration (the bundle's is services/dask-gateway/dask_gateway_config.py)."
+            f"c.GatewayService.config_file is {gateway.config_file!r}, which is not a file: "
+            "fix the path, leave it unset for pangeohub's own, or set "
+            "c.GatewayService.managed = False for a gateway deployed elsewhere."
         )
+    # Computed once and kept, so servers' hooks (built per spawner) see the same values.
     if "base_url" in c.JupyterHub:
-        gateway.base_url = c.JupyterHub.base_url
-    environment = {
-        "PANGEOHUB_STATE_DIR": str(StateDirectory.from_env().path),
-        "PANGEOHUB_GATEWAY_SERVER_IMAGES": json.dumps(profile_images(c)),
-    }
-    if os.environ.get("PANGEOHUB_GATEWAY_CONFIG"):
-        environment["PANGEOHUB_GATEWAY_CONFIG"] = os.environ["PANGEOHUB_GATEWAY_CONFIG"]
-    register_service(c, gateway.service(environment))
+        c.GatewayService.base_url = gateway.base_url = c.JupyterHub.base_url
+    if gateway.managed:
+        c.GatewayService.port = gateway.port
+        c.GatewayService.scheduler_port = gateway.scheduler_port
+        extra = {"GatewayPolicy": {"server_images": gateway_server_images(c)}}
+        write_service_settings(gateway.service_name, service_settings(c, GATEWAY_SECTIONS, extra))
+    register_service(c, gateway.service())
     grant_scopes(c, "user", [gateway.access_scope])
     grant_scopes(c, "server", [gateway.access_scope])
     # The gateway reads servers, to stop clusters whose server stopped while it was down.
-    roles = config_list(c, "load_roles")
     role = f"{gateway.service_name}-service"
-    if not any(r.get("name") == role for r in roles):
-        scopes = ["read:users:name", "read:servers"]
-        roles.append({"name": role, "scopes": scopes, "services": [gateway.service_name]})
-    c.JupyterHub.load_roles = roles
-    add_environment_hook(c, gateway.environment)
-    _chain_post_stop_hook(c, gateway.stop_server_clusters)
+    scopes = ["read:users:name", "read:servers"]
+    register_role(c, {"name": role, "scopes": scopes, "services": [gateway.service_name]})
     return gateway
+
+
+def gateway_server_images(c) -> list:
+    """The admin's ``c.GatewayPolicy.server_images`` and the hub's profile images."""
+    admins = list(c.GatewayPolicy.get("server_images", []) or [])
+    return admins + [entry for entry in profile_images(c) if entry not in admins]

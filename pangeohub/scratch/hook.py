@@ -1,7 +1,8 @@
 """The spawner environment hook: ``PANGEO_SCRATCH`` and what the standard clients need.
 
-Configure with ``c.PangeoSpawnerMixin.environment_hooks.append(scratch_environment)``;
-the hub reads the same ``c.ScratchService`` / backend settings as the service.
+pangeohub's spawners run it for every server while scratch is enabled
+(``c.ScratchService.enabled``); it reads the same ``c.ScratchService`` / backend settings
+as the service.
 """
 
 from __future__ import annotations
@@ -110,28 +111,3 @@ async def scratch_environment(spawner) -> dict[str, str]:
     """``hook(spawner) -> dict``: the scratch variables for ``spawner``'s user."""
     scratch = ScratchEnvironment(parent=spawner)
     return await scratch.environment(spawner.user.name, getattr(spawner, "api_token", None))
-
-
-def load_scratch_config(path: str):
-    """The traitlets config of a scratch config file (e.g. services/scratch/scratch_config.py)."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    directory, name = os.path.split(os.path.abspath(path))
-    return PyFileConfigLoader(name, path=directory).load_config()
-
-
-def cluster_environment_hook(service_url: str, config=None):
-    """A ``hook(user) -> dict`` for Dask Gateway clusters (``user.name`` is used).
-
-    Gives schedulers and workers the same scratch variables as the user's server. The
-    processes obtain credentials with ``$JUPYTERHUB_API_TOKEN``, which the gateway must
-    set to a token of that user holding ``access:services!service=scratch``.
-    """
-
-    async def hook(user) -> dict[str, str]:
-        scratch = ScratchEnvironment(config=config, service_url=service_url)
-        env = await scratch.environment(user.name)
-        env.pop("PANGEO_SCRATCH_STATUS", None)
-        return env
-
-    return hook

@@ -1,48 +1,89 @@
-"""Hub-side wiring of scratch: the managed service, its scopes, and the spawner hook."""
+"""Hub-side wiring of scratch: the managed service, its scopes, where servers reach it."""
 
 from __future__ import annotations
 
 import os
 import sys
+from urllib.parse import urlparse
 
-from ..hubconfig import add_environment_hook, free_port, grant_scopes, register_service
-from ..state import StateDirectory
-from .hook import scratch_environment
+from ..culling import CullingPolicy
+from ..hubconfig import (
+    free_port,
+    grant_scopes,
+    register_service,
+    service_settings,
+    write_service_settings,
+)
+from ..state import STATE_DIR_ENV, StateDirectory
+from .base import ScratchBackend
+from .gcs import GCSScratchBackend
+from .hook import ScratchEnvironment
+from .local import LocalScratchBackend
+from .s3 import S3ScratchBackend
+from .settings import ScratchService
 
 SCOPE = "access:services!service={name}"
-PASSED_ENV = ("AWS_", "GOOGLE_", "PANGEOHUB_")
+# The cloud identity of the hub (IRSA / Workload Identity / a key file) reaches the service.
+IDENTITY_ENV = ("AWS_", "GOOGLE_")
+SERVICE_CLASSES = (
+    ScratchService,
+    ScratchBackend,
+    S3ScratchBackend,
+    GCSScratchBackend,
+    LocalScratchBackend,
+)
 
 
-def configure_hub(c, config_file: str, name: str = "scratch") -> str:
-    """Register the scratch service, grant user and server tokens its scope, add the hook.
+def hub_side_url(listen: str) -> str:
+    """How the hub (and the proxy beside it) reaches a service listening on ``listen``."""
+    parsed = urlparse(listen)
+    host = parsed.hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{parsed.scheme or 'http'}://{host}:{parsed.port}"
 
-    The service listens on ``$PANGEOHUB_SCRATCH_PORT`` (else a free loopback port) and
-    reads ``config_file``. Returns the service URL servers use.
-    """
-    host = os.environ.get("PANGEOHUB_SCRATCH_IP", "127.0.0.1")
-    port = int(os.environ.get("PANGEOHUB_SCRATCH_PORT") or free_port(host))
-    url = f"http://{host}:{port}"
-    env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV)}
-    env["PANGEOHUB_STATE_DIR"] = str(StateDirectory.from_env().path)
+
+def wire_scratch(c) -> None:
+    """Register the scratch service, grant user and server tokens its scope, and tell
+    servers where it is (``c.ScratchEnvironment.service_url``, unless the admin set it)."""
+    settings = ScratchService(config=c)
+    if not settings.enabled:
+        return
+    name = settings.service_name
+    if not settings.url:  # chosen once and kept, so configure(c) is idempotent
+        c.ScratchService.url = f"http://127.0.0.1:{free_port()}"
+    listen = c.ScratchService.url
+    url = hub_side_url(listen)
+    base_url = c.JupyterHub.get("base_url", "/").rstrip("/")
+    prefix = f"{base_url}/services/{name}/"
+    if "service_url" not in c.ScratchEnvironment:
+        c.ScratchEnvironment.service_url = f"{url}{prefix}"
+    extra = {}
+    if "expiry_check_seconds" not in c.ScratchService:
+        extra["ScratchService"] = {"expiry_check_seconds": CullingPolicy(config=c).every}
+    path = write_service_settings(name, service_settings(c, SERVICE_CLASSES, extra))
+    env = {k: v for k, v in os.environ.items() if k.startswith(IDENTITY_ENV)}
+    env[STATE_DIR_ENV] = str(StateDirectory.from_env().path)
     register_service(
         c,
         {
             "name": name,
             "url": url,
             "display": False,
-            "command": [sys.executable, "-m", "pangeohub.scratch.service", "--config", config_file],
+            "command": [
+                sys.executable,
+                "-m",
+                "pangeohub.scratch.service",
+                f"--config={path}",
+                f"--ScratchService.url={listen}",
+                f"--ScratchService.service_name={name}",
+            ],
             "environment": env,
         },
     )
     scope = SCOPE.format(name=name)
     grant_scopes(c, "user", [scope])
     grant_scopes(c, "server", [scope])
-    c.ScratchEnvironment.service_url = f"{url}/services/{name}/"
-    add_environment_hook(c, scratch_environment)
-    return c.ScratchEnvironment.service_url
 
 
-def wire_scratch(c) -> None:
-    """The wiring step (see pangeohub.startup.WIRING): configure_hub with the service's
-    config file, ``c.ScratchService.config_file``."""
-    configure_hub(c, c.ScratchService.config_file)
+__all__ = ["ScratchEnvironment", "wire_scratch"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import signal
 from urllib.parse import urlparse
@@ -22,7 +21,7 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubAuth
 from tornado import httpserver, netutil, web
 from tornado.ioloop import PeriodicCallback
-from traitlets import Instance, Int, Unicode, default
+from traitlets import Instance, Unicode, default
 from traitlets.config import Application
 
 from .base import BackendUnavailable, ScratchBackend, ScratchConfigError, backend_class
@@ -30,9 +29,9 @@ from .gcs import GCSScratchBackend
 from .local import LocalScratchBackend
 from .names import UnsafeName
 from .s3 import S3ScratchBackend
+from .settings import ScratchService
 
 _TOKEN = re.compile(r"^[\x21-\x7e]{8,1024}$")
-_AUTH = re.compile(r"^(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 
 
 class ScratchError(web.HTTPError):
@@ -46,7 +45,7 @@ class ScratchError(web.HTTPError):
 
 class BaseHandler(web.RequestHandler):
     @property
-    def service(self) -> ScratchService:
+    def service(self) -> ScratchServiceApp:
         return self.settings["scratch_service"]
 
     def set_default_headers(self):
@@ -69,8 +68,9 @@ class BaseHandler(web.RequestHandler):
         self.finish(json.dumps(body))
 
     def header_token(self) -> str:
-        match = _AUTH.match(self.request.headers.get("Authorization", ""))
-        return match.group(1) if match else ""
+        """The caller's token, as JupyterHub's own ``HubAuth.get_token`` reads it (the
+        ``Authorization`` header; never a cookie)."""
+        return (self.service.hub_auth.get_token(self, in_cookie=False) or "").strip()
 
     async def authenticate(self, token: str) -> str:
         """The name of the user the JupyterHub ``token`` belongs to, or a 401/403/503."""
@@ -166,30 +166,28 @@ class HealthHandler(BaseHandler):
         self.finish(json.dumps({"backend": service.store.name, "expiry": service.expiry_status}))
 
 
-class ScratchService(Application):
-    """Issues scratch credentials for the caller's own prefix (run by the hub as a service)."""
+class ScratchServiceApp(ScratchService, Application):
+    """Issues scratch credentials for the caller's own prefix (run by the hub as a service).
+
+    Settings come from ``c.ScratchService`` and the backends' sections of the hub's own
+    configuration (the hub writes them to the file given as ``--config``).
+    """
 
     name = "pangeohub-scratch"
     description = __doc__
 
-    classes = [ScratchBackend, S3ScratchBackend, GCSScratchBackend, LocalScratchBackend, HubAuth]
-    aliases = {"config": "ScratchService.config_file", "log-level": "Application.log_level"}
+    classes = [
+        ScratchService,
+        ScratchBackend,
+        S3ScratchBackend,
+        GCSScratchBackend,
+        LocalScratchBackend,
+        HubAuth,
+    ]
+    aliases = {"config": "ScratchServiceApp.config_file", "log-level": "Application.log_level"}
 
     config_file = Unicode(
-        "", help="Python configuration file (e.g. services/scratch/scratch_config.py)."
-    ).tag(config=True)
-    backend = Unicode(
-        "local", help="Scratch backend: 's3', 'gcs', 'local', or 'module:Class'."
-    ).tag(config=True)
-    service_name = Unicode(help="This service's name in the hub (scopes refer to it).").tag(
-        config=True
-    )
-    url = Unicode(help="Where to listen (http://127.0.0.1:PORT); port 0 picks a free one.").tag(
-        config=True
-    )
-    service_prefix = Unicode(help="URL prefix of every route, ending in '/'.").tag(config=True)
-    expiry_check_seconds = Int(
-        3600, min=1, help="How often to re-verify the expiry rule (or sweep local scratch)."
+        "", help="Configuration file (.py or .json; the hub writes <state>/services/scratch.json)."
     ).tag(config=True)
     store = Instance(ScratchBackend, allow_none=True, help="The backend instance.")
     hub_auth = Instance(HubAuth, allow_none=True, help="Checks callers' JupyterHub tokens.")
@@ -201,19 +199,6 @@ class ScratchService(Application):
     @default("log_format")
     def _default_log_format(self):
         return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
-
-    @default("service_name")
-    def _default_service_name(self):
-        return os.environ.get("JUPYTERHUB_SERVICE_NAME", "scratch")
-
-    @default("url")
-    def _default_url(self):
-        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")
-
-    @default("service_prefix")
-    def _default_service_prefix(self):
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{self.service_name}/")
-        return prefix if prefix.endswith("/") else prefix + "/"
 
     expiry_status = "pending"
     port = 0
@@ -301,7 +286,7 @@ class ScratchService(Application):
 
 def main(argv=None) -> None:
     """Entry point: ``python -m pangeohub.scratch.service --config FILE``."""
-    app = ScratchService()
+    app = ScratchServiceApp()
     try:
         app.initialize(argv)
         app.start()

@@ -389,7 +389,8 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         return url
 
     async def _make_create_pod_request(self, pod, request_timeout):
-        """KubeSpawner's, without logging the whole manifest (it holds the server's token)."""
+        """KubeSpawner's, without logging the whole manifest, which holds the server's
+        token (upstream: jupyterhub/kubespawner#639)."""
         try:
             self.log.info("Attempting to create pod %s", pod.metadata.name)
             await asyncio.wait_for(

@@ -50,7 +50,7 @@ class PangeoSpawnerMixin(Configurable):
     environment_hooks = List(
         Callable(),
         help="""Callables ``hook(spawner) -> dict`` (may be async) adding environment
-        variables to every server, e.g. the scratch bucket or Dask Gateway settings.
+        variables to every server, after pangeohub's own parts (scratch, Dask Gateway).
 
         A hook that fails is logged and skipped; the server still starts.
         """,
@@ -108,8 +108,31 @@ class PangeoSpawnerMixin(Configurable):
             self.mem_guarantee = profile.mem_guarantee
 
     async def run_environment_hooks(self) -> dict[str, str]:
-        """Collect the environment every hook adds; a failing hook is skipped."""
-        return await collect_environment(self.environment_hooks, self, "Environment hook")
+        """Collect the environment pangeohub's enabled parts and the admin's hooks add;
+        a failing hook is skipped."""
+        from ..assembly import server_environment_hooks
+
+        hooks = [*server_environment_hooks(self), *self.environment_hooks]
+        return await collect_environment(hooks, self, "Environment hook")
+
+    async def run_post_stop_hook(self):
+        """The admin's ``post_stop_hook``, then pangeohub's (e.g. stop the server's Dask
+        clusters); a failing hook is logged by name and skipped."""
+        from ..assembly import server_stop_hooks
+
+        result = super().run_post_stop_hook()
+        if isawaitable(result):
+            await result
+        for hook in server_stop_hooks(self):
+            try:
+                await hook(self)
+            except Exception as error:
+                self.log.error(
+                    "Stop hook %s failed for %s (%s).",
+                    getattr(hook, "__qualname__", repr(hook)),
+                    self._log_name,
+                    type(error).__name__,
+                )
 
     async def prepare_start(self) -> None:
         """Everything the policy decides before a start."""

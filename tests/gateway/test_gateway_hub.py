@@ -27,8 +27,8 @@ pytestmark = pytest.mark.e2e
 GATEWAY_MARK = "PANGEOHUB_TEST_GATEWAY"
 IMAGE = "example.org/pangeo/climate:2026.11"
 
+# The gateway's settings, in the hub's admin file like every other setting.
 GATEWAY_CONFIG = """
-c = get_config()  # noqa
 c.GatewayPolicy.worker_cores = {{"min": 1, "max": 1, "default": 1}}
 c.GatewayPolicy.group_bounds = {{"pangeo-data:climate": {{"worker_cores": {{"max": 2}}}}}}
 c.GatewayPolicy.worker_memory = {{"min": "256M", "max": "1G", "default": "512M"}}
@@ -148,16 +148,12 @@ def wait_until(predicate, timeout: float, what: str):
 def gw(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("gateway-e2e")
     marker = uuid.uuid4().hex
-    config = workdir / "gateway_config.py"
-    config.write_text(GATEWAY_CONFIG.format(mark=GATEWAY_MARK, marker=marker))
     scheduler_port = free_port()
     hub = HubProcess(
         workdir / "hub",
-        extra_config=HUB_CONFIG,
-        env={
-            "PANGEOHUB_GATEWAY_CONFIG": str(config),
-            "PANGEOHUB_GATEWAY_SCHEDULER_PORT": str(scheduler_port),
-        },
+        extra_config=HUB_CONFIG
+        + GATEWAY_CONFIG.format(mark=GATEWAY_MARK, marker=marker)
+        + f"c.GatewayService.scheduler_port = {scheduler_port}\n",
     )
     try:
         hub.start()

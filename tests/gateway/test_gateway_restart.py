@@ -5,6 +5,7 @@ end-to-end tests cover JupyterHub authentication.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,15 +21,19 @@ from ..hubprocess import free_port, wait_for_http
 from .test_gateway_hub import kill_marked
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICE_CONFIG = REPO / "services" / "dask-gateway" / "dask_gateway_config.py"
+SERVICE_CONFIG = REPO / "pangeohub" / "gateway" / "local_gateway_config.py"
 
-OVERRIDE = """
-c = get_config()  # noqa
-c.DaskGateway.authenticator_class = "dask_gateway_server.auth.SimpleAuthenticator"
-c.GatewayPolicy.worker_memory = {{"min": "256M", "max": "1G", "default": "512M"}}
-c.GatewayPolicy.environment = {{"PANGEOHUB_TEST_GATEWAY": "{marker}"}}
-c.ClusterConfig.scheduler_memory = "256 M"
-"""
+
+def hub_settings(marker: str) -> dict:
+    """What the hub would write to <state>/services/dask-gateway.json."""
+    return {
+        "DaskGateway": {"authenticator_class": "dask_gateway_server.auth.SimpleAuthenticator"},
+        "GatewayPolicy": {
+            "worker_memory": {"min": "256M", "max": "1G", "default": "512M"},
+            "environment": {"PANGEOHUB_TEST_GATEWAY": marker},
+        },
+        "ClusterConfig": {"scheduler_memory": "256 M"},
+    }
 
 
 class Gateway1:
@@ -37,23 +42,31 @@ class Gateway1:
     def __init__(self, workdir: Path, marker: str):
         self.port, self.tcp_port = free_port(), free_port()
         self.address = f"http://127.0.0.1:{self.port}/services/dask-gateway"
-        override = workdir / "override.py"
-        override.write_text(OVERRIDE.format(marker=marker))
+        settings = workdir / "state" / "services" / "dask-gateway.json"
+        settings.parent.mkdir(parents=True)
+        settings.write_text(json.dumps(hub_settings(marker)))
         self.env = dict(
             os.environ,
-            JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{self.port}",
-            JUPYTERHUB_SERVICE_PREFIX="/services/dask-gateway/",
-            PANGEOHUB_GATEWAY_TCP_ADDRESS=f"127.0.0.1:{self.tcp_port}",
+            JUPYTERHUB_SERVICE_NAME="dask-gateway",
             PANGEOHUB_STATE_DIR=str(workdir / "state"),
-            PANGEOHUB_GATEWAY_CONFIG=str(override),
         )
+        self.command = [
+            sys.executable,
+            "-m",
+            "dask_gateway_server",
+            "-f",
+            str(SERVICE_CONFIG),
+            f"--Proxy.address=127.0.0.1:{self.port}",
+            f"--Proxy.tcp_address=127.0.0.1:{self.tcp_port}",
+            "--Proxy.prefix=/services/dask-gateway",
+        ]
         self.log = workdir / "gateway.log"
         self.proc = None
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dask_gateway_server", "-f", str(SERVICE_CONFIG)],
+                self.command,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -43,8 +43,7 @@ def hub(tmp_path_factory, google):
     workdir = tmp_path_factory.mktemp("scratch-gcs")
     key_file = workdir / "service-account.json"
     key_file.write_text(json.dumps(google.service_account_info()))
-    config = workdir / "scratch_override.py"
-    config.write_text(
+    admin_file = (
         "\n".join(
             [
                 'c.ScratchService.backend = "gcs"',
@@ -56,8 +55,9 @@ def hub(tmp_path_factory, google):
                 "c.ScratchBackend.expiry_days = 3",
             ]
         )
+        + "\n"
     )
-    hub = HubProcess(workdir, env={"PANGEOHUB_SCRATCH_CONFIG": str(config)})
+    hub = HubProcess(workdir, extra_config=admin_file)
     hub.start()
     yield hub
     hub.stop()

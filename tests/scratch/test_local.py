@@ -76,22 +76,25 @@ def scratch_service_pid(hub) -> int:
 
 
 def test_server_starts_when_the_scratch_service_is_down(hub):
-    os.kill(scratch_service_pid(hub), signal.SIGTERM)
-    katherine = hub.login("katherine")
-    assert hub.api(katherine, "post", "/users/katherine/server", json={}).status_code in (
-        201,
-        202,
-    )
-    hub.wait_for_server(katherine, "katherine")
-    env = server_environment(hub, "katherine")
-    assert env["PANGEO_SCRATCH_STATUS"] == "unavailable"
-    assert env["PANGEO_SCRATCH"].endswith("/katherine")
-    result = subprocess.run(
-        [sys.executable, "-m", "pangeohub.scratch.cli"],
-        env={**env, "PANGEO_SCRATCH_SERVICE_URL": env["PANGEO_SCRATCH_SERVICE_URL"]},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1 and "unreachable" in result.stderr
+    # Stopped, not killed: the hub restarts a managed service that exits.
+    pid = scratch_service_pid(hub)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        katherine = hub.login("katherine")
+        response = hub.api(katherine, "post", "/users/katherine/server", json={})
+        assert response.status_code in (201, 202)
+        hub.wait_for_server(katherine, "katherine")
+        env = server_environment(hub, "katherine")
+        assert env["PANGEO_SCRATCH_STATUS"] == "unavailable"
+        assert env["PANGEO_SCRATCH"].endswith("/katherine")
+        result = subprocess.run(
+            [sys.executable, "-m", "pangeohub.scratch.cli"],
+            env={**env, "PANGEO_SCRATCH_SERVICE_URL": env["PANGEO_SCRATCH_SERVICE_URL"]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1 and "unreachable" in result.stderr
+    finally:
+        os.kill(pid, signal.SIGCONT)
     hub.api(katherine, "delete", "/users/katherine/server")

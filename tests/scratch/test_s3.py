@@ -53,11 +53,7 @@ print(json.dumps(result))
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, moto_url, service_aws_env):
     workdir = tmp_path_factory.mktemp("scratch-s3")
-    config = workdir / "scratch_override.py"
-    config.write_text(s3_config(moto_url))
-    hub = HubProcess(
-        workdir, extra_config=PROBE_SERVICE, env={"PANGEOHUB_SCRATCH_CONFIG": str(config)}
-    )
+    hub = HubProcess(workdir, extra_config=s3_config(moto_url) + PROBE_SERVICE)
     hub.start()
     yield hub
     hub.stop()
@@ -262,7 +258,7 @@ async def start_service(hub, config_text: str, tmp_path, hub_api: str | None = N
     from jupyterhub.services.auth import HubAuth
     from traitlets.config import Config
 
-    from pangeohub.scratch.service import ScratchService
+    from pangeohub.scratch.service import ScratchServiceApp
 
     config_file = tmp_path / "scratch_config.py"
     config_file.write_text(config_text)
@@ -270,7 +266,7 @@ async def start_service(hub, config_text: str, tmp_path, hub_api: str | None = N
     config.HubAuth.api_url = hub_api or f"http://127.0.0.1:{hub.hub_port}/hub/api"
     config.HubAuth.api_token = "not-used-for-token-checks"
     config.HubAuth.access_scopes = {"access:services!service=scratch"}
-    app = ScratchService(config=config)
+    app = ScratchServiceApp(config=config)
     app.initialize(["--config", str(config_file), "--ScratchService.url=http://127.0.0.1:0"])
     app.hub_auth = HubAuth(parent=app)
     await app.start_async()

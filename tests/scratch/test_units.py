@@ -188,38 +188,24 @@ def test_issued_json_has_iso_expiration():
     assert json.dumps(issued.as_json("s3", "u"))
 
 
-async def test_cluster_hook_gives_workers_the_same_variables(tmp_path):
-    from types import SimpleNamespace
-
-    from pangeohub.scratch.hook import cluster_environment_hook, load_scratch_config
-
-    config_file = tmp_path / "scratch_config.py"
-    config_file.write_text(
-        f'c.ScratchService.backend = "s3"\nc.S3ScratchBackend.bucket = "{BUCKET}"\n'
-        f'c.ScratchEnvironment.client_config_dir = "{tmp_path}/client"\n'
-    )
-    hook = cluster_environment_hook(
-        "http://127.0.0.1:9/services/scratch/", load_scratch_config(str(config_file))
-    )
-    env = await hook(SimpleNamespace(name="grace", groups=[]))
-    assert env["PANGEO_SCRATCH"] == f"s3://{BUCKET}/scratch/grace"
-    assert env["PANGEO_SCRATCH_SERVICE_URL"] == "http://127.0.0.1:9/services/scratch/"
-    config_text = open(env["AWS_CONFIG_FILE"]).read()
-    assert "credential_process = " in config_text and "pangeohub.scratch.cli" in config_text
-    assert "PANGEO_SCRATCH_STATUS" not in env
-
-
 def test_every_setting_is_documented():
     from pathlib import Path
 
     from pangeohub.scratch.base import ExpiringCredentials, ScratchBackend
     from pangeohub.scratch.gcs import GCSScratchBackend
     from pangeohub.scratch.hook import ScratchEnvironment
-    from pangeohub.scratch.service import ScratchService
+    from pangeohub.scratch.service import ScratchServiceApp
+    from pangeohub.scratch.settings import ScratchService
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "scratch.md").read_text()
-    classes = (ScratchService, ScratchBackend, ExpiringCredentials, S3ScratchBackend)
-    for cls in (*classes, GCSScratchBackend, LocalScratchBackend, ScratchEnvironment):
+    classes = (ScratchService, ScratchServiceApp, ScratchBackend, ExpiringCredentials)
+    for cls in (
+        *classes,
+        S3ScratchBackend,
+        GCSScratchBackend,
+        LocalScratchBackend,
+        ScratchEnvironment,
+    ):
         for name, trait in cls.class_own_traits(config=True).items():
             assert f"`{name}`" in text, f"{cls.__name__}.{name} is missing from docs/scratch.md"
             assert trait.help, f"{cls.__name__}.{name} has no help="

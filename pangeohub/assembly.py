@@ -1,0 +1,98 @@
+"""pangeohub's one entry point: ``pangeohub.configure(c)``.
+
+Every ``jupyterhub_config.py`` that runs pangeohub ends with it: the bundle's own, and on
+Zero to JupyterHub an ``hub.extraConfig`` entry that sorts last. It reads the merged
+configuration only, registers each enabled part's services and roles (keeping whatever
+the admin set), then runs every start-up check. Calling it twice changes nothing.
+
+Parts (each on by default, off with one setting):
+
+=============  ==========================  =============================================
+part           switch                      what it adds
+=============  ==========================  =============================================
+scratch        ``c.ScratchService.enabled``  the credential service, its scope
+Dask Gateway   ``c.GatewayService.enabled``  the gateway service (or an external one)
+culling        ``c.CullingPolicy.enabled``   jupyterhub-idle-culler, stop-only
+=============  ==========================  =============================================
+
+Per-server hooks are not bound here: pangeohub's spawners build them for each server
+from the same settings (:func:`server_environment_hooks`, :func:`server_stop_hooks`).
+"""
+
+from __future__ import annotations
+
+from traitlets.config import Config
+
+from .culling import CullingPolicy, destructive_culling, wire_culling
+from .gateway.hub import GatewayService, wire_gateway
+from .policy import PangeoPolicy
+from .scratch.hubconfig import wire_scratch
+from .scratch.settings import ScratchService
+
+KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
+
+
+class ConfigurationError(SystemExit):
+    """The hub cannot start with this configuration; the message says what to change."""
+
+
+def check_profiles(config: Config) -> None:
+    """Every profile is well formed and within the admin's bounds."""
+    PangeoPolicy(config=config).all_profiles()
+
+
+def check_culling_keeps_disks(config: Config) -> None:
+    """No culler may remove servers or users: that would delete their disks."""
+    reason = destructive_culling(config)
+    if reason:
+        raise ValueError(reason)
+
+
+def check_claim_per_server(config: Config) -> None:
+    """On Kubernetes each server has its own claim, so deleting one deletes only its disk."""
+    for section in KUBE_SPAWNERS:
+        template = config[section].get("pvc_name_template", "claim-{user_server}")
+        if "{user_server}" not in template:
+            raise ValueError(
+                f"{section}.pvc_name_template is {template!r}; it must contain {{user_server}} "
+                "so that each server has its own disk "
+                "(singleuser.storage.dynamic.pvcNameTemplate in Zero to JupyterHub's values)."
+            )
+
+
+# The parts, in order, and the checks; constants, not registries.
+PARTS = (wire_scratch, wire_gateway, wire_culling)
+CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server)
+
+
+def configure(c: Config) -> Config:
+    """Wire pangeohub's enabled parts into the hub's final configuration ``c``, then
+    refuse at start-up what pangeohub cannot honour (:class:`ConfigurationError`)."""
+    try:
+        for step in (*PARTS, *CHECKS):
+            step(c)
+    except ValueError as error:
+        raise ConfigurationError(f"pangeohub configuration error: {error}") from None
+    return c
+
+
+def server_environment_hooks(spawner) -> list:
+    """The enabled parts' ``hook(spawner) -> dict``, built from ``spawner``'s settings."""
+    hooks = []
+    if ScratchService(parent=spawner).enabled:
+        from .scratch.hook import scratch_environment
+
+        hooks.append(scratch_environment)
+    gateway = GatewayService(parent=spawner)
+    if gateway.enabled:
+        hooks.append(gateway.environment)
+    return hooks
+
+
+def server_stop_hooks(spawner) -> list:
+    """The enabled parts' ``hook(spawner)`` run after a server stops."""
+    gateway = GatewayService(parent=spawner)
+    return [gateway.stop_server_clusters] if gateway.enabled else []
+
+
+__all__ = ["configure", "ConfigurationError", "CullingPolicy", "GatewayService", "ScratchService"]

@@ -1,0 +1,49 @@
+"""The scratch service's settings, shared by the hub (which starts it) and the service."""
+
+from __future__ import annotations
+
+import os
+
+from traitlets import Bool, Int, Unicode, default
+from traitlets.config import Configurable
+
+
+class ScratchService(Configurable):
+    """The scratch credential service (``c.ScratchService``): on or off, where, which backend."""
+
+    enabled = Bool(
+        True,
+        help="""Run the scratch credential service and give every server (and its Dask
+        workers) $PANGEO_SCRATCH. False: no scratch on this hub.""",
+    ).tag(config=True)
+    backend = Unicode(
+        "local", help="Scratch backend: 's3', 'gcs', 'local', or 'module:Class'."
+    ).tag(config=True)
+    service_name = Unicode(help="This service's name in the hub (scopes refer to it).").tag(
+        config=True
+    )
+    url = Unicode(
+        help="""Where the service listens, e.g. http://127.0.0.1:10101, or http://0.0.0.0:10101
+        in a Kubernetes hub pod so that user pods reach it. Default: a free loopback port
+        chosen when the hub starts.""",
+    ).tag(config=True)
+    service_prefix = Unicode(help="URL prefix of every route, ending in '/'.").tag(config=True)
+    expiry_check_seconds = Int(
+        3600,
+        min=1,
+        help="""How often to re-verify the expiry rule (or sweep local scratch). When not
+        set, the hub uses the culling schedule (c.CullingPolicy.every).""",
+    ).tag(config=True)
+
+    @default("service_name")
+    def _default_service_name(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_NAME", "scratch")
+
+    @default("url")
+    def _default_url(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "")
+
+    @default("service_prefix")
+    def _default_service_prefix(self):
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{self.service_name}/")
+        return prefix if prefix.endswith("/") else prefix + "/"

@@ -1,0 +1,153 @@
+"""pangeohub.configure(c): one entry point, idempotent, parts switched off by one setting,
+services given the hub's own settings, and start-up checks that refuse with a reason."""
+
+import json
+import os
+
+import pytest
+from traitlets.config import Config
+
+import pangeohub
+from pangeohub.assembly import ConfigurationError
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def hub_config(**sections) -> Config:
+    c = Config()
+    c.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(c[section], key, value)
+    return c
+
+
+def services(c) -> dict:
+    return {s["name"]: s for s in c.JupyterHub.services}
+
+
+def test_every_part_is_on_by_default_and_configure_is_idempotent():
+    c = hub_config()
+    c.JupyterHub.services = [{"name": "admins-own", "url": "http://127.0.0.1:1"}]
+    pangeohub.configure(c)
+    first = json.dumps(
+        [c.JupyterHub.services, c.JupyterHub.load_roles], sort_keys=True, default=str
+    )
+    pangeohub.configure(c)
+    again = json.dumps(
+        [c.JupyterHub.services, c.JupyterHub.load_roles], sort_keys=True, default=str
+    )
+    assert first == again
+    assert list(services(c)) == ["admins-own", "scratch", "dask-gateway", "idle-culler"]
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert "access:services!service=scratch" in roles["user"]["scopes"]
+    assert "access:services!service=dask-gateway" in roles["server"]["scopes"]
+
+
+@pytest.mark.parametrize(
+    "switch, service",
+    [
+        ("ScratchService", "scratch"),
+        ("GatewayService", "dask-gateway"),
+        ("CullingPolicy", "idle-culler"),
+    ],
+)
+def test_one_setting_switches_a_part_off(switch, service):
+    c = hub_config(**{switch: {"enabled": False}})
+    pangeohub.configure(c)
+    assert service not in services(c)
+    assert len(services(c)) == 2
+
+
+def test_services_read_the_admins_settings_from_the_hubs_configuration(state_dir):
+    c = hub_config(
+        ScratchService={"backend": "s3", "expiry_check_seconds": 123},
+        S3ScratchBackend={"bucket": "hub-scratch"},
+        GatewayPolicy={"user_limits": {"clusters": 1}},
+        IdleCuller={"api_page_size": 50},
+        CullingPolicy={"timeout": 900, "cull_admin_servers": False},
+    )
+    c.GitHubTeamsAuthenticator.client_secret = "not-for-services"
+    pangeohub.configure(c)
+    files = state_dir / "services"
+    scratch = json.loads((files / "scratch.json").read_text())
+    assert scratch["ScratchService"]["backend"] == "s3"
+    assert scratch["ScratchService"]["expiry_check_seconds"] == 123  # the admin's, kept
+    assert scratch["S3ScratchBackend"] == {"bucket": "hub-scratch"}
+    gateway = json.loads((files / "dask-gateway.json").read_text())
+    assert gateway["GatewayPolicy"]["user_limits"] == {"clusters": 1}
+    culler = json.loads((files / "idle-culler.json").read_text())
+    assert culler["IdleCuller"]["timeout"] == 900 and culler["IdleCuller"]["api_page_size"] == 50
+    assert culler["CullingPolicy"] == {"cull_admin_servers": False}
+    for path in files.iterdir():
+        assert "not-for-services" not in path.read_text()
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    # computed values reach the services as typed flags on their command line
+    command = services(c)["scratch"]["command"]
+    assert f"--config={files / 'scratch.json'}" in command
+    assert any(a.startswith("--ScratchService.url=http://127.0.0.1:") for a in command)
+    assert any(a.startswith("--Proxy.address=") for a in services(c)["dask-gateway"]["command"])
+
+
+def test_scratch_expiry_follows_the_culling_schedule_unless_set(state_dir):
+    c = hub_config(CullingPolicy={"every": 120})
+    pangeohub.configure(c)
+    scratch = json.loads((state_dir / "services" / "scratch.json").read_text())
+    assert scratch["ScratchService"]["expiry_check_seconds"] == 120
+
+
+def test_no_pangeohub_variable_carries_settings_to_a_service():
+    c = hub_config()
+    pangeohub.configure(c)
+    for service in services(c).values():
+        names = {n for n in service.get("environment", {}) if n.startswith("PANGEOHUB_")}
+        assert names <= {"PANGEOHUB_STATE_DIR"}, names
+
+
+def test_a_setting_a_service_cannot_read_is_refused_by_name():
+    c = hub_config(GatewayPolicy={"environment_hooks": [print]})
+    with pytest.raises(ConfigurationError, match="c.GatewayPolicy.environment_hooks"):
+        pangeohub.configure(c)
+
+
+def test_in_cluster_addresses_for_kubernetes():
+    c = hub_config(
+        ScratchService={"url": "http://0.0.0.0:10101"},
+        GatewayService={
+            "managed": False,
+            "service_url": "http://traefik-dask-gateway",
+            "address": "http://traefik-dask-gateway/services/dask-gateway",
+            "proxy_address": "gateway://traefik-dask-gateway:80",
+        },
+    )
+    c.ScratchEnvironment.service_url = "http://hub:10101/services/scratch/"
+    pangeohub.configure(c)
+    scratch = services(c)["scratch"]
+    assert scratch["url"] == "http://127.0.0.1:10101"  # the proxy beside the service
+    assert "--ScratchService.url=http://0.0.0.0:10101" in scratch["command"]
+    assert c.ScratchEnvironment.service_url == "http://hub:10101/services/scratch/"
+    gateway = services(c)["dask-gateway"]
+    assert "command" not in gateway and gateway["url"] == "http://traefik-dask-gateway"
+
+
+def test_profile_over_a_bound_stops_the_hub_with_the_reason():
+    c = hub_config(PangeoPolicy={"max_cpu_limit": 2.0})
+    c.PangeoPolicy.profiles = [{"display_name": "Huge", "cpu_limit": 8}]
+    with pytest.raises(ConfigurationError, match="'Huge': cpu_limit 8.0 exceeds"):
+        pangeohub.configure(c)
+
+
+def test_a_shared_claim_template_stops_the_hub():
+    c = hub_config(KubeSpawner={"pvc_name_template": "claim-{username}"})
+    with pytest.raises(ConfigurationError, match="must contain {user_server}"):
+        pangeohub.configure(c)
+
+
+def test_a_destructive_culler_setting_stops_the_hub():
+    c = hub_config(IdleCuller={"remove_named_servers": True})
+    with pytest.raises(ConfigurationError, match="Culling must only stop servers"):
+        pangeohub.configure(c)
