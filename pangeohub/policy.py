@@ -41,7 +41,11 @@ class PolicyError(Exception):
 
 def parse_bytes(value: int | float | str) -> int:
     """Bytes from ``2G``, ``2Gi``, ``512M`` or a number (K/M/G/T count in 1024s,
-    as JupyterHub's ``mem_limit`` does)."""
+    as JupyterHub's ``mem_limit`` does).
+
+    Not ``jupyterhub.traitlets.ByteSpecification``: profiles are dicts, not traits, their
+    disk sizes are written the Kubernetes way (``10Gi``), which it refuses, and it takes
+    ``nanG``; the numbers it gives are the same."""
     if isinstance(value, int | float):
         return int(value)
     match = _BYTES_PATTERN.match(str(value))
