@@ -161,11 +161,8 @@ def test_idle_server_stops_keeps_its_disk_active_ones_run_on(hub_factory):
     # Nothing the culler was refused happened (the user and her servers are all still
     # listed; "busy" may since have been culled for real, now that nobody uses it).
     listed = hub.api(grace, "get", "/users/grace?include_stopped_servers=1")
-    assert listed.status_code == 200 and set(listed.json()["servers"]) == {
-        "busy",
-        "computing",
-        "idle",
-    }
+    assert listed.status_code == 200
+    assert {"busy", "computing", "idle"} <= set(listed.json()["servers"])
     for name in ("idle", "busy", "computing"):
         hub.api(grace, "delete", f"/users/grace/servers/{name}")
 

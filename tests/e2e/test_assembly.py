@@ -63,13 +63,13 @@ def test_the_gateway_uses_the_admin_files_bounds(hub):
     grace = hub.login("grace")
     options = requests.get(
         f"{hub.url}/services/dask-gateway/api/v1/options",
-        headers={"Authorization": f"token {user_token(hub, grace, 'grace')}"},
+        headers={"Authorization": f"jupyterhub {user_token(hub, grace, 'grace')}"},
         timeout=30,
     )
     assert options.status_code == 200, options.text
-    fields = {f["field"]: f["spec"] for f in options.json()["cluster_options"]["fields"]}
-    assert fields["idle_timeout"]["max"] == 7 and fields["idle_timeout"]["default"] == 7
-    assert fields["worker_cores"]["max"] == 1
+    fields = {f["field"]: f for f in options.json()["cluster_options"]}
+    assert fields["idle_timeout"]["spec"]["max"] == 7 and fields["idle_timeout"]["default"] == 7
+    assert fields["worker_cores"]["spec"]["max"] == 1
 
 
 def test_a_part_switched_off_is_gone_from_the_hub_and_its_servers(tmp_path):
