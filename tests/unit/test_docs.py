@@ -1,5 +1,7 @@
 """The docs name every setting an admin can set."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,17 @@ def test_toctree_pages_exist():
     entries = [line.strip() for line in index.splitlines() if line and line == line.strip()]
     for name in ("quickstart", "policies", "github-teams", "culling"):
         assert name in entries and (DOCS / f"{name}.md").exists()
+
+
+def test_docs_build_without_a_warning(tmp_path):
+    """The guides and the settings reference generated from the traitlets (autodoc-traits)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", str(DOCS), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = (tmp_path / "reference.html").read_text()
+    assert "admitted_teams" in reference and "expiry_check_seconds" in reference
+    assert "oauth_callback_url" not in reference  # upstream's settings stay upstream's
