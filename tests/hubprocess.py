@@ -60,7 +60,13 @@ class HubError(RuntimeError):
 class HubProcess:
     """One real jupyterhub process (and its proxy) for a test."""
 
-    def __init__(self, workdir: Path, extra_config: str = "", env: dict | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: str = "",
+        env: dict | None = None,
+        config_file: Path = REPO / "jupyterhub_config.py",
+    ):
         self.workdir = Path(workdir)
         self.state_dir = self.workdir / "state"
         self.log_path = self.workdir / "jupyterhub.log"
@@ -71,6 +77,7 @@ class HubProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_config = extra_config
         self.extra_env = env or {}
+        self.config_file = Path(config_file)
         self.proc: subprocess.Popen | None = None
 
     # --- lifecycle -------------------------------------------------------
@@ -97,7 +104,7 @@ class HubProcess:
         env.update(self.extra_env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
+            [str(VENV_BIN / "jupyterhub"), "-f", str(self.config_file)],
             cwd=self.workdir,
             env=env,
             stdout=log,

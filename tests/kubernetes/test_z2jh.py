@@ -1,0 +1,438 @@
+"""The whole hub on Zero to JupyterHub, configured by the deploy files alone.
+
+The real ``jupyterhub`` (with the real configurable-http-proxy) is configured exactly as the
+chart configures it (:mod:`tests.kubernetes.z2jh_chart`): ``deploy/values.yaml`` merged with a
+test overlay as ``helm -f values.yaml -f overlay.yaml`` would merge them, the hub image's
+config.d file (``deploy/pangeohub_z2jh.py``, where deploy/Dockerfile puts it) and the values'
+``hub.extraConfig``. Nothing is wired by the test. The overlay holds only what an admin's
+secrets.yaml would (the OAuth app, the gateway token) and what this machine needs instead of
+a cluster: the fake Kubernetes API (through ``$KUBECONFIG``), the fake GitHub, moto for S3
+and STS, loopback addresses, short timeouts.
+
+Pods are real processes of the fake kubelet on their own loopback addresses, running
+``jupyterhub-singleuser`` from an image that has what deploy/user-image/Dockerfile adds
+(the activity extension, the dask-gateway client configuration, the credential helper).
+The hub has no AWS keys: like a hub pod with IRSA, it has a role ARN and a web identity
+token file, which the scratch service exchanges at (moto's) STS for its own identity.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.fake_github import FakeGitHub
+from tests.hubprocess import VENV_BIN, HubProcess, free_port
+from tests.scratch.conftest import iam_evaluator, session_policy_of  # noqa: F401
+
+from ..k8s_fake import FakeKube, default_images
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+NAMESPACE = "pangeo"
+BUCKET = "pangeo-scratch-z2jh"
+USER_ROLE = "arn:aws:iam::123456789012:role/hub-scratch-user"
+HUB_ROLE = "arn:aws:iam::123456789012:role/hub-scratch-broker"
+IMAGE = "pangeo/pangeo-notebook:2024.01.01"  # the values' Small profile's default image
+
+
+def user_image(root: Path) -> dict:
+    """The fake registry, whose Pangeo images have what the user image recipe adds.
+
+    deploy/user-image/Dockerfile copies the activity extension's Jupyter config to
+    /etc/jupyter and the dask config to /etc/dask; here the same files are found through
+    JUPYTER_CONFIG_PATH / DASK_CONFIG, and pangeohub (the credential helper) is on PATH.
+    """
+    images = default_images(root)
+    for name in ("pangeo/pangeo-notebook:2024.01.01", "pangeo/ml-notebook:2024.01.01"):
+        env = images[name]["env"]
+        paths = [str(REPO / "pangeohub" / "jupyter-config"), env.get("JUPYTER_CONFIG_PATH", "")]
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in paths if p)
+        env["DASK_CONFIG"] = str(DEPLOY / "user-image" / "dask")
+    return images
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from kubernetes_asyncio.config import kube_config as kube_config_module
+
+    with FakeKube(namespace=NAMESPACE, cpu="8", backoff=0.2, images=None) as kube:
+        kube.images.update(user_image(kube.root))
+        old = kube_config_module.KUBE_CONFIG_DEFAULT_LOCATION
+        kube_config_module.KUBE_CONFIG_DEFAULT_LOCATION = str(kube.kubeconfig)
+        yield kube
+        kube_config_module.KUBE_CONFIG_DEFAULT_LOCATION = old
+
+
+@pytest.fixture(scope="module")
+def github():
+    fake = FakeGitHub().start()
+    for login in ("grace", "katherine", "carol"):
+        fake.add_user(login)
+    fake.add_team("pangeo-data", "climate", members=["grace"])
+    fake.add_team("pangeo-data", "oceans", members=["katherine"])
+    fake.add_team("pangeo-data", "hub-admins", members=[])
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """moto's S3 + STS on loopback, with the scratch bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    boto3.session.Session(
+        aws_access_key_id="admin", aws_secret_access_key="admin", region_name="us-east-1"
+    ).client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
+    yield url
+    server.stop()
+
+
+def overlay(hub: HubProcess, github: FakeGitHub, moto_url: str, scratch_port: int) -> dict:
+    """The test's second values file (what an admin's secrets.yaml holds, plus this machine)."""
+    gateway_port = free_port()
+    return {
+        "hub": {
+            "config": {
+                "GitHubTeamsAuthenticator": {
+                    "github_url": github.url,
+                    "client_id": github.client_id,
+                    "client_secret": github.client_secret,
+                    "oauth_callback_url": f"{hub.url}/hub/oauth_callback",
+                    "github_timeout": 3,
+                },
+                "PangeoPolicy": {"named_server_limit": 1},
+                "KubeSpawner": {
+                    "start_timeout": 60,
+                    "http_timeout": 60,
+                    "k8s_api_request_timeout": 3,
+                    "k8s_api_request_retry_timeout": 6,
+                    "delete_grace_period": 1,
+                },
+                "PangeoKubeSpawner": {"image_pull_timeout": 5, "scheduling_timeout": 5},
+                "CullingPolicy": {"timeout": 20, "every": 3},
+                "ScratchService": {"url": f"http://127.0.0.1:{scratch_port}"},
+                "S3ScratchBackend": {
+                    "bucket": BUCKET,
+                    "region": "us-east-1",
+                    "role_arn": USER_ROLE,
+                    "endpoint_url": moto_url,
+                },
+                "ScratchEnvironment": {
+                    "service_url": f"http://127.0.0.1:{scratch_port}/services/scratch/",
+                    "client_config_dir": str(hub.workdir / "scratch-client"),
+                },
+                "GatewayService": {
+                    "service_url": f"http://127.0.0.1:{gateway_port}",
+                    "address": f"http://127.0.0.1:{gateway_port}/services/dask-gateway",
+                    "proxy_address": f"gateway://127.0.0.1:{gateway_port}",
+                    "api_token": secrets.token_hex(16),
+                },
+            }
+        }
+    }
+
+
+def chart_hub(workdir: Path, cluster, github, moto_url, extra_values: dict | None = None):
+    """A HubProcess configured by the chart stand-in from the deploy files and an overlay."""
+    hub = HubProcess(workdir, config_file=REPO / "tests" / "kubernetes" / "z2jh_hub_config.py")
+    scratch_port = free_port()
+    values = overlay(hub, github, moto_url, scratch_port)
+    (workdir / "overlay.yaml").write_text(yaml.safe_dump(values))
+    files = [DEPLOY / "values.yaml", workdir / "overlay.yaml"]
+    if extra_values:
+        (workdir / "extra.yaml").write_text(yaml.safe_dump(extra_values))
+        files.append(workdir / "extra.yaml")
+    config_d = workdir / "jupyterhub_config.d"  # the hub image's, as deploy/Dockerfile makes it
+    config_d.mkdir(exist_ok=True)
+    (config_d / "50-pangeohub.py").write_text((DEPLOY / "pangeohub_z2jh.py").read_text())
+    token_file = workdir / "web-identity-token"
+    token_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.sig")
+    hub.extra_env = {
+        "Z2JH_VALUES": os.pathsep.join(str(f) for f in files),
+        "Z2JH_CONFIG_D": str(config_d),
+        "Z2JH_PUBLIC_PORT": str(hub.port),
+        "Z2JH_HUB_PORT": str(hub.hub_port),
+        "Z2JH_PROXY_API_PORT": str(hub.proxy_api_port),
+        "POD_NAMESPACE": NAMESPACE,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        # the hub pod's identity with IRSA: a role and a token, no keys
+        "AWS_ROLE_ARN": HUB_ROLE,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file),
+        "AWS_ROLE_SESSION_NAME": "pangeohub-hub",
+        "AWS_ENDPOINT_URL_STS": moto_url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        hub.extra_env[key] = ""
+    hub.scratch_port = scratch_port
+    hub.values = values
+    return hub
+
+
+@pytest.fixture(scope="module")
+def hub(cluster, github, moto_url, tmp_path_factory):
+    hub = chart_hub(tmp_path_factory.mktemp("z2jh"), cluster, github, moto_url)
+    hub.start(timeout=90)
+    yield hub
+    hub.stop()
+
+
+def github_sign_in(hub: HubProcess, github: FakeGitHub, login: str) -> requests.Session:
+    """Sign in as a browser does: the hub sends us to GitHub, we approve, GitHub sends us back."""
+    github.signed_in = login
+    session = requests.Session()
+    page = session.get(f"{hub.url}/hub/oauth_login", timeout=10)
+    assert page.url.startswith(f"{github.url}/login/oauth/authorize"), page.url
+    form = {
+        name: html.unescape(value)
+        for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
+    }
+    session.post(page.url, data={**form, "decision": "approve"}, timeout=30)
+    session.get(f"{hub.url}/hub/home", timeout=10)  # sets the hub's _xsrf cookie
+    return session
+
+
+def pod_name(user: str, server: str = "") -> str:
+    return f"jupyter-{user}" + (f"--{server}" if server else "")
+
+
+def pod_environment(cluster, name: str) -> dict[str, str]:
+    """The environment of the pod's running process (what code in the pod sees)."""
+    procs = cluster.kubelet.procs.get((NAMESPACE, name)) or []
+    assert procs, f"pod {name} has no running process"
+    raw = Path(f"/proc/{procs[0].pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def in_pod(env: dict[str, str], code: str) -> subprocess.CompletedProcess:
+    """Run Python ``code`` with a pod's environment, as a notebook in that pod would."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=env.get("HOME"),
+    )
+
+
+# --- sign-in and profiles -------------------------------------------------------------
+
+
+def test_sign_in_by_team_shows_only_that_teams_profiles(hub, github, cluster):
+    grace = github_sign_in(hub, github, "grace")
+    me = hub.api(grace, "get", "/user").json()
+    assert me["name"] == "grace" and "pangeo-data:climate" in me["groups"]
+    assert "Large" in grace.get(f"{hub.url}/hub/spawn", timeout=10).text
+
+    katherine = github_sign_in(hub, github, "katherine")
+    page = katherine.get(f"{hub.url}/hub/spawn", timeout=10).text
+    assert "Small" in page and "Large" not in page
+    xsrf = katherine.cookies.get("_xsrf", path="/hub/")
+    forged = katherine.post(
+        f"{hub.url}/hub/spawn", data={"profile": "large", "_xsrf": xsrf}, timeout=10
+    )
+    assert forged.status_code == 403
+    assert "You may not use the profile 'large'" in html.unescape(forged.text)
+    # The chart answers spawn requests at once (slow_spawn_timeout 0): the API accepts the
+    # request, and the refusal is what the progress stream (the spawn page) shows.
+    response = hub.api(katherine, "post", "/users/katherine/server", json={"profile": "large"})
+    assert response.status_code in (202, 403), response.text
+    if response.status_code == 202:
+        progress = hub.api(katherine, "get", "/users/katherine/server/progress", timeout=30)
+        assert "You may not use the profile 'large'" in progress.text, progress.text
+    assert cluster.get("pods", pod_name("katherine")) is None
+
+    github.signed_in = "carol"  # in no admitted team
+    carol = requests.Session()
+    page = carol.get(f"{hub.url}/hub/oauth_login", timeout=10)
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    refused = carol.post(page.url, data={**form, "decision": "approve"}, timeout=30)
+    assert refused.status_code == 403 and "Not in an admitted GitHub team" in refused.text
+
+
+def test_named_server_up_to_the_limit(hub, github, cluster):
+    katherine = github_sign_in(hub, github, "katherine")
+    response = hub.api(katherine, "post", "/users/katherine/servers/run1", json={})
+    assert response.status_code in (201, 202), response.text
+    hub.wait_for_server(katherine, "katherine", "run1")
+    assert cluster.get("persistentvolumeclaims", "claim-katherine--run1") is not None
+
+    response = hub.api(katherine, "post", "/users/katherine/servers/run2", json={})
+    assert response.status_code == 403
+    assert "katherine already has 1 named server" in response.json()["message"]
+    assert cluster.get("pods", pod_name("katherine", "run2")) is None
+
+    response = hub.api(katherine, "delete", "/users/katherine/servers/run1", json={"remove": True})
+    assert response.status_code in (202, 204)
+    cluster.wait_for(
+        lambda: cluster.get("persistentvolumeclaims", "claim-katherine--run1") is None,
+        30,
+        what="the deleted server's claim is gone",
+    )
+
+
+# --- a user pod: scratch and Dask Gateway --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grace_pod(hub, github, cluster):
+    """grace's default server, started once; the culling test below waits for it to stop."""
+    grace = github_sign_in(hub, github, "grace")
+    response = hub.api(grace, "post", "/users/grace/server", json={})
+    assert response.status_code in (201, 202), response.text
+    hub.wait_for_server(grace, "grace")
+    return grace, pod_environment(cluster, pod_name("grace"))
+
+
+def test_user_pod_has_scratch_and_working_credentials_for_its_own_prefix_only(
+    grace_pod, moto_url, iam_evaluator
+):
+    _, env = grace_pod
+    assert env["PANGEO_SCRATCH"] == f"s3://{BUCKET}/scratch/grace"
+    assert env["PANGEO_SCRATCH_STATUS"] == "available"
+    config = Path(env["AWS_CONFIG_FILE"]).read_text()
+    assert "credential_process = pangeohub-scratch-credentials" in config
+
+    # boto3 in the pod runs the credential helper from the user image, and writes and reads.
+    result = in_pod(
+        env,
+        "import boto3, os\n"
+        "s3 = boto3.client('s3')\n"
+        "key = os.environ['PANGEO_SCRATCH'].split('/', 3)[3] + '/hello.txt'\n"
+        f"s3.put_object(Bucket={BUCKET!r}, Key=key, Body=b'hi')\n"
+        f"print(s3.get_object(Bucket={BUCKET!r}, Key=key)['Body'].read().decode())\n"
+        "print(boto3.session.Session().get_credentials().get_frozen_credentials().access_key)\n",
+    )
+    assert result.returncode == 0, result.stderr
+    body, access_key = result.stdout.split()
+    assert body == "hi"
+
+    policy = session_policy_of(access_key)
+    own, other = f"arn:aws:s3:::{BUCKET}/scratch/grace/x", f"arn:aws:s3:::{BUCKET}/scratch/katherine/x"
+    assert iam_evaluator(policy, "s3:PutObject", own)
+    assert not iam_evaluator(policy, "s3:GetObject", other)
+    assert not iam_evaluator(policy, "s3:PutObject", f"arn:aws:s3:::{BUCKET}/scratch/gracey/x")
+
+    # the helper itself: no token, a clear error and no credentials
+    helper = ["pangeohub-scratch-credentials"]  # found on the image's PATH
+    result = subprocess.run(helper, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and json.loads(result.stdout)["AccessKeyId"]
+    result = subprocess.run(
+        helper, env={**env, "JUPYTERHUB_API_TOKEN": ""}, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1 and "JUPYTERHUB_API_TOKEN is not set" in result.stderr
+
+
+def test_scratch_service_uses_the_hub_pods_identity(grace_pod):
+    """IRSA: the service's credentials came from AssumeRoleWithWebIdentity on the hub's role."""
+    from moto.sts.models import sts_backends
+
+    web_identity = [
+        role
+        for account in sts_backends.values()
+        for backend in account.values()
+        for role in backend.assumed_roles
+        if role.role_arn == HUB_ROLE
+    ]
+    assert web_identity, "the scratch service never assumed the hub's role"
+
+
+def test_user_pod_reaches_the_external_gateway_with_no_configuration(grace_pod, hub):
+    _, env = grace_pod
+    gateway = hub.values["hub"]["config"]["GatewayService"]
+    assert env["DASK_GATEWAY__ADDRESS"] == gateway["address"]
+    assert env["DASK_GATEWAY__PROXY_ADDRESS"] == gateway["proxy_address"]
+    result = in_pod(
+        env,
+        "import dask, dask_gateway\n"
+        "g = dask_gateway.Gateway()\n"
+        "print(g.address, g.proxy_address, type(g.auth).__name__)\n"
+        "print(dask.config.get('labextension.factory.class'))\n",
+    )
+    assert result.returncode == 0, result.stderr
+    address, proxy, auth, factory = result.stdout.split()
+    assert (address, auth, factory) == (gateway["address"], "JupyterHubAuth", "GatewayCluster")
+    assert proxy.endswith(gateway["proxy_address"].split("://", 1)[1])
+
+
+def test_hub_registers_the_external_gateway_without_starting_it(hub, grace_pod):
+    grace, _ = grace_pod
+    token = hub.values["hub"]["config"]["GatewayService"]["api_token"]
+    me = requests.get(
+        f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10
+    )
+    assert me.status_code == 200, me.text
+    assert (me.json()["kind"], me.json()["name"]) == ("service", "dask-gateway")
+    log = hub.log_path.read_text(errors="replace")
+    assert "Starting service 'scratch'" in log and "Starting service 'idle-culler'" in log
+    assert "Starting service 'dask-gateway'" not in log
+    scopes = hub.api(grace, "get", "/user").json()["scopes"]
+    assert "access:services!service=dask-gateway" in scopes
+
+
+# --- culling -----------------------------------------------------------------------------
+
+
+def test_culler_in_the_hub_pod_stops_an_idle_pod_and_keeps_its_claim(hub, grace_pod, cluster):
+    grace, _ = grace_pod
+    hub.wait_for_stop(grace, "grace", timeout=60)
+    cluster.wait_for(lambda: cluster.get("pods", pod_name("grace")) is None, 30, what="pod gone")
+    assert cluster.get("persistentvolumeclaims", "claim-grace") is not None
+    log = hub.log_path.read_text(errors="replace")
+    assert "idle-culler" in log
+
+
+# --- refusals at start-up --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ({"cull": {"enabled": True, "removeNamedServers": True}}, "--remove-named-servers"),
+        ({"cull": {"enabled": True, "users": True}}, "--cull-users"),
+        (
+            {
+                "hub": {
+                    "extraConfig": {
+                        "50-my-culler": "c.JupyterHub.services.append({'name': 'my-culler',"
+                        " 'command': ['python3', '-m', 'jupyterhub_idle_culler',"
+                        " '--remove-named-servers=true']})\n"
+                    }
+                }
+            },
+            "--remove-named-servers",
+        ),
+    ],
+    ids=["chart-removeNamedServers", "chart-users", "extraConfig-culler"],
+)
+def test_destructive_culler_setting_is_refused_at_start_up(
+    cluster, github, moto_url, tmp_path, extra, words
+):
+    hub = chart_hub(tmp_path, cluster, github, moto_url, extra_values=extra)
+    with pytest.raises(Exception) as failed:
+        hub.start(timeout=60)
+    hub.stop()
+    message = str(failed.value)
+    assert "exited" in message, message
+    assert "pangeohub configuration error" in message and words in message
+    assert "Traceback" not in message
