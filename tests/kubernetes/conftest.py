@@ -14,6 +14,7 @@ from traitlets.config import Config
 from pangeohub.spawner.kubernetes import PangeoKubeSpawner
 
 from ..k8s_fake import FakeKube
+from ..scratch.conftest import iam_evaluator  # noqa: F401 (moto's IAM evaluator, a fixture)
 
 NAMESPACE = "jhub"
 # a tiny "notebook": records its environment in its working directory (the claim) and serves HTTP

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import kubernetes_validate
-import pytest
 import yaml
 from traitlets.config import Config
 
@@ -37,22 +36,3 @@ def test_values_select_pangeohub_and_one_claim_per_server():
     profiles = PangeoPolicy(config=config).all_profiles()  # within the bounds
     slugs = {p.slug for p in profiles}
     assert set(config.PangeoKubeSpawner.profile_options) <= slugs
-
-
-def test_z2jh_config_file_switches_the_spawner():
-    config, _ = values_config()
-    config.JupyterHub.spawner_class = "kubespawner.KubeSpawner"  # what the chart sets
-    del config.JupyterHub["allow_named_servers"]
-    source = (DEPLOY / "pangeohub_z2jh.py").read_text()
-    exec(compile(source, "50-pangeohub.py", "exec"), {"get_config": lambda: config})
-    assert config.JupyterHub.spawner_class == "pangeohub.spawner.kubernetes.PangeoKubeSpawner"
-    assert config.JupyterHub.allow_named_servers is True
-    assert callable(config.JupyterHub.named_server_limit_per_user)
-
-
-def test_z2jh_config_file_refuses_a_shared_claim():
-    config, _ = values_config()
-    config.KubeSpawner.pvc_name_template = "claim-{username}"  # z2jh's old shared-claim style
-    source = (DEPLOY / "pangeohub_z2jh.py").read_text()
-    with pytest.raises(SystemExit, match="must contain {user_server}"):
-        exec(compile(source, "50-pangeohub.py", "exec"), {"get_config": lambda: config})

@@ -25,7 +25,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,8 +32,8 @@ import requests
 import yaml
 
 from tests.fake_github import FakeGitHub
-from tests.hubprocess import VENV_BIN, HubProcess, free_port
-from tests.scratch.conftest import iam_evaluator, session_policy_of  # noqa: F401
+from tests.hubprocess import HubProcess, free_port
+from tests.scratch.conftest import session_policy_of
 
 from ..k8s_fake import FakeKube, default_images
 
@@ -204,7 +203,9 @@ def github_sign_in(hub: HubProcess, github: FakeGitHub, login: str) -> requests.
     assert page.url.startswith(f"{github.url}/login/oauth/authorize"), page.url
     form = {
         name: html.unescape(value)
-        for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
+        for name, value in re.findall(
+            r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text
+        )
     }
     session.post(page.url, data={**form, "decision": "approve"}, timeout=30)
     session.get(f"{hub.url}/hub/home", timeout=10)  # sets the hub's _xsrf cookie
@@ -328,7 +329,10 @@ def test_user_pod_has_scratch_and_working_credentials_for_its_own_prefix_only(
     assert body == "hi"
 
     policy = session_policy_of(access_key)
-    own, other = f"arn:aws:s3:::{BUCKET}/scratch/grace/x", f"arn:aws:s3:::{BUCKET}/scratch/katherine/x"
+    own, other = (
+        f"arn:aws:s3:::{BUCKET}/scratch/grace/x",
+        f"arn:aws:s3:::{BUCKET}/scratch/katherine/x",
+    )
     assert iam_evaluator(policy, "s3:PutObject", own)
     assert not iam_evaluator(policy, "s3:GetObject", other)
     assert not iam_evaluator(policy, "s3:PutObject", f"arn:aws:s3:::{BUCKET}/scratch/gracey/x")

@@ -167,7 +167,11 @@ def apply_singleuser(c, values: dict) -> None:
         items = [{"key": key, "path": key} for key in files]
         volumes["files"] = {"name": "files", "secret": {"secretName": "singleuser", "items": items}}
         for i, (key, details) in enumerate(files.items()):
-            mounts[f"{i}-files"] = {"mountPath": details["mountPath"], "subPath": key, "name": "files"}
+            mounts[f"{i}-files"] = {
+                "mountPath": details["mountPath"],
+                "subPath": key,
+                "name": "files",
+            }
     c.KubeSpawner.volumes = volumes
     c.KubeSpawner.volume_mounts = mounts
 

@@ -1,0 +1,172 @@
+"""The deploy files agree with each other where the fake cluster cannot check them.
+
+The end-to-end test (test_z2jh.py) runs the hub from these files against a fake API that
+does not enforce Services or NetworkPolicies and cannot mount the chart's Secret into a pod;
+these tests hold the pieces that make those work on a real cluster to what the hub uses.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import kubernetes_validate
+import pytest
+from traitlets.config import Config
+
+from pangeohub.scratch.hook import ScratchEnvironment
+
+from .z2jh_chart import apply_chart, load_values, lookup, merge
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+
+
+@pytest.fixture
+def values() -> dict:
+    return load_values(DEPLOY / "values.yaml")
+
+
+def hub_config(values: dict) -> Config:
+    c = Config()
+    for section, cfg in values["hub"]["config"].items():
+        c[section].update(cfg)
+    return c
+
+
+def test_values_files_merge_as_helm_merges_them():
+    base = {"hub": {"config": {"A": {"x": 1, "y": [1, 2]}}, "keep": True}, "cull": {"on": 1}}
+    over = {"hub": {"config": {"A": {"y": [3]}, "B": {"z": 2}}}, "cull": None}
+    assert merge(base, over) == {
+        "hub": {"config": {"A": {"x": 1, "y": [3]}, "B": {"z": 2}}, "keep": True}
+    }
+
+
+def test_user_pods_get_the_scratch_client_files_the_hub_writes(values, tmp_path):
+    """singleuser.extraFiles mounts, at client_config_dir, what the hub's hook writes."""
+    c = hub_config(values)
+    scratch = ScratchEnvironment(config=c)
+    files = scratch.backend().client_files(scratch.credential_command, scratch.service_url)
+    mounted = {
+        Path(f["mountPath"]).name: f["stringData"]
+        for f in values["singleuser"]["extraFiles"].values()
+        if Path(f["mountPath"]).parent == Path(scratch.client_config_dir)
+    }
+    assert mounted == files
+    aws = configparser.ConfigParser()
+    aws.read_string(mounted["aws_config"])
+    assert aws["default"]["credential_process"] == "pangeohub-scratch-credentials"
+
+
+def test_scratch_port_is_the_same_in_the_service_the_netpol_and_the_pods_address(values):
+    c = hub_config(values)
+    listen = urlparse(c.ScratchService.url)
+    pods_use = urlparse(c.ScratchEnvironment.service_url)
+    assert listen.hostname == "0.0.0.0", "the service must listen on the pod's address"
+    assert pods_use.hostname == "hub", "pods reach it through the chart's hub Service"
+    assert pods_use.path == "/services/scratch/"
+    (extra_port,) = values["hub"]["service"]["extraPorts"]
+    assert listen.port == pods_use.port == extra_port["port"] == extra_port["targetPort"]
+
+    (ingress,) = values["hub"]["networkPolicy"]["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == [listen.port]
+    pod_labels = values["singleuser"]["extraLabels"]  # the chart's default labels user pods
+    for source in ingress["from"]:
+        assert source["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    egress_ports = [
+        p["port"]
+        for rule in values["singleuser"]["networkPolicy"]["egress"]
+        if any(t["podSelector"]["matchLabels"].get("component") == "hub" for t in rule["to"])
+        for p in rule["ports"]
+    ]
+    assert egress_ports == [listen.port]
+
+
+def test_network_policy_rules_are_valid_kubernetes(values):
+    for name, section in (("hub", values["hub"]), ("singleuser", values["singleuser"])):
+        policy = section["networkPolicy"]
+        doc = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "podSelector": {"matchLabels": {"component": name}},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": policy.get("ingress", []),
+                "egress": policy.get("egress", []),
+            },
+        }
+        kubernetes_validate.validate(doc, "1.31", strict=True)
+
+
+def test_user_pods_may_reach_the_gateway_at_the_address_they_are_given(values):
+    c = hub_config(values)
+    gateway = urlparse(c.GatewayService.address)
+    assert c.GatewayService.managed is False
+    assert urlparse(c.GatewayService.proxy_address).hostname == gateway.hostname
+    rules = [
+        rule
+        for rule in values["singleuser"]["networkPolicy"]["egress"]
+        if any(
+            t["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "traefik"
+            for t in rule["to"]
+        )
+    ]
+    # the dask-gateway chart's traefik container listens on 8000 (HTTP and, by default, TCP)
+    assert [p["port"] for rule in rules for p in rule["ports"]] == [8000]
+
+
+def test_user_image_recipe_adds_what_the_servers_need_and_replaces_nothing(values):
+    recipe = (DEPLOY / "user-image" / "Dockerfile").read_text()
+    assert re.search(r"pip install [^\n]*--no-deps", recipe), "the image's packages stay"
+    copies = dict(re.findall(r"^COPY (\S+) (\S+)$", recipe, flags=re.MULTILINE))
+    for source in copies:
+        assert (REPO / source).exists(), source
+    # the e2e test's fake image uses exactly these files
+    activity = "pangeohub/jupyter-config/jupyter_server_config.d/pangeohub-activity.json"
+    assert copies[activity].startswith("/etc/jupyter/jupyter_server_config.d")
+    assert copies["deploy/user-image/dask/gateway.yaml"].startswith("/etc/dask/")
+    console_scripts = (REPO / "setup.cfg").read_text()
+    command = hub_config(values).ScratchEnvironment.credential_command
+    assert re.search(rf"^\s*{command} = pangeohub\.scratch\.cli:main$", console_scripts, re.M)
+
+
+def test_dask_config_of_the_user_image_defers_to_the_hub():
+    import yaml
+
+    settings = yaml.safe_load((DEPLOY / "user-image" / "dask" / "gateway.yaml").read_text())
+    assert "address" not in settings["gateway"], "the hub gives each server the address"
+    assert lookup(settings, "gateway.auth.type") == "jupyterhub"
+    assert lookup(settings, "labextension.factory.class") == "GatewayCluster"
+
+
+def test_hub_image_config_d_sets_defaults_and_keeps_the_values(values, tmp_path, monkeypatch):
+    monkeypatch.setenv("Z2JH_PUBLIC_PORT", "1")
+    monkeypatch.setenv("Z2JH_HUB_PORT", "2")
+    monkeypatch.setenv("Z2JH_PROXY_API_PORT", "3")
+    config_d = tmp_path / "config.d"
+    config_d.mkdir()
+    (config_d / "50-pangeohub.py").write_text((DEPLOY / "pangeohub_z2jh.py").read_text())
+
+    without_extra = merge(values, {"hub": {"extraConfig": None}})
+    c = Config()
+    apply_chart(c, without_extra, config_d, tmp_path)
+    assert c.JupyterHub.spawner_class == "pangeo-kubernetes"
+    assert callable(c.JupyterHub.named_server_limit_per_user)
+    assert c.ScratchEnvironment.service_url == "http://hub:10101/services/scratch/"
+
+    plain = merge(values, {"hub": {"extraConfig": None, "config": {"ScratchEnvironment": None}}})
+    plain["hub"]["config"]["JupyterHub"].pop("spawner_class")
+    c = Config()
+    apply_chart(c, plain, config_d, tmp_path)
+    assert c.JupyterHub.spawner_class == "pangeo-kubernetes"  # the chart's KubeSpawner, switched
+    assert c.ScratchEnvironment.credential_command == "pangeohub-scratch-credentials"
+    assert c.ScratchEnvironment.client_config_dir == "/etc/pangeohub/scratch-client"
+
+
+def test_pangeohub_entry_point_sorts_last_in_extra_config(values):
+    entries = sorted(values["hub"]["extraConfig"])
+    assert entries[-1] == "zz-pangeohub"
+    assert "pangeohub.configure(c)" in values["hub"]["extraConfig"][entries[-1]]
