@@ -170,3 +170,56 @@ def test_pangeohub_entry_point_sorts_last_in_extra_config(values):
     entries = sorted(values["hub"]["extraConfig"])
     assert entries[-1] == "zz-pangeohub"
     assert "pangeohub.configure(c)" in values["hub"]["extraConfig"][entries[-1]]
+
+
+@pytest.fixture
+def chart_configuration(values, tmp_path, monkeypatch):
+    """configure(extra) -> the hub's configuration from the deploy files (+ extra values),
+    entry point included; what the hub does at start-up, without starting it."""
+    for name in ("Z2JH_PUBLIC_PORT", "Z2JH_HUB_PORT", "Z2JH_PROXY_API_PORT"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    config_d = tmp_path / "config.d"
+    config_d.mkdir()
+    (config_d / "50-pangeohub.py").write_text((DEPLOY / "pangeohub_z2jh.py").read_text())
+
+    def configure(extra: dict) -> Config:
+        c = Config()
+        apply_chart(c, merge(values, extra), config_d, tmp_path)
+        return c
+
+    return configure
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (
+            {"cull": {"enabled": True, "removeNamedServers": True}},
+            "'jupyterhub-idle-culler' runs the idle culler with --remove-named-servers",
+        ),
+        ({"cull": {"enabled": True, "users": True}}, "with --cull-users"),
+        (
+            {"singleuser": {"storage": {"dynamic": {"pvcNameTemplate": "claim-{username}"}}}},
+            "{user_server}",
+        ),
+        (
+            {"hub": {"config": {"PangeoPolicy": {"max_cpu_limit": 4}}}},
+            "cpu_limit 8.0 exceeds PangeoPolicy.max_cpu_limit (4.0)",
+        ),
+    ],
+    ids=["cull.removeNamedServers", "cull.users", "shared-claim", "profile-past-bound"],
+)
+def test_values_pangeohub_cannot_honour_stop_the_hub_with_the_reason(
+    chart_configuration, extra, words
+):
+    with pytest.raises(SystemExit) as refused:
+        chart_configuration(extra)
+    message = str(refused.value)
+    assert message.startswith("pangeohub configuration error: ") and words in message
+
+
+def test_the_chart_s_safe_culler_is_allowed(chart_configuration):
+    c = chart_configuration({"cull": {"enabled": True}})
+    names = [s["name"] for s in c.JupyterHub.services]
+    assert "jupyterhub-idle-culler" in names and "idle-culler" in names
