@@ -114,8 +114,11 @@ def test_user_pods_may_reach_the_gateway_at_the_address_they_are_given(values):
             for t in rule["to"]
         )
     ]
-    # the dask-gateway chart's traefik container listens on 8000 (HTTP and, by default, TCP)
-    assert [p["port"] for rule in rules for p in rule["ports"]] == [8000]
+    # the dask-gateway chart's traefik container listens on 8000 (HTTP) and 8786 (the TCP
+    # port for schedulers, deploy/dask-gateway values); the Service maps the proxy's port
+    ports = [p["port"] for rule in rules for p in rule["ports"]]
+    assert ports == [8000, 8786]
+    assert urlparse(c.GatewayService.proxy_address).port == 8786
 
 
 def test_user_image_recipe_adds_what_the_servers_need_and_replaces_nothing(values):
