@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ import requests
 import yaml
 
 from tests.fake_github import FakeGitHub
-from tests.hubprocess import HubProcess, free_port
+from tests.hubprocess import HubProcess, free_port, wait_for_http
 from tests.scratch.conftest import session_policy_of
 
 from ..k8s_fake import FakeKube, default_images
@@ -105,9 +106,8 @@ def moto_url():
     server.stop()
 
 
-def overlay(hub: HubProcess, github: FakeGitHub, moto_url: str, scratch_port: int) -> dict:
+def overlay(hub: HubProcess, github: FakeGitHub, moto_url: str, scratch_port: int, gateway) -> dict:
     """The test's second values file (what an admin's secrets.yaml holds, plus this machine)."""
-    gateway_port = free_port()
     return {
         "hub": {
             "config": {
@@ -127,7 +127,7 @@ def overlay(hub: HubProcess, github: FakeGitHub, moto_url: str, scratch_port: in
                     "delete_grace_period": 1,
                 },
                 "PangeoKubeSpawner": {"image_pull_timeout": 5, "scheduling_timeout": 5},
-                "CullingPolicy": {"timeout": 20, "every": 3},
+                "CullingPolicy": {"timeout": 40, "every": 3},
                 "ScratchService": {"url": f"http://127.0.0.1:{scratch_port}"},
                 "S3ScratchBackend": {
                     "bucket": BUCKET,
@@ -140,21 +140,95 @@ def overlay(hub: HubProcess, github: FakeGitHub, moto_url: str, scratch_port: in
                     "client_config_dir": str(hub.workdir / "scratch-client"),
                 },
                 "GatewayService": {
-                    "service_url": f"http://127.0.0.1:{gateway_port}",
-                    "address": f"http://127.0.0.1:{gateway_port}/services/dask-gateway",
-                    "proxy_address": f"gateway://127.0.0.1:{gateway_port}",
-                    "api_token": secrets.token_hex(16),
+                    "service_url": f"http://127.0.0.1:{gateway.port}",
+                    "address": gateway.address,
+                    "proxy_address": f"gateway://127.0.0.1:{gateway.scheduler_port}",
+                    "api_token": gateway.token,
                 },
             }
         }
     }
 
 
+class ExternalGateway:
+    """A dask-gateway-server the hub does not start, where the dask-gateway chart's would be.
+
+    It runs pangeohub's gateway backend (the same routes the hub calls on the chart's
+    gateway) with local processes for clusters; the Kubernetes backend on the fake cluster
+    is tested in tests/kubernetes/test_gateway.py. It authenticates users through the hub
+    with its own token, which the values give the hub as c.GatewayService.api_token.
+    """
+
+    def __init__(self, workdir: Path, hub: HubProcess):
+        self.workdir, self.hub = workdir, hub
+        self.port, self.scheduler_port = free_port(), free_port()
+        self.address = f"http://127.0.0.1:{self.port}/services/dask-gateway"
+        self.token = secrets.token_hex(16)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "PANGEOHUB_STATE_DIR": str(self.workdir),
+            "JUPYTERHUB_API_URL": f"http://127.0.0.1:{self.hub.hub_port}/hub/api",
+            "JUPYTERHUB_API_TOKEN": self.token,
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "dask_gateway_server",
+            "-f",
+            str(REPO / "pangeohub" / "gateway" / "local_gateway_config.py"),
+            f"--Proxy.address=127.0.0.1:{self.port}",
+            f"--Proxy.tcp_address=127.0.0.1:{self.scheduler_port}",
+            "--Proxy.prefix=/services/dask-gateway",
+        ]
+        log = open(self.workdir / "gateway.log", "ab")
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        if not wait_for_http(f"{self.address}/api/health", 60, proc=self.proc):
+            self.stop()
+            raise AssertionError((self.workdir / "gateway.log").read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def clusters(self, session) -> list[str]:
+        """Names of the user's clusters, asked with a token of the signed-in user (from a
+        process of its own, as any client of the gateway)."""
+        name = self.hub.api(session, "get", "/user").json()["name"]
+        body = {"note": "z2jh test", "scopes": ["access:services!service=dask-gateway"]}
+        token = self.hub.api(session, "post", f"/users/{name}/tokens", json=body).json()["token"]
+        env = {
+            "PATH": os.environ["PATH"],
+            "DASK_GATEWAY__ADDRESS": self.address,
+            "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+            "JUPYTERHUB_API_TOKEN": token,
+        }
+        code = (
+            "import dask_gateway; print([c.name for c in dask_gateway.Gateway().list_clusters()])"
+        )
+        result = in_pod(env, code)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.replace("'", '"'))
+
+
 def chart_hub(workdir: Path, cluster, github, moto_url, extra_values: dict | None = None):
     """A HubProcess configured by the chart stand-in from the deploy files and an overlay."""
     hub = HubProcess(workdir, config_file=REPO / "tests" / "kubernetes" / "z2jh_hub_config.py")
     scratch_port = free_port()
-    values = overlay(hub, github, moto_url, scratch_port)
+    (workdir / "gateway").mkdir(exist_ok=True)
+    hub.gateway = ExternalGateway(workdir / "gateway", hub)
+    values = overlay(hub, github, moto_url, scratch_port, hub.gateway)
     (workdir / "overlay.yaml").write_text(yaml.safe_dump(values))
     files = [DEPLOY / "values.yaml", workdir / "overlay.yaml"]
     if extra_values:
@@ -190,9 +264,13 @@ def chart_hub(workdir: Path, cluster, github, moto_url, extra_values: dict | Non
 @pytest.fixture(scope="module")
 def hub(cluster, github, moto_url, tmp_path_factory):
     hub = chart_hub(tmp_path_factory.mktemp("z2jh"), cluster, github, moto_url)
-    hub.start(timeout=90)
-    yield hub
-    hub.stop()
+    hub.gateway.start()
+    try:
+        hub.start(timeout=90)
+        yield hub
+        hub.stop()
+    finally:
+        hub.gateway.stop()
 
 
 def github_sign_in(hub: HubProcess, github: FakeGitHub, login: str) -> requests.Session:
@@ -378,6 +456,17 @@ def test_user_pod_reaches_the_external_gateway_with_no_configuration(grace_pod, 
     assert (address, auth, factory) == (gateway["address"], "JupyterHubAuth", "GatewayCluster")
     assert proxy.endswith(gateway["proxy_address"].split("://", 1)[1])
 
+    # a cluster, with no arguments, through the external gateway; left running on purpose:
+    # the culling test below checks that stopping the server stops it
+    result = in_pod(
+        env,
+        "import dask_gateway\n"
+        "cluster = dask_gateway.Gateway().new_cluster(shutdown_on_close=False)\n"
+        "print(cluster.name)\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert hub.gateway.clusters(grace_pod[0]) == [result.stdout.strip()]
+
 
 def test_hub_registers_the_external_gateway_without_starting_it(hub, grace_pod):
     grace, _ = grace_pod
@@ -402,8 +491,9 @@ def test_culler_in_the_hub_pod_stops_an_idle_pod_and_keeps_its_claim(hub, grace_
     hub.wait_for_stop(grace, "grace", timeout=60)
     cluster.wait_for(lambda: cluster.get("pods", pod_name("grace")) is None, 30, what="pod gone")
     assert cluster.get("persistentvolumeclaims", "claim-grace") is not None
-    log = hub.log_path.read_text(errors="replace")
-    assert "idle-culler" in log
+    assert "Culling server grace" in hub.log_path.read_text(errors="replace")
+    # the hub's stop hook asked the external gateway to stop the server's clusters
+    cluster.wait_for(lambda: hub.gateway.clusters(grace) == [], 30, what="clusters stopped")
 
 
 # --- refusals at start-up --------------------------------------------------------------------
