@@ -154,8 +154,8 @@ class ExternalGateway:
     """A dask-gateway-server the hub does not start, where the dask-gateway chart's would be.
 
     It runs pangeohub's gateway backend (the same routes the hub calls on the chart's
-    gateway) with local processes for clusters; the Kubernetes backend on the fake cluster
-    is tested in tests/kubernetes/test_gateway.py. It authenticates users through the hub
+    gateway) with local processes for clusters; the gateway's Kubernetes backend has tests
+    of its own. It authenticates users through the hub
     with its own token, which the values give the hub as c.GatewayService.api_token.
     """
 
