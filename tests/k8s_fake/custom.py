@@ -70,7 +70,7 @@ class CustomResources:
 
     # -- routes
     async def route(self, request: web.Request) -> web.StreamResponse:
-        path, method, q = request.path, request.method, request.query
+        path, method = request.path, request.method
         if m := CRD_PATH.match(path):
             if method == "POST":
                 return self.json(self.define(await request.json()), 201)
@@ -121,7 +121,8 @@ class CustomResources:
                     405, "the server does not allow this method on the requested resource"
                 )
             body = await request.json()
-            body.pop("status", None) if d["status"] else None
+            if d["status"]:
+                body.pop("status", None)
             return self.json(self.store.create(plural, ns or "", body), 201)
         raise ApiError(405, "the server does not allow this method on the requested resource")
 
