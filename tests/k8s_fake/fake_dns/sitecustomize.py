@@ -5,10 +5,15 @@ Loaded through PYTHONPATH. Resolves the names in the hosts file named by $K8S_FA
 goes to the system resolver unchanged. In a pod ($K8S_FAKE_POD_IP set), listening on all
 addresses ("", "0.0.0.0", "::", None) listens on the pod's own address, as it would in
 the pod's network namespace.
+
+c-ares (aiodns) resolves names itself, past getaddrinfo, so it is hidden: aiohttp then
+uses its threaded resolver, which asks getaddrinfo.
 """
 
+import importlib.abc
 import os
 import socket
+import sys
 
 _real_getaddrinfo = socket.getaddrinfo
 
@@ -50,3 +55,13 @@ def bind(self, address):
 
 socket.getaddrinfo = getaddrinfo
 socket.socket.bind = bind
+
+
+class _NoCAres(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiodns" or name.startswith("aiodns."):
+            raise ImportError("aiodns is hidden by the fake cluster's DNS")
+        return None
+
+
+sys.meta_path.insert(0, _NoCAres())

@@ -1,0 +1,284 @@
+"""Dask Gateway on the fake cluster: the real dask-gateway-server with pangeohub's
+Kubernetes backend and dask-gateway's own controller, each a pod of the chart's
+Deployments configured from deploy/dask-gateway-values.yaml the way the chart renders
+it (tests/kubernetes/chart.py), with the real hub spawning users' pods (KubeSpawner).
+
+Traefik cannot run here: its routes (the IngressRoutes the chart and the controller
+write) are served by dask-gateway's own dask-gateway-proxy, configured from those
+objects (tests/k8s_fake/traefik.py). Schedulers and workers are real dask processes in
+fake pods, on the user's server image.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from dask_gateway import Gateway
+from dask_gateway.auth import JupyterHubAuth
+
+from ..hubprocess import HubProcess, free_port
+from ..k8s_fake import FakeKube, default_images
+from ..k8s_fake.crds import DASK_GATEWAY_CRDS
+from ..k8s_fake.traefik import TraefikStandIn
+from .chart import Chart
+from .test_e2e import hub_config
+
+pytestmark = pytest.mark.e2e
+
+NS = "jhub"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+SERVER_IMAGE = "pangeo/base-notebook:2024.01.01"
+# Test-sized bounds and limits, as a second values file (helm -f values -f test-values).
+TEST_VALUES = {
+    "gateway": {
+        "extraConfig": {
+            "zz-test": textwrap.dedent(
+                """
+                c.GatewayPolicy.worker_memory = {"min": "256M", "max": "2G", "default": "512M"}
+                c.GatewayPolicy.user_limits = {
+                    "clusters": 2, "workers": 3, "cores": 8, "memory": "8G",
+                }
+                c.GatewayPolicy.image_allowlist = ["pangeo/ml-notebook:2024.01.01"]
+                c.PangeoKubeBackend.orphan_check_period = 0
+                """
+            )
+        },
+        "backend": {
+            "scheduler": {"memory": {"request": "256M", "limit": "256M"}},
+            # In a real pod the service account's namespace file gives this default.
+            "namespace": NS,
+        },
+    },
+    "controller": {"backoffMaxDelay": 2},
+}
+
+
+class Stack:
+    """The fake cluster, the hub, the chart's gateway and controller, the proxy."""
+
+    def __init__(self, kube: FakeKube, hub: HubProcess, proxy: TraefikStandIn, chart: Chart):
+        self.kube, self.hub, self.proxy, self.chart = kube, hub, proxy, chart
+        self.address = f"http://127.0.0.1:{proxy.web_port}/services/dask-gateway"
+        self.proxy_address = f"gateway://127.0.0.1:{proxy.tcp_port}"
+        self.sessions: dict[str, requests.Session] = {}
+
+    def session(self, user: str) -> requests.Session:
+        if user not in self.sessions:
+            self.sessions[user] = self.hub.login(user)
+        return self.sessions[user]
+
+    def gateway(self, user: str) -> Gateway:
+        """A client from outside the cluster, with a hub API token of ``user``."""
+        response = self.hub.api(self.session(user), "post", f"/users/{user}/tokens", json={})
+        auth = JupyterHubAuth(response.json()["token"])
+        return Gateway(self.address, proxy_address=self.proxy_address, auth=auth)
+
+    def start_server(self, user: str) -> dict:
+        """Start ``user``'s default server; the environment of its pod's process."""
+        response = self.hub.api(self.session(user), "post", f"/users/{user}/server", json={})
+        assert response.status_code in (201, 202), response.text
+        self.hub.wait_for_server(self.session(user), user, timeout=90)
+        return self.pod_env(f"jupyter-{user}")
+
+    def pod_env(self, pod: str) -> dict[str, str]:
+        procs = self.kube.call(lambda: list(self.kube.kubelet.procs.get((NS, pod), [])))
+        assert procs, f"no process for pod {pod}"
+        items = Path(f"/proc/{procs[0].pid}/environ").read_bytes().split(b"\0")
+        return dict(i.decode().split("=", 1) for i in items if b"=" in i)
+
+    def run_in_pod(self, pod: str, code: str, timeout: float = 180):
+        """Run ``code`` as a notebook in ``pod`` would: its environment, its address, the
+        cluster's DNS; its last stdout line parsed as JSON."""
+        env = {**self.pod_env(pod), "TEST_HUB_URL": self.hub.url}
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert result.returncode == 0, result.stderr[-4000:] + self.logs("gateway")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def pods(self, component: str, cluster: str | None = None) -> list[dict]:
+        selector = f"app.kubernetes.io/component={component}"
+        if cluster:
+            selector += f",gateway.dask.org/cluster={cluster.split('.', 1)[-1]}"
+        return self.kube.list("pods", NS, selector)
+
+    def logs(self, component: str) -> str:
+        out = []
+        for pod in self.pods(component):
+            text = self.kube.call(self.kube.kubelet.logs, NS, pod["metadata"]["name"])
+            out.append(f"\n--- {pod['metadata']['name']}\n" + text[-3000:])
+        return "".join(out)
+
+    def wait_gone(self, cluster: str, timeout: float = 30) -> None:
+        """Its pods gone; its DaskCluster gone or kept as a Stopped/Failed record."""
+        name = cluster.split(".", 1)[-1]
+
+        def stopped():
+            obj = self.kube.get("daskclusters", name)
+            return obj is None or obj.get("status", {}).get("phase") in ("Stopped", "Failed")
+
+        self.kube.wait_for(
+            lambda: (
+                stopped()
+                and not self.pods("dask-scheduler", cluster)
+                and not self.pods("dask-worker", cluster)
+            ),
+            timeout,
+            what=f"cluster {cluster} and its pods gone",
+        )
+
+    def start_component(self, component: str) -> dict:
+        pod = self.chart.gateway_pod if component == "gateway" else self.chart.controller_pod
+        made = self.kube.create(
+            "pods", pod([{"name": "KUBECONFIG", "value": str(self.kube.kubeconfig)}])
+        )
+        return made
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("gateway-k8s")
+    web_port, tcp_port = free_port(), free_port()
+    token = uuid.uuid4().hex
+    values = [DEPLOY / "dask-gateway-values.yaml", TEST_VALUES]
+    chart_values = yaml.safe_load(values[0].read_text())["gateway"]["image"]
+    images = default_images(workdir)
+    # The gateway image of the values (deploy/Dockerfile.gateway: dask-gateway-server and
+    # pangeohub) is this venv, as the notebook images are.
+    images[f"{chart_values['name']}:{chart_values['tag']}"] = {
+        "entrypoint": [],
+        "cmd": [],
+        "env": dict(images[SERVER_IMAGE]["env"]),
+    }
+    with FakeKube(namespace=NS, images=images, cpu="16", memory="64Gi", backoff=0.2) as kube:
+        for definition in DASK_GATEWAY_CRDS:
+            kube.define(definition)
+        hub = HubProcess(
+            workdir / "hub",
+            extra_config=hub_config(kube)
+            + textwrap.dedent(
+                f"""
+                c.GatewayService.managed = False
+                c.GatewayService.api_token = {token!r}
+                c.GatewayService.service_url = "http://127.0.0.1:{web_port}"
+                c.GatewayService.address = "http://127.0.0.1:{web_port}/services/dask-gateway"
+                c.GatewayService.proxy_address = "gateway://127.0.0.1:{tcp_port}"
+                """
+            ),
+            env={"KUBECONFIG": str(kube.kubeconfig)},
+        )
+        hub_api = {"gateway": {"auth": {"jupyterhub": {"apiUrl": ""}}}}
+        hub_api["gateway"]["auth"]["jupyterhub"]["apiUrl"] = (
+            f"http://127.0.0.1:{hub.hub_port}/hub/api"
+        )
+        chart = Chart(*values, hub_api, namespace=NS)
+        for plural, obj in chart.config_objects(token) + chart.routing_objects():
+            kube.create(plural, obj)
+        try:
+            hub.start()
+            with TraefikStandIn(kube, web_port, tcp_port) as proxy:
+                stack = Stack(kube, hub, proxy, chart)
+                stack.start_component("controller")
+                stack.start_component("gateway")
+                health = f"{stack.address}/api/health"
+                if not _wait_http(health, 60):
+                    raise AssertionError(
+                        "the gateway did not answer"
+                        + stack.logs("gateway")
+                        + stack.logs("controller")
+                    )
+                yield stack
+                assert proxy.errors == []
+        finally:
+            hub.stop()
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+ZERO_CONFIG = """
+    import json, os, urllib.error, urllib.request
+    from dask_gateway import Gateway, GatewayCluster
+
+    cluster = GatewayCluster()
+    cluster.scale(2)
+    client = cluster.get_client()
+    client.wait_for_workers(2, timeout=120)
+    total = client.submit(sum, client.map(lambda x: x * x, range(100))).result()
+    server_token = os.environ["JUPYTERHUB_API_TOKEN"]
+
+    def worker():
+        token = os.environ["JUPYTERHUB_API_TOKEN"]
+        url = os.environ["PANGEO_SCRATCH_SERVICE_URL"] + "credentials"
+        request = urllib.request.Request(url, headers={"Authorization": "token " + token})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status = response.status
+        return [os.environ["JUPYTER_IMAGE_SPEC"], os.environ["PANGEO_SCRATCH"], status,
+                token == server_token]
+
+    seen = client.run(worker)
+    second = Gateway()
+    listed = [c.name for c in second.list_clusters()]
+    other = second.connect(cluster.name)
+    other_total = other.get_client().submit(sum, [1, 2, 3]).result()
+    try:
+        with urllib.request.urlopen(os.environ["TEST_HUB_URL"] + cluster.dashboard_link) as page:
+            dashboard_page = [page.status, b"Dask" in page.read()]
+    except urllib.error.HTTPError as error:
+        dashboard_page = [error.code, False]
+    print(json.dumps({
+        "total": total, "seen": [list(v) for v in seen.values()], "listed": listed,
+        "name": cluster.name, "other_total": other_total, "dashboard": cluster.dashboard_link,
+        "dashboard_page": dashboard_page,
+    }))
+"""
+
+
+def test_zero_configuration_cluster_from_a_users_pod(stack):
+    env = stack.start_server("grace")
+    assert env["DASK_GATEWAY__ADDRESS"] == stack.address
+    out = stack.run_in_pod("jupyter-grace", ZERO_CONFIG)
+    assert out["total"] == sum(x * x for x in range(100))
+    # Workers run the server's image, see its scratch space, and hold a token of their own
+    # that the scratch service accepts.
+    assert out["seen"] == [[SERVER_IMAGE, env["PANGEO_SCRATCH"], 200, False]] * 2
+    assert out["listed"] == [out["name"]] and out["other_total"] == 6
+    workers = stack.pods("dask-worker", out["name"])
+    assert [p["spec"]["containers"][0]["image"] for p in workers] == [SERVER_IMAGE] * 2
+    assert out["dashboard"] == f"/services/dask-gateway/clusters/{out['name']}/status"
+    assert out["dashboard_page"] == [200, True], "the dashboard opens through the hub"
+    # The cluster belongs to grace's server pod.
+    obj = stack.kube.get("daskclusters", out["name"].split(".", 1)[1])
+    server_pod = stack.kube.get("pods", "jupyter-grace")
+    assert obj["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": "jupyter-grace",
+            "uid": server_pod["metadata"]["uid"],
+        }
+    ]
+    stack.gateway("grace").stop_cluster(out["name"])
+    stack.wait_gone(out["name"])
