@@ -25,6 +25,7 @@ import yaml
 from dask_gateway import Gateway
 from dask_gateway.auth import JupyterHubAuth
 
+from ..gateway.attacks import forged_heartbeat
 from ..hubprocess import HubProcess, free_port
 from ..k8s_fake import FakeKube, default_images
 from ..k8s_fake.crds import DASK_GATEWAY_CRDS
@@ -282,3 +283,28 @@ def test_zero_configuration_cluster_from_a_users_pod(stack):
     ]
     stack.gateway("grace").stop_cluster(out["name"])
     stack.wait_gone(out["name"])
+
+
+def test_a_forged_heartbeat_cannot_lift_the_worker_limit(stack):
+    """Issue 13: the user's scheduler token posts a heartbeat counting -10 workers; the
+    limit still counts the three worker pods the cluster runs."""
+    gateway = stack.gateway("katherine")
+    first = gateway.new_cluster()
+    second = None
+    try:
+        first.scale(3)
+        client = first.get_client()
+        client.wait_for_workers(3, timeout=120)
+        assert client.run_on_scheduler(forged_heartbeat(-10)) == 200
+        second = gateway.new_cluster()
+        with pytest.raises(Exception, match="past your limit of 3 workers") as refused:
+            second.scale(1)
+        assert "uses 3 workers" in str(refused.value)
+        assert len(stack.pods("dask-worker", first.name)) == 3
+        with pytest.raises(Exception, match="past your limit of 3 workers"):
+            first.scale(4)
+    finally:
+        for cluster in (first, second):
+            if cluster is not None:
+                cluster.shutdown()
+        gateway.close()
