@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextvars
 
+import aiohttp
+from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.kubernetes import KubeBackend
 from dask_gateway_server.backends.kubernetes.utils import Informer
 from kubernetes_asyncio.client.rest import ApiException
@@ -87,11 +89,32 @@ class PangeoKubeBackend(PangeoBackendMixin, KubeBackend):
     # --- clusters owned by their server's pod -----------------------------
 
     async def start_cluster(self, user, cluster_options):
-        token = _owner.set(await self._server_pod_owner(user.name, cluster_options))
         try:
-            return await super().start_cluster(user, cluster_options)
-        finally:
-            _owner.reset(token)
+            token = _owner.set(await self._server_pod_owner(user.name, cluster_options))
+            try:
+                return await super().start_cluster(user, cluster_options)
+            finally:
+                _owner.reset(token)
+        except ApiException as error:
+            self.log.warning("Creating %s's cluster failed: HTTP %s", user.name, error.status)
+            if error.status == 403:
+                reason = (
+                    "the cluster refused the gateway permission to create it. This is a "
+                    "problem with the hub's set-up; please tell a hub admin."
+                )
+            else:
+                reason = (
+                    f"the cluster answered with an error (HTTP {error.status}). Please try "
+                    "again; if this keeps happening, tell a hub admin."
+                )
+            raise PublicException(f"Your Dask cluster could not be created: {reason}") from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            self.log.warning("Creating %s's cluster failed: %r", user.name, error)
+            raise PublicException(
+                "Your Dask cluster could not be created: the gateway cannot reach the "
+                "Kubernetes cluster right now. Please try again in a minute; if this keeps "
+                "happening, tell a hub admin."
+            ) from None
 
     async def _server_pod_owner(self, username: str, request) -> dict | None:
         """The ownerReference to the pod of the server named in the request, if any."""

@@ -12,6 +12,8 @@ fake pods, on the user's server image.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -26,6 +28,7 @@ from dask_gateway import Gateway
 from dask_gateway.auth import JupyterHubAuth
 
 from ..gateway.attacks import forged_heartbeat
+from ..gateway.test_gateway_hub import close, shutdown
 from ..hubprocess import HubProcess, free_port
 from ..k8s_fake import FakeKube, default_images
 from ..k8s_fake.crds import DASK_GATEWAY_CRDS
@@ -189,7 +192,7 @@ def stack(tmp_path_factory):
         for plural, obj in chart.config_objects(token) + chart.routing_objects():
             kube.create(plural, obj)
         try:
-            hub.start()
+            hub.start(timeout=120)  # a loaded machine starts it slowly
             with TraefikStandIn(kube, web_port, tcp_port) as proxy:
                 stack = Stack(kube, hub, proxy, chart)
                 stack.start_component("controller")
@@ -281,7 +284,9 @@ def test_zero_configuration_cluster_from_a_users_pod(stack):
             "uid": server_pod["metadata"]["uid"],
         }
     ]
-    stack.gateway("grace").stop_cluster(out["name"])
+    grace = stack.gateway("grace")
+    grace.stop_cluster(out["name"])
+    close(grace)
     stack.wait_gone(out["name"])
 
 
@@ -306,5 +311,123 @@ def test_a_forged_heartbeat_cannot_lift_the_worker_limit(stack):
     finally:
         for cluster in (first, second):
             if cluster is not None:
-                cluster.shutdown()
-        gateway.close()
+                shutdown(cluster)
+        close(gateway)
+
+
+def test_bounds_image_environment_and_limits_hold_with_the_same_messages(stack):
+    grace = stack.gateway("grace")  # pangeo-data:climate: 4-core workers allowed
+    katherine = stack.gateway("katherine")
+    clusters = []
+    try:
+        assert grace.cluster_options()._fields["worker_cores"].max == 4
+        assert katherine.cluster_options()._fields["worker_cores"].max == 2
+        refusals = [
+            ({"worker_cores": 3}, "worker_cores=3 is above your maximum of 2; ask a hub admin"),
+            ({"worker_memory": 4}, "worker_memory=4 GiB is above your maximum of 2 GiB"),
+            ({"idle_timeout": 0}, "idle_timeout=0 minutes is below the minimum of 5 minutes"),
+            ({"idle_timeout": 600}, "idle_timeout=600 minutes is above your maximum of 60"),
+            ({"image": "evil/miner:1"}, "image 'evil/miner:1' is not allowed. Leave it unset"),
+            ({"environment": {"PANGEO_SCRATCH": "s3://x"}}, "may not set PANGEO_SCRATCH"),
+        ]
+        for options, message in refusals:
+            with pytest.raises(ValueError, match=message):
+                katherine.submit(**options)
+        assert katherine.list_clusters() == [], "a refused request left a cluster"
+        assert stack.kube.list("daskclusters", NS, "gateway.dask.org/instance") is not None
+        clusters = [katherine.new_cluster(), katherine.new_cluster()]
+        with pytest.raises(
+            ValueError, match="You may run at most 2 Dask clusters at once"
+        ) as third:
+            katherine.submit()
+        assert "Your 2 running clusters use" in str(third.value)
+        with pytest.raises(Exception, match="past your limit of 3 workers"):
+            clusters[0].scale(4)
+    finally:
+        for cluster in clusters:
+            shutdown(cluster)
+        close(grace)
+        close(katherine)
+
+
+CLUSTERS = rf"^/apis/gateway\.dask\.org/v1alpha1/namespaces/{NS}/daskclusters$"
+
+
+@pytest.mark.parametrize(
+    "status, words",
+    [
+        (403, "the cluster refused the gateway permission to create it"),
+        (500, "the cluster answered with an error (HTTP 500). Please try again"),
+    ],
+)
+def test_the_api_failing_gives_a_clear_message_and_leaves_nothing(stack, status, words):
+    gateway = stack.gateway("katherine")
+    before = [o["metadata"]["name"] for o in stack.kube.list("daskclusters", NS)]
+    stack.kube.fault(CLUSTERS, status, "POST", times=1)
+    try:
+        with pytest.raises(ValueError) as refused:
+            gateway.submit()
+        message = str(refused.value)
+        assert words in message and "Traceback" not in message
+        assert [o["metadata"]["name"] for o in stack.kube.list("daskclusters", NS)] == before
+        assert gateway.list_clusters() == []
+        cluster = gateway.new_cluster()  # the fault is gone: the next attempt works
+        shutdown(cluster)
+    finally:
+        stack.kube.clear_faults()
+        close(gateway)
+
+
+LEAVE_RUNNING = """
+    import json
+    from dask_gateway import GatewayCluster
+
+    cluster = GatewayCluster(shutdown_on_close=False)
+    cluster.scale(1)
+    cluster.get_client().wait_for_workers(1, timeout=120)
+    print(json.dumps({"name": cluster.name}))
+"""
+
+
+def test_deleting_the_server_pod_removes_its_clusters_even_with_the_hub_down(stack):
+    """Node loss while the hub is down: Kubernetes' garbage collector removes the
+    cluster, its scheduler and its workers (dask-gateway#451)."""
+    if stack.kube.get("pods", "jupyter-grace") is None:
+        stack.start_server("grace")
+    name = stack.run_in_pod("jupyter-grace", LEAVE_RUNNING)["name"]
+    assert len(stack.pods("dask-worker", name)) == 1
+    os.killpg(stack.hub.proc.pid, signal.SIGSTOP)
+    try:
+        stack.kube.delete("pods", "jupyter-grace", grace=0)
+        stack.kube.wait_for(
+            lambda: (
+                stack.kube.get("daskclusters", name.split(".", 1)[1]) is None
+                and not stack.pods("dask-scheduler", name)
+                and not stack.pods("dask-worker", name)
+            ),
+            30,
+            what="the server's cluster removed with its pod",
+        )
+    finally:
+        os.killpg(stack.hub.proc.pid, signal.SIGCONT)
+
+
+def test_a_gateway_restart_keeps_running_clusters(stack):
+    gateway = stack.gateway("katherine")
+    cluster = gateway.new_cluster()
+    try:
+        cluster.scale(1)
+        cluster.get_client().wait_for_workers(1, timeout=120)
+        (old,) = stack.pods("gateway")
+        stack.kube.delete("pods", old["metadata"]["name"], grace=0)
+        stack.kube.wait_for(lambda: not stack.pods("gateway"), 20, what="old gateway gone")
+        stack.start_component("gateway")  # the Deployment's next pod
+        assert _wait_http(f"{stack.address}/api/health", 60), stack.logs("gateway")
+        again = stack.gateway("katherine")
+        assert [c.name for c in again.list_clusters()] == [cluster.name]
+        connected = again.connect(cluster.name)
+        assert connected.get_client().submit(sum, [1, 2, 3]).result() == 6
+        close(again)
+    finally:
+        shutdown(cluster)
+        close(gateway)
