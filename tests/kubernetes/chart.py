@@ -60,6 +60,7 @@ class Chart:
     """One release of the chart: ``Chart(values_files, release="dask-gateway", namespace=...)``."""
 
     def __init__(self, *values: Path | dict, release: str = "dask-gateway", namespace: str):
+        self.sources = values
         merged = DEFAULTS
         for v in values:
             merged = _merge(merged, v if isinstance(v, dict) else yaml.safe_load(v.read_text()))

@@ -11,6 +11,7 @@ fake pods, on the user's server image.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.e2e
 
 NS = "jhub"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DOCS = DEPLOY.parent / "docs" / "dask-gateway.md"
 SERVER_IMAGE = "pangeo/base-notebook:2024.01.01"
 # Test-sized bounds and limits, as a second values file (helm -f values -f test-values).
 TEST_VALUES = {
@@ -66,11 +68,26 @@ TEST_VALUES = {
 }
 
 
+def docs_hub_config(token: str, web_port: int, tcp_port: int) -> str:
+    """The hub settings of docs/dask-gateway.md's Kubernetes section, with this test's
+    addresses for traefik's (the stand-in's) and the token."""
+    section = DOCS.read_text().split("### Kubernetes\n", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    block = (
+        block.replace("<the gateway's token>", token)
+        .replace("traefik-dask-gateway.<namespace>:8786", f"127.0.0.1:{tcp_port}")
+        .replace("http://traefik-dask-gateway.<namespace>", f"http://127.0.0.1:{web_port}")
+    )
+    assert "<" not in block, block
+    return "\n" + block
+
+
 class Stack:
     """The fake cluster, the hub, the chart's gateway and controller, the proxy."""
 
     def __init__(self, kube: FakeKube, hub: HubProcess, proxy: TraefikStandIn, chart: Chart):
         self.kube, self.hub, self.proxy, self.chart = kube, hub, proxy, chart
+        self.base_values = chart.sources
         self.address = f"http://127.0.0.1:{proxy.web_port}/services/dask-gateway"
         self.proxy_address = f"gateway://127.0.0.1:{proxy.tcp_port}"
         self.sessions: dict[str, requests.Session] = {}
@@ -144,6 +161,31 @@ class Stack:
             what=f"cluster {cluster} and its pods gone",
         )
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        if not _wait_http(f"{self.address}/api/health", timeout):
+            raise AssertionError(
+                "the gateway did not answer" + self.logs("gateway") + self.logs("controller")
+            )
+
+    def restart_gateway(self, values: dict | None = None) -> None:
+        """Replace the gateway's pod as a rollout of the Deployment does; with
+        ``values`` (over the stack's own), its configuration too."""
+        if values is not None:
+            self.chart = Chart(*self.base_values, values, namespace=NS)
+            data = {"dask_gateway_config.py": self.chart.gateway_config()}
+            self.kube.call(
+                self.kube.store.update,
+                "configmaps",
+                NS,
+                self.chart.api_name,
+                lambda o: o.update(data=data),
+            )
+        for old in self.pods("gateway"):
+            self.kube.delete("pods", old["metadata"]["name"], grace=0)
+        self.kube.wait_for(lambda: not self.pods("gateway"), 20, what="old gateway gone")
+        self.start_component("gateway")
+        self.wait_ready()
+
     def start_component(self, component: str) -> dict:
         pod = self.chart.gateway_pod if component == "gateway" else self.chart.controller_pod
         made = self.kube.create(
@@ -152,12 +194,12 @@ class Stack:
         return made
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("gateway-k8s")
+@contextlib.contextmanager
+def running_stack(workdir: Path, *extra_values: dict):
+    """The whole stack (``TEST_VALUES`` and ``extra_values`` over the deploy values)."""
     web_port, tcp_port = free_port(), free_port()
     token = uuid.uuid4().hex
-    values = [DEPLOY / "dask-gateway-values.yaml", TEST_VALUES]
+    values = [DEPLOY / "dask-gateway-values.yaml", TEST_VALUES, *extra_values]
     chart_values = yaml.safe_load(values[0].read_text())["gateway"]["image"]
     images = default_images(workdir)
     # The gateway image of the values (deploy/Dockerfile.gateway: dask-gateway-server and
@@ -167,21 +209,12 @@ def stack(tmp_path_factory):
         "cmd": [],
         "env": dict(images[SERVER_IMAGE]["env"]),
     }
-    with FakeKube(namespace=NS, images=images, cpu="16", memory="64Gi", backoff=0.2) as kube:
+    with FakeKube(namespace=NS, images=images, cpu="32", memory="128Gi", backoff=0.2) as kube:
         for definition in DASK_GATEWAY_CRDS:
             kube.define(definition)
         hub = HubProcess(
             workdir / "hub",
-            extra_config=hub_config(kube)
-            + textwrap.dedent(
-                f"""
-                c.GatewayService.managed = False
-                c.GatewayService.api_token = {token!r}
-                c.GatewayService.service_url = "http://127.0.0.1:{web_port}"
-                c.GatewayService.address = "http://127.0.0.1:{web_port}/services/dask-gateway"
-                c.GatewayService.proxy_address = "gateway://127.0.0.1:{tcp_port}"
-                """
-            ),
+            extra_config=hub_config(kube) + docs_hub_config(token, web_port, tcp_port),
             env={"KUBECONFIG": str(kube.kubeconfig)},
         )
         hub_api = {"gateway": {"auth": {"jupyterhub": {"apiUrl": ""}}}}
@@ -197,17 +230,17 @@ def stack(tmp_path_factory):
                 stack = Stack(kube, hub, proxy, chart)
                 stack.start_component("controller")
                 stack.start_component("gateway")
-                health = f"{stack.address}/api/health"
-                if not _wait_http(health, 60):
-                    raise AssertionError(
-                        "the gateway did not answer"
-                        + stack.logs("gateway")
-                        + stack.logs("controller")
-                    )
+                stack.wait_ready()
                 yield stack
                 assert proxy.errors == []
         finally:
             hub.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("gateway-k8s")) as running:
+        yield running
 
 
 def _wait_http(url: str, timeout: float) -> bool:
@@ -419,10 +452,8 @@ def test_a_gateway_restart_keeps_running_clusters(stack):
         cluster.scale(1)
         cluster.get_client().wait_for_workers(1, timeout=120)
         (old,) = stack.pods("gateway")
-        stack.kube.delete("pods", old["metadata"]["name"], grace=0)
-        stack.kube.wait_for(lambda: not stack.pods("gateway"), 20, what="old gateway gone")
-        stack.start_component("gateway")  # the Deployment's next pod
-        assert _wait_http(f"{stack.address}/api/health", 60), stack.logs("gateway")
+        stack.restart_gateway()  # the Deployment's next pod
+        assert stack.pods("gateway")[0]["metadata"]["uid"] != old["metadata"]["uid"]
         again = stack.gateway("katherine")
         assert [c.name for c in again.list_clusters()] == [cluster.name]
         connected = again.connect(cluster.name)
