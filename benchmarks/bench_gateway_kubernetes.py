@@ -29,7 +29,7 @@ from tests.kubernetes.test_gateway import running_stack  # noqa: E402
 ROOMY = {
     "gateway": {
         "extraConfig": {
-            "zz-bench": (
+            "zzz-bench": (
                 'c.GatewayPolicy.user_limits = {"clusters": 2, "workers": 20, '
                 '"cores": 40, "memory": "40G"}\n'
             )
@@ -40,7 +40,7 @@ PANGEOHUB: dict = {}
 PLAIN = {
     "gateway": {
         "extraConfig": {
-            "zzz-plain": (
+            "zzzz-plain": (
                 "c.DaskGateway.backend_class = "
                 '"dask_gateway_server.backends.kubernetes.KubeBackend"\n'
                 'c.KubeClusterConfig.image = "pangeo/pangeo-notebook:2024.01.01"\n'
