@@ -18,6 +18,7 @@ def _pangeohub_traits() -> set[int]:
 
     import pangeohub.assembly  # noqa: F401 (imports every part)
     import pangeohub.auth
+    import pangeohub.gateway.kubernetes
     import pangeohub.local_auth
     import pangeohub.spawner.kubernetes
     import pangeohub.spawner.local  # noqa: F401

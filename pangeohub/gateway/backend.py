@@ -110,11 +110,22 @@ class PangeoBackendMixin(LoggingConfigurable):
         return self._pangeo_counts
 
     def worker_count(self, cluster) -> int:
-        """Workers ``cluster`` is asked to have (latest scale request or heartbeat)."""
-        if cluster.name in self._counts:
-            return self._counts[cluster.name]
-        stored = getattr(self, "db", None) and self.db.get_cluster(cluster.name)
-        return getattr(stored, "count", 0) or 0
+        """Workers ``cluster`` counts for against the user's limits: the most of the
+        workers this backend runs for it and the target it accepted (a ``scale`` it
+        allowed, or a heartbeat's count after capping at the limits). Never a count a
+        scheduler reports unchecked: a user controls their scheduler and its token."""
+        return max(self.started_workers(cluster), self.accepted_workers(cluster))
+
+    def accepted_workers(self, cluster) -> int:
+        """The worker target this backend accepted for ``cluster`` (0 if none)."""
+        return max(self._counts.get(cluster.name, 0), 0)
+
+    def started_workers(self, cluster) -> int:
+        """Workers this backend started (or is starting) for ``cluster``, from its own
+        records: the database of a database backend; other backends override it."""
+        db = getattr(self, "db", None)
+        stored = db.get_cluster(cluster.name) if db is not None else None
+        return len(stored.active_workers()) if stored is not None else 0
 
     @staticmethod
     def usage(config, workers: int) -> tuple[float, int]:
@@ -244,6 +255,13 @@ class PangeoBackendMixin(LoggingConfigurable):
             limits = self.policy.limits_for(await self._user_groups(cluster.username))
             others = [c for c in await self._active(cluster.username) if c.name != cluster_name]
             room, limit = self._headroom(limits, cluster.config, others)
+            count = msg.get("count")
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                # Only a scheduler a user tampered with sends this: ask for no workers.
+                self.log.warning(
+                    "Cluster %s sent a heartbeat with count %r; taken as 0", cluster_name, count
+                )
+                msg = dict(msg, count=0)
             if msg["count"] > room:
                 self.log.info(
                     "Cluster %s asked for %d workers; capped at %d (limit of %s for %s)",
@@ -334,16 +352,19 @@ class PangeoBackendMixin(LoggingConfigurable):
 
     async def _record_server(self, request):
         """The hub reports a server that started: its image (the user's workers may run
-        it) and the environment for the workers of clusters started from it."""
+        it), the environment for the workers of clusters started from it and, on
+        Kubernetes, its pod ("pod", "namespace")."""
         values = await self._hub_request(request, "user", "server", "image", "environment")
         if isinstance(values, web.Response):
             return values
         username, server, image, environment = values
         environment = {str(k): str(v) for k, v in dict(environment or {}).items()}
-        self._servers.setdefault(username, {})[server] = {
-            "image": image,
-            "environment": environment,
-        }
+        record = {"image": image, "environment": environment}
+        body = await request.json()
+        for key in ("pod", "namespace"):  # the server's pod, on Kubernetes
+            if isinstance(body.get(key), str) and body[key]:
+                record[key] = body[key]
+        self._servers.setdefault(username, {})[server] = record
         self._save_servers()
         return web.json_response({"ok": True})
 

@@ -219,6 +219,9 @@ class GatewayService(Configurable):
             "image": image,
             "environment": await self.worker_environment(spawner),
         }
+        pod, namespace = getattr(spawner, "pod_name", None), getattr(spawner, "namespace", None)
+        if isinstance(pod, str) and isinstance(namespace, str):
+            body.update(pod=pod, namespace=namespace)  # KubeSpawner: clusters owned by the pod
         await self._call_gateway(spawner, SERVER_ROUTE, body)
         return env
 

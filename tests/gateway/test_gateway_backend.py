@@ -109,3 +109,28 @@ async def test_a_failing_environment_hook_refuses_with_a_clean_message():
         await b.process_cluster_options(User("ada"), {})
     assert "could not be prepared" in str(refused.value)
     assert "internal detail" not in str(refused.value)
+
+
+async def test_a_negative_or_malformed_heartbeat_count_is_taken_as_zero():
+    b = backend(workers=5, cores=0, memory=0, clusters=0)
+    b.add("only")
+    await b.on_cluster_heartbeat("only", heartbeat(-10))
+    assert b.heartbeats[-1]["count"] == 0
+    await b.on_cluster_heartbeat("only", {**heartbeat(0), "count": "7"})
+    assert b.heartbeats[-1]["count"] == 0
+
+
+async def test_workers_the_backend_runs_count_whatever_the_target_says():
+    class Running(LimitedBackend):
+        def started_workers(self, cluster):
+            return 4 if cluster.name == "first" else 0
+
+    config = Config()
+    config.GatewayPolicy.user_limits = {"workers": 5, "cores": 0, "memory": 0, "clusters": 0}
+    b = Running(config=config)
+    b.add("first")
+    second = b.add("second")
+    await b.on_cluster_heartbeat("first", heartbeat(-10))  # the target says none
+    with pytest.raises(PublicException, match="past your limit of 5 workers") as refused:
+        await b.forward_message_to_scheduler(second, {"op": "scale", "count": 2})
+    assert "first (4 workers" in str(refused.value)

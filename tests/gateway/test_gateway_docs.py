@@ -6,12 +6,15 @@ import pytest
 
 from pangeohub.gateway.backend import PangeoBackendMixin
 from pangeohub.gateway.hub import GatewayService
+from pangeohub.gateway.kubernetes import PangeoKubeBackend
 from pangeohub.gateway.options import GatewayPolicy
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "dask-gateway.md"
 
 
-@pytest.mark.parametrize("cls", [GatewayPolicy, GatewayService, PangeoBackendMixin])
+@pytest.mark.parametrize(
+    "cls", [GatewayPolicy, GatewayService, PangeoBackendMixin, PangeoKubeBackend]
+)
 def test_every_setting_is_documented(cls):
     text = PAGE.read_text()
     for name, trait in cls.class_own_traits(config=True).items():

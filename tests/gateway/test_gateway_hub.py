@@ -21,6 +21,7 @@ from dask_gateway import Gateway
 from dask_gateway.auth import JupyterHubAuth
 
 from ..hubprocess import HubProcess, free_port, wait_for_http
+from .attacks import forged_heartbeat
 
 pytestmark = pytest.mark.e2e
 
@@ -285,6 +286,29 @@ def test_over_limit_requests_are_refused_with_what_is_running(gw):
     finally:
         shutdown(first)
         shutdown(second)
+        close(ada)
+
+
+def test_a_forged_heartbeat_cannot_lift_the_worker_limit(gw):
+    """Issue 13: the user's scheduler token posts a heartbeat counting -10 workers; the
+    limit still counts the workers the backend started."""
+    ada = gw.gateway("ada")
+    first = ada.new_cluster()
+    second = None
+    try:
+        first.scale(3)
+        client = first.get_client()
+        client.wait_for_workers(3, timeout=60)
+        assert client.run_on_scheduler(forged_heartbeat(-10)) == 200
+        second = ada.new_cluster()
+        with pytest.raises(Exception, match="past your limit of 3 workers") as refused:
+            second.scale(1)
+        assert "uses 3 workers" in str(refused.value)
+        assert len(client.scheduler_info()["workers"]) == 3
+    finally:
+        shutdown(first)
+        if second is not None:
+            shutdown(second)
         close(ada)
 
 

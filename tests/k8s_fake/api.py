@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from .custom import CustomResources
 from .selectors import SelectorError
 from .store import CLUSTER_SCOPED, KINDS, ApiError, Store
 
@@ -55,6 +56,7 @@ class Api:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.watch_tasks: set[asyncio.Task] = set()
+        self.custom = CustomResources(store, _json, self.watch, _merge)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 2**20)
@@ -122,6 +124,8 @@ class Api:
                     "platform": "linux/amd64",
                 }
             )
+        if path.startswith("/apis/"):
+            return await self.custom.route(request)
         if path in ("/healthz", "/readyz", "/livez"):
             return web.Response(text="ok")
         if path == "/api":

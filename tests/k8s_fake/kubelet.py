@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+from .endpoints import dns_env
 from .selectors import parse_quantity
 from .store import ApiError, Store, now
 
@@ -44,6 +45,7 @@ class Kubelet:
         self.deleting: dict[tuple[str, str], asyncio.Event] = {}
         self.capacity_changed = asyncio.Event()
         self.pulled: set[str] = set()
+        self.hosts_file = root / "hosts"  # the cluster DNS (endpoints.py)
         store.listeners.append(self._on_change)
         store.create(
             "nodes",
@@ -350,6 +352,10 @@ class Kubelet:
         workdir = self._workdir(pod)
         env = self._env(pod, container, image, ip)
         env.setdefault("HOME", str(workdir))
+        mounts = self._mount_volumes(pod, container)
+        env = {k: _remount(v, mounts) for k, v in env.items()}
+        cmd = [_expand(_remount(a, mounts), env) for a in cmd]
+        env = dns_env(self.hosts_file, env, pod_ip=ip)
         logfile = (
             self.root
             / "logs"
@@ -413,6 +419,9 @@ class Kubelet:
                 for c, p, r in zip(containers, procs, restarts, strict=True)
             ]
             ready = all(p is not None for p in procs)
+            probed = ready and any(c.get("readinessProbe") for c in containers)
+            if probed:  # Ready once the probes answer (_probe)
+                statuses = [dict(s, ready=False) for s in statuses]
 
             def cond(t, s, at=started):
                 return {"type": t, "status": s, "lastTransitionTime": at, "lastProbeTime": None}
@@ -427,11 +436,14 @@ class Kubelet:
                 conditions=[
                     cond("PodScheduled", "True"),
                     cond("Initialized", "True"),
-                    cond("ContainersReady", str(ready)),
-                    cond("Ready", str(ready)),
+                    cond("ContainersReady", str(ready and not probed)),
+                    cond("Ready", str(ready and not probed)),
                 ],
             )
+            probe = asyncio.get_running_loop().create_task(self._probe(key, ip)) if probed else None
             codes = [await p.wait() if p else 128 for p in procs]
+            if probe is not None:
+                probe.cancel()
             self.procs.pop(key, None)
             pod = self._pod(key)
             if pod is None or pod["metadata"].get("deletionTimestamp"):
@@ -487,6 +499,75 @@ class Kubelet:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
 
+    async def _probe(self, key, ip: str) -> None:
+        """httpGet readiness probes (every 0.1 s, not periodSeconds: tests wait less);
+        the pod turns Ready when all answer 2xx/3xx."""
+        import aiohttp
+
+        pod = self._pod(key)
+        probes = [(c.get("readinessProbe") or {}).get("httpGet") for c in pod["spec"]["containers"]]
+        urls = []
+        for c, get in zip(pod["spec"]["containers"], probes, strict=True):
+            if get:
+                port = get.get("port")
+                if isinstance(port, str) and not port.isdigit():
+                    port = next(
+                        (p["containerPort"] for p in c.get("ports") or [] if p.get("name") == port),
+                        port,
+                    )
+                urls.append(f"http://{ip}:{port}{get.get('path', '/')}")
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            pending = list(urls)
+            while pending:
+                for url in list(pending):
+                    try:
+                        async with session.get(url) as response:
+                            if response.status < 400:
+                                pending.remove(url)
+                    except (aiohttp.ClientError, OSError, TimeoutError):
+                        pass
+                if pending:
+                    await asyncio.sleep(0.1)
+        pod = self._pod(key)
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return
+
+        def mark_ready(o):
+            status = o.setdefault("status", {})
+            for cs in status.get("containerStatuses") or []:
+                cs["ready"] = True
+            for c in status.get("conditions") or []:
+                if c["type"] in ("Ready", "ContainersReady"):
+                    c.update(status="True", lastTransitionTime=now())
+
+        self.store.update("pods", *key, mark_ready)
+
+    def _mount_volumes(self, pod: dict, container: dict) -> dict[str, str]:
+        """Secret, configMap and emptyDir volumes as directories of the pod; returns
+        mountPath -> local directory (a pod's mount path is its own directory)."""
+        import base64
+
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        mounts = {}
+        for mount in container.get("volumeMounts") or []:
+            volume = volumes.get(mount["name"])
+            if volume is None or "persistentVolumeClaim" in volume:
+                continue
+            local = self.root / "pods" / ns / name / "volumes" / mount["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            if "secret" in volume:
+                secret = self.store.objects.get(("secrets", ns, volume["secret"]["secretName"]))
+                for k, v in ((secret or {}).get("data") or {}).items():
+                    (local / k).write_bytes(base64.b64decode(v))
+            elif "configMap" in volume:
+                config = self.store.objects.get(("configmaps", ns, volume["configMap"]["name"]))
+                for k, v in ((config or {}).get("data") or {}).items():
+                    (local / k).write_text(v)
+            mounts[mount["mountPath"].rstrip("/")] = str(local)
+        return mounts
+
     async def _terminate(self, key, grace: float) -> None:
         pod = self._pod(key)
         if pod is not None:
@@ -538,3 +619,22 @@ class Kubelet:
                 await asyncio.wait_for(p.wait(), 5)
             except TimeoutError:
                 pass
+
+
+def _remount(value: str, mounts: dict[str, str]) -> str:
+    """``value`` with volume mount paths replaced by the pod's directories for them."""
+    for path, local in mounts.items():
+        if path and (value == path or value.startswith(path + "/")):
+            return local + value[len(path) :]
+    return value
+
+
+def _expand(arg: str, env: dict) -> str:
+    """Kubernetes' ``$(VAR)`` expansion in command and args (``$$`` escapes)."""
+    import re
+
+    return re.sub(
+        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+        arg,
+    )

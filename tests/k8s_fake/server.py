@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .api import Api, Fault
+from .endpoints import EndpointsController, dns_env
 from .kubelet import Kubelet
 from .store import Store
 
@@ -105,6 +106,7 @@ class FakeKube:
             backoff=self._opts["backoff"],
         )
         self.api = Api(self.store, self.kubelet)
+        self.endpoints = EndpointsController(self.store, self.kubelet.hosts_file)
         self.runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         await self._listen()
@@ -210,6 +212,15 @@ class FakeKube:
         self, plural: str, name: str, namespace: str | None = None, grace: int | None = None
     ) -> dict:
         return self.call(self.store.delete, plural, namespace or self.namespace, name, grace)
+
+    def define(self, crd: dict) -> dict:
+        """Register a CustomResourceDefinition (as applying a chart's crds/ does)."""
+        return self.call(self.api.custom.define, crd)
+
+    def dns_env(self, env: dict | None = None) -> dict:
+        """Environment for a Python process outside the pods that resolves the cluster's
+        service names (``<service>.<namespace>``) as a process in the cluster would."""
+        return dns_env(self.kubelet.hosts_file, env)
 
     def compact(self) -> None:
         self.call(self.store.compact)

@@ -22,6 +22,7 @@ KINDS = {
     "events": "Event",
     "resourcequotas": "ResourceQuota",
     "serviceaccounts": "ServiceAccount",
+    "endpoints": "Endpoints",
 }
 CLUSTER_SCOPED = {"namespaces", "nodes"}
 SINGULAR = {
@@ -100,6 +101,15 @@ class Store:
         self.watchers: set[Watcher] = set()
         self.listeners: list[Callable[[str, str, dict], None]] = []
         self.compacted_rv = 0
+        # custom resources: plural -> (kind, "group/version"), registered by CRDs
+        self.custom_kinds: dict[str, tuple[str, str]] = {}
+        self.cluster_scoped = set(CLUSTER_SCOPED)
+
+    def kind_of(self, plural: str) -> tuple[str, str]:
+        """(kind, apiVersion) of a core or custom resource."""
+        if plural in self.custom_kinds:
+            return self.custom_kinds[plural]
+        return KINDS[plural], "v1"
 
     # -- bookkeeping
     def _emit(self, type_: str, plural: str, obj: dict) -> None:
@@ -187,11 +197,11 @@ class Store:
             else:
                 raise ApiError(
                     422,
-                    f'{KINDS[plural]} "" is invalid: metadata.name: Required value: '
+                    f'{self.kind_of(plural)[0]} "" is invalid: metadata.name: Required value: '
                     "name or generateName is required",
                 )
         name = meta["name"]
-        if plural in CLUSTER_SCOPED:
+        if plural in self.cluster_scoped:
             namespace = ""
         else:
             if ("namespaces", "", namespace) not in self.objects:
@@ -212,7 +222,7 @@ class Store:
         self.check_quota(plural, namespace, obj)
         _canonical_quantities(obj)
         _defaults(plural, obj)
-        obj["kind"], obj["apiVersion"] = KINDS[plural], "v1"
+        obj["kind"], obj["apiVersion"] = self.kind_of(plural)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now()
         meta["resourceVersion"] = self._next_rv()
@@ -231,6 +241,10 @@ class Store:
         mutate(obj)
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("MODIFIED", plural, obj)
+        if obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get("finalizers"):
+            # the last finalizer of an object being deleted is gone: it goes now
+            if plural != "pods" and plural != "namespaces":
+                self.remove(plural, namespace, name)
         return copy.deepcopy(obj)
 
     def replace(self, plural: str, namespace: str, name: str, new: dict) -> dict:
@@ -252,7 +266,7 @@ class Store:
                 new.setdefault("metadata", {})[field] = old["metadata"][field]
         if plural == "pods":
             new["status"] = old.get("status", {})
-        new["kind"], new["apiVersion"] = old["kind"], "v1"
+        new["kind"], new["apiVersion"] = old["kind"], old["apiVersion"]
         return self.update(plural, namespace, name, lambda o: (o.clear(), o.update(new)))
 
     def remove(self, plural: str, namespace: str, name: str) -> dict | None:

@@ -36,3 +36,19 @@ def test_values_select_pangeohub_and_one_claim_per_server():
     profiles = PangeoPolicy(config=config).all_profiles()  # within the bounds
     slugs = {p.slug for p in profiles}
     assert set(config.PangeoKubeSpawner.profile_options) <= slugs
+
+
+def test_gateway_rbac_validates_and_grants_reading_pods():
+    docs = list(yaml.safe_load_all((DEPLOY / "dask-gateway-rbac.yaml").read_text()))
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.31", strict=True)
+    assert docs[0]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+    ]
+    # the chart's gateway service account: api-<release fullname>
+    assert docs[1]["subjects"][0]["name"] == "api-dask-gateway"
+
+
+def test_docs_show_the_gateway_values_the_tests_run():
+    page = (DEPLOY.parent / "docs" / "dask-gateway.md").read_text()
+    assert "```{literalinclude} ../deploy/dask-gateway-values.yaml" in page

@@ -1,0 +1,180 @@
+"""A stand-in for traefik on the fake cluster: dask-gateway's own proxy, routed from the
+IngressRoute, IngressRouteTCP and Middleware objects, since traefik cannot run here.
+
+    with TraefikStandIn(kube, web_port, tcp_port) as proxy:
+        ...   # http://127.0.0.1:<web_port>/<prefix>/..., gateway://127.0.0.1:<tcp_port>
+
+It runs dask-gateway-server's ``Proxy`` (which starts the real ``dask-gateway-proxy``
+binary shipped in its wheel and serves it the routing table) on its own thread, and
+every 0.2 s turns the routes in the fake API into that table:
+
+- ``PathPrefix(`/p`)`` with a service and port -> a path route to the service's ready
+  endpoint (``http://<pod ip>:<port>``). dask-gateway-proxy strips the matched prefix,
+  so a route is honoured only with a ``stripPrefix``/``stripPrefixRegex`` middleware
+  that strips exactly that prefix (what the chart and the controller write); any other
+  middleware is refused loudly (``errors``), never silently ignored.
+- ``HostSNI(`daskgateway-<name>`)`` with ``tls.passthrough`` -> an SNI route to the
+  service's endpoint (TLS passes through to the scheduler, as with traefik).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+
+from aiohttp import web
+from dask_gateway_server.proxy.core import Proxy
+
+_PATH = re.compile(r"^PathPrefix\(`([^`]+)`\)$")
+_SNI = re.compile(r"^HostSNI\(`daskgateway-([^`]+)`\)$")
+
+
+class TraefikStandIn:
+    def __init__(self, kube, web_port: int, tcp_port: int, entrypoints=("web", "tcp")):
+        self.kube = kube
+        self.web_port, self.tcp_port = web_port, tcp_port
+        self.entrypoints = set(entrypoints)
+        self.errors: list[str] = []
+        self.routes: dict[tuple[str, str], str] = {}
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> TraefikStandIn:
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    async def _start(self) -> None:
+        from .server import free_port
+
+        api_port = free_port()
+        self.app = web.Application()
+        self.proxy = Proxy(
+            address=f"127.0.0.1:{self.web_port}",
+            tcp_address=f"127.0.0.1:{self.tcp_port}",
+            gateway_address=f"127.0.0.1:{api_port}",
+            log_level="warn",
+        )
+        # The routes API is served by this app; its own "/" route is not traefik's.
+        await self.proxy.setup(self.app)
+        await self.proxy.remove_route(kind="PATH", path="/")
+        self.runner = web.AppRunner(self.app, handle_signals=False)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", api_port).start()
+        self._task = asyncio.ensure_future(self._sync_loop())
+
+    async def _stop(self) -> None:
+        if hasattr(self, "_task"):
+            self._task.cancel()
+        await self.proxy.cleanup()
+        proc = getattr(self.proxy, "proxy_process", None)
+        if proc is not None:
+            await asyncio.to_thread(proc.wait, 10)
+        await self.runner.cleanup()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except Exception as error:  # noqa: BLE001 - reported to the tests
+                self.errors.append(repr(error))
+            await asyncio.sleep(0.2)
+
+    # -- routes from the objects
+    def _endpoint(self, namespace: str, service: str, port: int) -> str | None:
+        store = self.kube.store
+        svc = store.objects.get(("services", namespace, service))
+        endpoints = store.objects.get(("endpoints", namespace, service))
+        if svc is None or endpoints is None:
+            return None
+        name = next(
+            (p.get("name", "") for p in svc["spec"].get("ports") or [] if p.get("port") == port),
+            None,
+        )
+        for subset in endpoints.get("subsets") or []:
+            target = next(
+                (p["port"] for p in subset.get("ports") or [] if p.get("name", "") == name),
+                None,
+            )
+            for address in subset.get("addresses") or []:
+                if target is not None:
+                    return f"{address['ip']}:{target}"
+        return None
+
+    def _strips(self, namespace: str, middlewares, prefix: str) -> bool:
+        stripped = False
+        for ref in middlewares or []:
+            ns = ref.get("namespace") or namespace
+            mw = self.kube.store.objects.get(("middlewares", ns, ref["name"]))
+            if mw is None:
+                raise LookupError(f"middleware {ns}/{ref['name']} not found")
+            spec = mw.get("spec") or {}
+            bare = prefix.rstrip("/")
+            if "stripPrefix" in spec and bare in [
+                p.rstrip("/") for p in spec["stripPrefix"].get("prefixes", [])
+            ]:
+                stripped = True
+            elif "stripPrefixRegex" in spec and any(
+                re.fullmatch(r, bare) for r in spec["stripPrefixRegex"].get("regex", [])
+            ):
+                stripped = True
+            else:
+                raise ValueError(f"middleware {ns}/{ref['name']} is not supported: {spec}")
+        return stripped
+
+    def wanted(self) -> dict[tuple[str, str], str]:
+        """(kind, path or sni) -> target, from the fake's routes."""
+        store, out = self.kube.store, {}
+        for plural in ("ingressroutes", "ingressroutetcps"):
+            for route in list(store.find(plural)):
+                ns = route["metadata"]["namespace"]
+                spec = route.get("spec") or {}
+                if not self.entrypoints & set(spec.get("entryPoints") or self.entrypoints):
+                    continue
+                for rule in spec.get("routes") or []:
+                    services = rule.get("services") or []
+                    if not services:
+                        continue
+                    svc = services[0]
+                    target = self._endpoint(svc.get("namespace") or ns, svc["name"], svc["port"])
+                    if target is None:
+                        continue
+                    if plural == "ingressroutes" and (m := _PATH.match(rule["match"])):
+                        prefix = m.group(1)
+                        if not self._strips(ns, rule.get("middlewares"), prefix):
+                            target = target + prefix
+                        out[("PATH", prefix.rstrip("/") or "/")] = f"http://{target}"
+                    elif plural == "ingressroutetcps" and (m := _SNI.match(rule["match"])):
+                        if not (spec.get("tls") or {}).get("passthrough"):
+                            raise ValueError(f"{route['metadata']['name']}: TLS not passed on")
+                        out[("SNI", m.group(1))] = target
+        return out
+
+    async def sync(self) -> None:
+        wanted = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self._wanted(), self.kube.loop)
+        )
+        for key in set(self.routes) - set(wanted):
+            kind, where = key
+            await self.proxy.remove_route(kind=kind, **{"path" if kind == "PATH" else "sni": where})
+            del self.routes[key]
+        for key, target in wanted.items():
+            if self.routes.get(key) != target:
+                kind, where = key
+                await self.proxy.add_route(
+                    kind=kind, target=target, **{"path" if kind == "PATH" else "sni": where}
+                )
+                self.routes[key] = target
+
+    async def _wanted(self):
+        return self.wanted()  # on the fake's loop: a consistent view of its store

@@ -1,0 +1,464 @@
+"""Dask Gateway on the fake cluster: the real dask-gateway-server with pangeohub's
+Kubernetes backend and dask-gateway's own controller, each a pod of the chart's
+Deployments configured from deploy/dask-gateway-values.yaml the way the chart renders
+it (tests/kubernetes/chart.py), with the real hub spawning users' pods (KubeSpawner).
+
+Traefik cannot run here: its routes (the IngressRoutes the chart and the controller
+write) are served by dask-gateway's own dask-gateway-proxy, configured from those
+objects (tests/k8s_fake/traefik.py). Schedulers and workers are real dask processes in
+fake pods, on the user's server image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from dask_gateway import Gateway
+from dask_gateway.auth import JupyterHubAuth
+
+from ..gateway.attacks import forged_heartbeat
+from ..gateway.test_gateway_hub import close, shutdown
+from ..hubprocess import HubProcess, free_port
+from ..k8s_fake import FakeKube, default_images
+from ..k8s_fake.crds import DASK_GATEWAY_CRDS
+from ..k8s_fake.traefik import TraefikStandIn
+from .chart import Chart
+from .test_e2e import hub_config
+
+pytestmark = pytest.mark.e2e
+
+NS = "jhub"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DOCS = DEPLOY.parent / "docs" / "dask-gateway.md"
+SERVER_IMAGE = "pangeo/base-notebook:2024.01.01"
+# Test-sized bounds and limits, as a second values file (helm -f values -f test-values).
+TEST_VALUES = {
+    "gateway": {
+        "extraConfig": {
+            "zz-test": textwrap.dedent(
+                """
+                c.GatewayPolicy.worker_memory = {"min": "256M", "max": "2G", "default": "512M"}
+                c.GatewayPolicy.user_limits = {
+                    "clusters": 2, "workers": 3, "cores": 8, "memory": "8G",
+                }
+                c.GatewayPolicy.image_allowlist = ["pangeo/ml-notebook:2024.01.01"]
+                c.PangeoKubeBackend.orphan_check_period = 0
+                """
+            )
+        },
+        "backend": {
+            "scheduler": {"memory": {"request": "256M", "limit": "256M"}},
+            # In a real pod the service account's namespace file gives this default.
+            "namespace": NS,
+        },
+    },
+    "controller": {"backoffMaxDelay": 2},
+}
+
+
+def docs_hub_config(token: str, web_port: int, tcp_port: int) -> str:
+    """The hub settings of docs/dask-gateway.md's Kubernetes section, with this test's
+    addresses for traefik's (the stand-in's) and the token."""
+    section = DOCS.read_text().split("### Kubernetes\n", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    block = (
+        block.replace("<the gateway's token>", token)
+        .replace("traefik-dask-gateway.<namespace>:8786", f"127.0.0.1:{tcp_port}")
+        .replace("http://traefik-dask-gateway.<namespace>", f"http://127.0.0.1:{web_port}")
+    )
+    assert "<" not in block, block
+    return "\n" + block
+
+
+class Stack:
+    """The fake cluster, the hub, the chart's gateway and controller, the proxy."""
+
+    def __init__(self, kube: FakeKube, hub: HubProcess, proxy: TraefikStandIn, chart: Chart):
+        self.kube, self.hub, self.proxy, self.chart = kube, hub, proxy, chart
+        self.base_values = chart.sources
+        self.address = f"http://127.0.0.1:{proxy.web_port}/services/dask-gateway"
+        self.proxy_address = f"gateway://127.0.0.1:{proxy.tcp_port}"
+        self.sessions: dict[str, requests.Session] = {}
+
+    def session(self, user: str) -> requests.Session:
+        if user not in self.sessions:
+            self.sessions[user] = self.hub.login(user)
+        return self.sessions[user]
+
+    def gateway(self, user: str) -> Gateway:
+        """A client from outside the cluster, with a hub API token of ``user``."""
+        response = self.hub.api(self.session(user), "post", f"/users/{user}/tokens", json={})
+        auth = JupyterHubAuth(response.json()["token"])
+        return Gateway(self.address, proxy_address=self.proxy_address, auth=auth)
+
+    def start_server(self, user: str) -> dict:
+        """Start ``user``'s default server; the environment of its pod's process."""
+        response = self.hub.api(self.session(user), "post", f"/users/{user}/server", json={})
+        assert response.status_code in (201, 202), response.text
+        self.hub.wait_for_server(self.session(user), user, timeout=90)
+        return self.pod_env(f"jupyter-{user}")
+
+    def pod_env(self, pod: str) -> dict[str, str]:
+        procs = self.kube.call(lambda: list(self.kube.kubelet.procs.get((NS, pod), [])))
+        assert procs, f"no process for pod {pod}"
+        items = Path(f"/proc/{procs[0].pid}/environ").read_bytes().split(b"\0")
+        return dict(i.decode().split("=", 1) for i in items if b"=" in i)
+
+    def run_in_pod(self, pod: str, code: str, timeout: float = 180):
+        """Run ``code`` as a notebook in ``pod`` would: its environment, its address, the
+        cluster's DNS; its last stdout line parsed as JSON."""
+        env = {**self.pod_env(pod), "TEST_HUB_URL": self.hub.url}
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert result.returncode == 0, result.stderr[-4000:] + self.logs("gateway")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def pods(self, component: str, cluster: str | None = None) -> list[dict]:
+        selector = f"app.kubernetes.io/component={component}"
+        if cluster:
+            selector += f",gateway.dask.org/cluster={cluster.split('.', 1)[-1]}"
+        return self.kube.list("pods", NS, selector)
+
+    def logs(self, component: str) -> str:
+        out = []
+        for pod in self.pods(component):
+            text = self.kube.call(self.kube.kubelet.logs, NS, pod["metadata"]["name"])
+            out.append(f"\n--- {pod['metadata']['name']}\n" + text[-3000:])
+        return "".join(out)
+
+    def wait_gone(self, cluster: str, timeout: float = 30) -> None:
+        """Its pods gone; its DaskCluster gone or kept as a Stopped/Failed record."""
+        name = cluster.split(".", 1)[-1]
+
+        def stopped():
+            obj = self.kube.get("daskclusters", name)
+            return obj is None or obj.get("status", {}).get("phase") in ("Stopped", "Failed")
+
+        self.kube.wait_for(
+            lambda: (
+                stopped()
+                and not self.pods("dask-scheduler", cluster)
+                and not self.pods("dask-worker", cluster)
+            ),
+            timeout,
+            what=f"cluster {cluster} and its pods gone",
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        if not _wait_http(f"{self.address}/api/health", timeout):
+            raise AssertionError(
+                "the gateway did not answer" + self.logs("gateway") + self.logs("controller")
+            )
+
+    def restart_gateway(self, values: dict | None = None) -> None:
+        """Replace the gateway's pod as a rollout of the Deployment does; with
+        ``values`` (over the stack's own), its configuration too."""
+        if values is not None:
+            self.chart = Chart(*self.base_values, values, namespace=NS)
+            data = {"dask_gateway_config.py": self.chart.gateway_config()}
+            self.kube.call(
+                self.kube.store.update,
+                "configmaps",
+                NS,
+                self.chart.api_name,
+                lambda o: o.update(data=data),
+            )
+        for old in self.pods("gateway"):
+            self.kube.delete("pods", old["metadata"]["name"], grace=0)
+        self.kube.wait_for(lambda: not self.pods("gateway"), 20, what="old gateway gone")
+        self.start_component("gateway")
+        self.wait_ready()
+
+    def start_component(self, component: str) -> dict:
+        pod = self.chart.gateway_pod if component == "gateway" else self.chart.controller_pod
+        made = self.kube.create(
+            "pods", pod([{"name": "KUBECONFIG", "value": str(self.kube.kubeconfig)}])
+        )
+        return made
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, *extra_values: dict):
+    """The whole stack (``TEST_VALUES`` and ``extra_values`` over the deploy values)."""
+    web_port, tcp_port = free_port(), free_port()
+    token = uuid.uuid4().hex
+    values = [DEPLOY / "dask-gateway-values.yaml", TEST_VALUES, *extra_values]
+    chart_values = yaml.safe_load(values[0].read_text())["gateway"]["image"]
+    images = default_images(workdir)
+    # The gateway image of the values (deploy/Dockerfile.gateway: dask-gateway-server and
+    # pangeohub) is this venv, as the notebook images are.
+    images[f"{chart_values['name']}:{chart_values['tag']}"] = {
+        "entrypoint": [],
+        "cmd": [],
+        "env": dict(images[SERVER_IMAGE]["env"]),
+    }
+    with FakeKube(namespace=NS, images=images, cpu="32", memory="128Gi", backoff=0.2) as kube:
+        for definition in DASK_GATEWAY_CRDS:
+            kube.define(definition)
+        hub = HubProcess(
+            workdir / "hub",
+            extra_config=hub_config(kube) + docs_hub_config(token, web_port, tcp_port),
+            env={"KUBECONFIG": str(kube.kubeconfig)},
+        )
+        hub_api = {"gateway": {"auth": {"jupyterhub": {"apiUrl": ""}}}}
+        hub_api["gateway"]["auth"]["jupyterhub"]["apiUrl"] = (
+            f"http://127.0.0.1:{hub.hub_port}/hub/api"
+        )
+        chart = Chart(*values, hub_api, namespace=NS)
+        for plural, obj in chart.config_objects(token) + chart.routing_objects():
+            kube.create(plural, obj)
+        try:
+            hub.start(timeout=120)  # a loaded machine starts it slowly
+            with TraefikStandIn(kube, web_port, tcp_port) as proxy:
+                stack = Stack(kube, hub, proxy, chart)
+                stack.start_component("controller")
+                stack.start_component("gateway")
+                stack.wait_ready()
+                yield stack
+                assert proxy.errors == []
+        finally:
+            hub.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("gateway-k8s")) as running:
+        yield running
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+ZERO_CONFIG = """
+    import json, os, urllib.error, urllib.request
+    from dask_gateway import Gateway, GatewayCluster
+
+    cluster = GatewayCluster()
+    cluster.scale(2)
+    client = cluster.get_client()
+    client.wait_for_workers(2, timeout=120)
+    total = client.submit(sum, client.map(lambda x: x * x, range(100))).result()
+    server_token = os.environ["JUPYTERHUB_API_TOKEN"]
+
+    def worker():
+        token = os.environ["JUPYTERHUB_API_TOKEN"]
+        url = os.environ["PANGEO_SCRATCH_SERVICE_URL"] + "credentials"
+        request = urllib.request.Request(url, headers={"Authorization": "token " + token})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status = response.status
+        return [os.environ["JUPYTER_IMAGE_SPEC"], os.environ["PANGEO_SCRATCH"], status,
+                token == server_token]
+
+    seen = client.run(worker)
+    second = Gateway()
+    listed = [c.name for c in second.list_clusters()]
+    other = second.connect(cluster.name)
+    other_total = other.get_client().submit(sum, [1, 2, 3]).result()
+    try:
+        with urllib.request.urlopen(os.environ["TEST_HUB_URL"] + cluster.dashboard_link) as page:
+            dashboard_page = [page.status, b"Dask" in page.read()]
+    except urllib.error.HTTPError as error:
+        dashboard_page = [error.code, False]
+    print(json.dumps({
+        "total": total, "seen": [list(v) for v in seen.values()], "listed": listed,
+        "name": cluster.name, "other_total": other_total, "dashboard": cluster.dashboard_link,
+        "dashboard_page": dashboard_page,
+    }))
+"""
+
+
+def test_zero_configuration_cluster_from_a_users_pod(stack):
+    env = stack.start_server("grace")
+    assert env["DASK_GATEWAY__ADDRESS"] == stack.address
+    out = stack.run_in_pod("jupyter-grace", ZERO_CONFIG)
+    assert out["total"] == sum(x * x for x in range(100))
+    # Workers run the server's image, see its scratch space, and hold a token of their own
+    # that the scratch service accepts.
+    assert out["seen"] == [[SERVER_IMAGE, env["PANGEO_SCRATCH"], 200, False]] * 2
+    assert out["listed"] == [out["name"]] and out["other_total"] == 6
+    workers = stack.pods("dask-worker", out["name"])
+    assert [p["spec"]["containers"][0]["image"] for p in workers] == [SERVER_IMAGE] * 2
+    assert out["dashboard"] == f"/services/dask-gateway/clusters/{out['name']}/status"
+    assert out["dashboard_page"] == [200, True], "the dashboard opens through the hub"
+    # The cluster belongs to grace's server pod.
+    obj = stack.kube.get("daskclusters", out["name"].split(".", 1)[1])
+    server_pod = stack.kube.get("pods", "jupyter-grace")
+    assert obj["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": "jupyter-grace",
+            "uid": server_pod["metadata"]["uid"],
+        }
+    ]
+    grace = stack.gateway("grace")
+    grace.stop_cluster(out["name"])
+    close(grace)
+    stack.wait_gone(out["name"])
+
+
+def test_a_forged_heartbeat_cannot_lift_the_worker_limit(stack):
+    """Issue 13: the user's scheduler token posts a heartbeat counting -10 workers; the
+    limit still counts the three worker pods the cluster runs."""
+    gateway = stack.gateway("katherine")
+    first = gateway.new_cluster()
+    second = None
+    try:
+        first.scale(3)
+        client = first.get_client()
+        client.wait_for_workers(3, timeout=120)
+        assert client.run_on_scheduler(forged_heartbeat(-10)) == 200
+        second = gateway.new_cluster()
+        with pytest.raises(Exception, match="past your limit of 3 workers") as refused:
+            second.scale(1)
+        assert "uses 3 workers" in str(refused.value)
+        assert len(stack.pods("dask-worker", first.name)) == 3
+        with pytest.raises(Exception, match="past your limit of 3 workers"):
+            first.scale(4)
+    finally:
+        for cluster in (first, second):
+            if cluster is not None:
+                shutdown(cluster)
+        close(gateway)
+
+
+def test_bounds_image_environment_and_limits_hold_with_the_same_messages(stack):
+    grace = stack.gateway("grace")  # pangeo-data:climate: 4-core workers allowed
+    katherine = stack.gateway("katherine")
+    clusters = []
+    try:
+        assert grace.cluster_options()._fields["worker_cores"].max == 4
+        assert katherine.cluster_options()._fields["worker_cores"].max == 2
+        refusals = [
+            ({"worker_cores": 3}, "worker_cores=3 is above your maximum of 2; ask a hub admin"),
+            ({"worker_memory": 4}, "worker_memory=4 GiB is above your maximum of 2 GiB"),
+            ({"idle_timeout": 0}, "idle_timeout=0 minutes is below the minimum of 5 minutes"),
+            ({"idle_timeout": 600}, "idle_timeout=600 minutes is above your maximum of 60"),
+            ({"image": "evil/miner:1"}, "image 'evil/miner:1' is not allowed. Leave it unset"),
+            ({"environment": {"PANGEO_SCRATCH": "s3://x"}}, "may not set PANGEO_SCRATCH"),
+        ]
+        for options, message in refusals:
+            with pytest.raises(ValueError, match=message):
+                katherine.submit(**options)
+        assert katherine.list_clusters() == [], "a refused request left a cluster"
+        assert stack.kube.list("daskclusters", NS, "gateway.dask.org/instance") is not None
+        clusters = [katherine.new_cluster(), katherine.new_cluster()]
+        with pytest.raises(
+            ValueError, match="You may run at most 2 Dask clusters at once"
+        ) as third:
+            katherine.submit()
+        assert "Your 2 running clusters use" in str(third.value)
+        with pytest.raises(Exception, match="past your limit of 3 workers"):
+            clusters[0].scale(4)
+    finally:
+        for cluster in clusters:
+            shutdown(cluster)
+        close(grace)
+        close(katherine)
+
+
+CLUSTERS = rf"^/apis/gateway\.dask\.org/v1alpha1/namespaces/{NS}/daskclusters$"
+
+
+@pytest.mark.parametrize(
+    "status, words",
+    [
+        (403, "the cluster refused the gateway permission to create it"),
+        (500, "the cluster answered with an error (HTTP 500). Please try again"),
+    ],
+)
+def test_the_api_failing_gives_a_clear_message_and_leaves_nothing(stack, status, words):
+    gateway = stack.gateway("katherine")
+    before = [o["metadata"]["name"] for o in stack.kube.list("daskclusters", NS)]
+    stack.kube.fault(CLUSTERS, status, "POST", times=1)
+    try:
+        with pytest.raises(ValueError) as refused:
+            gateway.submit()
+        message = str(refused.value)
+        assert words in message and "Traceback" not in message
+        assert [o["metadata"]["name"] for o in stack.kube.list("daskclusters", NS)] == before
+        assert gateway.list_clusters() == []
+        cluster = gateway.new_cluster()  # the fault is gone: the next attempt works
+        shutdown(cluster)
+    finally:
+        stack.kube.clear_faults()
+        close(gateway)
+
+
+LEAVE_RUNNING = """
+    import json
+    from dask_gateway import GatewayCluster
+
+    cluster = GatewayCluster(shutdown_on_close=False)
+    cluster.scale(1)
+    cluster.get_client().wait_for_workers(1, timeout=120)
+    print(json.dumps({"name": cluster.name}))
+"""
+
+
+def test_deleting_the_server_pod_removes_its_clusters_even_with_the_hub_down(stack):
+    """Node loss while the hub is down: Kubernetes' garbage collector removes the
+    cluster, its scheduler and its workers (dask-gateway#451)."""
+    if stack.kube.get("pods", "jupyter-grace") is None:
+        stack.start_server("grace")
+    name = stack.run_in_pod("jupyter-grace", LEAVE_RUNNING)["name"]
+    assert len(stack.pods("dask-worker", name)) == 1
+    os.killpg(stack.hub.proc.pid, signal.SIGSTOP)
+    try:
+        stack.kube.delete("pods", "jupyter-grace", grace=0)
+        stack.kube.wait_for(
+            lambda: (
+                stack.kube.get("daskclusters", name.split(".", 1)[1]) is None
+                and not stack.pods("dask-scheduler", name)
+                and not stack.pods("dask-worker", name)
+            ),
+            30,
+            what="the server's cluster removed with its pod",
+        )
+    finally:
+        os.killpg(stack.hub.proc.pid, signal.SIGCONT)
+
+
+def test_a_gateway_restart_keeps_running_clusters(stack):
+    gateway = stack.gateway("katherine")
+    cluster = gateway.new_cluster()
+    try:
+        cluster.scale(1)
+        cluster.get_client().wait_for_workers(1, timeout=120)
+        (old,) = stack.pods("gateway")
+        stack.restart_gateway()  # the Deployment's next pod
+        assert stack.pods("gateway")[0]["metadata"]["uid"] != old["metadata"]["uid"]
+        again = stack.gateway("katherine")
+        assert [c.name for c in again.list_clusters()] == [cluster.name]
+        connected = again.connect(cluster.name)
+        assert connected.get_client().submit(sum, [1, 2, 3]).result() == 6
+        close(again)
+    finally:
+        shutdown(cluster)
+        close(gateway)
