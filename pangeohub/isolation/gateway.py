@@ -9,6 +9,8 @@ directory and TLS files.
 
 from __future__ import annotations
 
+import os
+import pwd
 from types import SimpleNamespace
 
 from dask_gateway_server.backends.local import LocalBackend
@@ -29,7 +31,22 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
         return name
 
     def set_file_permissions(self, paths, username):
-        LocalBackend.set_file_permissions(self, paths, self.account(username))
+        """Give the account its cluster's working directory and TLS files, and nothing else.
+
+        dask-gateway-server 2026.3's ``setup_working_directory`` adds the TLS files to its
+        list with ``paths.extend(path)``, i.e. one character at a time, so the upstream
+        method would chown "/" to the user. Only whole paths inside the working directory
+        are changed here, and never through a link.
+        """
+        workdir = os.path.realpath(paths[0])
+        owned = [workdir, *paths[1:3], *self._get_tls_paths(workdir)]
+        account = pwd.getpwnam(self.account(username))
+        for path in owned:
+            real = os.path.realpath(path)
+            if real != workdir and not real.startswith(workdir + os.sep):
+                raise PermissionError(f"refusing to chown {path}: outside {workdir}")
+            if os.path.lexists(path):
+                os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
 
     def make_preexec_fn(self, cluster):
         as_account = SimpleNamespace(username=self.account(cluster.username), state=cluster.state)

@@ -10,6 +10,7 @@ import json
 import os
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -77,6 +78,23 @@ def katherine(hub):
     return Person(hub, "katherine")
 
 
+def service_tokens(hub) -> list[str]:
+    """The API tokens of the hub's services (scratch, Dask Gateway, culler), read as root."""
+    tokens = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            items = environ.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        env = dict(i.decode(errors="replace").split("=", 1) for i in items if b"=" in i)
+        if env.get("JUPYTERHUB_SERVICE_NAME") and f":{hub.hub_port}/" in env.get(
+            "JUPYTERHUB_API_URL", ""
+        ):
+            tokens.append(env["JUPYTERHUB_API_TOKEN"])
+    assert len(tokens) >= 3, "the hub's services were not found"
+    return tokens
+
+
 def homes(hub) -> str:
     return f"/srv/pangeohub/{hub_id(hub.state_dir)}/homes"
 
@@ -109,6 +127,7 @@ def test_the_hubs_files_and_other_peoples_files_are_out_of_reach(hub, grace, kat
         for name in ("cookie_secret", "proxy_auth_token", "crypt_key")
     ]
     secrets += list(json.loads((state / "local-passwords.json").read_text()).values())
+    secrets += service_tokens(hub)
     reads = [
         state / "local-passwords.json",
         state / "cookie_secret",
@@ -223,6 +242,23 @@ def test_two_busy_processes_are_held_near_one_cpu(grace):
     """
     cpus = float(grace.run(code).output)
     assert cpus <= 1.25, f"two busy processes used {cpus:.2f} CPUs of a 1 CPU server"
+
+
+def test_dask_clusters_run_as_the_persons_account(grace):
+    code = """
+        import json, os
+        from dask_gateway import GatewayCluster
+        cluster = GatewayCluster()
+        cluster.scale(1)
+        client = cluster.get_client()
+        client.wait_for_workers(1, timeout=120)
+        uid = lambda: os.getuid()
+        print(json.dumps([os.getuid(), client.run_on_scheduler(uid), *client.run(uid).values()]))
+        client.close()
+        cluster.shutdown()
+    """
+    mine, scheduler, worker = json.loads(grace.run(code, timeout=240).output.splitlines()[-1])
+    assert mine == scheduler == worker != 0
 
 
 def test_servers_and_disks_survive_a_hub_restart(hub, grace):

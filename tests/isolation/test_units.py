@@ -173,3 +173,25 @@ def test_the_hub_says_when_people_are_not_isolated():
     assert "NOT isolated" in line and "\n" not in line
     if os.geteuid() == 0:
         assert "own account" in Isolation().summary()
+
+
+@root_only
+def test_a_clusters_files_go_to_the_persons_account_and_nothing_else(tmp_path):
+    from types import SimpleNamespace
+
+    from pangeohub.isolation.gateway import PangeoIsolatedLocalBackend
+
+    backend = PangeoIsolatedLocalBackend(clusters_directory=str(tmp_path))
+    username = f"t{uuid.uuid4().hex[:10]}"
+    account = backend.account(username)
+    try:
+        cluster = SimpleNamespace(name="c1", username=username, tls_cert=b"c", tls_key=b"k")
+        workdir = Path(backend.setup_working_directory(cluster))
+        uid = lookup(account).pw_uid
+        for path in [workdir, workdir / ".certs", workdir / "logs", *workdir.glob(".certs/*")]:
+            assert path.stat().st_uid == uid, path
+        assert len(list(workdir.glob(".certs/*"))) == 2
+        assert Path("/").stat().st_uid == 0 and tmp_path.stat().st_uid == 0
+    finally:
+        os.chown("/", 0, 0)  # in case upstream's chown of "/" ever came back
+        remove_account(account)
