@@ -181,6 +181,13 @@ class HubProcess:
             return homes / account_name("jupyter-", user) / directory
         return self.state_dir / "servers" / user / directory
 
+    @property
+    def scratch_root(self) -> Path:
+        """Where the local scratch backend keeps each user's directory."""
+        if self.isolated:
+            return Path("/srv/pangeohub") / hub_id(self.state_dir) / "scratch"
+        return self.state_dir / "scratch"
+
     def server_disk_exists(self, user: str, server: str = "") -> bool:
         """Whether the server still has its disk (image or directory)."""
         if self.isolated:

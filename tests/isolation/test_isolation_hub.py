@@ -292,3 +292,16 @@ def test_deleting_a_server_deletes_its_disk_and_nothing_else(hub, grace, katheri
     grace = Person(hub, "grace")
     assert grace.run("print(open('notes.txt').read())").output.strip() == "kept"
     assert katherine.run("print(open('diary.txt').read())").output.strip() == "private"
+
+
+def test_deleting_a_user_keeps_their_account_and_scratch(hub, katherine):
+    from pangeohub.isolation.accounts import lookup
+
+    scratch = katherine.run("import os; print(os.environ['PANGEO_SCRATCH'])").output.strip()
+    ada = hub.login("ada")
+    assert hub.api(ada, "delete", "/users/katherine/server").status_code in (202, 204)
+    hub.wait_for_stop(ada, "katherine")
+    assert hub.api(ada, "delete", "/users/katherine").status_code == 204
+    assert lookup("jupyter-katherine") is not None, "deleting the user removed their account"
+    assert os.path.isdir(scratch.removeprefix("file://"))
+    assert not hub.server_disk_exists("katherine")  # the server was deleted with the user

@@ -195,3 +195,11 @@ def test_a_clusters_files_go_to_the_persons_account_and_nothing_else(tmp_path):
     finally:
         os.chown("/", 0, 0)  # in case upstream's chown of "/" ever came back
         remove_account(account)
+
+
+def test_the_hub_says_when_disks_are_plain_directories():
+    line = Isolation(loop_disks=False).summary()
+    if os.geteuid() == 0:
+        assert "plain directory without a size limit (c.Isolation.loop_disks is off)" in line
+    else:
+        assert "NOT isolated" in line
