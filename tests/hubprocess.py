@@ -78,6 +78,7 @@ class HubProcess:
         self.extra_config = extra_config
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
+        self._scratch_root: Path | None = None
 
     # --- lifecycle -------------------------------------------------------
 
@@ -183,10 +184,17 @@ class HubProcess:
 
     @property
     def scratch_root(self) -> Path:
-        """Where the local scratch backend keeps each user's directory."""
+        """Where the local scratch backend keeps each user's directory (a test that sets
+        ``c.LocalScratchBackend.root`` sets this too)."""
+        if self._scratch_root is not None:
+            return self._scratch_root
         if self.isolated:
             return Path("/srv/pangeohub") / hub_id(self.state_dir) / "scratch"
         return self.state_dir / "scratch"
+
+    @scratch_root.setter
+    def scratch_root(self, path: Path) -> None:
+        self._scratch_root = Path(path)
 
     def server_disk_exists(self, user: str, server: str = "") -> bool:
         """Whether the server still has its disk (image or directory)."""
