@@ -22,7 +22,7 @@ def _jupyter_server_extension_points():
 
 
 def oom_message(kills: int, limit: int | None) -> str:
-    where = f" (limit {format_bytes(limit)})" if limit else ""
+    where = f" ({format_bytes(limit)})" if limit else ""
     return (
         f"pangeohub: out of memory: {kills} process(es) of this server used more than its "
         f"memory limit{where} and were stopped; a kernel that died was restarted. "
