@@ -2,7 +2,9 @@
 # Each does its own set-up: a virtualenv in .venv, configurable-http-proxy from npm in
 # node_modules, and (for the browser tests) Debian's chromium.
 
-PYTHON ?= python3
+# As root, servers run as people's own accounts: build the environment on a Python every
+# account can run (a Python under /root is out of their reach).
+PYTHON ?= $(shell [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy

@@ -25,6 +25,7 @@ from traitlets.config import Config
 
 from .culling import CullingPolicy, destructive_culling, wire_culling
 from .gateway.hub import GatewayService, wire_gateway
+from .isolation import announce_isolation
 from .policy import PangeoPolicy
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
@@ -62,7 +63,7 @@ def check_claim_per_server(config: Config) -> None:
 
 # The parts, in order, and the checks; constants, not registries.
 PARTS = (wire_scratch, wire_gateway, wire_culling)
-CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server)
+CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
 
 
 def configure(c: Config) -> Config:

@@ -9,10 +9,20 @@ from pathlib import Path
 import pytest
 
 from .hubprocess import REPO, HubProcess
+from .isolation_cleanup import clean_leftovers, pangeohub_accounts, remove_accounts
 
 NODE_BIN = REPO / "node_modules" / ".bin"
 os.environ["PATH"] = f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 OUTPUT_DIR = Path(os.environ.get("PANGEOHUB_TEST_OUTPUT", REPO / "test-output"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolation_leftovers():
+    """As root, hubs make accounts, mounts and cgroups: remove them (and a killed run's)."""
+    clean_leftovers()
+    yield
+    clean_leftovers()
+    remove_accounts(pangeohub_accounts())
 
 
 @pytest.fixture

@@ -19,12 +19,18 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import requests
+
+from pangeohub.isolation.accounts import account_name
+from pangeohub.isolation.disks import mounted_at
+
+from .isolation_cleanup import clean_hub, hub_id
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -79,6 +85,7 @@ class HubProcess:
         self.extra_env = env or {}
         self.config_file = Path(config_file)
         self.proc: subprocess.Popen | None = None
+        self._scratch_root: Path | None = None
 
     # --- lifecycle -------------------------------------------------------
 
@@ -119,6 +126,14 @@ class HubProcess:
         self.stop()
         raise HubError(f"jupyterhub did not answer within {timeout}s:\n{self.log_tail()}")
 
+    def restart(self, timeout: float = 60) -> HubProcess:
+        """Stop only the hub (its servers run on if it keeps them), then start it again."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(30)
+        self.proc = None
+        return self.start(timeout)
+
     def stop(self, timeout: float = 30) -> None:
         """Stop the hub (it stops its proxy and servers), then any leftover server."""
         if self.proc is not None and self.proc.poll() is None:
@@ -130,6 +145,7 @@ class HubProcess:
                 self.proc.wait(10)
         self.proc = None
         self.kill_leftover_servers()
+        clean_hub(self.state_dir)  # as root: its mounts, cgroups and homes
 
     def kill_leftover_servers(self) -> None:
         """End every process started with this hub's marker in its environment."""
@@ -157,6 +173,58 @@ class HubProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    # --- servers' disks, as an admin would look at them ----------------------
+
+    @property
+    def isolated(self) -> bool:
+        """Whether this hub runs servers as people's own accounts (root, not switched off)."""
+        return os.geteuid() == 0 and "c.Isolation.enabled = False" not in self.extra_config
+
+    def server_home(self, user: str, server: str = "") -> Path:
+        """Where a server's home is (mounted while it runs, when isolated)."""
+        directory = server or "_default"
+        if self.isolated:
+            homes = Path("/srv/pangeohub") / hub_id(self.state_dir) / "homes"
+            return homes / account_name("jupyter-", user) / directory
+        return self.state_dir / "servers" / user / directory
+
+    @property
+    def scratch_root(self) -> Path:
+        """Where the local scratch backend keeps each user's directory (a test that sets
+        ``c.LocalScratchBackend.root`` sets this too)."""
+        if self._scratch_root is not None:
+            return self._scratch_root
+        if self.isolated:
+            return Path("/srv/pangeohub") / hub_id(self.state_dir) / "scratch"
+        return self.state_dir / "scratch"
+
+    @scratch_root.setter
+    def scratch_root(self, path: Path) -> None:
+        self._scratch_root = Path(path)
+
+    def server_disk_exists(self, user: str, server: str = "") -> bool:
+        """Whether the server still has its disk (image or directory)."""
+        if self.isolated:
+            return self._image(user, server).exists()
+        return self.server_home(user, server).exists()
+
+    def _image(self, user: str, server: str) -> Path:
+        account = account_name("jupyter-", user)
+        return self.state_dir / "disks" / account / f"{server or '_default'}.img"
+
+    def read_server_file(self, user: str, server: str, name: str) -> str:
+        """A file on a server's disk, running or not (a stopped disk is mounted read-only)."""
+        home = self.server_home(user, server)
+        if not self.isolated or mounted_at(home):
+            return (home / name).read_text()
+        with tempfile.TemporaryDirectory() as look:
+            image = str(self._image(user, server))
+            subprocess.run(["mount", "-o", "loop,ro", image, look], check=True)
+            try:
+                return (Path(look) / name).read_text()
+            finally:
+                subprocess.run(["umount", look], check=True)
 
     # --- people ----------------------------------------------------------
 

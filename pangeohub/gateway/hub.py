@@ -37,6 +37,8 @@ GATEWAY_SECTIONS = (
     "GatewayPolicy",
     "PangeoBackendMixin",
     "PangeoLocalBackend",
+    "PangeoIsolatedLocalBackend",
+    "Isolation",
     "DaskGateway",
     "Backend",
     "DBBackendBase",

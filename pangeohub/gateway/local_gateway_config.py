@@ -13,6 +13,7 @@ import sys
 
 from traitlets.config.loader import JSONFileConfigLoader
 
+from pangeohub.isolation.gateway import local_backend_class
 from pangeohub.state import StateDirectory
 
 c = get_config()  # noqa: F821
@@ -24,8 +25,9 @@ c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenti
 c.JupyterHubAuthenticator.jupyterhub_service_name = service_name
 c.JupyterHubAuthenticator.use_service_access_scopes = True
 
-# Local processes, with pangeohub's options, bounds and per-user limits.
-c.DaskGateway.backend_class = "pangeohub.gateway.backend.PangeoLocalBackend"
+# Local processes, with pangeohub's options, bounds and per-user limits; as root each
+# cluster runs as its user's account (dask-gateway-server's LocalBackend).
+c.DaskGateway.backend_class = local_backend_class()
 c.ClusterConfig.scheduler_cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 c.ClusterConfig.worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker"]
 c.ClusterConfig.scheduler_cores = 1
@@ -53,3 +55,5 @@ c.PangeoLocalBackend.servers_file = str(gateway_dir / "servers.json")
 settings = state.path / "services" / f"{service_name}.json"
 if settings.exists():
     c.merge(JSONFileConfigLoader(settings.name, path=str(settings.parent)).load_config())
+if "backend_class" not in c.DaskGateway:
+    c.DaskGateway.backend_class = local_backend_class(c)

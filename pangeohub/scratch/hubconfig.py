@@ -31,6 +31,7 @@ SERVICE_CLASSES = (
     S3ScratchBackend,
     GCSScratchBackend,
     LocalScratchBackend,
+    "Isolation",
 )
 
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from traitlets import Unicode, default
 
+from ..isolation import Isolation
+from ..isolation.accounts import ensure_account
+from ..isolation.disks import private_directory
 from .base import BackendUnavailable, Issued, ScratchBackend, ScratchConfigError
 from .names import user_segment
 
@@ -49,6 +52,9 @@ class LocalScratchBackend(ScratchBackend):
 
     @default("root")
     def _default_root(self):
+        isolation = Isolation(parent=self)
+        if isolation.active:  # beside the homes: the state directory is root's alone
+            return str(Path(isolation.home_root).parent / "scratch")
         state = os.environ.get("PANGEOHUB_STATE_DIR") or "state"
         return str(Path(state).resolve() / "scratch")
 
@@ -67,7 +73,10 @@ class LocalScratchBackend(ScratchBackend):
     async def start(self) -> None:
         self.check_config()
         try:
-            Path(self.root).mkdir(mode=0o700, parents=True, exist_ok=True)
+            if Isolation(parent=self).active:
+                private_directory(Path(self.root))  # each user's directory is theirs alone
+            else:
+                Path(self.root).mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise ScratchConfigError(
                 f"Cannot create the scratch directory {self.root} ({error.strerror})."
@@ -77,6 +86,11 @@ class LocalScratchBackend(ScratchBackend):
         path = self.path(user)
         try:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            isolation = Isolation(parent=self)
+            if isolation.active:
+                name = isolation.account(user)
+                account = ensure_account(name, f"{isolation.home_root}/{name}")
+                os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
         except OSError as error:
             self.log.error("Cannot create scratch directory for %s: %s", user, error.strerror)
             raise BackendUnavailable("The scratch directory could not be created.") from None

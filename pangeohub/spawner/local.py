@@ -1,44 +1,75 @@
-"""The embedded default: servers as local processes, one kept directory each."""
+"""The embedded default: servers as local processes, one kept disk each.
+
+As root (with ``c.Isolation.enabled``, the default) each server runs as its user's own
+system account, in a cgroup holding its profile's memory and CPU, with a loop-mounted
+disk image of the profile's size as its home. As an ordinary account every server runs
+as that account in a directory under ``server_root``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
 from jupyterhub.slugs import safe_slug
-from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode, default
 
 from ..activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
+from ..isolation import Isolation
+from ..isolation.accounts import ensure_account, lookup
+from ..isolation.cgroups import ServerCgroup
+from ..isolation.disks import ServerDisk, private_directory
 from ..state import StateDirectory
 from .mixin import PangeoSpawnerMixin
 
 DEFAULT_SERVER_DIR = "_default"
 
 
-class PangeoLocalSpawner(PangeoSpawnerMixin, SimpleLocalProcessSpawner):
-    """Local process spawner carrying pangeohub's policies.
+def remove_tree(root: Path, parts: list[str], log) -> None:
+    """Delete ``root/<parts...>`` without following a link anywhere on the way.
 
-    Each server works in its own directory under ``server_root``: kept when the
-    server stops, deleted when (and only when) the server is deleted. Disk size,
-    CPU and memory limits are passed to the server as environment variables but
-    not enforced: a local process has no quota or hard memory cap.
+    A link where a directory should be (a server's directory replaced by a link to
+    another's) is removed as a link; its target is never touched.
+    """
+    path = root
+    for i, part in enumerate(parts):
+        path = path / part
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(info.st_mode):
+            if i == len(parts) - 1:
+                log.warning("%s is a link, not a server directory: removing only the link", path)
+                path.unlink()
+            else:
+                log.error("Refusing to delete under %s: it is a link", path)
+            return
+    shutil.rmtree(path)  # rmtree never follows links below the top
+
+
+class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
+    """Local process spawner carrying pangeohub's policies and isolation.
+
+    Each server has its own home: kept when the server stops, deleted when (and only
+    when) the server is deleted. See :class:`~pangeohub.isolation.Isolation` for what
+    is isolated and enforced as root, and what is not as an ordinary account.
     """
 
     server_root = Unicode(
-        help="Directory holding one directory per server (default: <state dir>/servers).",
+        help="""Directory holding one directory per server when the hub is not isolating
+        (default: <state dir>/servers). As root, see c.Isolation.home_root.""",
     ).tag(config=True)
 
     @default("server_root")
     def _default_server_root(self):
         return str(StateDirectory.from_env().subdir("servers"))
-
-    @default("home_dir")
-    def _default_home_dir(self):
-        return str(self.server_directory)
 
     @default("cmd")
     def _default_cmd(self):
@@ -49,12 +80,59 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, SimpleLocalProcessSpawner):
     def _default_options_form(self):
         return self.render_profile_picker
 
+    _isolation: Isolation | None = None
+
+    @property
+    def isolation(self) -> Isolation:
+        if self._isolation is None:
+            self._isolation = Isolation(parent=self)
+        return self._isolation
+
+    @property
+    def isolated(self) -> bool:
+        """Whether this server runs as its user's own account."""
+        return self.isolation.active
+
+    @property
+    def account(self) -> str:
+        """The system account this server runs as."""
+        return self.isolation.account(self.user.name)
+
+    @property
+    def server_dir_name(self) -> str:
+        return safe_slug(self.name) if self.name else DEFAULT_SERVER_DIR
+
     @property
     def server_directory(self) -> Path:
-        """This server's directory: <server_root>/<user>/<server>."""
-        user_dir = safe_slug(self.user.name)
-        server_dir = safe_slug(self.name) if self.name else DEFAULT_SERVER_DIR
-        return Path(self.server_root) / user_dir / server_dir
+        """This server's home: <home_root>/<account>/<server> as root, else
+        <server_root>/<user>/<server>."""
+        if self.isolated:
+            return Path(self.isolation.home_root) / self.account / self.server_dir_name
+        return Path(self.server_root) / safe_slug(self.user.name) / self.server_dir_name
+
+    @property
+    def disk(self) -> ServerDisk | None:
+        """This server's disk image, when it gets one (root, loop devices)."""
+        if not self.isolated or self.isolation.disk_problem() is not None:
+            return None
+        account = lookup(self.account)
+        size = self.profile.disk_size if self.profile is not None else 0
+        return ServerDisk(
+            Path(self.isolation.disk_root) / self.account / f"{self.server_dir_name}.img",
+            self.server_directory,
+            size,
+            account.pw_uid if account else 0,
+            account.pw_gid if account else 0,
+        )
+
+    @property
+    def cgroup(self) -> ServerCgroup | None:
+        """This server's cgroup, when the machine has one to give (root)."""
+        version = self.isolation.cgroups()
+        if version is None:
+            return None
+        relative = f"{self.isolation.cgroup_parent}/{self.account}/{self.server_dir_name}"
+        return ServerCgroup(relative, version)
 
     def render_profile_picker(self, spawner=None) -> str:
         """The spawn page's form: the user's allowed profiles, default pre-selected."""
@@ -86,12 +164,14 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, SimpleLocalProcessSpawner):
 
     def get_args(self):
         args = super().get_args()
-        if os.getuid() == 0 and "--allow-root" not in args:
+        if os.getuid() == 0 and not self.isolated and "--allow-root" not in args:
             args.append("--allow-root")
         return args
 
     def user_env(self, env):
-        env = super().user_env(env)
+        env["HOME"] = str(self.server_directory)
+        env["SHELL"] = "/bin/bash"
+        env["USER"] = env["LOGNAME"] = self.account if self.isolated else _whoami()
         if self.profile is not None:
             env["PANGEO_DISK_SIZE"] = str(self.profile.disk_size)
         # Enable pangeohub's activity extension (a computing kernel counts as activity).
@@ -99,18 +179,94 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, SimpleLocalProcessSpawner):
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
         return env
 
+    def make_preexec_fn(self, name):
+        """Run the server in its home; as root, in its cgroup and as its account."""
+        home = str(self.server_directory)
+        if not self.isolated:
+            return lambda: os.chdir(home)
+        account = lookup(self.account)
+        if account is None:
+            raise RuntimeError(f"no account {self.account}")
+        uid, gid = account.pw_uid, account.pw_gid
+        cgroup = self.cgroup
+
+        def preexec():
+            if cgroup is not None:
+                cgroup.join()  # everything the server starts stays in it
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            os.chdir(home)
+
+        return preexec
+
+    def prepare_home(self) -> bool:
+        """Account, disk (or directory) and cgroup for this start; True if the disk is new."""
+        if not self.isolated:
+            self.server_directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return False
+        home = self.server_directory
+        private_directory(Path(self.isolation.home_root))
+        account = ensure_account(self.account, str(home.parent))
+        disk = self.disk
+        made = False
+        if disk is not None:
+            made = disk.ensure()
+        else:
+            private_directory(home.parent)
+            home.mkdir(mode=0o700, exist_ok=True)
+            os.chown(home, account.pw_uid, account.pw_gid, follow_symlinks=False)
+        cgroup = self.cgroup
+        if cgroup is not None and self.profile is not None:
+            cgroup.kill_all()  # anything a crashed run left in it
+            cgroup.create(
+                self.profile.mem_limit,
+                self.profile.cpu_limit,
+                self.profile.mem_guarantee,
+                self.profile.cpu_guarantee,
+            )
+        return made
+
     async def start(self):
         await self.prepare_start()
-        self.server_directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        made = await asyncio.to_thread(self.prepare_home)
+        if made:
+            self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)
         return await super().start()
 
-    async def delete_forever(self):
-        """The server is deleted: its directory goes with it."""
-        directory = self.server_directory.resolve()
-        root = Path(self.server_root).resolve()
-        if root not in directory.parents:
-            self.log.error("Refusing to delete %s: outside %s", directory, root)
+    def release_home(self) -> None:
+        """After a stop: end what is left in the cgroup, remove it, unmount the disk."""
+        if not self.isolated:
             return
-        if directory.exists():
-            self.log.info("Deleting %s's directory %s", self._log_name, directory)
-            shutil.rmtree(directory)
+        cgroup = self.cgroup
+        if cgroup is not None:
+            cgroup.remove()
+        disk = self.disk
+        if disk is not None:
+            disk.unmount()
+
+    async def stop(self, now=False):
+        await super().stop(now=now)
+        await asyncio.to_thread(self.release_home)
+
+    async def delete_forever(self):
+        """The server is deleted: its disk (or directory) goes with it, nothing else."""
+        self.log.info("Deleting %s's disk", self._log_name)
+        await asyncio.to_thread(self._delete_home)
+
+    def _delete_home(self) -> None:
+        if self.isolated:
+            self.release_home()
+            disk = self.disk
+            if disk is not None:
+                disk.delete()
+            root, parts = Path(self.isolation.home_root), [self.account, self.server_dir_name]
+        else:
+            root, parts = Path(self.server_root), [safe_slug(self.user.name), self.server_dir_name]
+        remove_tree(root, parts, self.log)
+
+
+def _whoami() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name

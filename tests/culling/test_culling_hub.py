@@ -112,7 +112,7 @@ def test_idle_server_stops_keeps_its_disk_active_ones_run_on(hub_factory):
         start("computing")
         kernel = start_quiet_computation(hub, f"{hub.url}/user/grace/computing/", token, 60)
         start("idle")
-        disk = hub.state_dir / "servers" / "grace" / "idle"
+        disk = hub.server_home("grace", "idle")
         (disk / "results.nc").write_text("precious")
 
         deadline = time.monotonic() + 60
@@ -134,7 +134,7 @@ def test_idle_server_stops_keeps_its_disk_active_ones_run_on(hub_factory):
     # The culled named server is stopped, not removed; its disk is intact; it starts again.
     listed = hub.api(grace, "get", "/users/grace?include_stopped_servers=1").json()["servers"]
     assert listed["idle"]["stopped"] is True
-    assert (disk / "results.nc").read_text() == "precious"
+    assert hub.read_server_file("grace", "idle", "results.nc") == "precious"
     assert hub.api(grace, "post", "/users/grace/servers/idle", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "idle")
     files = requests.get(

@@ -43,7 +43,7 @@ def server_files(hub, user, server, api_token):
 
 
 def server_dir(hub, user, server) -> Path:
-    return hub.state_dir / "servers" / user / (server or "_default")
+    return hub.server_home(user, server)
 
 
 def test_sign_in_with_wrong_password_is_refused(hub):
@@ -107,7 +107,7 @@ def test_servers_up_to_the_limit_then_a_clear_refusal(hub):
     # Stopping keeps the directory; starting again finds the file.
     assert hub.api(grace, "delete", "/users/grace/servers/one").status_code in (202, 204)
     hub.wait_for_stop(grace, "grace", "one")
-    assert server_dir(hub, "grace", "one").joinpath("notes.txt").read_text() == "kept"
+    assert hub.read_server_file("grace", "one", "notes.txt") == "kept"
     assert hub.api(grace, "post", "/users/grace/servers/one", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "one")
     assert "notes.txt" in server_files(hub, "grace", "one", api_token)
@@ -116,8 +116,8 @@ def test_servers_up_to_the_limit_then_a_clear_refusal(hub):
     response = hub.api(grace, "delete", "/users/grace/servers/one", json={"remove": True})
     assert response.status_code in (202, 204)
     hub.wait_for_stop(grace, "grace", "one")
-    assert not server_dir(hub, "grace", "one").exists()
-    assert server_dir(hub, "grace", "two").exists()
+    assert not hub.server_disk_exists("grace", "one")
+    assert hub.server_disk_exists("grace", "two")
     assert hub.api(grace, "post", "/users/grace/servers/three", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "three")
     for name in ("two", "three"):

@@ -14,7 +14,7 @@ def test_restart_keeps_users_servers_and_secrets(hub_factory):
     grace = hub.login("grace")
     assert hub.api(grace, "post", "/users/grace/servers/keepme", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "keepme")
-    (hub.state_dir / "servers" / "grace" / "keepme" / "work.txt").write_text("mine")
+    (hub.server_home("grace", "keepme") / "work.txt").write_text("mine")
 
     hub.stop()
     hub.start()
@@ -28,7 +28,7 @@ def test_restart_keeps_users_servers_and_secrets(hub_factory):
     assert model.json()["servers"]["keepme"]["stopped"] is True
     assert hub.api(grace, "post", "/users/grace/servers/keepme", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "keepme")
-    assert (hub.state_dir / "servers" / "grace" / "keepme" / "work.txt").read_text() == "mine"
+    assert hub.read_server_file("grace", "keepme", "work.txt") == "mine"
     log = hub.log_tail(10_000)
     for name, value in secrets.items():
         if name != "local-passwords.json":

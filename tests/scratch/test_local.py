@@ -40,7 +40,7 @@ def test_default_config_gives_every_server_a_local_scratch_directory(hub):
     assert hub.api(grace, "post", "/users/grace/server", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace")
     env = server_environment(hub, "grace")
-    root = hub.state_dir / "scratch"
+    root = hub.scratch_root
     assert env["PANGEO_SCRATCH"] == f"file://{root}/grace" == env["SCRATCH_BUCKET"]
     assert env["PANGEO_SCRATCH_STATUS"] == "available"
     result = subprocess.run(

@@ -8,6 +8,7 @@ import pytest
 
 from pangeohub.auth import GitHubTeamsAuthenticator
 from pangeohub.culling import CullingPolicy
+from pangeohub.isolation import Isolation
 from pangeohub.local_auth import LocalGroupsAuthenticator
 from pangeohub.policy import PangeoPolicy
 from pangeohub.spawner import PangeoLocalSpawner, PangeoSpawnerMixin
@@ -23,6 +24,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
         (PangeoLocalSpawner, "policies.md"),
         (LocalGroupsAuthenticator, "policies.md"),
         (CullingPolicy, "culling.md"),
+        (Isolation, "isolation.md"),
         (GitHubTeamsAuthenticator, "github-teams.md"),
     ],
 )
@@ -36,7 +38,7 @@ def test_every_setting_is_documented(cls, page):
 def test_toctree_pages_exist():
     index = (DOCS / "index.md").read_text()
     entries = [line.strip() for line in index.splitlines() if line and line == line.strip()]
-    for name in ("quickstart", "policies", "github-teams", "culling"):
+    for name in ("quickstart", "policies", "isolation", "github-teams", "culling"):
         assert name in entries and (DOCS / f"{name}.md").exists()
 
 

@@ -1,0 +1,142 @@
+"""A disk per server with a hard size: a sparse ext4 image, loop-mounted as its home.
+
+The image lives in the hub's state directory (only root reaches it); the mount point
+lives under a root-owned tree the server's account can pass through but not change,
+so nobody can swap a directory for a link to somewhere else. Every step is
+idempotent: an image or a mount left by an earlier run (or a hub crash) is reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+
+class DiskError(OSError):
+    """A disk could not be made or mounted (the message says which and why)."""
+
+
+def loop_devices_usable() -> str | None:
+    """None if this machine can loop-mount images, else the reason it cannot."""
+    if os.geteuid() != 0:
+        return "the hub is not running as root"
+    if not Path("/dev/loop-control").exists():
+        return "there is no /dev/loop-control (no loop devices)"
+    for tool in ("mkfs.ext4", "mount", "umount"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
+def mounted_at(mountpoint: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> bool:
+    """Whether a file system is mounted exactly at ``mountpoint``."""
+    target = os.fsencode(str(mountpoint))
+    with contextlib.suppress(OSError):
+        for line in mountinfo.read_bytes().splitlines():
+            fields = line.split(b" ")
+            if len(fields) > 4 and _unescape(fields[4]) == target:
+                return True
+    return False
+
+
+def _unescape(path: bytes) -> bytes:
+    for code in (b"\\040", b"\\011", b"\\012", b"\\134"):
+        path = path.replace(code, bytes([int(code[1:], 8)]))
+    return path
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise DiskError(f"{command[0]} failed ({result.returncode}): {result.stderr.strip()}")
+
+
+def private_directory(path: Path, mode: int = 0o711) -> None:
+    """Make ``path`` (and missing parents) a root-owned directory that is not a link."""
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise DiskError(f"{path} is not a directory; refusing to use it")
+    if info.st_uid != 0:
+        os.chown(path, 0, 0, follow_symlinks=False)
+    os.chmod(path, mode)
+
+
+class ServerDisk:
+    """One server's image (``image``) mounted at ``mountpoint``, owned by ``uid``."""
+
+    def __init__(self, image: Path, mountpoint: Path, size: int, uid: int, gid: int):
+        self.image = Path(image)
+        self.mountpoint = Path(mountpoint)
+        self.size = int(size)
+        self.uid = uid
+        self.gid = gid
+
+    @property
+    def mounted(self) -> bool:
+        return mounted_at(self.mountpoint)
+
+    def create(self) -> bool:
+        """Make the sparse image and its file system if there is none; True if made."""
+        if self.image.exists():
+            return False
+        self.image.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial = self.image.with_name(f".{self.image.name}.new")
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, self.size)
+        finally:
+            os.close(fd)
+        _run(
+            [
+                "mkfs.ext4", "-q", "-F", "-m", "0", "-L", "pangeohub",
+                "-E", f"lazy_itable_init=1,lazy_journal_init=1,root_owner={self.uid}:{self.gid}",
+                str(partial),
+            ]
+        )  # fmt: skip
+        os.replace(partial, self.image)
+        return True
+
+    def mount(self) -> None:
+        """Mount the image at the mount point (a root-owned, link-free path); idempotent."""
+        private_directory(self.mountpoint.parent)
+        if not self.mounted:
+            private_directory(self.mountpoint, 0o700)
+            _run(["mount", "-o", "loop,nosuid,nodev", str(self.image), str(self.mountpoint)])
+        # The file system's root belongs to the account, and to nobody else.
+        os.chown(self.mountpoint, self.uid, self.gid, follow_symlinks=False)
+        os.chmod(self.mountpoint, 0o700)
+        lost = self.mountpoint / "lost+found"
+        if lost.is_dir() and not lost.is_symlink():
+            with contextlib.suppress(OSError):
+                lost.rmdir()
+
+    def unmount(self) -> None:
+        """Unmount (lazily if something still holds it open); idempotent."""
+        if not self.mounted:
+            return
+        try:
+            _run(["umount", str(self.mountpoint)])
+        except DiskError:
+            _run(["umount", "--lazy", str(self.mountpoint)])
+
+    def ensure(self) -> bool:
+        """Create if needed and mount; True if the image was new."""
+        made = self.create()
+        self.mount()
+        return made
+
+    def delete(self) -> None:
+        """Unmount, then delete the image and the empty mount point."""
+        self.unmount()
+        with contextlib.suppress(FileNotFoundError):
+            self.image.unlink()
+        with contextlib.suppress(OSError):
+            if not self.mountpoint.is_symlink():
+                self.mountpoint.rmdir()

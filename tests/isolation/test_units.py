@@ -1,0 +1,205 @@
+"""The isolation parts on this machine: accounts, cgroups, disks, safe deletion.
+
+Most need root (accounts, cgroups, loop mounts); they are skipped, saying so, otherwise.
+Each cleans up what it makes, and tolerates a killed earlier run's leftovers.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pangeohub.isolation import Isolation, blocked_for_others, check_servers_can_run
+from pangeohub.isolation.accounts import account_name, ensure_account, lookup, remove_account
+from pangeohub.isolation.cgroups import ServerCgroup, cgroup_version, read_oom_kills
+from pangeohub.isolation.disks import ServerDisk, loop_devices_usable, mounted_at
+from pangeohub.spawner.local import remove_tree
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="accounts, cgroups and mounts need root")
+
+
+def test_account_names_are_safe_and_distinct():
+    assert account_name("jupyter-", "grace") == "jupyter-grace"
+    names = {
+        account_name("jupyter-", u)
+        for u in ["Grace", "grace@example.org", "grace.example", "ünïcode", "x" * 60, "x" * 61, "-"]
+    }
+    assert len(names) == 7
+    for name in names:
+        assert len(name) <= 32 and name.startswith("jupyter-")
+        assert all(ch.isascii() and (ch.isalnum() or ch == "-") for ch in name), name
+        assert name == name.lower() and not name.endswith("-")
+
+
+@root_only
+def test_account_is_created_once_and_reused():
+    name = f"jupyter-t{uuid.uuid4().hex[:10]}"
+    try:
+        first = ensure_account(name, f"/srv/pangeohub/test/{name}")
+        again = ensure_account(name, "/elsewhere")
+        assert again.pw_uid == first.pw_uid and first.pw_uid != 0
+        assert first.pw_gid != 0 and first.pw_shell == "/bin/bash"
+        assert not Path(first.pw_dir).exists()  # no home made outside the server's disk
+    finally:
+        assert remove_account(name)
+    assert lookup(name) is None
+
+
+@root_only
+@pytest.mark.skipif(cgroup_version() is None, reason="no cgroup with memory and cpu here")
+def test_cgroup_limits_hold_and_go_away():
+    relative = f"pangeohub/unit-{uuid.uuid4().hex[:8]}/jupyter-x/_default"
+    group = ServerCgroup(relative, cgroup_version())
+    try:
+        group.create(256 * 2**20, 0.5, mem_guarantee=128 * 2**20, cpu_guarantee=0.25)
+        group.create(256 * 2**20, 0.5)  # idempotent
+        code = "import sys; b = bytearray(512 * 2**20); print('survived')"
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], preexec_fn=group.join, stdout=subprocess.PIPE
+        )
+        out, _ = child.communicate(timeout=60)
+        assert child.returncode == -9 and b"survived" not in out  # the kernel's OOM killer
+        assert group.oom_kills() >= 1
+        sleeper = subprocess.Popen(["sleep", "60"], preexec_fn=group.join)
+        assert sleeper.pid in group.pids()
+        group.remove()
+        assert sleeper.wait(10) == -9
+        assert not any(d.exists() for d in group.directories)
+    finally:
+        group.remove()
+        for d in group.directories:
+            for parent in list(d.parents)[:2]:
+                if parent.name.startswith("unit-") or parent.name == "jupyter-x":
+                    with __import__("contextlib").suppress(OSError):
+                        parent.rmdir()
+
+
+def test_oom_counter_is_read_from_both_formats(tmp_path):
+    v1 = tmp_path / "memory.oom_control"
+    v1.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    v2 = tmp_path / "memory.events"
+    v2.write_text("low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\n")
+    assert read_oom_kills(v1) == 3 and read_oom_kills(v2) == 2
+    assert read_oom_kills(tmp_path / "missing") == 0
+
+
+@root_only
+@pytest.mark.skipif(loop_devices_usable() is not None, reason=f"{loop_devices_usable()}")
+def test_disk_has_a_hard_size_and_survives_remounting(tmp_path):
+    mountpoint = Path(f"/srv/pangeohub/unit-{uuid.uuid4().hex[:8]}/homes/jupyter-x/_default")
+    disk = ServerDisk(tmp_path / "x.img", mountpoint, 64 * 2**20, 12345, 12345)
+    try:
+        started = time.monotonic()
+        assert disk.ensure() is True
+        made_in = time.monotonic() - started
+        assert disk.ensure() is False and disk.mounted  # idempotent
+        assert mounted_at(mountpoint)
+        assert (tmp_path / "x.img").stat().st_blocks * 512 < 32 * 2**20  # sparse
+        info = mountpoint.stat()
+        assert (info.st_uid, info.st_mode & 0o777) == (12345, 0o700)
+        parent = mountpoint.parent.stat()
+        assert (parent.st_uid, parent.st_mode & 0o777) == (0, 0o711)
+        written = 0
+        with pytest.raises(OSError) as error, open(mountpoint / "big", "wb") as f:
+            while written < 128 * 2**20:
+                f.write(b"\0" * 2**20)
+                f.flush()
+                os.fsync(f.fileno())
+                written += 2**20
+        assert error.value.errno == errno.ENOSPC
+        assert 48 * 2**20 <= written <= 64 * 2**20
+        (mountpoint / "big").unlink()
+        (mountpoint / "kept").write_text("hello")
+        disk.unmount()
+        disk.unmount()  # idempotent
+        assert not disk.mounted and not (mountpoint / "kept").exists()
+        disk.mount()
+        assert (mountpoint / "kept").read_text() == "hello"
+        disk.delete()
+        assert not (tmp_path / "x.img").exists() and not mountpoint.exists()
+        assert made_in < 10
+    finally:
+        disk.delete()
+        import shutil
+
+        shutil.rmtree(mountpoint.parents[2], ignore_errors=True)
+
+
+def test_deleting_a_server_directory_never_follows_a_link(tmp_path):
+    root = tmp_path / "servers"
+    (root / "katherine" / "work").mkdir(parents=True)
+    (root / "katherine" / "work" / "thesis.txt").write_text("years of work")
+    (root / "grace").mkdir()
+    (root / "grace" / "one").symlink_to(root / "katherine" / "work")
+    log = logging.getLogger("test")
+    remove_tree(root, ["grace", "one"], log)
+    assert not (root / "grace" / "one").exists()
+    assert (root / "katherine" / "work" / "thesis.txt").read_text() == "years of work"
+    # A user directory replaced by a link: nothing below it is deleted.
+    (root / "mallory").symlink_to(root / "katherine")
+    remove_tree(root, ["mallory", "work"], log)
+    assert (root / "katherine" / "work" / "thesis.txt").exists()
+    # A link inside a server's directory is removed as a link.
+    (root / "grace" / "two").mkdir()
+    (root / "grace" / "two" / "link").symlink_to(root / "katherine" / "work")
+    remove_tree(root, ["grace", "two"], log)
+    assert not (root / "grace" / "two").exists()
+    assert (root / "katherine" / "work" / "thesis.txt").exists()
+
+
+def test_a_python_closed_to_other_accounts_is_refused(tmp_path):
+    closed = tmp_path / "closed"
+    (closed / "bin").mkdir(parents=True)
+    python = closed / "bin" / "python"
+    python.write_text("")
+    python.chmod(0o755)
+    closed.chmod(0o700)
+    blocked = blocked_for_others(python)
+    assert blocked is not None and closed.is_relative_to(blocked)
+    with pytest.raises(ValueError, match="cannot reach"):
+        check_servers_can_run(str(python))
+
+
+def test_the_hub_says_when_people_are_not_isolated():
+    line = Isolation(enabled=False).summary()
+    assert "NOT isolated" in line and "\n" not in line
+    if os.geteuid() == 0:
+        assert "own account" in Isolation().summary()
+
+
+@root_only
+def test_a_clusters_files_go_to_the_persons_account_and_nothing_else(tmp_path):
+    from types import SimpleNamespace
+
+    from pangeohub.isolation.gateway import PangeoIsolatedLocalBackend
+
+    backend = PangeoIsolatedLocalBackend(clusters_directory=str(tmp_path))
+    username = f"t{uuid.uuid4().hex[:10]}"
+    account = backend.account(username)
+    try:
+        cluster = SimpleNamespace(name="c1", username=username, tls_cert=b"c", tls_key=b"k")
+        workdir = Path(backend.setup_working_directory(cluster))
+        uid = lookup(account).pw_uid
+        for path in [workdir, workdir / ".certs", workdir / "logs", *workdir.glob(".certs/*")]:
+            assert path.stat().st_uid == uid, path
+        assert len(list(workdir.glob(".certs/*"))) == 2
+        assert Path("/").stat().st_uid == 0 and tmp_path.stat().st_uid == 0
+    finally:
+        os.chown("/", 0, 0)  # in case upstream's chown of "/" ever came back
+        remove_account(account)
+
+
+def test_the_hub_says_when_disks_are_plain_directories():
+    line = Isolation(loop_disks=False).summary()
+    if os.geteuid() == 0:
+        assert "plain directory without a size limit (c.Isolation.loop_disks is off)" in line
+    else:
+        assert "NOT isolated" in line
