@@ -9,7 +9,8 @@
 
 Every team a person is in becomes the JupyterHub group ``org:team`` (lower-case),
 synced at sign-in and at each refresh. Membership is rechecked every
-``auth_refresh_age`` seconds and before every spawn.
+``auth_refresh_age`` seconds and before every spawn; someone no longer admitted loses
+every kind of access at that refresh (:mod:`pangeohub.access`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from oauthenticator.github import GitHubOAuthenticator
 from requests.utils import parse_header_links
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Float, Integer, Set, Unicode, default, validate
+from traitlets import Integer, Set, Unicode, default, validate
+
+from .access import AccessEndsAuthenticator
+from .numbers import FiniteFloat
 
 TEAM_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(:[a-z0-9][a-z0-9_.-]*)?$")
 
@@ -56,7 +60,7 @@ def _rate_limited(resp) -> bool:
     )
 
 
-class GitHubTeamsAuthenticator(GitHubOAuthenticator):
+class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
     """Admit people by GitHub team; teams become JupyterHub groups ``org:team``."""
 
     admitted_teams = Set(
@@ -72,13 +76,15 @@ class GitHubTeamsAuthenticator(GitHubOAuthenticator):
         help="""GitHub teams (`org:team`) whose members are hub admins. Someone removed
         from all of them loses admin at their next sign-in or refresh.""",
     )
-    github_timeout = Float(
+    github_timeout = FiniteFloat(
         10.0,
+        min=0.1,
         config=True,
         help="Seconds to wait for each GitHub request before saying GitHub could not be reached.",
     )
     max_team_pages = Integer(
         20,
+        min=1,
         config=True,
         help="Most pages of 100 teams read from GitHub per person (bounds the request loop).",
     )
@@ -265,6 +271,7 @@ class GitHubTeamsAuthenticator(GitHubOAuthenticator):
             model = await super().refresh_user(user, handler, **kwargs)
             if isinstance(model, dict) and not await self.is_admitted(user.name, model):
                 self.log.info("%s is no longer in an admitted GitHub team", user.name)
+                self.end_access(user)
                 if self._interactive(user, handler):
                     raise self.not_admitted_error(user.name, handler)
                 return False

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from traitlets import Bool, Callable, Float, Int, List, Unicode, default
+from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
 
 from ..hubconfig import (
@@ -26,6 +26,7 @@ from ..hubconfig import (
     service_settings,
     write_service_settings,
 )
+from ..numbers import FiniteFloat
 from ..spawner.mixin import collect_environment
 from ..state import STATE_DIR_ENV, StateDirectory
 from .backend import SERVER_ROUTE, STOP_ROUTE
@@ -125,8 +126,10 @@ class GatewayService(Configurable):
 
         return [scratch_environment] if ScratchService(parent=self).enabled else []
 
-    request_timeout = Float(
-        10, help="Seconds the hub's hooks wait for the gateway (start and stop of servers)."
+    request_timeout = FiniteFloat(
+        10,
+        min=0.1,
+        help="Seconds the hub's hooks wait for the gateway (start and stop of servers).",
     ).tag(config=True)
 
     @default("port")

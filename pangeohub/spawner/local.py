@@ -13,8 +13,9 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Unicode, default
 
 from ..activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
+from ..policy import PolicyError
 from ..state import StateDirectory
-from .mixin import PangeoSpawnerMixin
+from .mixin import PangeoSpawnerMixin, refusal
 
 DEFAULT_SERVER_DIR = "_default"
 
@@ -52,9 +53,30 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, SimpleLocalProcessSpawner):
     @property
     def server_directory(self) -> Path:
         """This server's directory: <server_root>/<user>/<server>."""
+        return self.directory_for(self.name)
+
+    def directory_for(self, server_name: str) -> Path:
+        """The directory of this user's server ``server_name``."""
         user_dir = safe_slug(self.user.name)
-        server_dir = safe_slug(self.name) if self.name else DEFAULT_SERVER_DIR
+        server_dir = safe_slug(server_name) if server_name else DEFAULT_SERVER_DIR
         return Path(self.server_root) / user_dir / server_dir
+
+    async def move_disk(self, old_name: str, new_name: str) -> None:
+        """A renamed server keeps its directory: it moves to the new name (the server
+        is stopped; JupyterHub refuses to rename a running one)."""
+        old, new = self.directory_for(old_name), self.directory_for(new_name)
+        if new.exists():
+            raise refusal(
+                PolicyError(
+                    409,
+                    f"A directory for a server named {new_name!r} is still on this hub's "
+                    "disk, so the rename would mix two servers' files. Choose another name, "
+                    "or ask a hub admin to remove the old directory.",
+                )
+            )
+        if old.exists():
+            old.rename(new)
+            self.log.info("Moved %s's directory to %s", self._log_name, new)
 
     def render_profile_picker(self, spawner=None) -> str:
         """The spawn page's form: the user's allowed profiles, default pre-selected."""
