@@ -83,10 +83,14 @@ class GatewayService(Configurable):
         return str(Path(__file__).with_name("local_gateway_config.py"))
 
     port = Int(
+        min=1,
+        max=65535,
         help="Loopback port of the gateway's HTTP proxy (managed gateway); default: a free "
         "one, chosen when the hub starts.",
     ).tag(config=True)
     scheduler_port = Int(
+        min=1,
+        max=65535,
         help="Loopback port of the gateway's scheduler (TLS) proxy (managed gateway); "
         "default: a free one, chosen when the hub starts.",
     ).tag(config=True)
