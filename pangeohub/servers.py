@@ -22,6 +22,7 @@ import json
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.apihandlers.users import UserServerAPIHandler
 from jupyterhub.slugs import is_valid_safe_slug
 from sqlalchemy import event
 from tornado import web
@@ -60,12 +61,51 @@ def install_display_name_rule() -> None:
         event.listen(orm.Spawner.display_name, "set", _check_display_name, retval=True)
 
 
+PATCH_FIELDS = {"name": str, "display_name": str, "user_options": dict}
+
+
+class ServerAPIHandler(UserServerAPIHandler):
+    """JupyterHub's server API, with PATCH bodies checked before JupyterHub reads them.
+
+    Workaround for JupyterHub 6.1 (``apihandlers/users.py``, ``UserServerAPIHandler.patch``):
+    a body that is not an object, an unknown field (its message calls ``set.join``) or a
+    ``name`` that is not text ends in a 500. No upstream issue was found to name; drop
+    this class once JupyterHub answers those with a 400.
+    """
+
+    async def patch(self, user_name, server_name=""):
+        body = self.get_json_body()
+        if body is not None and not isinstance(body, dict):
+            raise web.HTTPError(400, 'The body must be a JSON object, e.g. {"name": "new-name"}.')
+        for key, value in (body or {}).items():
+            if key not in PATCH_FIELDS:
+                fields = ", ".join(sorted(PATCH_FIELDS))
+                raise web.HTTPError(
+                    400, f"A server has no field {key[:40]!r} to change; use {fields}."
+                )
+            if not isinstance(value, PATCH_FIELDS[key]):
+                kind = "an object" if PATCH_FIELDS[key] is dict else "text"
+                raise web.HTTPError(400, f"The server's {key} must be {kind}.")
+        return await super().patch(user_name, server_name)
+
+
+def install_server_api_checks() -> None:
+    """Serve the server API with :class:`ServerAPIHandler` (before the hub builds its routes)."""
+    from jupyterhub import apihandlers
+
+    for handlers in (apihandlers.default_handlers, apihandlers.users.default_handlers):
+        for i, (pattern, handler, *rest) in enumerate(handlers):
+            if handler is UserServerAPIHandler:
+                handlers[i] = (pattern, ServerAPIHandler, *rest)
+
+
 class NamedServerGate:
     """Use as ``c.JupyterHub.named_server_limit_per_user = NamedServerGate()``."""
 
     def __init__(self, policy: PangeoPolicy | None = None):
         self._policy = policy
         install_display_name_rule()
+        install_server_api_checks()
 
     def policy(self, handler) -> PangeoPolicy:
         """The policy, configured from the hub's ``c.PangeoPolicy`` on first use."""

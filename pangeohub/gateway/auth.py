@@ -1,5 +1,8 @@
 """dask-gateway's JupyterHub authenticator, answering 401 (not 500) for a refused token.
 
+Workaround, too, for ``get_token``: an ``Authorization`` header without a space (e.g.
+``jupyterhub`` alone) raises ValueError there, a 500; here it is no token, a 401.
+
 Workaround for dask-gateway-server (2026.3, ``auth.JupyterHubAuthenticator.authenticate``):
 when the hub answers 403 for a token (as it does for someone who lost access at a
 refresh, ``auth_refresh_strict``), the gateway turns that into a 500 "Permission
@@ -24,3 +27,7 @@ class PangeoJupyterHubAuthenticator(JupyterHubAuthenticator):
             if (error.reason or "").startswith("Permission failure verifying"):
                 raise unauthorized("jupyterhub") from None
             raise
+
+    def get_token(self, request):
+        kind, _, token = request.headers.get("Authorization", "").partition(" ")
+        return token.strip() or None if kind == "jupyterhub" else None
