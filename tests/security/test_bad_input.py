@@ -22,7 +22,8 @@ CONFIG = """
 c.PangeoPolicy.named_server_limit = 2
 c.PangeoPolicy.profiles = [
     {"display_name": "Small", "slug": "small", "cpu_limit": 1, "mem_limit": "1G", "default": True},
-    {"display_name": "Large", "slug": "large", "cpu_limit": 2, "groups": ["pangeo-data:hub-admins"]},
+    {"display_name": "Large", "slug": "large", "cpu_limit": 2,
+     "groups": ["pangeo-data:hub-admins"]},
 ]
 """
 
