@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
 
@@ -123,6 +124,18 @@ class GatewayService(Configurable):
         stops. It never holds more than its user. Empty: no token.""",
     ).tag(config=True)
 
+    worker_token_lifetime = Int(
+        86400,
+        min=300,
+        help="""Seconds the workers' token lives (it used to never expire). The hub renews
+        it once half of that is left, for as long as the server runs: clusters and workers
+        started after that get the new token; the old one ends at its expiry, or when the
+        server stops. A worker running longer than this loses what the token gave it.""",
+    ).tag(config=True)
+
+    _renewing: dict | None = None  # (user, server) -> spawner whose worker token is renewed
+    _renewal: PeriodicCallback | None = None
+
     @default("worker_environment_hooks")
     def _default_worker_environment_hooks(self):
         from ..scratch.hook import scratch_environment
@@ -227,6 +240,8 @@ class GatewayService(Configurable):
             "environment": await self.worker_environment(spawner),
         }
         await self._call_gateway(spawner, SERVER_ROUTE, body)
+        if self.worker_token_scopes:
+            self._keep_renewing(spawner)
         return env
 
     def _token_note(self, spawner) -> str:
@@ -241,14 +256,69 @@ class GatewayService(Configurable):
         if self.worker_token_scopes:
             self.revoke_worker_tokens(spawner)
             try:
-                env["JUPYTERHUB_API_TOKEN"] = spawner.user.new_api_token(
-                    note=self._token_note(spawner), scopes=list(self.worker_token_scopes)
-                )
+                env["JUPYTERHUB_API_TOKEN"] = self._new_worker_token(spawner)
             except Exception as error:  # e.g. a scope of a service this hub does not run
                 spawner.log.warning(
                     "No token for the Dask workers of %s (%s)", spawner._log_name, error
                 )
         return env
+
+    def _new_worker_token(self, spawner) -> str:
+        return spawner.user.new_api_token(
+            note=self._token_note(spawner),
+            scopes=list(self.worker_token_scopes),
+            expires_in=self.worker_token_lifetime,
+        )
+
+    async def renew_worker_token(self, spawner) -> bool:
+        """A new token for the workers of ``spawner`` once half its lifetime is gone
+        (the gateway gives it to clusters and workers started from then on)."""
+        tokens = [t for t in spawner.user.api_tokens if t.note == self._token_note(spawner)]
+        expires = max((t.expires_at for t in tokens if t.expires_at), default=None)
+        if not tokens or expires is None:
+            return False
+        left = (expires - tokens[0].now()).total_seconds()
+        if left > self.worker_token_lifetime / 2:
+            return False
+        env = await collect_environment(
+            self.worker_environment_hooks, spawner, "Dask worker environment hook"
+        )
+        env["JUPYTERHUB_API_TOKEN"] = self._new_worker_token(spawner)
+        profile = getattr(spawner, "profile", None)
+        body = {
+            "user": spawner.user.name,
+            "server": server_tag(spawner.name),
+            "image": getattr(profile, "image", "") or "",
+            "environment": env,
+        }
+        await self._call_gateway(spawner, SERVER_ROUTE, body)
+        spawner.log.info("Renewed the Dask workers' token of %s", spawner._log_name)
+        return True
+
+    def _keep_renewing(self, spawner) -> None:
+        """Renew ``spawner``'s worker token while it runs (one periodic check per hub)."""
+        if self._renewing is None:
+            self._renewing = {}
+        self._renewing[(spawner.user.name, spawner.name)] = spawner
+        if self._renewal is None:
+            period = self.worker_token_lifetime / 4 * 1000
+            self._renewal = PeriodicCallback(self._renew_running, period)
+            self._renewal.start()
+
+    async def _renew_running(self) -> None:
+        running = self._renewing or {}
+        for key, spawner in list(running.items()):
+            if not spawner.active:
+                running.pop(key, None)
+                continue
+            try:
+                await self.renew_worker_token(spawner)
+            except Exception as error:  # the next check tries again
+                spawner.log.warning(
+                    "Could not renew the Dask workers' token of %s (%s)",
+                    spawner._log_name,
+                    type(error).__name__,
+                )
 
     def revoke_worker_tokens(self, spawner) -> None:
         """Delete the tokens made for the workers of this server."""
@@ -262,6 +332,7 @@ class GatewayService(Configurable):
     async def stop_server_clusters(self, spawner) -> list[str]:
         """Shut down the clusters started from ``spawner``'s server (post-stop hook)."""
         self.revoke_worker_tokens(spawner)
+        (self._renewing or {}).pop((spawner.user.name, spawner.name), None)
         body = {"user": spawner.user.name, "server": server_tag(spawner.name)}
         result = await self._call_gateway(spawner, STOP_ROUTE, body)
         stopped = result.get("stopped", [])
