@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
@@ -132,9 +133,6 @@ class GatewayService(Configurable):
         started after that get the new token; the old one ends at its expiry, or when the
         server stops. A worker running longer than this loses what the token gave it.""",
     ).tag(config=True)
-
-    _renewing: dict | None = None  # (user, server) -> spawner whose worker token is renewed
-    _renewal: PeriodicCallback | None = None
 
     @default("worker_environment_hooks")
     def _default_worker_environment_hooks(self):
@@ -296,29 +294,34 @@ class GatewayService(Configurable):
         return True
 
     def _keep_renewing(self, spawner) -> None:
-        """Renew ``spawner``'s worker token while it runs (one periodic check per hub)."""
-        if self._renewing is None:
-            self._renewing = {}
-        self._renewing[(spawner.user.name, spawner.name)] = spawner
-        if self._renewal is None:
-            period = self.worker_token_lifetime / 4 * 1000
-            self._renewal = PeriodicCallback(self._renew_running, period)
-            self._renewal.start()
+        """Renew ``spawner``'s worker token while it runs: a periodic check kept on the
+        spawner (this object is made per hook call), stopped with the server."""
+        self._stop_renewing(spawner)
+        renewal = PeriodicCallback(
+            partial(self._renew_while_active, spawner), self.worker_token_lifetime / 4 * 1000
+        )
+        spawner._pangeo_token_renewal = renewal
+        renewal.start()
 
-    async def _renew_running(self) -> None:
-        running = self._renewing or {}
-        for key, spawner in list(running.items()):
-            if not spawner.active:
-                running.pop(key, None)
-                continue
-            try:
-                await self.renew_worker_token(spawner)
-            except Exception as error:  # the next check tries again
-                spawner.log.warning(
-                    "Could not renew the Dask workers' token of %s (%s)",
-                    spawner._log_name,
-                    type(error).__name__,
-                )
+    @staticmethod
+    def _stop_renewing(spawner) -> None:
+        renewal = getattr(spawner, "_pangeo_token_renewal", None)
+        if renewal is not None:
+            renewal.stop()
+            spawner._pangeo_token_renewal = None
+
+    async def _renew_while_active(self, spawner) -> None:
+        if not spawner.active:
+            self._stop_renewing(spawner)
+            return
+        try:
+            await self.renew_worker_token(spawner)
+        except Exception as error:  # the next check tries again
+            spawner.log.warning(
+                "Could not renew the Dask workers' token of %s (%s)",
+                spawner._log_name,
+                type(error).__name__,
+            )
 
     def revoke_worker_tokens(self, spawner) -> None:
         """Delete the tokens made for the workers of this server."""
@@ -332,7 +335,7 @@ class GatewayService(Configurable):
     async def stop_server_clusters(self, spawner) -> list[str]:
         """Shut down the clusters started from ``spawner``'s server (post-stop hook)."""
         self.revoke_worker_tokens(spawner)
-        (self._renewing or {}).pop((spawner.user.name, spawner.name), None)
+        self._stop_renewing(spawner)
         body = {"user": spawner.user.name, "server": server_tag(spawner.name)}
         result = await self._call_gateway(spawner, STOP_ROUTE, body)
         stopped = result.get("stopped", [])

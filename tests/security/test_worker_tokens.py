@@ -63,3 +63,12 @@ async def test_worker_token_expires_and_is_renewed_then_revoked(app):
 def test_worker_token_lifetime_is_bounded():
     with pytest.raises(TraitError):
         GatewayService(worker_token_lifetime=0)
+
+
+async def test_renewal_runs_while_the_server_runs_and_stops_with_it(app):
+    spawner = server_of(app, "workerrenew")
+    await gateway().environment(spawner)  # the start hook (one object per hook call)
+    renewal = spawner._pangeo_token_renewal
+    assert renewal.is_running()
+    await gateway().stop_server_clusters(spawner)  # the stop hook, another object
+    assert not renewal.is_running() and spawner._pangeo_token_renewal is None
