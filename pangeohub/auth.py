@@ -9,7 +9,14 @@
 
 Every team a person is in becomes the JupyterHub group ``org:team`` (lower-case),
 synced at sign-in and at each refresh. Membership is rechecked every
-``auth_refresh_age`` seconds and before every spawn.
+``auth_refresh_age`` seconds and before every spawn; someone no longer admitted loses
+every kind of access at that refresh (:mod:`pangeohub.access`).
+
+What oauthenticator provides is used, with pangeohub's settings as its defaults:
+``admitted_teams`` fills ``allowed_groups`` (teams) and ``allowed_organizations``
+(organisations), ``admin_teams`` fills ``admin_groups``, teams become groups through
+``auth_state_groups_key`` and ``github_timeout`` sets ``http_request_kwargs``. pangeohub
+adds its messages, its refresh rule, a bounded team reader and the GitHub-outage mapping.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ from oauthenticator.github import GitHubOAuthenticator
 from requests.utils import parse_header_links
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Float, Integer, Set, Unicode, default, validate
+from traitlets import Integer, Set, Unicode, default, validate
+
+from .access import AccessEndsAuthenticator
+from .numbers import FiniteFloat
 
 TEAM_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(:[a-z0-9][a-z0-9_.-]*)?$")
 
@@ -32,6 +42,15 @@ UNAVAILABLE = (
     "GitHub could not be reached to confirm who you are and which teams you are in. "
     "Nothing is wrong with your account: please try again in a few minutes."
 )
+
+
+def team_groups(auth_state: dict) -> set[str]:
+    """Every team in the auth state becomes the group ``org:team``, lower-case
+    (oauthenticator's ``auth_state_groups_key``)."""
+    return {
+        f"{team['organization']['login']}:{team['slug']}".lower()
+        for team in (auth_state or {}).get("teams") or []
+    }
 
 
 class GitHubUnavailable(Exception):
@@ -56,7 +75,7 @@ def _rate_limited(resp) -> bool:
     )
 
 
-class GitHubTeamsAuthenticator(GitHubOAuthenticator):
+class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
     """Admit people by GitHub team; teams become JupyterHub groups ``org:team``."""
 
     admitted_teams = Set(
@@ -72,13 +91,15 @@ class GitHubTeamsAuthenticator(GitHubOAuthenticator):
         help="""GitHub teams (`org:team`) whose members are hub admins. Someone removed
         from all of them loses admin at their next sign-in or refresh.""",
     )
-    github_timeout = Float(
+    github_timeout = FiniteFloat(
         10.0,
+        min=0.1,
         config=True,
         help="Seconds to wait for each GitHub request before saying GitHub could not be reached.",
     )
     max_team_pages = Integer(
         20,
+        min=1,
         config=True,
         help="Most pages of 100 teams read from GitHub per person (bounds the request loop).",
     )
@@ -121,17 +142,28 @@ class GitHubTeamsAuthenticator(GitHubOAuthenticator):
     def _refresh_pre_spawn_default(self):
         return True
 
+    # pangeohub's settings in an admin's words are defaults of oauthenticator's own:
     @default("admin_groups")
     def _admin_groups_default(self):
         return set(self.admin_teams)
 
-    # ----- talking to GitHub -----
-    async def httpfetch(self, url, label="fetching", parse_json=True, raise_error=True, **kwargs):
-        for key in ("request_timeout", "connect_timeout"):
-            if key not in self.http_request_kwargs:
-                kwargs.setdefault(key, self.github_timeout)
-        return await super().httpfetch(url, label, parse_json, raise_error, **kwargs)
+    @default("allowed_groups")
+    def _allowed_groups_default(self):  # teams: checked against the groups, no extra call
+        return {entry for entry in self.admitted_teams if ":" in entry}
 
+    @default("allowed_organizations")
+    def _allowed_organizations_default(self):  # whole organisations: a membership check
+        return {entry for entry in self.admitted_teams if ":" not in entry}
+
+    @default("auth_state_groups_key")
+    def _auth_state_groups_key_default(self):
+        return team_groups
+
+    @default("http_request_kwargs")
+    def _http_request_kwargs_default(self):
+        return {"request_timeout": self.github_timeout, "connect_timeout": self.github_timeout}
+
+    # ----- talking to GitHub -----
     async def fetch(self, req, label="fetching", parse_json=True, **kwargs):
         """oauthenticator's fetch, with GitHub outages turned into GitHubUnavailable."""
         path = req.url.split("?")[0]
@@ -182,43 +214,10 @@ class GitHubTeamsAuthenticator(GitHubOAuthenticator):
         state["scope"] = [s for s in re.split(r"[ ,]+", token_info.get("scope") or "") if s]
         return state
 
-    async def get_user_groups(self, auth_state: dict) -> set[str]:
-        """Every team becomes the group `org:team`, lower-case."""
-        return {
-            f"{team['organization']['login']}:{team['slug']}".lower()
-            for team in auth_state.get("teams") or []
-        }
-
-    async def _in_org(self, org: str, username: str, auth_state: dict) -> bool:
-        token = auth_state["token_response"]
-        url = f"{self.github_api}/orgs/{org}/members/{username}"
-        resp = await self.httpfetch(
-            url,
-            "checking organisation membership",
-            parse_json=False,
-            raise_error=False,
-            headers=self.build_userdata_request_headers(token["access_token"], token["token_type"]),
-            validate_cert=self.validate_server_cert,
-        )
-        if resp.code == 204:
-            return True
-        if resp.code in (302, 404):
-            return False
-        raise GitHubUnavailable(f"HTTP {resp.code} from GET {url}")
-
     async def is_admitted(self, username: str, auth_model: dict) -> bool:
-        """True if admitted by config (admin, allowed_users, ...) or by an admitted team/org."""
-        if await super().check_allowed(username, auth_model):
-            return True
-        groups = set(auth_model.get("groups") or [])
-        if groups & self.admitted_teams:
-            return True
-        orgs = {g.split(":")[0] for g in groups}
-        for entry in sorted(self.admitted_teams):
-            if ":" not in entry:
-                if entry in orgs or await self._in_org(entry, username, auth_model["auth_state"]):
-                    return True
-        return False
+        """oauthenticator's rule: admin, allowed_users, a team in ``allowed_groups`` or
+        membership of an organisation in ``allowed_organizations``."""
+        return await super().check_allowed(username, auth_model)
 
     # ----- what JupyterHub calls -----
     async def authenticate(self, handler, data=None, **kwargs):
@@ -265,6 +264,7 @@ class GitHubTeamsAuthenticator(GitHubOAuthenticator):
             model = await super().refresh_user(user, handler, **kwargs)
             if isinstance(model, dict) and not await self.is_admitted(user.name, model):
                 self.log.info("%s is no longer in an admitted GitHub team", user.name)
+                self.end_access(user)
                 if self._interactive(user, handler):
                     raise self.not_admitted_error(user.name, handler)
                 return False

@@ -1,7 +1,8 @@
 """Local sign-in for the one-machine hub: users and their groups from configuration.
 
 Each configured user gets a password generated on first run, kept (0600) in the
-state directory and shown once in the hub's log so a person can sign in. Groups
+state directory and shown once on the terminal of the person starting the hub, never
+in the hub's log (which admins ship to log collectors). Groups
 are named like GitHub teams (``org:team``) and synced into JupyterHub groups at
 every sign-in and refresh, so the policies read the same groups as with GitHub.
 """
@@ -10,17 +11,18 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import secrets
 
-from jupyterhub.auth import Authenticator
 from traitlets import Bool, Dict, Unicode, default
 
+from .access import AccessEndsAuthenticator
 from .state import StateDirectory
 
 PASSWORDS_FILE = "local-passwords.json"
 
 
-class LocalGroupsAuthenticator(Authenticator):
+class LocalGroupsAuthenticator(AccessEndsAuthenticator):
     """Sign in users declared in ``c.LocalGroupsAuthenticator.users``."""
 
     users = Dict(
@@ -37,6 +39,13 @@ class LocalGroupsAuthenticator(Authenticator):
 
     state_dir = Unicode(
         help="Where generated passwords are kept (default: $PANGEOHUB_STATE_DIR or ./state).",
+    ).tag(config=True)
+
+    password_terminal = Unicode(
+        "/dev/tty",
+        help="""Where newly generated passwords are shown, once: the terminal of the
+        person starting the hub. They never go to the hub's log. Empty, or no such
+        terminal (e.g. under systemd): only the passwords file's path is logged.""",
     ).tag(config=True)
 
     manage_groups = Bool(True, help="Groups come from ``users``; always on here.").tag(config=True)
@@ -66,13 +75,32 @@ class LocalGroupsAuthenticator(Authenticator):
             passwords[name] = secrets.token_urlsafe(12)
         if new:
             state.write_private(PASSWORDS_FILE, json.dumps(passwords, indent=1))
-            lines = "\n".join(f"    {name}: {passwords[name]}" for name in new)
+            lines = "".join(f"    {name}: {passwords[name]}\n" for name in new)
+            shown = self._show_on_terminal(
+                f"Generated sign-in passwords (shown once; kept in {path}):\n{lines}"
+            )
+            where = "shown on the terminal" if shown else "not shown: no terminal"
             self.log.warning(
-                "Generated sign-in passwords (shown once; kept in %s):\n%s", path, lines
+                "Generated sign-in passwords for %s (%s); they are kept in %s",
+                ", ".join(new),
+                where,
+                path,
             )
         elif self.users:
             self.log.info("Sign-in passwords for local users are in %s", path)
         return passwords
+
+    def _show_on_terminal(self, text: str) -> bool:
+        """Write ``text`` to ``password_terminal``; False if there is none."""
+        if not self.password_terminal:
+            return False
+        try:
+            fd = os.open(self.password_terminal, os.O_WRONLY | os.O_APPEND | os.O_NOCTTY)
+        except OSError:
+            return False
+        with os.fdopen(fd, "w") as terminal:
+            terminal.write(text)
+        return True
 
     def _model(self, username: str) -> dict:
         spec = self.users[username]
@@ -96,5 +124,6 @@ class LocalGroupsAuthenticator(Authenticator):
     async def refresh_user(self, user, handler=None):
         """Keep groups and admin in step with the configuration; drop removed users."""
         if user.name not in self.users:
+            self.end_access(user)
             return False
         return self._model(user.name)

@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from jupyterhub.slugs import is_valid_safe_slug
-from traitlets import Dict, Float, Int, List, Unicode, Union, validate
+from traitlets import Dict, Int, List, Unicode, Union, validate
 from traitlets.config import Configurable
+
+from .numbers import FiniteFloat, finite
 
 _BYTE_UNITS = {
     "": 1,
@@ -46,8 +48,10 @@ def parse_bytes(value: int | float | str) -> int:
     Not ``jupyterhub.traitlets.ByteSpecification``: profiles are dicts, not traits, their
     disk sizes are written the Kubernetes way (``10Gi``), which it refuses, and it takes
     ``nanG``; the numbers it gives are the same."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size; write it like 2G, 512M or 2Gi.")
     if isinstance(value, int | float):
-        return int(value)
+        return int(finite("A size", value))
     match = _BYTES_PATTERN.match(str(value))
     if not match:
         raise ValueError(f"{value!r} is not a size; write it like 2G, 512M or 2Gi.")
@@ -111,9 +115,9 @@ class PangeoPolicy(Configurable):
         """,
     ).tag(config=True)
 
-    default_cpu_limit = Float(1.0, help="CPU limit of a profile that sets none (cores).").tag(
-        config=True
-    )
+    default_cpu_limit = FiniteFloat(
+        1.0, min=0.001, help="CPU limit of a profile that sets none (cores)."
+    ).tag(config=True)
     default_mem_limit = Union(
         [Unicode(), Int()],
         default_value="2G",
@@ -129,8 +133,9 @@ class PangeoPolicy(Configurable):
         help="Image of a profile that sets none (recorded as JUPYTER_IMAGE_SPEC).",
     ).tag(config=True)
 
-    max_cpu_limit = Float(
+    max_cpu_limit = FiniteFloat(
         16.0,
+        min=0.001,
         help="No profile may set a CPU limit above this; the hub refuses to start otherwise.",
     ).tag(config=True)
     max_mem_limit = Union(
@@ -146,10 +151,11 @@ class PangeoPolicy(Configurable):
 
     named_server_limit = Int(
         5,
+        min=0,
         help="Named servers a user may have (besides the default server). 0 means no limit.",
     ).tag(config=True)
     named_server_limit_by_group = Dict(
-        value_trait=Int(),
+        value_trait=Int(min=0),
         help="""Named-server limit for members of a group, e.g. {"pangeo-data:core": 10}.
 
         A member of several groups gets the largest of their limits (and of
@@ -192,13 +198,20 @@ class PangeoPolicy(Configurable):
         if unknown:
             raise ValueError(f"Profile {name!r} has unknown keys: {', '.join(sorted(unknown))}.")
         mem_guarantee = spec.get("mem_guarantee")
+        cpu_guarantee = spec.get("cpu_guarantee")
         profile = Profile(
             slug=spec.get("slug") or _slugify(name),
             display_name=name,
             description=spec.get("description", ""),
-            cpu_limit=float(spec.get("cpu_limit", self.default_cpu_limit)),
+            cpu_limit=finite(
+                f"Profile {name!r}: cpu_limit", spec.get("cpu_limit", self.default_cpu_limit)
+            ),
             mem_limit=parse_bytes(spec.get("mem_limit", self.default_mem_limit)),
-            cpu_guarantee=spec.get("cpu_guarantee"),
+            cpu_guarantee=(
+                None
+                if cpu_guarantee is None
+                else finite(f"Profile {name!r}: cpu_guarantee", cpu_guarantee)
+            ),
             mem_guarantee=parse_bytes(mem_guarantee) if mem_guarantee else None,
             image=spec.get("image") or self.default_image,
             disk_size=parse_bytes(spec.get("disk_size", self.default_disk_size)),
@@ -227,6 +240,16 @@ class PangeoPolicy(Configurable):
                 format_bytes,
             ),
         ]
+        guarantees = [
+            ("cpu_guarantee", profile.cpu_guarantee, profile.cpu_limit, "cpu_limit", str),
+            ("mem_guarantee", profile.mem_guarantee, profile.mem_limit, "mem_limit", format_bytes),
+        ]
+        for what, value, limit, limit_name, show in guarantees:
+            if value is not None and not 0 <= value <= limit:
+                raise ValueError(
+                    f"Profile {profile.display_name!r}: {what} {show(value)} must be between 0 "
+                    f"and the profile's {limit_name} ({show(limit)})."
+                )
         for what, value, bound, setting, show in bounds:
             if value <= 0:
                 raise ValueError(f"Profile {profile.display_name!r}: {what} must be positive.")
@@ -304,4 +327,16 @@ class PangeoPolicy(Configurable):
                 f"{name[:64]!r} is not a valid server name. Use at most {limit} characters: "
                 "lowercase letters, digits and single hyphens, starting with a letter and "
                 "ending with a letter or digit (for example 'climate-run2').",
+            )
+
+    def check_display_name(self, display_name) -> None:
+        """Refuse a display name longer than the server-name limit (400)."""
+        limit = self.server_name_max_length
+        if not isinstance(display_name, str):
+            raise PolicyError(400, "A server's display name must be text.")
+        if len(display_name) > limit:
+            raise PolicyError(
+                400,
+                f"{display_name[:64]!r} is too long for a server's display name. Use at most "
+                f"{limit} characters, as for server names (for example 'Climate run 2').",
             )

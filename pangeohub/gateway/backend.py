@@ -22,9 +22,10 @@ from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.local import LocalClusterConfig, UnsafeLocalBackend
 from dask_gateway_server.traitlets import Type
-from traitlets import Float, Instance, Unicode, default
+from traitlets import Instance, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from ..numbers import FiniteFloat
 from ..policy import format_bytes
 from .options import SERVER_OPTION, GatewayPolicy, describe_usage, plural
 
@@ -51,8 +52,9 @@ class PangeoBackendMixin(LoggingConfigurable):
     def _default_hub_service_token(self):
         return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
-    orphan_check_period = Float(
+    orphan_check_period = FiniteFloat(
         300,
+        min=0,
         help="""Seconds between checks that stop clusters whose hub server is no longer
         running (e.g. it stopped while the gateway was down); 0: never. Needs the
         gateway's hub token to hold read:servers.""",

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from traitlets import Bool, Callable, Float, Int, List, Unicode, default
+from tornado.ioloop import PeriodicCallback
+from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
 
 from ..hubconfig import (
@@ -26,6 +28,7 @@ from ..hubconfig import (
     service_settings,
     write_service_settings,
 )
+from ..numbers import FiniteFloat
 from ..spawner.mixin import collect_environment
 from ..state import STATE_DIR_ENV, StateDirectory
 from .backend import SERVER_ROUTE, STOP_ROUTE
@@ -84,10 +87,14 @@ class GatewayService(Configurable):
         return str(Path(__file__).with_name("local_gateway_config.py"))
 
     port = Int(
+        min=1,
+        max=65535,
         help="Loopback port of the gateway's HTTP proxy (managed gateway); default: a free "
         "one, chosen when the hub starts.",
     ).tag(config=True)
     scheduler_port = Int(
+        min=1,
+        max=65535,
         help="Loopback port of the gateway's scheduler (TLS) proxy (managed gateway); "
         "default: a free one, chosen when the hub starts.",
     ).tag(config=True)
@@ -120,6 +127,15 @@ class GatewayService(Configurable):
         stops. It never holds more than its user. Empty: no token.""",
     ).tag(config=True)
 
+    worker_token_lifetime = Int(
+        86400,
+        min=300,
+        help="""Seconds the workers' token lives (it used to never expire). The hub renews
+        it once half of that is left, for as long as the server runs: clusters and workers
+        started after that get the new token; the old one ends at its expiry, or when the
+        server stops. A worker running longer than this loses what the token gave it.""",
+    ).tag(config=True)
+
     @default("worker_environment_hooks")
     def _default_worker_environment_hooks(self):
         from ..scratch.hook import scratch_environment
@@ -127,8 +143,10 @@ class GatewayService(Configurable):
 
         return [scratch_environment] if ScratchService(parent=self).enabled else []
 
-    request_timeout = Float(
-        10, help="Seconds the hub's hooks wait for the gateway (start and stop of servers)."
+    request_timeout = FiniteFloat(
+        10,
+        min=0.1,
+        help="Seconds the hub's hooks wait for the gateway (start and stop of servers).",
     ).tag(config=True)
 
     @default("port")
@@ -225,6 +243,8 @@ class GatewayService(Configurable):
         if isinstance(pod, str) and isinstance(namespace, str):
             body.update(pod=pod, namespace=namespace)  # KubeSpawner: clusters owned by the pod
         await self._call_gateway(spawner, SERVER_ROUTE, body)
+        if self.worker_token_scopes:
+            self._keep_renewing(spawner)
         return env
 
     def _token_note(self, spawner) -> str:
@@ -239,14 +259,74 @@ class GatewayService(Configurable):
         if self.worker_token_scopes:
             self.revoke_worker_tokens(spawner)
             try:
-                env["JUPYTERHUB_API_TOKEN"] = spawner.user.new_api_token(
-                    note=self._token_note(spawner), scopes=list(self.worker_token_scopes)
-                )
+                env["JUPYTERHUB_API_TOKEN"] = self._new_worker_token(spawner)
             except Exception as error:  # e.g. a scope of a service this hub does not run
                 spawner.log.warning(
                     "No token for the Dask workers of %s (%s)", spawner._log_name, error
                 )
         return env
+
+    def _new_worker_token(self, spawner) -> str:
+        return spawner.user.new_api_token(
+            note=self._token_note(spawner),
+            scopes=list(self.worker_token_scopes),
+            expires_in=self.worker_token_lifetime,
+        )
+
+    async def renew_worker_token(self, spawner) -> bool:
+        """A new token for the workers of ``spawner`` once half its lifetime is gone
+        (the gateway gives it to clusters and workers started from then on)."""
+        tokens = [t for t in spawner.user.api_tokens if t.note == self._token_note(spawner)]
+        expires = max((t.expires_at for t in tokens if t.expires_at), default=None)
+        if not tokens or expires is None:
+            return False
+        left = (expires - tokens[0].now()).total_seconds()
+        if left > self.worker_token_lifetime / 2:
+            return False
+        env = await collect_environment(
+            self.worker_environment_hooks, spawner, "Dask worker environment hook"
+        )
+        env["JUPYTERHUB_API_TOKEN"] = self._new_worker_token(spawner)
+        profile = getattr(spawner, "profile", None)
+        body = {
+            "user": spawner.user.name,
+            "server": server_tag(spawner.name),
+            "image": getattr(profile, "image", "") or "",
+            "environment": env,
+        }
+        await self._call_gateway(spawner, SERVER_ROUTE, body)
+        spawner.log.info("Renewed the Dask workers' token of %s", spawner._log_name)
+        return True
+
+    def _keep_renewing(self, spawner) -> None:
+        """Renew ``spawner``'s worker token while it runs: a periodic check kept on the
+        spawner (this object is made per hook call), stopped with the server."""
+        self._stop_renewing(spawner)
+        renewal = PeriodicCallback(
+            partial(self._renew_while_active, spawner), self.worker_token_lifetime / 4 * 1000
+        )
+        spawner._pangeo_token_renewal = renewal
+        renewal.start()
+
+    @staticmethod
+    def _stop_renewing(spawner) -> None:
+        renewal = getattr(spawner, "_pangeo_token_renewal", None)
+        if renewal is not None:
+            renewal.stop()
+            spawner._pangeo_token_renewal = None
+
+    async def _renew_while_active(self, spawner) -> None:
+        if not spawner.active:
+            self._stop_renewing(spawner)
+            return
+        try:
+            await self.renew_worker_token(spawner)
+        except Exception as error:  # the next check tries again
+            spawner.log.warning(
+                "Could not renew the Dask workers' token of %s (%s)",
+                spawner._log_name,
+                type(error).__name__,
+            )
 
     def revoke_worker_tokens(self, spawner) -> None:
         """Delete the tokens made for the workers of this server."""
@@ -260,6 +340,7 @@ class GatewayService(Configurable):
     async def stop_server_clusters(self, spawner) -> list[str]:
         """Shut down the clusters started from ``spawner``'s server (post-stop hook)."""
         self.revoke_worker_tokens(spawner)
+        self._stop_renewing(spawner)
         body = {"user": spawner.user.name, "server": server_tag(spawner.name)}
         result = await self._call_gateway(spawner, STOP_ROUTE, body)
         stopped = result.get("stopped", [])

@@ -21,9 +21,12 @@ c = get_config()  # noqa: F821
 service_name = os.environ.get("JUPYTERHUB_SERVICE_NAME", "dask-gateway")
 
 # Authentication: JupyterHub tokens, with the access:services!service=<name> scope.
-c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
+c.DaskGateway.authenticator_class = "pangeohub.gateway.auth.PangeoJupyterHubAuthenticator"
 c.JupyterHubAuthenticator.jupyterhub_service_name = service_name
 c.JupyterHubAuthenticator.use_service_access_scopes = True
+# A client's gateway session is re-checked with the hub every 10 s (dask-gateway's default
+# is 300 s), so someone who loses access at the hub's refresh loses the gateway too.
+c.JupyterHubAuthenticator.cache_max_age = 10
 
 # Local processes, with pangeohub's options, bounds and per-user limits; as root each
 # cluster runs as its user's account (dask-gateway-server's LocalBackend).

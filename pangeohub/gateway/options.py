@@ -10,6 +10,7 @@ a user who tries to set one is refused. Idle shutdown is always on.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from inspect import isawaitable
@@ -19,6 +20,7 @@ from dask_gateway_server import options as dgo
 from traitlets import Callable, Dict, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..numbers import finite
 from ..policy import format_bytes, parse_bytes
 
 GiB = 1024**3
@@ -87,6 +89,8 @@ class BoundedFloat(_BoundedMixin, dgo.Float):
     def _check_type(self, x):
         if isinstance(x, bool) or not isinstance(x, int | float):
             raise TypeError(f"{self.field} must be a number, got {x!r}.")
+        if not math.isfinite(x):
+            raise ValueError(f"{self.field} must be a finite number, got {x!r}.")
         return float(x)
 
 
@@ -182,9 +186,9 @@ class GatewayPolicy(LoggingConfigurable):
         groups = _group_set(groups)
         extra = [v for g, v in self.group_bounds.items() if g.lower() in groups]
         convert = {
-            "worker_cores": float,
+            "worker_cores": lambda v: finite("GatewayPolicy.worker_cores", v),
             "worker_memory": lambda v: parse_bytes(v) / GiB,
-            "idle_timeout": float,
+            "idle_timeout": lambda v: finite("GatewayPolicy.idle_timeout", v),
         }
         out = {}
         for name, conv in convert.items():
@@ -214,9 +218,11 @@ class GatewayPolicy(LoggingConfigurable):
             return max(conv(v) for v in values)
 
         return Limits(
-            clusters=most("clusters", int),
-            workers=most("workers", int),
-            cores=most("cores", float),
+            clusters=most(
+                "clusters", lambda v: int(finite("GatewayPolicy.user_limits clusters", v))
+            ),
+            workers=most("workers", lambda v: int(finite("GatewayPolicy.user_limits workers", v))),
+            cores=most("cores", lambda v: finite("GatewayPolicy.user_limits cores", v)),
             memory=most("memory", parse_bytes),
         )
 

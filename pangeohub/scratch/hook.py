@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Float, Unicode, default
+from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from ..numbers import FiniteFloat
 from .base import ScratchBackend, backend_class
 
 
@@ -37,9 +38,9 @@ class ScratchEnvironment(LoggingConfigurable):
         point to; it must be readable by servers (in containers: mount it or bake the files
         into the image at the same path).""",
     ).tag(config=True)
-    check_timeout = Float(5, help="Seconds to wait for the scratch service at server start.").tag(
-        config=True
-    )
+    check_timeout = FiniteFloat(
+        5, min=0.1, help="Seconds to wait for the scratch service at server start."
+    ).tag(config=True)
 
     @default("credential_command")
     def _default_command(self):

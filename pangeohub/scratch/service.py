@@ -217,7 +217,7 @@ class ScratchServiceApp(ScratchService, Application):
         self.store = backend_class(self.backend)(parent=self, log=self.log)
         self.store.check_config()
         if self.hub_auth is None:
-            self.hub_auth = HubAuth(parent=self)
+            self.hub_auth = HubAuth(parent=self, cache_max_age=self.token_cache_seconds)
 
     def make_app(self) -> web.Application:
         prefix = self.service_prefix

@@ -35,6 +35,14 @@ class ScratchService(Configurable):
         set, the hub uses the culling schedule (c.CullingPolicy.every).""",
     ).tag(config=True)
 
+    token_cache_seconds = Int(
+        10,
+        min=0,
+        help="""How long the service trusts the hub's answer about a caller's token before
+        asking again (HubAuth's cache_max_age, 300 s upstream). Someone who loses access at
+        the hub's refresh can get credentials for at most this long after it.""",
+    ).tag(config=True)
+
     @default("service_name")
     def _default_service_name(self):
         return os.environ.get("JUPYTERHUB_SERVICE_NAME", "scratch")

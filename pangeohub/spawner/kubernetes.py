@@ -12,8 +12,9 @@ import aiohttp
 from jupyterhub.spawner import SpawnException
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Dict, Float, List, Unicode, default, validate
+from traitlets import Dict, List, Unicode, default, validate
 
+from ..numbers import FiniteFloat
 from ..policy import PolicyError, Profile
 from .mixin import PangeoSpawnerMixin, refusal
 
@@ -90,13 +91,15 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         hub.jupyter.org/username label or annotation names this user (and server).""",
     ).tag(config=True)
 
-    image_pull_timeout = Float(
+    image_pull_timeout = FiniteFloat(
         30,
+        min=0,
         help="Seconds a server's image may keep failing to pull before the start fails.",
     ).tag(config=True)
 
-    scheduling_timeout = Float(
+    scheduling_timeout = FiniteFloat(
         300,
+        min=0,
         help="""Seconds a server may wait for room in the cluster before the start fails.
         With a cluster autoscaler, keep it above the time a new node takes to join. A server
         still unscheduled when start_timeout ends fails with the same message.""",
@@ -205,6 +208,18 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
             return True
         return bool(self.unlisted_choice_pattern) and bool(
             re.fullmatch(self.unlisted_choice_pattern, value)
+        )
+
+    async def move_disk(self, old_name: str, new_name: str) -> None:
+        """Renames are refused here: a claim cannot be renamed in Kubernetes, and one
+        left under the old name would be taken by the next server of that name."""
+        raise refusal(
+            PolicyError(
+                400,
+                f"Servers cannot be renamed on this hub: {old_name or 'the default server'}'s "
+                "disk is a Kubernetes volume claim named after it, and claims cannot be "
+                "renamed. Create a new server with the name you want instead.",
+            )
         )
 
     def options_from_form(self, formdata):

@@ -24,9 +24,10 @@ from ..activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
 from ..isolation import Isolation
 from ..isolation.accounts import ensure_account, lookup
 from ..isolation.cgroups import ServerCgroup
-from ..isolation.disks import ServerDisk, private_directory
+from ..isolation.disks import ServerDisk, mounted_at, private_directory
+from ..policy import PolicyError
 from ..state import StateDirectory
-from .mixin import PangeoSpawnerMixin
+from .mixin import PangeoSpawnerMixin, refusal
 
 DEFAULT_SERVER_DIR = "_default"
 
@@ -106,9 +107,19 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
     def server_directory(self) -> Path:
         """This server's home: <home_root>/<account>/<server> as root, else
         <server_root>/<user>/<server>."""
+        return self.directory_for(self.name)
+
+    def directory_for(self, server_name: str) -> Path:
+        """The home of this user's server ``server_name``."""
+        name = safe_slug(server_name) if server_name else DEFAULT_SERVER_DIR
         if self.isolated:
-            return Path(self.isolation.home_root) / self.account / self.server_dir_name
-        return Path(self.server_root) / safe_slug(self.user.name) / self.server_dir_name
+            return Path(self.isolation.home_root) / self.account / name
+        return Path(self.server_root) / safe_slug(self.user.name) / name
+
+    def image_for(self, server_name: str) -> Path:
+        """The disk image of this user's server ``server_name`` (isolated servers)."""
+        name = safe_slug(server_name) if server_name else DEFAULT_SERVER_DIR
+        return Path(self.isolation.disk_root) / self.account / f"{name}.img"
 
     @property
     def disk(self) -> ServerDisk | None:
@@ -118,7 +129,7 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         account = lookup(self.account)
         size = self.profile.disk_size if self.profile is not None else 0
         return ServerDisk(
-            Path(self.isolation.disk_root) / self.account / f"{self.server_dir_name}.img",
+            self.image_for(self.name),
             self.server_directory,
             size,
             account.pw_uid if account else 0,
@@ -133,6 +144,30 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             return None
         relative = f"{self.isolation.cgroup_parent}/{self.account}/{self.server_dir_name}"
         return ServerCgroup(relative, version)
+
+    async def move_disk(self, old_name: str, new_name: str) -> None:
+        """A renamed server keeps its directory: it moves to the new name (the server
+        is stopped; JupyterHub refuses to rename a running one)."""
+        old, new = self.directory_for(old_name), self.directory_for(new_name)
+        images = (self.image_for(old_name), self.image_for(new_name)) if self.isolated else None
+        if new.exists() or (images and images[1].exists()):
+            raise refusal(
+                PolicyError(
+                    409,
+                    f"A directory for a server named {new_name!r} is still on this hub's "
+                    "disk, so the rename would mix two servers' files. Choose another name, "
+                    "or ask a hub admin to remove the old directory.",
+                )
+            )
+        if mounted_at(old):
+            raise refusal(
+                PolicyError(409, "This server's disk is still in use; stop the server first.")
+            )
+        if images and images[0].exists():
+            images[0].rename(images[1])
+        if old.exists():
+            old.rename(new)
+            self.log.info("Moved %s's directory to %s", self._log_name, new)
 
     def render_profile_picker(self, spawner=None) -> str:
         """The spawn page's form: the user's allowed profiles, default pre-selected."""

@@ -89,6 +89,19 @@ class PangeoSpawnerMixin(Configurable):
             self.forget_saved_options()
             raise refusal(error) from None
 
+    async def rename(self, old_name: str, new_name: str) -> None:
+        """JupyterHub 6's rename (``PATCH .../servers/<name>``): the new name keeps the
+        name rule, and the server's disk goes with it (:meth:`move_disk`)."""
+        try:
+            self.policy.check_server_name(new_name)
+        except PolicyError as error:
+            raise refusal(error) from None
+        await self.move_disk(old_name, new_name)
+
+    async def move_disk(self, old_name: str, new_name: str) -> None:
+        """Make the server's disk follow a rename, or refuse it (each spawner its own)."""
+        raise refusal(PolicyError(400, "Servers cannot be renamed on this hub."))
+
     def forget_saved_options(self) -> None:
         """Drop the options JupyterHub saved for this server's next start."""
         orm_spawner = getattr(self, "orm_spawner", None)
