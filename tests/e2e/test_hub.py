@@ -15,11 +15,16 @@ c.PangeoPolicy.named_server_limit_by_group = {"pangeo-data:climate": 2}
 """
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def hub(request, tmp_path_factory):
+    """The hub, once on its default SQLite database and once on a real PostgreSQL server."""
     from tests.hubprocess import HubProcess
 
-    hub = HubProcess(tmp_path_factory.mktemp("e2e"), extra_config=CONFIG)
+    config = CONFIG
+    if request.param == "postgresql":
+        db_url = request.getfixturevalue("postgres").create_database("e2e_hub")
+        config += f"\nc.JupyterHub.db_url = {db_url!r}\n"
+    hub = HubProcess(tmp_path_factory.mktemp(f"e2e-{request.param}"), extra_config=config)
     hub.start()
     yield hub
     hub.stop()
