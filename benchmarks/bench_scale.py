@@ -26,8 +26,10 @@ import argparse
 import asyncio
 import json
 import logging
+import multiprocessing
 import os
-import statistics
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -130,30 +132,30 @@ def xsrf_cookie(session: aiohttp.ClientSession) -> str:
     return next((c.value for c in session.cookie_jar if c.key == "_xsrf"), "")
 
 
-async def person(hub: HubProcess, name: str, password: str, run: Run, timeout: float) -> None:
+async def person(url: str, name: str, password: str, run: Run, timeout: float) -> None:
     """Sign in through the form, start the default server, wait for it, then visit it."""
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     # unsafe=True: keep cookies set by an IP address (the hub is on 127.0.0.1)
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(timeout=client_timeout, cookie_jar=jar) as session:
         try:
-            async with session.get(f"{hub.url}/hub/login") as response:
+            async with session.get(f"{url}/hub/login") as response:
                 response.raise_for_status()
             form = {"username": name, "password": password, "_xsrf": xsrf_cookie(session)}
             async with session.post(
-                f"{hub.url}/hub/login", data=form, allow_redirects=False
+                f"{url}/hub/login", data=form, allow_redirects=False
             ) as response:
                 if response.status != 302:
                     raise RuntimeError(f"sign-in {response.status}")
             headers = {"X-XSRFToken": xsrf_cookie(session)}  # signing in renews it
-            api = f"{hub.url}/hub/api/users/{name}/server"
+            api = f"{url}/hub/api/users/{name}/server"
             started = time.perf_counter()
             async with session.post(api, json={}, headers=headers) as response:
                 if response.status not in (201, 202):
                     raise RuntimeError(f"start {response.status} {(await response.text())[:200]}")
             await wait_ready(session, f"{api}/progress", headers)
             run.spawn.append(time.perf_counter() - started)
-            async with session.get(f"{hub.url}/user/{name}/api", allow_redirects=False) as response:
+            async with session.get(f"{url}/user/{name}/api", allow_redirects=False) as response:
                 if response.status != 200:
                     raise RuntimeError(f"server answered {response.status} through the proxy")
         except Exception as error:  # every failure is counted and named in the report
@@ -177,13 +179,13 @@ async def wait_ready(session: aiohttp.ClientSession, url: str, headers: dict) ->
     raise RuntimeError("progress stream ended before the server was ready")
 
 
-async def probe(hub: HubProcess, token: str, run: Run, every: float, stop: asyncio.Event) -> None:
+async def probe(url: str, token: str, run: Run, every: float, stop: asyncio.Event) -> None:
     """The hub API's latency while people arrive: GET /hub/api/users/ada every ``every`` s."""
     headers = {"Authorization": f"token {token}"}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         while not stop.is_set():
             started = time.perf_counter()
-            async with session.get(f"{hub.url}/hub/api/users/ada", headers=headers) as response:
+            async with session.get(f"{url}/hub/api/users/ada", headers=headers) as response:
                 await response.read()
                 if response.status == 200:
                     run.probes.append(time.perf_counter() - started)
@@ -193,20 +195,25 @@ async def probe(hub: HubProcess, token: str, run: Run, every: float, stop: async
                 pass
 
 
-async def load(hub: HubProcess, run: Run, rate: float, token: str, args) -> None:
-    passwords = json.loads((hub.state_dir / "local-passwords.json").read_text())
+async def load(url: str, passwords: dict, run: Run, rate: float, token: str, args) -> None:
     stop = asyncio.Event()
-    prober = asyncio.create_task(probe(hub, token, run, args.probe_every, stop))
+    prober = asyncio.create_task(probe(url, token, run, args.probe_every, stop))
     tasks = []
     began = time.perf_counter()
     for i, name in enumerate(people(run.n)):
         # a steady arrival rate, as hubtraf does: person i arrives at i / rate seconds
         await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
-        tasks.append(asyncio.create_task(person(hub, name, passwords[name], run, args.timeout)))
+        tasks.append(asyncio.create_task(person(url, name, passwords[name], run, args.timeout)))
     await asyncio.gather(*tasks)
     run.wall = time.perf_counter() - began
     stop.set()
     await prober
+
+
+def load_process(url: str, passwords: dict, run: Run, rate: float, token: str, args) -> Run:
+    """The load, in its own process: the fake API's thread and the people do not share a GIL."""
+    asyncio.run(load(url, passwords, run, rate, token, args))
+    return run
 
 
 async def cull_pass(hub: HubProcess, token: str, pangeohub: bool) -> float:
@@ -226,10 +233,16 @@ async def cull_pass(hub: HubProcess, token: str, pangeohub: bool) -> float:
     return time.perf_counter() - started
 
 
-def admin_token(hub: HubProcess) -> str:
+def warm_up(hub: HubProcess) -> str:
+    """The admin's token, and the admin's own server started (the spawner's shared
+    reflectors load at a hub's first start: a fixed cost, kept out of the per-spawn figure)."""
     admin = hub.login("ada")
     response = hub.api(admin, "post", "/users/ada/tokens", json={"note": "bench"})
     response.raise_for_status()
+    started = hub.api(admin, "post", "/users/ada/server", json={})
+    if started.status_code not in (201, 202):
+        raise SystemExit(f"warm-up start: {started.status_code} {started.text[:300]}")
+    hub.wait_for_server(admin, "ada", timeout=120)
     return response.json()["token"]
 
 
@@ -243,7 +256,8 @@ def running_servers(hub: HubProcess, token: str) -> int:
         timeout=120,
     )
     response.raise_for_status()
-    return sum(len(u.get("servers", {})) for u in response.json())
+    people = [u for u in response.json() if u["name"] != "ada"]
+    return sum(len(u.get("servers", {})) for u in people)
 
 
 def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
@@ -262,11 +276,18 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
         )
         hub.start(timeout=120)
         try:
-            token = admin_token(hub)
+            token = warm_up(hub)
             pid = hub.proc.pid
+            spy = profiler(pid, Path(args.py_spy) / f"{label}-{n}.txt") if args.py_spy else None
             cpu_before = cpu_seconds(pid)
-            asyncio.run(load(hub, run, rate, token, args))
+            passwords = json.loads((hub.state_dir / "local-passwords.json").read_text())
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(1) as pool:
+                run = pool.apply(load_process, (hub.url, passwords, run, rate, token, args))
             run.cpu = cpu_seconds(pid) - cpu_before
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
             run.rss_mib, run.hwm_mib = memory_mib(pid)
             run.running = running_servers(hub, token)
             run.cull_pass = asyncio.run(cull_pass(hub, token, label != "kubespawner"))
@@ -277,10 +298,22 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
     return run
 
 
+def profiler(pid: int, output: Path) -> subprocess.Popen:
+    """py-spy sampling the hub during the load (collapsed stacks; `pip install py-spy`)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
+        + ["--format", "raw", "--rate", "50", "--nonblocking", "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def report_line(run: Run) -> str:
     return (
         f"{run.label:>18} N={run.n:<5} spawn p50 {quantile(run.spawn, 0.5):6.2f}s"
-        f" p99 {quantile(run.spawn, 0.99):6.2f}s  API p99 {1000 * quantile(run.probes, 0.99):7.1f}ms"
+        f" p99 {quantile(run.spawn, 0.99):6.2f}s"
+        f"  API p99 {1000 * quantile(run.probes, 0.99):7.1f}ms"
         f"  CPU/spawn {1000 * run.cpu_per_spawn:6.1f}ms  cull pass {run.cull_pass:6.2f}s"
         f"  RSS {run.rss_mib:6.0f} MiB  running {run.running}  failed {len(run.failed)}"
         f"  ({run.wall:.0f}s)"
@@ -296,6 +329,7 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     parser.add_argument("--only", choices=list(SPAWNERS), help="run one spawner (no ratios)")
     parser.add_argument("--extra-config", default="", help="more hub config lines, both runs")
     parser.add_argument("--profile-dir", default="", help="keep each hub's log tail here")
+    parser.add_argument("--py-spy", default="", help="profile each hub with py-spy, into here")
     args = parser.parse_args(argv)
 
     labels = [args.only] if args.only else list(SPAWNERS)

@@ -53,7 +53,8 @@ class PostgresServer:
             return pwd.getpwnam(ACCOUNT)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ACCOUNT],
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+                + [ACCOUNT],
                 check=True,
             )
             return pwd.getpwnam(ACCOUNT)
@@ -187,6 +188,4 @@ class PostgresServer:
         return self.url(name)
 
     def url(self, database: str) -> str:
-        return (
-            f"postgresql+psycopg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
-        )
+        return f"postgresql+psycopg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"

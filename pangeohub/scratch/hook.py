@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Float, Unicode, default
+from traitlets import Bool, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .base import ScratchBackend, backend_class
@@ -40,6 +40,14 @@ class ScratchEnvironment(LoggingConfigurable):
     check_timeout = Float(5, help="Seconds to wait for the scratch service at server start.").tag(
         config=True
     )
+    check_credentials = Bool(
+        False,
+        help="""At each server start, ask the service for the server's own credentials
+        instead of only checking that it answers. That proves the whole path (token, scope,
+        storage backend) but costs the hub one more API request (the service checks the token
+        with the hub) and the backend a credential request per start; off by default, so a
+        start costs the hub no more than a health check.""",
+    ).tag(config=True)
 
     @default("credential_command")
     def _default_command(self):
@@ -70,8 +78,10 @@ class ScratchEnvironment(LoggingConfigurable):
         return paths
 
     async def check_service(self, token: str | None) -> str:
-        """``available`` if the service issues credentials for this server's token."""
+        """``available`` if the service answers (with ``check_credentials``: if it issues
+        credentials for this server's token)."""
         client = AsyncHTTPClient()
+        token = token if self.check_credentials else None
         url = self.service_url + ("credentials" if token else "health")
         headers = {"Authorization": f"token {token}"} if token else {}
         request = HTTPRequest(url, headers=headers, request_timeout=self.check_timeout)

@@ -98,4 +98,3 @@ class LightKubelet(Kubelet):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
