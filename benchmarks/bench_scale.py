@@ -79,6 +79,8 @@ c.KubeSpawner.volumes = [
 c.KubeSpawner.volume_mounts = [{{"name": "home", "mountPath": "/home/jovyan"}}]
 c.KubeSpawner.start_timeout = 300
 c.KubeSpawner.http_timeout = 120
+# On a saturated machine the hub's own event loop stalls for seconds: not an API failure.
+c.KubeSpawner.k8s_api_request_timeout = 15
 c.KubeSpawner.events_enabled = True
 c.PangeoPolicy.default_image = "pangeo/base-notebook:2024.01.01"
 c.CullingPolicy.every = 3600
@@ -295,7 +297,27 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
                 (Path(args.profile_dir) / f"{label}-{n}.log").write_text(hub.log_tail(4000))
         finally:
             hub.stop()
+            kill_hub_helpers(hub)
     return run
+
+
+def kill_hub_helpers(hub: HubProcess) -> None:
+    """End this hub's proxy and services if they outlived it (each has its own session)."""
+    proxy_flag = f"--api-port\0{hub.proxy_api_port}\0".encode()
+    api_url = f"JUPYTERHUB_API_URL=http://127.0.0.1:{hub.hub_port}/hub/api".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if proxy_flag in cmdline or api_url in environ.split(b"\0"):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def profiler(pid: int, output: Path) -> subprocess.Popen:
@@ -323,7 +345,7 @@ def report_line(run: Run) -> str:
 def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--rate", type=float, default=5.0, help="sign-ins per second")
+    parser.add_argument("--rate", type=float, default=2.0, help="sign-ins per second")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per person")
     parser.add_argument("--probe-every", type=float, default=0.5)
     parser.add_argument("--only", choices=list(SPAWNERS), help="run one spawner (no ratios)")

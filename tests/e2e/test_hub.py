@@ -159,3 +159,48 @@ def test_admin_is_held_to_the_target_users_limit(hub):
     assert "katherine already has 1 named servers (first)" in refused.json()["message"]
     hub.api(katherine, "delete", "/users/katherine/servers/first", json={"remove": True})
     hub.wait_for_stop(katherine, "katherine", "first")
+
+
+def metric(text: str, line_start: str) -> float | None:
+    """The value of the first exposition line starting with ``line_start``."""
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_count_servers_by_profile_and_scratch_requests(hub):
+    ada = hub.login("ada")  # admins hold read:metrics
+    grace = hub.login("grace")
+
+    def running(profile: str) -> float:
+        text = ada.get(f"{hub.url}/hub/metrics", timeout=10).text
+        return metric(text, f'pangeohub_servers_running{{profile="{profile}"}}') or 0.0
+
+    before = running("large")
+    body = {"user_options": {"profile": "large"}}
+    assert hub.api(grace, "post", "/users/grace/servers/metered", json=body).status_code in (
+        201,
+        202,
+    )
+    hub.wait_for_server(grace, "grace", "metered")
+    assert running("large") == before + 1
+    hub.api(grace, "delete", "/users/grace/servers/metered", json={"remove": True})
+    hub.wait_for_stop(grace, "grace", "metered")
+    assert running("large") == before
+
+    scratch = f"{hub.url}/services/scratch/"
+
+    def scratch_count(name: str) -> float:
+        text = requests.get(scratch + "metrics", timeout=10).text
+        return metric(text, name) or 0.0
+
+    requests_line = 'pangeohub_scratch_credential_requests_total{backend="local"}'
+    failures_line = 'pangeohub_scratch_credential_failures_total{backend="local",status="401"}'
+    asked, failed = scratch_count(requests_line), scratch_count(failures_line)
+    good = {"Authorization": f"token {token(hub, grace, 'grace')}"}
+    assert requests.get(scratch + "credentials", headers=good, timeout=10).status_code == 200
+    bad = {"Authorization": "token not-a-token-of-this-hub"}
+    assert requests.get(scratch + "credentials", headers=bad, timeout=10).status_code == 401
+    assert scratch_count(requests_line) == asked + 2
+    assert scratch_count(failures_line) == failed + 1
