@@ -28,6 +28,7 @@ def test_light_pods_answer_on_their_own_address_with_no_process():
     with FakeKube(namespace="light", kubelet_class=LightKubelet) as kube:
         for name in ("ada", "grace"):
             kube.create("pods", pod(name))
+
         def all_running():
             pods = kube.list("pods", "light")
             phases = [(p.get("status") or {}).get("phase") for p in pods]
