@@ -98,11 +98,9 @@ class CullingPolicy(Configurable):
             remove_named_servers=False,
             cull_users=False,
         )
-        policy = {
-            "cull_admin_servers": self.cull_admin_servers,
-            "metrics_port": self.metrics_port,
-            "metrics_ip": self.metrics_ip,
-        }
+        policy = {"cull_admin_servers": self.cull_admin_servers}
+        if self.metrics_port:
+            policy.update(metrics_port=self.metrics_port, metrics_ip=self.metrics_ip)
         return {"IdleCuller": culler, "CullingPolicy": policy}
 
     def command(self, settings_file: str = "") -> list[str]:
