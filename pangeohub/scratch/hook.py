@@ -118,6 +118,16 @@ class ScratchEnvironment(LoggingConfigurable):
 
 
 async def scratch_environment(spawner) -> dict[str, str]:
-    """``hook(spawner) -> dict``: the scratch variables for ``spawner``'s user."""
+    """``hook(spawner) -> dict``: the scratch variables for ``spawner``'s user.
+
+    Computed once per start (a start has a new server token): the server's hooks and its
+    Dask workers' hooks both ask, and the answer is the same.
+    """
+    token = getattr(spawner, "api_token", None)
+    cached = getattr(spawner, "_pangeo_scratch_environment", None)
+    if token and cached is not None and cached[0] == token:
+        return dict(cached[1])
     scratch = ScratchEnvironment(parent=spawner)
-    return await scratch.environment(spawner.user.name, getattr(spawner, "api_token", None))
+    env = await scratch.environment(spawner.user.name, token)
+    spawner._pangeo_scratch_environment = (token, dict(env))
+    return env
