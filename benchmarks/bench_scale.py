@@ -104,7 +104,8 @@ class Run:
 
     @property
     def cpu_per_spawn(self) -> float:
-        return self.cpu / max(self.n, 1)
+        """Hub CPU seconds per server started (refused starts cost the hub too)."""
+        return self.cpu / max(len(self.spawn), 1)
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -249,17 +250,23 @@ def warm_up(hub: HubProcess) -> str:
 
 
 def running_servers(hub: HubProcess, token: str) -> int:
+    """Servers ready, the admin's excluded (the API answers in pages)."""
     import requests
 
-    response = requests.get(
-        f"{hub.url}/hub/api/users",
-        params={"state": "ready", "limit": 100000},
-        headers={"Authorization": f"token {token}"},
-        timeout=120,
-    )
-    response.raise_for_status()
-    people = [u for u in response.json() if u["name"] != "ada"]
-    return sum(len(u.get("servers", {})) for u in people)
+    count, offset = 0, 0
+    while True:
+        response = requests.get(
+            f"{hub.url}/hub/api/users",
+            params={"state": "ready", "offset": offset, "limit": 200},
+            headers={"Authorization": f"token {token}"},
+            timeout=120,
+        )
+        response.raise_for_status()
+        page = response.json()
+        count += sum(len(u.get("servers", {})) for u in page if u["name"] != "ada")
+        if len(page) < 200:
+            return count
+        offset += len(page)
 
 
 def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
