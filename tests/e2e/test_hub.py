@@ -178,15 +178,13 @@ def test_metrics_count_servers_by_profile_and_scratch_requests(hub):
         return metric(text, f'pangeohub_servers_running{{profile="{profile}"}}') or 0.0
 
     before = running("large")
-    body = {"user_options": {"profile": "large"}}
-    assert hub.api(grace, "post", "/users/grace/servers/metered", json=body).status_code in (
-        201,
-        202,
-    )
-    hub.wait_for_server(grace, "grace", "metered")
+    hub.wait_for_stop(grace, "grace", "")  # an earlier test stopped it
+    body = {"user_options": {"profile": "large"}}  # her default server (named ones are used)
+    assert hub.api(grace, "post", "/users/grace/server", json=body).status_code in (201, 202)
+    hub.wait_for_server(grace, "grace", "")
     assert running("large") == before + 1
-    hub.api(grace, "delete", "/users/grace/servers/metered", json={"remove": True})
-    hub.wait_for_stop(grace, "grace", "metered")
+    assert hub.api(grace, "delete", "/users/grace/server").status_code in (202, 204)
+    hub.wait_for_stop(grace, "grace", "")
     assert running("large") == before
 
     scratch = f"{hub.url}/services/scratch/"
