@@ -1,6 +1,7 @@
 # pangeohub: `make run` starts a hub on http://127.0.0.1:8000; `make test` runs the suite.
 # Each does its own set-up: a virtualenv in .venv, configurable-http-proxy from npm in
-# node_modules, and (for the browser tests) Debian's chromium.
+# node_modules, and (for the browser tests) Debian's chromium and (for the database tests)
+# Debian's PostgreSQL server.
 
 # As root, servers run as people's own accounts: build the environment on a Python every
 # account can run (a Python under /root is out of their reach).
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test lint format docs clean
+.PHONY: setup run test lint format docs clean postgresql bench-scale
 
 setup: $(VENV)/.installed $(PROXY)
 
@@ -29,11 +30,21 @@ $(PROXY): package.json
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
 
+# The tests start their own PostgreSQL server from Debian's binaries (any version).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
 run: setup
 	$(BIN)/jupyterhub -f jupyterhub_config.py
 
-test: setup /usr/bin/chromium
+test: setup /usr/bin/chromium postgresql
 	$(BIN)/pytest
+
+# The load test at scale (several minutes): 100 then 1,000 people, pangeohub vs plain KubeSpawner.
+bench-scale: setup
+	$(BIN)/python benchmarks/bench_scale.py
 
 lint: setup
 	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services deploy

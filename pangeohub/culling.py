@@ -20,8 +20,9 @@ import sys
 from datetime import timedelta
 
 import jupyterhub_idle_culler
+from prometheus_client import Counter, start_http_server
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Bool, Int, default
+from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Config, Configurable
 
 from .hubconfig import config_list, register_role, register_service, write_service_settings
@@ -36,6 +37,12 @@ DESTRUCTIVE_SETTINGS = {
     "remove_named_servers": "--remove-named-servers",
     "cull_users": "--cull-users",
 }
+
+
+CULLED = Counter(
+    "pangeohub_servers_culled",
+    "Servers the idle culler decided to stop (idle past c.CullingPolicy.timeout or max_age).",
+)
 
 
 class CullingPolicy(Configurable):
@@ -70,6 +77,14 @@ class CullingPolicy(Configurable):
     concurrency = Int(
         10, min=1, help="Hub API requests the culler makes at once (--concurrency)."
     ).tag(config=True)
+    metrics_port = Int(
+        0,
+        help="""Port on which the culler serves its Prometheus metrics (servers culled) at
+        /metrics, on 127.0.0.1 unless metrics_ip says otherwise; 0: no metrics.""",
+    ).tag(config=True)
+    metrics_ip = Unicode("127.0.0.1", help="Address the culler's metrics listen on.").tag(
+        config=True
+    )
 
     def settings(self, config: Config) -> dict:
         """What the culler service reads: ``c.IdleCuller`` from the hub's configuration
@@ -84,6 +99,8 @@ class CullingPolicy(Configurable):
             cull_users=False,
         )
         policy = {"cull_admin_servers": self.cull_admin_servers}
+        if self.metrics_port:
+            policy.update(metrics_port=self.metrics_port, metrics_ip=self.metrics_ip)
         return {"IdleCuller": culler, "CullingPolicy": policy}
 
     def command(self, settings_file: str = "") -> list[str]:
@@ -174,6 +191,7 @@ class CullArbiter:
         if not self.cull_admin_servers and await self._is_admin(name.split("/", 1)[0]):
             self.log.info("Not culling %s: admins' servers are not culled.", name)
             return False
+        CULLED.inc()
         return True
 
     async def _is_admin(self, username: str) -> bool:
@@ -202,6 +220,13 @@ class PangeoIdleCuller(jupyterhub_idle_culler.IdleCuller):
             api_url=self.url,
             token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
         )
+
+    def start(self):
+        policy = CullingPolicy(parent=self)
+        if policy.metrics_port:
+            start_http_server(policy.metrics_port, addr=policy.metrics_ip)
+            self.log.info("Metrics on http://%s:%d/metrics", policy.metrics_ip, policy.metrics_port)
+        return super().start()
 
 
 class OneLineFailures(logging.Filter):

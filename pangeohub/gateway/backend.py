@@ -22,15 +22,18 @@ from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.local import LocalClusterConfig, UnsafeLocalBackend
 from dask_gateway_server.traitlets import Type
+from prometheus_client import CollectorRegistry, Gauge
 from traitlets import Instance, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from ..metrics import exposition
 from ..numbers import FiniteFloat
 from ..policy import format_bytes
 from .options import SERVER_OPTION, GatewayPolicy, describe_usage, plural
 
 STOP_ROUTE = "/api/pangeohub/stop-server-clusters"
 SERVER_ROUTE = "/api/pangeohub/server-started"
+METRICS_ROUTE = "/api/pangeohub/metrics"
 
 
 class PangeoBackendMixin(LoggingConfigurable):
@@ -64,6 +67,13 @@ class PangeoBackendMixin(LoggingConfigurable):
     @default("hub_api_url")
     def _default_hub_api_url(self):
         return os.environ.get("JUPYTERHUB_API_URL", "")
+
+    metrics_token = Unicode(
+        "",
+        help="""Token Prometheus presents (``Authorization: Bearer ...``) to read
+        ``/api/pangeohub/metrics``: clusters, workers and cores by user and by group. The
+        metrics name users, so the route answers only with this token; empty: no metrics.""",
+    ).tag(config=True)
 
     servers_file = Unicode(
         "",
@@ -283,6 +293,7 @@ class PangeoBackendMixin(LoggingConfigurable):
         await super().setup(app)
         app.router.add_post(STOP_ROUTE, self._stop_server_clusters)
         app.router.add_post(SERVER_ROUTE, self._record_server)
+        app.router.add_get(METRICS_ROUTE, self._metrics)
         if self.orphan_check_period > 0 and self.hub_api_url and self.hub_service_token:
             self._orphan_task = asyncio.ensure_future(self._orphan_loop())
 
@@ -352,6 +363,22 @@ class PangeoBackendMixin(LoggingConfigurable):
         except Exception:
             return web.json_response({"error": f"Send a JSON object with {keys}."}, status=400)
 
+    async def _metrics(self, request):
+        """Running clusters, their workers and cores, by user and by group (Prometheus)."""
+        auth = request.headers.get("Authorization", "")
+        token = auth.split(" ", 1)[1].strip() if " " in auth else ""
+        if not self.metrics_token:
+            return web.json_response({"error": "Metrics are off (metrics_token)."}, status=404)
+        if not hmac.compare_digest(token, self.metrics_token):
+            return web.json_response({"error": "Send the metrics token."}, status=403)
+        body, content_type = cluster_metrics(
+            [
+                (c.username, self._groups.get(c.username, set()), self.worker_count(c), c.config)
+                for c in await self.list_clusters()
+            ]
+        )
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     async def _record_server(self, request):
         """The hub reports a server that started: its image (the user's workers may run
         it), the environment for the workers of clusters started from it and, on
@@ -386,6 +413,30 @@ class PangeoBackendMixin(LoggingConfigurable):
         if stopped:
             self.log.info("Stopping %s's clusters of server %s: %s", username, server, stopped)
         return web.json_response({"stopped": stopped})
+
+
+def cluster_metrics(clusters: list[tuple[str, set[str], int, dict]]) -> tuple[bytes, str]:
+    """Prometheus text for (user, groups, workers, cluster config) of each running cluster."""
+    registry = CollectorRegistry()
+    gauges = {
+        (scope, what): Gauge(
+            f"pangeohub_dask_{what}_by_{scope}",
+            f"Running Dask Gateway {what} by {scope}"
+            + (" (a cluster counts in each of its user's groups)." if scope == "group" else "."),
+            [scope],
+            registry=registry,
+        )
+        for scope in ("user", "group")
+        for what in ("clusters", "workers", "cores")
+    }
+    for user, groups, workers, config in clusters:
+        cores = config.get("scheduler_cores", 0) + workers * config.get("worker_cores", 0)
+        for scope, keys in (("user", [user]), ("group", sorted(groups) or ["none"])):
+            for key in keys:
+                gauges[scope, "clusters"].labels(key).inc()
+                gauges[scope, "workers"].labels(key).inc(workers)
+                gauges[scope, "cores"].labels(key).inc(cores)
+    return exposition(registry)
 
 
 class PangeoLocalClusterConfig(LocalClusterConfig):

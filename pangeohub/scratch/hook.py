@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..numbers import FiniteFloat
@@ -40,6 +40,14 @@ class ScratchEnvironment(LoggingConfigurable):
     ).tag(config=True)
     check_timeout = FiniteFloat(
         5, min=0.1, help="Seconds to wait for the scratch service at server start."
+    ).tag(config=True)
+    check_credentials = Bool(
+        False,
+        help="""At each server start, ask the service for the server's own credentials
+        instead of only checking that it answers. That proves the whole path (token, scope,
+        storage backend) but costs the hub one more API request (the service checks the token
+        with the hub) and the backend a credential request per start; off by default, so a
+        start costs the hub no more than a health check.""",
     ).tag(config=True)
 
     @default("credential_command")
@@ -71,8 +79,10 @@ class ScratchEnvironment(LoggingConfigurable):
         return paths
 
     async def check_service(self, token: str | None) -> str:
-        """``available`` if the service issues credentials for this server's token."""
+        """``available`` if the service answers (with ``check_credentials``: if it issues
+        credentials for this server's token)."""
         client = AsyncHTTPClient()
+        token = token if self.check_credentials else None
         url = self.service_url + ("credentials" if token else "health")
         headers = {"Authorization": f"token {token}"} if token else {}
         request = HTTPRequest(url, headers=headers, request_timeout=self.check_timeout)
@@ -109,6 +119,16 @@ class ScratchEnvironment(LoggingConfigurable):
 
 
 async def scratch_environment(spawner) -> dict[str, str]:
-    """``hook(spawner) -> dict``: the scratch variables for ``spawner``'s user."""
+    """``hook(spawner) -> dict``: the scratch variables for ``spawner``'s user.
+
+    Computed once per start (a start has a new server token): the server's hooks and its
+    Dask workers' hooks both ask, and the answer is the same.
+    """
+    token = getattr(spawner, "api_token", None)
+    cached = getattr(spawner, "_pangeo_scratch_environment", None)
+    if token and cached is not None and cached[0] == token:
+        return dict(cached[1])
     scratch = ScratchEnvironment(parent=spawner)
-    return await scratch.environment(spawner.user.name, getattr(spawner, "api_token", None))
+    env = await scratch.environment(spawner.user.name, token)
+    spawner._pangeo_scratch_environment = (token, dict(env))
+    return env

@@ -7,6 +7,8 @@ Routes (under ``$JUPYTERHUB_SERVICE_PREFIX``, e.g. ``/services/scratch/``):
 - ``POST gcs/token``: RFC 8693 token exchange for Google clients (JupyterHub token as
   subject token, a downscoped access token back).
 - ``GET health``: backend name and expiry-rule status, no authentication.
+- ``GET metrics``: Prometheus counters of credential requests and failures (no user names),
+  no authentication.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import signal
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
+from prometheus_client import Counter
 from tornado import httpserver, netutil, web
 from tornado.ioloop import PeriodicCallback
 from traitlets import Instance, Unicode, default
 from traitlets.config import Application
 
+from ..metrics import exposition
 from .base import BackendUnavailable, ScratchBackend, ScratchConfigError, backend_class
 from .gcs import GCSScratchBackend
 from .local import LocalScratchBackend
@@ -32,6 +36,17 @@ from .s3 import S3ScratchBackend
 from .settings import ScratchService
 
 _TOKEN = re.compile(r"^[\x21-\x7e]{8,1024}$")
+
+CREDENTIAL_REQUESTS = Counter(
+    "pangeohub_scratch_credential_requests",
+    "Requests for scratch credentials (plain or by token exchange), by backend.",
+    ["backend"],
+)
+CREDENTIAL_FAILURES = Counter(
+    "pangeohub_scratch_credential_failures",
+    "Credential requests answered with an error, by backend and HTTP status.",
+    ["backend", "status"],
+)
 
 
 class ScratchError(web.HTTPError):
@@ -116,7 +131,17 @@ class BaseHandler(web.RequestHandler):
             raise ScratchError(503, f"Scratch storage is unavailable: {error}") from None
 
 
-class CredentialsHandler(BaseHandler):
+class CountedHandler(BaseHandler):
+    """A credential route: every answer is counted, errors by status."""
+
+    def on_finish(self):
+        backend = self.service.store.name
+        CREDENTIAL_REQUESTS.labels(backend).inc()
+        if self.get_status() >= 400:
+            CREDENTIAL_FAILURES.labels(backend, str(self.get_status())).inc()
+
+
+class CredentialsHandler(CountedHandler):
     async def get(self):
         user = await self.authenticate(self.header_token())
         requested = self.get_argument("user", None)
@@ -128,7 +153,7 @@ class CredentialsHandler(BaseHandler):
         self.finish(json.dumps(issued.as_json(self.service.store.name, user)))
 
 
-class TokenExchangeHandler(BaseHandler):
+class TokenExchangeHandler(CountedHandler):
     """RFC 8693 token exchange used by Google's ``external_account`` credentials."""
 
     def check_xsrf_cookie(self):
@@ -158,6 +183,13 @@ class TokenExchangeHandler(BaseHandler):
                 }
             )
         )
+
+
+class MetricsHandler(BaseHandler):
+    def get(self):
+        body, content_type = exposition()
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
 
 
 class HealthHandler(BaseHandler):
@@ -226,6 +258,7 @@ class ScratchServiceApp(ScratchService, Application):
                 (prefix + "credentials", CredentialsHandler),
                 (prefix + "gcs/token", TokenExchangeHandler),
                 (prefix + "health", HealthHandler),
+                (prefix + "metrics", MetricsHandler),
                 (prefix, HealthHandler),
             ],
             scratch_service=self,

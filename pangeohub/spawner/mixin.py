@@ -8,6 +8,7 @@ from tornado import web
 from traitlets import Any, Callable, List
 from traitlets.config import Configurable
 
+from ..metrics import RunningCount
 from ..policy import PangeoPolicy, PolicyError, Profile
 
 
@@ -60,6 +61,45 @@ class PangeoSpawnerMixin(Configurable):
 
     _policy = None
     _hook_environment: dict[str, str] | None = None
+    _running_count: RunningCount | None = None
+
+    # -- pangeohub_servers_running: a start counts, a stop or a poll finding it gone uncounts
+
+    def _count(self) -> RunningCount:
+        if self._running_count is None:
+            self._running_count = RunningCount()
+        return self._running_count
+
+    def _profile_slug(self) -> str | None:
+        if self.profile is not None:
+            return self.profile.slug
+        return (self.user_options or {}).get("profile")
+
+    async def start(self):
+        result = super().start()
+        if isawaitable(result):
+            result = await result
+        self._count().running(self._profile_slug())
+        return result
+
+    async def stop(self, *args, **kwargs):
+        try:
+            result = super().stop(*args, **kwargs)
+            if isawaitable(result):
+                result = await result
+            return result
+        finally:
+            self._count().stopped()
+
+    async def poll(self):
+        status = super().poll()
+        if isawaitable(status):
+            status = await status
+        if status is None:  # running: e.g. taken up again after a hub restart
+            self._count().running(self._profile_slug())
+        else:
+            self._count().stopped()
+        return status
 
     @property
     def policy(self) -> PangeoPolicy:

@@ -156,3 +156,21 @@ def test_culler_failures_are_one_clear_line_and_retried(error, message):
     text = logging.Formatter().format(record)
     assert message in text and "retrying at the next check" in text
     assert "Traceback" not in text
+
+
+async def test_each_server_the_culler_stops_is_counted_for_prometheus():
+    from pangeohub.culling import CULLED
+
+    arbiter = CullArbiter(logging.getLogger("test"))
+    before = CULLED._value.get()
+    server = {"name": "", "full_name": "grace/", "last_activity": "2026-01-01T00:00:00Z"}
+    assert not await arbiter(timedelta(seconds=10), 60, server)
+    assert CULLED._value.get() == before
+    assert await arbiter(timedelta(seconds=600), 60, server)
+    assert CULLED._value.get() == before + 1
+
+
+def test_culler_metrics_port_reaches_the_service_only_when_set():
+    assert "metrics_port" not in CullingPolicy().settings(Config())["CullingPolicy"]
+    policy = CullingPolicy(metrics_port=9471).settings(Config())["CullingPolicy"]
+    assert policy["metrics_port"] == 9471 and policy["metrics_ip"] == "127.0.0.1"

@@ -15,11 +15,16 @@ c.PangeoPolicy.named_server_limit_by_group = {"pangeo-data:climate": 2}
 """
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def hub(request, tmp_path_factory):
+    """The hub, once on its default SQLite database and once on a real PostgreSQL server."""
     from tests.hubprocess import HubProcess
 
-    hub = HubProcess(tmp_path_factory.mktemp("e2e"), extra_config=CONFIG)
+    config = CONFIG
+    if request.param == "postgresql":
+        db_url = request.getfixturevalue("postgres").create_database("e2e_hub")
+        config += f"\nc.JupyterHub.db_url = {db_url!r}\n"
+    hub = HubProcess(tmp_path_factory.mktemp(f"e2e-{request.param}"), extra_config=config)
     hub.start()
     yield hub
     hub.stop()
@@ -154,3 +159,46 @@ def test_admin_is_held_to_the_target_users_limit(hub):
     assert "katherine already has 1 named servers (first)" in refused.json()["message"]
     hub.api(katherine, "delete", "/users/katherine/servers/first", json={"remove": True})
     hub.wait_for_stop(katherine, "katherine", "first")
+
+
+def metric(text: str, line_start: str) -> float | None:
+    """The value of the first exposition line starting with ``line_start``."""
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_count_servers_by_profile_and_scratch_requests(hub):
+    ada = hub.login("ada")  # admins hold read:metrics
+    grace = hub.login("grace")
+
+    def running(profile: str) -> float:
+        text = ada.get(f"{hub.url}/hub/metrics", timeout=10).text
+        return metric(text, f'pangeohub_servers_running{{profile="{profile}"}}') or 0.0
+
+    before = running("large")
+    hub.wait_for_stop(grace, "grace", "")  # an earlier test stopped it
+    body = {"user_options": {"profile": "large"}}  # her default server (named ones are used)
+    assert hub.api(grace, "post", "/users/grace/server", json=body).status_code in (201, 202)
+    hub.wait_for_server(grace, "grace", "")
+    assert running("large") == before + 1
+    assert hub.api(grace, "delete", "/users/grace/server").status_code in (202, 204)
+    hub.wait_for_stop(grace, "grace", "")
+    assert running("large") == before
+
+    scratch = f"{hub.url}/services/scratch/"
+
+    def scratch_count(name: str) -> float:
+        text = requests.get(scratch + "metrics", timeout=10).text
+        return metric(text, name) or 0.0
+
+    requests_line = 'pangeohub_scratch_credential_requests_total{backend="local"}'
+    failures_line = 'pangeohub_scratch_credential_failures_total{backend="local",status="401"}'
+    asked, failed = scratch_count(requests_line), scratch_count(failures_line)
+    good = {"Authorization": f"token {token(hub, grace, 'grace')}"}
+    assert requests.get(scratch + "credentials", headers=good, timeout=10).status_code == 200
+    bad = {"Authorization": "token not-a-token-of-this-hub"}
+    assert requests.get(scratch + "credentials", headers=bad, timeout=10).status_code == 401
+    assert scratch_count(requests_line) == asked + 2
+    assert scratch_count(failures_line) == failed + 1

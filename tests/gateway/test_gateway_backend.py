@@ -134,3 +134,23 @@ async def test_workers_the_backend_runs_count_whatever_the_target_says():
     with pytest.raises(PublicException, match="past your limit of 5 workers") as refused:
         await b.forward_message_to_scheduler(second, {"op": "scale", "count": 2})
     assert "first (4 workers" in str(refused.value)
+
+
+def test_cluster_metrics_sum_by_user_and_by_each_group():
+    from pangeohub.gateway.backend import cluster_metrics
+
+    config = {"scheduler_cores": 1, "worker_cores": 2}
+    body, content_type = cluster_metrics(
+        [
+            ("grace", {"pangeo-data:climate"}, 3, config),
+            ("grace", {"pangeo-data:climate"}, 0, config),
+            ("ada", {"pangeo-data:climate", "pangeo-data:admins"}, 1, config),
+        ]
+    )
+    text = body.decode()
+    assert content_type.startswith("text/plain")
+    assert 'pangeohub_dask_clusters_by_user{user="grace"} 2.0' in text
+    assert 'pangeohub_dask_workers_by_user{user="grace"} 3.0' in text
+    assert 'pangeohub_dask_cores_by_user{user="grace"} 8.0' in text  # 1 + 3*2, then 1
+    assert 'pangeohub_dask_clusters_by_group{group="pangeo-data:climate"} 3.0' in text
+    assert 'pangeohub_dask_cores_by_group{group="pangeo-data:admins"} 3.0' in text

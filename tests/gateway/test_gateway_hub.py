@@ -38,7 +38,9 @@ c.GatewayPolicy.user_limits = {{"clusters": 2, "workers": 3, "cores": 8, "memory
 c.GatewayPolicy.environment = {{"{mark}": "{marker}"}}
 c.ClusterConfig.scheduler_memory = "256 M"
 c.PangeoLocalBackend.orphan_check_period = 2
+c.PangeoLocalBackend.metrics_token = "{metrics_token}"
 """
+METRICS_TOKEN = "metrics-token-for-tests"
 
 # The hub's admin override: a profile with its own image (the gateway must learn it).
 HUB_CONFIG = f"""
@@ -153,7 +155,7 @@ def gw(tmp_path_factory):
     hub = HubProcess(
         workdir / "hub",
         extra_config=HUB_CONFIG
-        + GATEWAY_CONFIG.format(mark=GATEWAY_MARK, marker=marker)
+        + GATEWAY_CONFIG.format(mark=GATEWAY_MARK, marker=marker, metrics_token=METRICS_TOKEN)
         + f"c.GatewayService.scheduler_port = {scheduler_port}\n",
     )
     try:
@@ -310,6 +312,31 @@ def test_a_forged_heartbeat_cannot_lift_the_worker_limit(gw):
         if second is not None:
             shutdown(second)
         close(ada)
+
+
+def test_metrics_count_each_users_clusters_workers_and_cores(gw):
+    url = f"{gw.address}/api/pangeohub/metrics"
+    assert requests.get(url, timeout=10).status_code == 403  # they name users: token only
+
+    def metrics() -> str:
+        headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        response = requests.get(url, headers=headers, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.text
+
+    ada = gw.gateway("ada")
+    cluster = ada.new_cluster()
+    try:
+        cluster.scale(2)
+        text = metrics()
+        assert 'pangeohub_dask_clusters_by_user{user="ada"} 1.0' in text
+        assert 'pangeohub_dask_workers_by_user{user="ada"} 2.0' in text
+        assert 'pangeohub_dask_cores_by_user{user="ada"} 3.0' in text  # scheduler + 2 workers
+        assert 'pangeohub_dask_workers_by_group{group="pangeo-data:hub-admins"} 2.0' in text
+    finally:
+        shutdown(cluster)
+        close(ada)
+    wait_until(lambda: 'user="ada"' not in metrics(), 30, "ada's cluster to leave the metrics")
 
 
 def test_an_idle_cluster_is_shut_down(gw):

@@ -62,6 +62,7 @@ class FakeKube:
         memory: str = "32Gi",
         history: int = 2000,
         backoff: float = 0.5,
+        kubelet_class: type[Kubelet] = Kubelet,
     ):
         self.namespace = namespace
         self.port = free_port()
@@ -69,6 +70,7 @@ class FakeKube:
         self.root = Path(tempfile.mkdtemp(prefix="k8s-fake-"))
         self.images = images if images is not None else default_images(self.root)
         self._opts = dict(cpu=cpu, memory=memory, history=history, backoff=backoff)
+        self.kubelet_class = kubelet_class  # e.g. lightpods.LightKubelet: no process per pod
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="k8s-fake", daemon=True)
         self.runner: web.AppRunner | None = None
@@ -96,7 +98,7 @@ class FakeKube:
                     "namespaces", "", {"metadata": {"name": ns}, "status": {"phase": "Active"}}
                 )
         base = (random.randint(2, 250), 0)
-        self.kubelet = Kubelet(
+        self.kubelet = self.kubelet_class(
             self.store,
             self.root,
             self.images,
