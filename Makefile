@@ -16,6 +16,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 setup: $(VENV)/.installed $(PROXY)
 
 $(VENV)/.installed: setup.cfg pyproject.toml
+	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
@@ -47,11 +49,11 @@ bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py
 
 lint: setup
-	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services deploy
-	$(BIN)/ruff format --check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services deploy
+	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d deploy docs
+	$(BIN)/ruff format --check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d deploy docs
 
 format: setup
-	$(BIN)/ruff format pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d services deploy
+	$(BIN)/ruff format pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d deploy docs
 
 docs: setup
 	$(BIN)/sphinx-build -q -b html docs docs/_build/html
