@@ -85,6 +85,7 @@ class HubProcess:
         self.extra_env = env or {}
         self.config_file = Path(config_file)
         self.proc: subprocess.Popen | None = None
+        self._started_once = False
         self._scratch_root: Path | None = None
 
     # --- lifecycle -------------------------------------------------------
@@ -92,6 +93,9 @@ class HubProcess:
     def start(self, timeout: float = 60) -> HubProcess:
         """Start the hub and wait until its API answers."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self._started_once:  # what a killed earlier run with this directory left
+            clean_hub(self.state_dir)
+            self._started_once = True
         override = self.workdir / "test_config.py"
         override.write_text(
             "c = get_config()  # noqa\n"
@@ -277,3 +281,14 @@ class HubProcess:
                 return
             time.sleep(0.5)
         raise HubError(f"server {username}/{server} still running after {timeout}s")
+
+    def wait_for_removal(self, session, username: str, server: str, timeout: float = 60):
+        """Wait until a deleted server is gone for good (stopped, its disk removed, no
+        longer listed even among stopped servers)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api(session, "get", f"/users/{username}?include_stopped_servers=1")
+            if server not in model.json().get("servers", {}):
+                return
+            time.sleep(0.5)
+        raise HubError(f"server {username}/{server} still listed after {timeout}s")

@@ -120,7 +120,7 @@ def test_servers_up_to_the_limit_then_a_clear_refusal(hub):
     # Deleting the server deletes its directory, and frees a place for a new one.
     response = hub.api(grace, "delete", "/users/grace/servers/one", json={"remove": True})
     assert response.status_code in (202, 204)
-    hub.wait_for_stop(grace, "grace", "one")
+    hub.wait_for_removal(grace, "grace", "one")
     assert not hub.server_disk_exists("grace", "one")
     assert hub.server_disk_exists("grace", "two")
     assert hub.api(grace, "post", "/users/grace/servers/three", json={}).status_code in (201, 202)
@@ -141,7 +141,7 @@ def test_server_names_follow_the_rule(hub, name, status):
         assert response.status_code in (201, 202)
         hub.wait_for_server(katherine, "katherine", name)
         hub.api(katherine, "delete", f"/users/katherine/servers/{name}", json={"remove": True})
-        hub.wait_for_stop(katherine, "katherine", name)
+        hub.wait_for_removal(katherine, "katherine", name)
         return
     assert response.status_code == status
     message = response.json()["message"]
@@ -158,7 +158,7 @@ def test_admin_is_held_to_the_target_users_limit(hub):
     assert refused.status_code == 403
     assert "katherine already has 1 named servers (first)" in refused.json()["message"]
     hub.api(katherine, "delete", "/users/katherine/servers/first", json={"remove": True})
-    hub.wait_for_stop(katherine, "katherine", "first")
+    hub.wait_for_removal(katherine, "katherine", "first")
 
 
 def metric(text: str, line_start: str) -> float | None:

@@ -119,7 +119,16 @@ def test_each_person_runs_as_their_own_account_in_a_clean_environment(hub, grace
 
 
 def test_the_hubs_files_and_other_peoples_files_are_out_of_reach(hub, grace, katherine):
-    scratch = katherine.run("import os; print(os.environ['PANGEO_SCRATCH'])").output.strip()
+    # katherine uses her scratch once (the service makes her directory on first use)
+    use_scratch = (
+        "import os, urllib.request\n"
+        "request = urllib.request.Request(os.environ['PANGEO_SCRATCH_SERVICE_URL']"
+        " + 'credentials', headers={'Authorization': 'token '"
+        " + os.environ['JUPYTERHUB_API_TOKEN']})\n"
+        "urllib.request.urlopen(request, timeout=30).read()\n"
+        "print(os.environ['PANGEO_SCRATCH'])"
+    )
+    scratch = katherine.run(use_scratch).output.strip()
     katherine.run("open('diary.txt', 'w').write('private')")
     state, venv = hub.state_dir, VENV_BIN.parent
     secrets = [
