@@ -59,6 +59,18 @@ def wait_for_http(url: str, timeout: float = 60, *, proc=None) -> bool:
     return False
 
 
+def stop_process_group(proc: subprocess.Popen | None, timeout: float = 30) -> None:
+    """SIGTERM ``proc``'s process group, then SIGKILL it if it is still there after ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
 class HubError(RuntimeError):
     """The hub did not come up (its log tail says why)."""
 
@@ -140,13 +152,7 @@ class HubProcess:
 
     def stop(self, timeout: float = 30) -> None:
         """Stop the hub (it stops its proxy and servers), then any leftover server."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc, timeout)
         self.proc = None
         self.kill_leftover_servers()
         clean_hub(self.state_dir)  # as root: its mounts, cgroups and homes

@@ -17,7 +17,7 @@ import pytest
 from dask_gateway import Gateway
 from dask_gateway.auth import BasicAuth
 
-from ..hubprocess import free_port, wait_for_http
+from ..hubprocess import free_port, stop_process_group, wait_for_http
 from .test_gateway_hub import kill_marked
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,13 +82,7 @@ class Gateway1:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc)
 
     def client(self) -> Gateway:
         return Gateway(

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from dask_gateway.auth import JupyterHubAuth
 
 from ..gateway.attacks import forged_heartbeat
 from ..gateway.test_gateway_hub import close, shutdown
-from ..hubprocess import HubProcess, free_port
+from ..hubprocess import HubProcess, free_port, wait_for_http
 from ..k8s_fake import FakeKube, default_images
 from ..k8s_fake.crds import DASK_GATEWAY_CRDS
 from ..k8s_fake.traefik import TraefikStandIn
@@ -162,7 +161,7 @@ class Stack:
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
-        if not _wait_http(f"{self.address}/api/health", timeout):
+        if not wait_for_http(f"{self.address}/api/health", timeout):
             raise AssertionError(
                 "the gateway did not answer" + self.logs("gateway") + self.logs("controller")
             )
@@ -241,18 +240,6 @@ def running_stack(workdir: Path, *extra_values: dict):
 def stack(tmp_path_factory):
     with running_stack(tmp_path_factory.mktemp("gateway-k8s")) as running:
         yield running
-
-
-def _wait_http(url: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).ok:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 ZERO_CONFIG = """

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ import requests
 import yaml
 
 from tests.fake_github import FakeGitHub
-from tests.hubprocess import HubProcess, free_port, wait_for_http
+from tests.hubprocess import HubProcess, free_port, stop_process_group, wait_for_http
 from tests.scratch.conftest import session_policy_of
 
 from ..k8s_fake import FakeKube, default_images
@@ -193,13 +192,7 @@ class ExternalGateway:
             raise AssertionError((self.workdir / "gateway.log").read_text()[-3000:])
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc)
         self.proc = None
 
     def clusters(self, session) -> list[str]:
