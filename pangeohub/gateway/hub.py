@@ -32,6 +32,7 @@ from ..numbers import FiniteFloat
 from ..spawner.mixin import collect_environment
 from ..state import STATE_DIR_ENV, StateDirectory
 from .backend import SERVER_ROUTE, STOP_ROUTE
+from .dashboard import DashboardGuard, wire_dashboards
 
 # What the hub passes to a managed gateway from its own configuration (the admin's file):
 # pangeohub's options and limits and dask-gateway-server's own settings, except
@@ -167,6 +168,8 @@ class GatewayService(Configurable):
 
     @default("address")
     def _default_address(self):
+        if self.managed:  # the gateway's own proxy, not the dashboard guard in front of it
+            return f"http://127.0.0.1:{self.port}{self.prefix}"
         return f"{self.service_url}{self.prefix}"
 
     @default("proxy_address")
@@ -401,7 +404,11 @@ def wire_gateway(c) -> GatewayService | None:
         c.GatewayService.scheduler_port = gateway.scheduler_port
         extra = {"GatewayPolicy": {"server_images": gateway_server_images(c)}}
         write_service_settings(gateway.service_name, service_settings(c, GATEWAY_SECTIONS, extra))
-    register_service(c, gateway.service())
+    wire_dashboards(c, gateway)  # before the service: on one machine it takes its URL
+    spec = gateway.service()
+    if DashboardGuard(config=c).enabled:
+        spec["oauth_no_confirm"] = True  # the guard signs people in as this service
+    register_service(c, spec)
     grant_scopes(c, "user", [gateway.access_scope])
     grant_scopes(c, "server", [gateway.access_scope])
     # The gateway reads servers, to stop clusters whose server stopped while it was down.

@@ -1,0 +1,309 @@
+"""The dashboard guard: :class:`.dashboard.DashboardGuard`'s decision, wired two ways.
+
+``python -m pangeohub.gateway.dashboard_service`` (a hub-managed service) serves, under
+the gateway's prefix (``/services/dask-gateway``):
+
+- ``/oauth_callback``: the end of the hub's sign-in. The guard acts as the gateway's
+  own OAuth client (``service-dask-gateway``), so its cookie is scoped to the gateway's
+  prefix and the token in it is one the gateway accepts for the ownership check.
+- ``/clusters/<name>/...`` (one machine): the decision, then the request (HTTP or
+  websocket) sent on to dask-gateway's proxy without the person's cookies or token.
+- ``/_pangeohub/dashboard-auth`` (Kubernetes): the decision alone, as a traefik
+  ``forwardAuth`` endpoint: 200 (with the ``Cookie`` and ``Authorization`` headers
+  traefik should forward: none), 302 to the hub's sign-in for a browser, else 401/403.
+- every other path (one machine): sent on to dask-gateway's proxy unchanged (its API
+  checks tokens itself).
+
+Why a small proxy of its own rather than jupyter-server-proxy: that one is a Jupyter
+server extension (its handlers need a Jupyter server application); here tornado's client
+and websocket client do the forwarding, and JupyterHub's ``HubOAuth`` the sign-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httputil import url_concat
+from tornado.web import Application, HTTPError, RequestHandler
+from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
+from traitlets.config import Config
+from traitlets.config.loader import JSONFileConfigLoader
+
+from ..state import StateDirectory
+from .dashboard import SIGN_IN, DashboardGuard, Verdict, cluster_of
+
+AUTH_ROUTE = "/_pangeohub/dashboard-auth"
+CLIENT_SECRET_ENV = "PANGEOHUB_DASHBOARD_CLIENT_SECRET"
+READ_ONLY = {"GET", "HEAD", "OPTIONS"}
+# Not passed on (RFC 9110 7.6.1), and what tornado sets itself.
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
+# What a dashboard (a user's scheduler, user code) never sees of the person's sign-in.
+PRIVATE = {"cookie", "authorization"}
+
+log = logging.getLogger("pangeohub.dashboards")
+
+
+class _AuthFromSettings:
+    """The app's ``HubOAuth`` (JupyterHub's handlers default to a singleton)."""
+
+    @property
+    def hub_auth(self) -> HubOAuth:
+        return self.settings["hub_auth"]
+
+
+class CallbackHandler(_AuthFromSettings, HubOAuthCallbackHandler):
+    """JupyterHub's end of the sign-in, with the guard's ``HubOAuth``."""
+
+
+class _HubSigned(_AuthFromSettings, HubOAuthenticated):
+    """The person behind a request (cookie or token), and the guard's answers."""
+
+    @property
+    def guard(self) -> DashboardGuard:
+        return self.settings["guard"]
+
+    def original_method(self) -> str:
+        return self.request.method
+
+    def check_xsrf_cookie(self):
+        # The hub's cookie signs in only a read-only request (page views, the bokeh
+        # websocket, scripts and images); a change needs a token in a header.
+        if self.original_method() not in READ_ONLY:
+            raise HTTPError(403, "Use an API token (Authorization header) to change anything.")
+
+    async def verdict(self, cluster: str) -> Verdict:
+        user = await self.hub_auth.get_user(self, sync=False)
+        token = self.hub_auth.get_token(self) if user else None
+        return await self.guard.decide(user, token, cluster)
+
+    def wants_page(self) -> bool:
+        """A browser navigating (not a script, nor a websocket): send it to sign in."""
+        headers = self.request.headers
+        return (
+            self.original_method() in ("GET", "HEAD")
+            and "Authorization" not in headers
+            and headers.get("Upgrade", "").lower() != "websocket"
+            and "text/html" in headers.get("Accept", "")
+        )
+
+    def sign_in(self, next_url: str) -> None:
+        """Redirect to the hub's sign-in, coming back to ``next_url``."""
+        params = {}
+        verifier = None
+        if self.hub_auth.pkce_enabled:
+            verifier, challenge, method = self.hub_auth.generate_pkce_code_challenge()
+            params.update(code_challenge=challenge, code_challenge_method=method)
+        params["state"] = self.hub_auth.set_state_cookie(
+            self, next_url=next_url, code_verifier=verifier
+        )
+        self.redirect(url_concat(self.hub_auth.login_url, params))
+
+    def refuse(self, verdict: Verdict, next_url: str) -> None:
+        if verdict is SIGN_IN and self.wants_page():
+            self.sign_in(next_url)
+            return
+        self.set_status(verdict.status)
+        self.set_header("Content-Type", "application/json")
+        if verdict.status == 401:
+            self.set_header("WWW-Authenticate", 'token realm="JupyterHub"')
+        self.finish(json.dumps({"status": verdict.status, "message": verdict.message}))
+
+    def write_error(self, status_code, **kwargs):
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(exc, HTTPError) and exc.log_message:
+            reason = exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": reason}))
+
+
+class ForwardAuthHandler(_HubSigned, RequestHandler):
+    """traefik ``forwardAuth``: the decision for the request in X-Forwarded-*."""
+
+    def original_method(self) -> str:
+        return self.request.headers.get("X-Forwarded-Method", self.request.method).upper()
+
+    async def get(self):
+        uri = self.request.headers.get("X-Forwarded-Uri", "")
+        cluster = cluster_of(urlsplit(uri).path, self.guard.prefix)
+        if cluster is None:
+            raise HTTPError(403, "Not a Dask dashboard path.")
+        verdict = await self.verdict(cluster)
+        if not verdict.allowed:
+            self.refuse(verdict, uri)
+            return
+        # Listed in the middleware's authResponseHeaders: traefik replaces the request's
+        # headers by these (absent: removed), so the dashboard sees no sign-in.
+        self.set_status(200)
+        self.finish()
+
+
+class ProxyHandler(_HubSigned, WebSocketHandler):
+    """dask-gateway's proxy behind the guard: HTTP and websockets, dashboards checked."""
+
+    upstream_ws = None
+
+    def _target(self) -> str:
+        parts = urlsplit(self.request.uri)
+        query = parts.query
+        if self.cluster is not None and query:  # a ?token= goes no further than here
+            query = urlencode([(k, v) for k, v in parse_qsl(query, True) if k != "token"])
+        return self.guard.upstream.rstrip("/") + parts.path + ("?" + query if query else "")
+
+    def _upstream_headers(self) -> dict:
+        drop = HOP_BY_HOP | (PRIVATE if self.cluster is not None else set())
+        headers = {k: v for k, v in self.request.headers.get_all() if k.lower() not in drop}
+        headers["X-Forwarded-For"] = self.request.remote_ip or ""
+        return headers
+
+    async def prepare(self):
+        self.cluster = cluster_of(self.request.path, self.guard.prefix)
+        if self.cluster is None:
+            return
+        verdict = await self.verdict(self.cluster)
+        if not verdict.allowed:
+            self.refuse(verdict, self.request.uri)
+
+    async def get(self, *args):
+        if self.request.headers.get("Upgrade", "").lower() == "websocket":
+            await WebSocketHandler.get(self, *args)
+        else:
+            await self.forward()
+
+    async def head(self, *args):
+        await self.forward()
+
+    post = put = patch = delete = options = head
+
+    async def forward(self):
+        body = self.request.body if self.request.method not in ("GET", "HEAD") else None
+        request = HTTPRequest(
+            self._target(),
+            method=self.request.method,
+            headers=self._upstream_headers(),
+            body=body,
+            follow_redirects=False,
+            decompress_response=False,
+            allow_nonstandard_methods=True,
+            request_timeout=self.guard.request_timeout * 6,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except OSError:
+            raise HTTPError(502, "Dask Gateway is not answering; try again shortly.") from None
+        if response.code == 599:
+            raise HTTPError(502, "Dask Gateway is not answering; try again shortly.")
+        self.set_status(response.code, response.reason)
+        self.clear_header("Content-Type")
+        for name, value in response.headers.get_all():
+            lower = name.lower()
+            # A dashboard (user code) sets no cookie on the hub's origin.
+            if lower not in HOP_BY_HOP and not (lower == "set-cookie" and self.cluster):
+                self.add_header(name, value)
+        if response.body and self.request.method != "HEAD":
+            self.write(response.body)
+        self.finish()
+
+    # --- websockets --------------------------------------------------------
+
+    async def open(self, *args):
+        target = "ws" + self._target()[len("http") :]
+        headers = {
+            k: v
+            for k, v in self._upstream_headers().items()
+            if not k.lower().startswith("sec-websocket") or k.lower() == "sec-websocket-protocol"
+        }
+        try:
+            self.upstream_ws = await websocket_connect(
+                HTTPRequest(target, headers=headers, request_timeout=self.guard.request_timeout),
+                on_message_callback=self._from_upstream,
+            )
+        except (HTTPClientError, OSError):
+            self.close(1011, "Dask Gateway is not answering")
+
+    def _from_upstream(self, message) -> None:
+        if message is None:
+            self.close()
+            return
+        try:
+            self.write_message(message, binary=isinstance(message, bytes))
+        except WebSocketClosedError:
+            pass
+
+    async def on_message(self, message):
+        if self.upstream_ws is not None:
+            await self.upstream_ws.write_message(message, binary=isinstance(message, bytes))
+
+    def on_close(self):
+        if self.upstream_ws is not None:
+            self.upstream_ws.close()
+
+
+def load_guard(service_name: str) -> tuple[DashboardGuard, HubOAuth]:
+    """The guard and its hub sign-in, from ``<state>/services/<service_name>.json``."""
+    settings = StateDirectory.from_env().path / "services" / f"{service_name}.json"
+    config = Config()
+    if settings.exists():
+        config.merge(JSONFileConfigLoader(settings.name, path=str(settings.parent)).load_config())
+    guard = DashboardGuard(config=config)
+    prefix = guard.prefix.rstrip("/")
+    hub_auth = HubOAuth(
+        config=config,
+        api_token=os.environ[CLIENT_SECRET_ENV],
+        base_url=prefix + "/",
+        oauth_redirect_uri=prefix + "/oauth_callback",
+        cache_max_age=int(guard.cache_seconds),
+    )
+    return guard, hub_auth
+
+
+def make_app(guard: DashboardGuard, hub_auth: HubOAuth) -> Application:
+    prefix = guard.prefix.rstrip("/")
+    routes = [
+        (url_path_join(prefix, "oauth_callback"), CallbackHandler),
+        (prefix + AUTH_ROUTE, ForwardAuthHandler),
+    ]
+    if guard.upstream:
+        routes.append((prefix + "(/.*)?", ProxyHandler))
+    secret = StateDirectory.from_env().secret("dask_dashboards_cookie_secret")
+    return Application(
+        routes,
+        guard=guard,
+        hub_auth=hub_auth,
+        cookie_secret=bytes.fromhex(secret),
+        login_url=hub_auth.login_url,
+        websocket_ping_interval=30,
+    )
+
+
+async def serve(service_name: str) -> None:
+    guard, hub_auth = load_guard(service_name)
+    make_app(guard, hub_auth).listen(guard.port, guard.ip, xheaders=True)
+    log.info("Dask dashboards guarded on %s:%s (%s)", guard.ip, guard.port, guard.prefix)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
+    asyncio.run(serve(os.environ.get("JUPYTERHUB_SERVICE_NAME", "dask-dashboards")))
+
+
+if __name__ == "__main__":
+    main()
