@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
@@ -289,15 +290,29 @@ def make_app(guard: DashboardGuard, hub_auth: HubOAuth) -> Application:
         hub_auth=hub_auth,
         cookie_secret=bytes.fromhex(secret),
         login_url=hub_auth.login_url,
+        log_function=log_request,
         websocket_ping_interval=30,
     )
 
 
+def log_request(handler) -> None:
+    """One line a request, with its path only: a query may hold an OAuth code or a token."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING
+    millis = 1000 * handler.request.request_time()
+    log.log(level, "%d %s %s %.0fms", status, handler.request.method, handler.request.path, millis)
+
+
 async def serve(service_name: str) -> None:
     guard, hub_auth = load_guard(service_name)
-    make_app(guard, hub_auth).listen(guard.port, guard.ip, xheaders=True)
+    server = make_app(guard, hub_auth).listen(guard.port, guard.ip, xheaders=True)
     log.info("Dask dashboards guarded on %s:%s (%s)", guard.ip, guard.port, guard.prefix)
-    await asyncio.Event().wait()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services so
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    server.stop()
 
 
 def main() -> None:

@@ -209,16 +209,21 @@ ZERO_CONFIG = """
     other = second.connect(cluster.name)
     other_workers = len(other.get_client().scheduler_info()["workers"])
     import urllib.error, urllib.request
-    try:
-        with urllib.request.urlopen(os.environ["TEST_HUB_URL"] + cluster.dashboard_link) as page:
-            dashboard_page = [page.status, b"Dask" in page.read()]
-    except urllib.error.HTTPError as error:
-        dashboard_page = [error.code, False]
+    def fetch(url, headers):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as page:
+                return [page.status, b"Dask" in page.read()]
+        except urllib.error.HTTPError as error:
+            return [error.code, False]
+    link = os.environ["TEST_HUB_URL"] + cluster.dashboard_link
+    # Dashboards are for their owner (docs/security.md): a script signs in with a token.
+    dashboard_page = fetch(link, {"Authorization": "token " + server_token})
+    anonymous_page = fetch(link, {})
     result = {
         "total": total, "seen": [list(v) for v in seen.values()], "listed": listed,
         "name": cluster.name, "other_workers": other_workers,
         "dashboard": cluster.dashboard_link, "options": dict(second.cluster_options()),
-        "dashboard_page": dashboard_page,
+        "dashboard_page": dashboard_page, "anonymous_page": anonymous_page,
     }
     cluster.shutdown()
     result["after"] = [c.name for c in second.list_clusters()]
@@ -242,6 +247,7 @@ def test_zero_configuration_cluster_from_a_server(gw):
     if importlib.util.find_spec("bokeh") is None:
         pytest.skip("bokeh is not installed, so the scheduler serves no dashboard page")
     assert out["dashboard_page"] == [200, True]
+    assert out["anonymous_page"] == [401, False]
     assert out["options"]["server"] == "/" and out["options"]["image"] == IMAGE
     assert out["after"] == []
 

@@ -18,6 +18,8 @@ NEEDED = {
     "scratch": set(),
     # reads who has servers running, to stop clusters whose server stopped while it was down
     "dask-gateway": {"read:users:name", "read:servers"},
+    # guards dashboards with people's own tokens (as the gateway's OAuth client): none
+    "dask-dashboards": set(),
     # finds idle servers and stops them; reads roles to spare admins only when told to
     # (list:users implies read:users:name)
     "idle-culler": {
