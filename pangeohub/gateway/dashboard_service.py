@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.httputil import url_concat
+from tornado.httputil import parse_qs_bytes, url_concat
 from tornado.web import Application, HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
 from traitlets.config import Config
@@ -136,24 +136,50 @@ class _HubSigned(_AuthFromSettings, HubOAuthenticated):
 
 
 class ForwardAuthHandler(_HubSigned, RequestHandler):
-    """traefik ``forwardAuth``: the decision for the request in X-Forwarded-*."""
+    """traefik ``forwardAuth`` on the gateway's entrypoint: the decision for the request
+    that X-Forwarded-* describe (traefik sends on a 2xx, and answers anything else to
+    the browser as it is).
+
+    - a dashboard: 200 for its owner and admins, with no ``Cookie`` nor
+      ``Authorization`` (the middleware's ``authResponseHeaders``: traefik replaces the
+      request's by these, so the scheduler sees no sign-in); else 302/401/403/404;
+    - the sign-in's callback (``<prefix>/oauth_callback``): answered here (302 back to
+      the dashboard with the guard's cookie), so it needs no route of its own;
+    - any other path under the prefix (the gateway's API, which checks tokens itself):
+      200 with the request's own ``Cookie`` and ``Authorization``, unchanged.
+    """
 
     def original_method(self) -> str:
         return self.request.headers.get("X-Forwarded-Method", self.request.method).upper()
 
     async def get(self):
         uri = self.request.headers.get("X-Forwarded-Uri", "")
-        cluster = cluster_of(urlsplit(uri).path, self.guard.prefix)
+        parts = urlsplit(uri)
+        prefix = self.guard.prefix.rstrip("/")
+        if parts.path == prefix + "/oauth_callback":
+            await self._callback(parts.query)
+            return
+        if not (parts.path + "/").startswith(prefix + "/"):
+            raise HTTPError(403, f"Only paths under {prefix}/ are answered here.")
+        cluster = cluster_of(parts.path, prefix)
         if cluster is None:
-            raise HTTPError(403, "Not a Dask dashboard path.")
+            for name in ("Cookie", "Authorization"):
+                if name in self.request.headers:
+                    self.set_header(name, self.request.headers[name])
+            self.finish()
+            return
         verdict = await self.verdict(cluster)
         if not verdict.allowed:
             self.refuse(verdict, uri)
             return
-        # Listed in the middleware's authResponseHeaders: traefik replaces the request's
-        # headers by these (absent: removed), so the dashboard sees no sign-in.
-        self.set_status(200)
         self.finish()
+
+    async def _callback(self, query: str) -> None:
+        """JupyterHub's callback handler, on the query of the forwarded request."""
+        self.request.query = query
+        self.request.query_arguments = parse_qs_bytes(query, keep_blank_values=True)
+        self.request.arguments = dict(self.request.query_arguments)
+        await HubOAuthCallbackHandler.get(self)
 
 
 class ProxyHandler(_HubSigned, WebSocketHandler):

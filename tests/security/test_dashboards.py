@@ -148,19 +148,44 @@ def test_another_user_is_refused_by_browser_and_by_token(dash):
     assert websocket_status(dash, headers=token) == 403
 
 
-def test_the_forward_auth_endpoint_gives_the_same_answers(dash):
-    """What traefik asks on Kubernetes (X-Forwarded-*, the browser's cookies)."""
-    status_path = f"{PREFIX}/clusters/{dash.cluster.name}/status"
+def forward_auth(dash, browser: requests.Session, uri: str, **headers):
+    """What traefik's forwardAuth middleware asks the endpoint for a browser's request to
+    ``uri``: the browser's headers and cookies, and X-Forwarded-*. A 2xx lets the request
+    through; any other answer goes back to the browser as it is."""
+    headers = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": uri, **HTML, **headers}
+    return browser.get(dash.hub.url + AUTH, headers=headers, allow_redirects=False, timeout=30)
 
-    def ask(session, **headers):
-        headers = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": status_path, **headers}
-        return session.get(dash.hub.url + AUTH, headers=headers, allow_redirects=False)
 
-    grace = signed_in(dash, "grace")
-    allowed = ask(grace)
-    assert allowed.status_code == 200 and "Cookie" not in allowed.headers
-    assert ask(signed_in(dash, "katherine")).status_code == 403
-    assert ask(requests.Session()).status_code == 401
-    sign_in = ask(requests.Session(), Accept="text/html")
-    assert sign_in.status_code == 302 and "oauth2/authorize" in sign_in.headers["Location"]
-    assert ask(grace, **{"X-Forwarded-Uri": f"{PREFIX}/api/v1/clusters"}).status_code == 403
+def test_the_forward_auth_endpoint_signs_in_and_decides(dash):
+    """The Kubernetes wiring's protocol, end to end with the real hub: grace, signed in
+    to the hub only, follows her link through forwardAuth answers alone."""
+    status = f"{PREFIX}/clusters/{dash.cluster.name}/status"
+    grace = dash.hub.login("grace")
+    answer = forward_auth(dash, grace, status)
+    assert answer.status_code == 302 and "oauth2/authorize" in answer.headers["Location"]
+    location = answer.headers["Location"]
+    for _ in range(5):  # the hub's authorize -> the callback under the gateway's prefix
+        if location.startswith(f"{PREFIX}/oauth_callback"):
+            break
+        hop = grace.get(
+            dash.hub.url + location if location.startswith("/") else location,
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert hop.status_code == 302, hop.text
+        location = hop.headers["Location"]
+    else:
+        raise AssertionError(f"the hub did not send grace back to the callback: {location}")
+    back = forward_auth(dash, grace, location)  # traefik sends the callback here too
+    assert back.status_code == 302 and back.headers["Location"] == status
+    allowed = forward_auth(dash, grace, status)
+    # 200, and no Cookie/Authorization for traefik to forward to the scheduler
+    assert allowed.status_code == 200
+    assert "Cookie" not in allowed.headers and "Authorization" not in allowed.headers
+    # the gateway's API passes with its own credentials unchanged
+    api = forward_auth(dash, grace, f"{PREFIX}/api/v1/clusters/", Authorization="jupyterhub x")
+    assert api.status_code == 200 and api.headers["Authorization"] == "jupyterhub x"
+    assert_refused(forward_auth(dash, signed_in(dash, "katherine"), status), 403, "another")
+    assert forward_auth(dash, requests.Session(), status).status_code == 302
+    assert_refused(forward_auth(dash, requests.Session(), status, Accept="*/*"), 401, "Sign in")
+    assert forward_auth(dash, grace, "/hub/admin").status_code == 403
