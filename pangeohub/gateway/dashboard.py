@@ -198,7 +198,6 @@ def wire_dashboards(c, gateway) -> DashboardGuard | None:
 
     from ..hubconfig import register_service, write_service_settings
     from ..state import STATE_DIR_ENV, StateDirectory
-    from .dashboard_service import CLIENT_SECRET_ENV
 
     guard = DashboardGuard(config=c)
     if not guard.enabled:
@@ -212,17 +211,15 @@ def wire_dashboards(c, gateway) -> DashboardGuard | None:
             c.GatewayService.service_url = gateway.service_url = f"http://127.0.0.1:{guard.port}"
     # The guard signs people in as the gateway's own OAuth client: its cookie is scoped
     # to the gateway's prefix, and the token in it is one the gateway accepts.
-    oauth = {"oauth_client_id": f"service-{gateway.service_name}"}
+    # Its secret is the gateway's token, kept in the settings file (0600, state dir).
+    oauth = {"oauth_client_id": f"service-{gateway.service_name}", "api_token": gateway.api_token}
     write_service_settings(guard.service_name, {"DashboardGuard": settings, "HubOAuth": oauth})
     register_service(
         c,
         {
             "name": guard.service_name,
             "command": [sys.executable, "-m", "pangeohub.gateway.dashboard_service"],
-            "environment": {
-                STATE_DIR_ENV: str(StateDirectory.from_env().path),
-                CLIENT_SECRET_ENV: gateway.api_token,
-            },
+            "environment": {STATE_DIR_ENV: str(StateDirectory.from_env().path)},
             "display": False,
         },
     )

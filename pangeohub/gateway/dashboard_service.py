@@ -41,7 +41,6 @@ from ..state import StateDirectory
 from .dashboard import SIGN_IN, DashboardGuard, Verdict, cluster_of
 
 AUTH_ROUTE = "/_pangeohub/dashboard-auth"
-CLIENT_SECRET_ENV = "PANGEOHUB_DASHBOARD_CLIENT_SECRET"
 READ_ONLY = {"GET", "HEAD", "OPTIONS"}
 # Not passed on (RFC 9110 7.6.1), and what tornado sets itself.
 HOP_BY_HOP = {
@@ -293,7 +292,6 @@ def load_guard(service_name: str) -> tuple[DashboardGuard, HubOAuth]:
     prefix = guard.prefix.rstrip("/")
     hub_auth = HubOAuth(
         config=config,
-        api_token=os.environ[CLIENT_SECRET_ENV],
         base_url=prefix + "/",
         oauth_redirect_uri=prefix + "/oauth_callback",
         cache_max_age=int(guard.cache_seconds),

@@ -128,6 +128,8 @@ def overlay(hub: HubProcess, github: FakeGitHub, moto_url: str, scratch_port: in
                 "PangeoKubeSpawner": {"image_pull_timeout": 5, "scheduling_timeout": 5},
                 "CullingPolicy": {"timeout": 40, "every": 3},
                 "ScratchService": {"url": f"http://127.0.0.1:{scratch_port}"},
+                # the values' 0.0.0.0:8099 (for traefik in another pod), on loopback here
+                "DashboardGuard": {"ip": "127.0.0.1", "port": free_port()},
                 "S3ScratchBackend": {
                     "bucket": BUCKET,
                     "region": "us-east-1",

@@ -67,10 +67,14 @@ def test_scratch_port_is_the_same_in_the_service_the_netpol_and_the_pods_address
     assert listen.hostname == "0.0.0.0", "the service must listen on the pod's address"
     assert pods_use.hostname == "hub", "pods reach it through the chart's hub Service"
     assert pods_use.path == "/services/scratch/"
-    (extra_port,) = values["hub"]["service"]["extraPorts"]
+    (extra_port,) = [p for p in values["hub"]["service"]["extraPorts"] if p["name"] == "scratch"]
     assert listen.port == pods_use.port == extra_port["port"] == extra_port["targetPort"]
 
-    (ingress,) = values["hub"]["networkPolicy"]["ingress"]
+    (ingress,) = [
+        rule
+        for rule in values["hub"]["networkPolicy"]["ingress"]
+        if [p["port"] for p in rule["ports"]] == [listen.port]
+    ]
     assert [p["port"] for p in ingress["ports"]] == [listen.port]
     pod_labels = values["singleuser"]["extraLabels"]  # the chart's default labels user pods
     for source in ingress["from"]:

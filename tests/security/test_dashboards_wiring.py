@@ -1,0 +1,114 @@
+"""Issue 13, case 7, without a hub: how the dashboard guard is wired on one machine and on
+Kubernetes (the deploy files agree with each other and with the code), and which paths
+it treats as dashboards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from traitlets.config import Config
+
+import pangeohub
+from pangeohub.gateway.dashboard import DashboardGuard, cluster_of
+from pangeohub.gateway.dashboard_service import AUTH_ROUTE
+from pangeohub.gateway.hub import GatewayService
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PREFIX = "/services/dask-gateway"
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+
+
+def services(c) -> dict:
+    return {s["name"]: s for s in c.JupyterHub.services}
+
+
+@pytest.mark.parametrize(
+    "path, cluster",
+    [
+        (f"{PREFIX}/clusters/abc123/status", "abc123"),
+        (f"{PREFIX}/clusters/ns.abc123/individual-plots.json", "ns.abc123"),
+        (f"{PREFIX}/clusters/abc123", "abc123"),
+        (f"{PREFIX}/clusters/abc123/status/ws", "abc123"),
+        (f"{PREFIX}/clusters/", None),
+        (f"{PREFIX}/clustersabc/status", None),
+        (f"{PREFIX}/api/v1/clusters/abc123", None),
+        ("/services/other/clusters/abc123/status", None),
+        (f"/hub{PREFIX}/clusters/abc123/status", None),
+    ],
+)
+def test_what_counts_as_a_dashboard(path, cluster):
+    assert cluster_of(path, PREFIX) == cluster
+
+
+def test_one_machine_the_hub_routes_the_gateway_through_the_guard():
+    c = Config()
+    c.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    pangeohub.configure(c)
+    guard = services(c)["dask-dashboards"]
+    gateway = services(c)["dask-gateway"]
+    assert gateway["url"] == f"http://127.0.0.1:{c.DashboardGuard.port}"
+    assert gateway["oauth_no_confirm"] is True  # the guard signs people in as the gateway
+    assert "url" not in guard, "the guard has no route of its own"
+    # servers talk to the gateway's own proxy, not through the guard
+    address = GatewayService(config=c).address
+    assert address == f"http://127.0.0.1:{c.GatewayService.port}{PREFIX}"
+
+
+def test_switched_off_the_hub_routes_to_the_gateway_itself():
+    c = Config()
+    c.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    c.DashboardGuard.enabled = False
+    pangeohub.configure(c)
+    assert "dask-dashboards" not in services(c)
+    assert services(c)["dask-gateway"]["url"] == f"http://127.0.0.1:{c.GatewayService.port}"
+
+
+def test_kubernetes_deploy_files_point_traefik_at_the_guard():
+    values = yaml.safe_load((DEPLOY / "values.yaml").read_text())
+    gateway_values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
+    (middleware,) = yaml.safe_load_all((DEPLOY / "dask-dashboards-middleware.yaml").read_text())
+    rbac = list(yaml.safe_load_all((DEPLOY / "dask-gateway-rbac.yaml").read_text()))
+    namespace = rbac[1]["subjects"][0]["namespace"]
+
+    settings = values["hub"]["config"]["DashboardGuard"]
+    guard = DashboardGuard(config=Config({"DashboardGuard": settings}))
+    assert guard.ip == "0.0.0.0", "traefik calls from another pod"
+    assert guard.prefix == gateway_values["gateway"]["prefix"]
+
+    assert middleware["apiVersion"] == "traefik.io/v1alpha1"
+    assert middleware["kind"] == "Middleware"
+    auth = middleware["spec"]["forwardAuth"]
+    address = urlsplit(auth["address"])
+    assert (address.hostname, address.port) == ("hub", guard.port)
+    assert address.path == guard.prefix + AUTH_ROUTE
+    assert {"Cookie", "Authorization"} <= set(auth["authResponseHeaders"])
+
+    # on the web entrypoint, so every cluster's route (the controller's) goes through it
+    reference = f"{namespace}-{middleware['metadata']['name']}@kubernetescrd"
+    assert (
+        f"--entrypoints.web.http.middlewares={reference}"
+        in (gateway_values["traefik"]["additionalArguments"])
+    )
+    # the hub's Service and network policy let traefik (and only traefik) reach the port
+    (port,) = [p for p in values["hub"]["service"]["extraPorts"] if p["port"] == guard.port]
+    assert port["targetPort"] == guard.port
+    (rule,) = [
+        r for r in values["hub"]["networkPolicy"]["ingress"] if r["ports"][0]["port"] == guard.port
+    ]
+    assert rule["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "dask-gateway",
+                    "app.kubernetes.io/component": "traefik",
+                }
+            }
+        }
+    ]
