@@ -249,17 +249,24 @@ class ProxyHandler(_HubSigned, WebSocketHandler):
 
     # --- websockets --------------------------------------------------------
 
+    def select_subprotocol(self, subprotocols):
+        # bokeh asks for ("bokeh", <session token>) and answers "bokeh"; browsers drop a
+        # websocket whose answer names none of what they asked.
+        return subprotocols[0] if subprotocols else None
+
     async def open(self, *args):
         target = "ws" + self._target()[len("http") :]
         headers = {
             k: v
             for k, v in self._upstream_headers().items()
-            if not k.lower().startswith("sec-websocket") or k.lower() == "sec-websocket-protocol"
+            if not k.lower().startswith("sec-websocket")
         }
+        asked = self.request.headers.get("Sec-WebSocket-Protocol", "")
         try:
             self.upstream_ws = await websocket_connect(
                 HTTPRequest(target, headers=headers, request_timeout=self.guard.request_timeout),
                 on_message_callback=self._from_upstream,
+                subprotocols=[p.strip() for p in asked.split(",") if p.strip()] or None,
             )
         except (HTTPClientError, OSError):
             self.close(1011, "Dask Gateway is not answering")

@@ -15,6 +15,14 @@ every 0.2 s turns the routes in the fake API into that table:
   middleware is refused loudly (``errors``), never silently ignored.
 - ``HostSNI(`daskgateway-<name>`)`` with ``tls.passthrough`` -> an SNI route to the
   service's endpoint (TLS passes through to the scheduler, as with traefik).
+- ``arguments`` (the chart's ``traefik.additionalArguments``): only
+  ``--entrypoints.web.http.middlewares=<ns>-<name>@kubernetescrd,...`` is understood, and
+  only ``forwardAuth`` middlewares there. Then a front server of the stand-in's own
+  takes the web port and does what traefik's forwardAuth does for every request: a GET
+  to ``address`` with the request's headers and ``X-Forwarded-Method/-Proto/-Host/-Uri/
+  -For``; a 2xx sends the request on (HTTP or websocket) with each of
+  ``authResponseHeaders`` replaced by the answer's (removed when it has none); any
+  other answer goes back to the client as it is. Any other argument is refused.
 """
 
 from __future__ import annotations
@@ -23,18 +31,29 @@ import asyncio
 import re
 import threading
 
+import aiohttp
 from aiohttp import web
 from dask_gateway_server.proxy.core import Proxy
+from multidict import CIMultiDict
 
 _PATH = re.compile(r"^PathPrefix\(`([^`]+)`\)$")
 _SNI = re.compile(r"^HostSNI\(`daskgateway-([^`]+)`\)$")
+_WEB_MIDDLEWARES = "--entrypoints.web.http.middlewares="
+_HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
 
 
 class TraefikStandIn:
-    def __init__(self, kube, web_port: int, tcp_port: int, entrypoints=("web", "tcp")):
+    def __init__(
+        self, kube, web_port: int, tcp_port: int, entrypoints=("web", "tcp"), arguments=()
+    ):
         self.kube = kube
         self.web_port, self.tcp_port = web_port, tcp_port
         self.entrypoints = set(entrypoints)
+        self.web_middlewares: list[str] = []
+        for argument in arguments:
+            if not argument.startswith(_WEB_MIDDLEWARES):
+                raise ValueError(f"traefik argument not supported by the stand-in: {argument}")
+            self.web_middlewares += argument[len(_WEB_MIDDLEWARES) :].split(",")
         self.errors: list[str] = []
         self.routes: dict[tuple[str, str], str] = {}
         self.loop = asyncio.new_event_loop()
@@ -59,8 +78,10 @@ class TraefikStandIn:
 
         api_port = free_port()
         self.app = web.Application()
+        # With entrypoint middlewares, the front server takes the web port.
+        self.routes_port = free_port() if self.web_middlewares else self.web_port
         self.proxy = Proxy(
-            address=f"127.0.0.1:{self.web_port}",
+            address=f"127.0.0.1:{self.routes_port}",
             tcp_address=f"127.0.0.1:{self.tcp_port}",
             gateway_address=f"127.0.0.1:{api_port}",
             log_level="warn",
@@ -71,6 +92,13 @@ class TraefikStandIn:
         self.runner = web.AppRunner(self.app, handle_signals=False)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", api_port).start()
+        if self.web_middlewares:
+            self.client = aiohttp.ClientSession(auto_decompress=False)
+            front = web.Application()
+            front.router.add_route("*", "/{tail:.*}", self._front)
+            self.front = web.AppRunner(front, handle_signals=False, access_log=None)
+            await self.front.setup()
+            await web.TCPSite(self.front, "127.0.0.1", self.web_port).start()
         self._task = asyncio.ensure_future(self._sync_loop())
 
     async def _stop(self) -> None:
@@ -81,6 +109,107 @@ class TraefikStandIn:
         if proc is not None:
             await asyncio.to_thread(proc.wait, 10)
         await self.runner.cleanup()
+        if hasattr(self, "front"):
+            await self.front.cleanup()
+            await self.client.close()
+
+    # -- the entrypoint's middlewares (forwardAuth), in front of the routes
+    def _forward_auths(self) -> list[dict]:
+        found = []
+        for ref in self.web_middlewares:
+            name, _, provider = ref.partition("@")
+            matches = [
+                mw
+                for mw in self.kube.store.find("middlewares")
+                if f"{mw['metadata']['namespace']}-{mw['metadata']['name']}" == name
+            ]
+            if provider != "kubernetescrd" or len(matches) != 1:
+                raise LookupError(f"entrypoint middleware {ref} not found")
+            spec = matches[0].get("spec") or {}
+            if set(spec) != {"forwardAuth"}:
+                raise ValueError(f"entrypoint middleware {ref} is not supported: {spec}")
+            found.append(spec["forwardAuth"])
+        return found
+
+    async def _front(self, request: web.Request) -> web.StreamResponse:
+        try:
+            auths = await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._on_kube(self._forward_auths), self.kube.loop)
+            )
+        except (LookupError, ValueError) as error:
+            self.errors.append(repr(error))
+            return web.Response(status=500, text="middleware error")
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP)
+        for auth in auths:
+            asked = CIMultiDict(headers)
+            asked.update(
+                {
+                    "X-Forwarded-Method": request.method,
+                    "X-Forwarded-Proto": "http",
+                    "X-Forwarded-Host": request.host,
+                    "X-Forwarded-Uri": str(request.rel_url),
+                    "X-Forwarded-For": request.remote or "",
+                }
+            )
+            asked.pop("Host", None)
+            async with self.client.get(
+                auth["address"], headers=asked, allow_redirects=False
+            ) as answer:
+                body = await answer.read()
+                if not 200 <= answer.status < 300:
+                    out = CIMultiDict(
+                        (k, v)
+                        for k, v in answer.headers.items()
+                        if k.lower() not in _HOP | {"content-length"}
+                    )
+                    return web.Response(status=answer.status, body=body, headers=out)
+                for name in auth.get("authResponseHeaders") or []:
+                    headers.popall(name, None)
+                    for value in answer.headers.getall(name, []):
+                        headers.add(name, value)
+        target = f"http://127.0.0.1:{self.routes_port}{request.rel_url}"
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request, target, headers)
+        async with self.client.request(
+            request.method,
+            target,
+            headers=headers,
+            data=await request.read(),
+            allow_redirects=False,
+        ) as answer:
+            body = await answer.read()
+            out = CIMultiDict(
+                (k, v)
+                for k, v in answer.headers.items()
+                if k.lower() not in _HOP | {"content-length"}
+            )
+            return web.Response(status=answer.status, body=body, headers=out)
+
+    async def _websocket(self, request, target: str, headers) -> web.StreamResponse:
+        keep = {k: v for k, v in headers.items() if not k.lower().startswith("sec-websocket")}
+        asked = request.headers.get("Sec-WebSocket-Protocol", "")
+        protocols = [p.strip() for p in asked.split(",") if p.strip()]
+        async with self.client.ws_connect(
+            target.replace("http://", "ws://", 1), headers=keep, protocols=protocols
+        ) as up:
+            down = web.WebSocketResponse(protocols=[up.protocol] if up.protocol else ())
+            await down.prepare(request)
+
+            async def pump(source, sink):
+                async for message in source:
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        await sink.send_str(message.data)
+                    elif message.type == aiohttp.WSMsgType.BINARY:
+                        await sink.send_bytes(message.data)
+                    else:
+                        break
+                await sink.close()
+
+            await asyncio.gather(pump(up, down), pump(down, up), return_exceptions=True)
+            return down
+
+    async def _on_kube(self, fn):
+        return fn()
 
     async def _sync_loop(self) -> None:
         while True:

@@ -11,14 +11,22 @@ admin. The traefik ``forwardAuth`` endpoint gives the same answers for the same 
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 import websocket
+import yaml
 
 from tests.gateway.test_gateway_hub import GATEWAY_CONFIG, GatewayHub, close, kill_marked
-from tests.hubprocess import HubProcess, free_port
+from tests.hubprocess import HubProcess, free_port, wait_for_http
+from tests.k8s_fake import FakeKube
+from tests.k8s_fake.crds import DASK_GATEWAY_CRDS
+from tests.k8s_fake.traefik import TraefikStandIn
 
 pytestmark = [
     pytest.mark.e2e,
@@ -31,6 +39,7 @@ MARK = "PANGEOHUB_TEST_DASHBOARDS"
 PREFIX = "/services/dask-gateway"
 AUTH = PREFIX + "/_pangeohub/dashboard-auth"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 @pytest.fixture(scope="module")
@@ -72,24 +81,32 @@ def signed_in(gw: GatewayHub, user: str) -> requests.Session:
     return session
 
 
-def websocket_status(gw: GatewayHub, headers: dict | None = None, cookies=None) -> int:
-    """The HTTP status of the bokeh websocket's handshake (101: connected)."""
-    url = gw.dashboard.replace("http://", "ws://") + "/ws"
+def websocket_status(gw: GatewayHub, headers: dict | None = None, cookies=None, base=None) -> int:
+    """The HTTP status of the bokeh websocket's handshake; 101 only when bokeh itself
+    answered through it (its ACK, for the session token of the page it served)."""
+    page = (base or gw.hub.url) + gw.dashboard[len(gw.hub.url) :]
+    protocols = None
+    if cookies is not None or headers:
+        html = requests.get(page, headers=headers, cookies=cookies, timeout=30).text
+        found = re.search(r'\\?"token\\?":\\?"([A-Za-z0-9_.-]+)', html)
+        protocols = ["bokeh", found.group(1) if found else "no-token-in-page"]
     cookie = "; ".join(f"{c.name}={c.value}" for c in cookies or [])
     try:
         ws = websocket.create_connection(
-            url,
+            page.replace("http://", "ws://") + "/ws",
             header=[f"{k}: {v}" for k, v in (headers or {}).items()],
             cookie=cookie or None,
-            origin=gw.hub.url,
+            origin=base or gw.hub.url,
+            subprotocols=protocols,
             timeout=15,
         )
     except websocket.WebSocketBadStatusException as refused:
         return refused.status_code
     try:
-        ws.recv()  # bokeh's ACK: the scheduler's dashboard answers through the guard
+        answer = ws.recv()
     finally:
         ws.close()
+    assert '"msgtype": "ACK"' in answer, f"bokeh did not answer: {answer!r}"
     return 101
 
 
@@ -189,3 +206,71 @@ def test_the_forward_auth_endpoint_signs_in_and_decides(dash):
     assert forward_auth(dash, requests.Session(), status).status_code == 302
     assert_refused(forward_auth(dash, requests.Session(), status, Accept="*/*"), 401, "Sign in")
     assert forward_auth(dash, grace, "/hub/admin").status_code == 403
+
+
+@pytest.fixture(scope="module")
+def traefik(dash):
+    """The Kubernetes wiring on the fake cluster: the deploy files' forwardAuth middleware
+    on the web entrypoint of the traefik stand-in (the chart's traefik arguments), in
+    front of a route to the gateway (here the one-machine gateway's proxy, as the chart's
+    routes lead to the gateway and the schedulers)."""
+    values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
+    (middleware,) = yaml.safe_load_all((DEPLOY / "dask-dashboards-middleware.yaml").read_text())
+    settings = json.loads((dash.hub.state_dir / "services" / "dask-dashboards.json").read_text())
+    guard_port = settings["DashboardGuard"]["port"]
+    gateway_port = int(urlsplit(settings["DashboardGuard"]["upstream"]).port)
+    auth = middleware["spec"]["forwardAuth"]
+    # the hub's Service name, resolved to where this test's hub runs
+    auth["address"] = auth["address"].replace("http://hub:8099", f"http://127.0.0.1:{guard_port}")
+    with FakeKube(namespace="pangeo") as kube:
+        for definition in DASK_GATEWAY_CRDS:
+            kube.define(definition)
+        kube.create("middlewares", middleware)
+        kube.create("services", {"metadata": {"name": "gw"}, "spec": {"ports": [PORT]}})
+        subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{**PORT, "port": gateway_port}]}]
+        kube.create("endpoints", {"metadata": {"name": "gw"}, "subsets": subsets})
+        route = {"match": f"PathPrefix(`{PREFIX}/`)", "kind": "Rule"}
+        route["services"] = [{"name": "gw", "port": PORT["port"]}]
+        spec = {"entryPoints": ["web"], "routes": [route]}
+        kube.create("ingressroutes", {"metadata": {"name": "gw"}, "spec": spec})
+        arguments = values["traefik"]["additionalArguments"]
+        with TraefikStandIn(kube, free_port(), free_port(), arguments=arguments) as proxy:
+            proxy.url = f"http://127.0.0.1:{proxy.web_port}"
+            ready = f"{proxy.url}{PREFIX}/api/health"
+            assert wait_for_http(ready, 30), proxy.errors
+            yield proxy
+            assert proxy.errors == []
+
+
+PORT = {"name": "http", "port": 8000}
+
+
+def test_on_kubernetes_traefik_asks_the_guard(dash, traefik):
+    """The owner's browser signs in and sees the dashboard and its websocket through
+    traefik's forwardAuth; another user and nobody signed in are refused there."""
+    status = f"{traefik.url}{PREFIX}/clusters/{dash.cluster.name}/status"
+    grace = dash.hub.login("grace")  # cookies of 127.0.0.1: the hub's and traefik's origin
+    location = grace.get(status, headers=HTML, allow_redirects=False, timeout=30)
+    for _ in range(6):  # sign-in at the hub, the callback through traefik, the dashboard
+        if location.status_code != 302:
+            break
+        target = location.headers["Location"]
+        base = traefik.url if target.startswith(PREFIX) else dash.hub.url
+        url = base + target if target.startswith("/") else target
+        location = grace.get(url, headers=HTML, allow_redirects=False, timeout=30)
+    assert location.status_code == 200 and "Dask" in location.text, location.text[:300]
+    assert websocket_status(dash, cookies=grace.cookies, base=traefik.url) == 101
+
+    katherine = signed_in(dash, "katherine")
+    assert_refused(katherine.get(status, timeout=30), 403, "another user's")
+    assert_refused(requests.get(status, timeout=30), 401, "Sign in")
+    assert websocket_status(dash, base=traefik.url) == 401
+    assert websocket_status(dash, cookies=katherine.cookies, base=traefik.url) == 403
+    # the gateway's API through the same entrypoint, its own token check untouched
+    token = dash.token("grace", note="through traefik")
+    listed = requests.get(
+        f"{traefik.url}{PREFIX}/api/v1/clusters/",
+        headers={"Authorization": f"jupyterhub {token}"},
+        timeout=30,
+    )
+    assert listed.status_code == 200 and dash.cluster.name in listed.text
