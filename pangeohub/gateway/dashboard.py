@@ -31,6 +31,18 @@ from ..numbers import FiniteFloat
 _CLUSTER_PATH = re.compile(r"^/clusters/([^/?#]+)(?:[/?#].*)?$")
 
 
+def is_plain(path: str) -> bool:
+    """Whether ``path`` means the same to every proxy after this one: no ``.``/``..``
+    segment, no empty one, nothing encoded that a later hop might decode into one
+    (else ``/clusters/<mine>/../<theirs>/`` would be checked as mine, served as theirs)."""
+    lower = path.lower()
+    if any(code in lower for code in ("%2e", "%2f", "%5c", "\\", "%00")):
+        return False
+    segments = path.split("/")[1:]
+    inner = segments[:-1]  # a trailing slash leaves one empty segment at the end
+    return all(s not in (".", "..") for s in segments) and all(inner)
+
+
 def cluster_of(path: str, prefix: str) -> str | None:
     """The cluster whose dashboard ``path`` (a URL path) is, or None when it is none."""
     prefix = prefix.rstrip("/")

@@ -38,7 +38,7 @@ from traitlets.config import Config
 from traitlets.config.loader import JSONFileConfigLoader
 
 from ..state import StateDirectory
-from .dashboard import SIGN_IN, DashboardGuard, Verdict, cluster_of
+from .dashboard import SIGN_IN, DashboardGuard, Verdict, cluster_of, is_plain
 
 AUTH_ROUTE = "/_pangeohub/dashboard-auth"
 READ_ONLY = {"GET", "HEAD", "OPTIONS"}
@@ -160,6 +160,8 @@ class ForwardAuthHandler(_HubSigned, RequestHandler):
             return
         if not (parts.path + "/").startswith(prefix + "/"):
             raise HTTPError(403, f"Only paths under {prefix}/ are answered here.")
+        if not is_plain(parts.path):
+            raise HTTPError(400, "This path has '.', '..' or encoded parts; use the plain link.")
         cluster = cluster_of(parts.path, prefix)
         if cluster is None:
             for name in ("Cookie", "Authorization"):
@@ -200,6 +202,8 @@ class ProxyHandler(_HubSigned, WebSocketHandler):
         return headers
 
     async def prepare(self):
+        if not is_plain(self.request.path):
+            raise HTTPError(400, "This path has '.', '..' or encoded parts; use the plain link.")
         self.cluster = cluster_of(self.request.path, self.guard.prefix)
         if self.cluster is None:
             return

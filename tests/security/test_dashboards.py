@@ -10,6 +10,7 @@ admin. The traefik ``forwardAuth`` endpoint gives the same answers for the same 
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import re
@@ -144,6 +145,22 @@ def test_nobody_signed_in_is_sent_to_the_hubs_sign_in(dash):
     sub_path = f"{dash.hub.url}{PREFIX}/clusters/{dash.cluster.name}/individual-plots.json"
     assert_refused(requests.get(sub_path, timeout=30), 401, "Sign in to the hub")
     assert websocket_status(dash) == 401
+
+
+def test_a_path_that_climbs_out_of_a_cluster_is_refused(dash):
+    """katherine's own cluster name, then ``..`` into grace's: checked as neither."""
+    port = int(urlsplit(dash.hub.url).port)
+    token = dash.token("katherine", note="climbing")
+    for climb in ("mine/../", "mine/%2e%2e/", "mine%2F..%2F"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            path = f"{PREFIX}/clusters/{climb}{dash.cluster.name}/status"
+            connection.request("GET", path, headers={"Authorization": f"token {token}"})
+            answer = connection.getresponse()
+            assert answer.status == 400, (climb, answer.status)
+            assert b"use the plain link" in answer.read()
+        finally:
+            connection.close()
 
 
 def test_a_forged_cookie_is_no_sign_in(dash):

@@ -12,7 +12,7 @@ import yaml
 from traitlets.config import Config
 
 import pangeohub
-from pangeohub.gateway.dashboard import DashboardGuard, cluster_of
+from pangeohub.gateway.dashboard import DashboardGuard, cluster_of, is_plain
 from pangeohub.gateway.dashboard_service import AUTH_ROUTE
 from pangeohub.gateway.hub import GatewayService
 
@@ -45,6 +45,25 @@ def services(c) -> dict:
 )
 def test_what_counts_as_a_dashboard(path, cluster):
     assert cluster_of(path, PREFIX) == cluster
+
+
+@pytest.mark.parametrize(
+    "path, plain",
+    [
+        (f"{PREFIX}/clusters/abc/status", True),
+        (f"{PREFIX}/clusters/abc/", True),
+        (f"{PREFIX}/clusters/abc/static/js/bokeh.min.js", True),
+        (f"{PREFIX}/clusters/mine/../theirs/status", False),
+        (f"{PREFIX}/clusters/mine/%2e%2e/theirs/status", False),
+        (f"{PREFIX}/clusters/mine%2F..%2Ftheirs/status", False),
+        (f"{PREFIX}/clusters/./abc/status", False),
+        (f"{PREFIX}/clusters//abc/status", False),
+        (f"{PREFIX}/clusters/mine\\..\\theirs/status", False),
+    ],
+)
+def test_only_plain_paths_are_decided(path, plain):
+    """A path another proxy could read differently is refused before any decision."""
+    assert is_plain(path) is plain
 
 
 def test_one_machine_the_hub_routes_the_gateway_through_the_guard():
