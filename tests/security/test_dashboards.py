@@ -14,6 +14,7 @@ import http.client
 import importlib.util
 import json
 import re
+import shutil
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -291,3 +292,44 @@ def test_on_kubernetes_traefik_asks_the_guard(dash, traefik):
         timeout=30,
     )
     assert listed.status_code == 200 and dash.cluster.name in listed.text
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+
+@pytest.mark.browser
+def test_in_a_browser_the_link_opens_for_its_owner_only(dash, output_dir):
+    """Headless Chromium: grace signs in to the hub and opens her link; bokeh's page and
+    websocket run (frames arrive). katherine, signed in, reads the refusal."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for user in ("grace", "katherine"):
+                page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+                page.set_default_timeout(60_000)
+                page.goto(f"{dash.hub.url}/hub/login")
+                page.fill("#username_input", user)
+                page.fill("#password_input", dash.hub.password(user))
+                page.click("#login_submit")
+                page.wait_for_url("**/hub/**")
+                if user == "katherine":
+                    page.goto(dash.dashboard)
+                    assert "belongs to another user's cluster" in page.content()
+                    page.screenshot(path=output_dir / "dashboard-2-other-user.png")
+                    continue
+                failed = []
+                page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+                page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+                with page.expect_websocket(lambda ws: ws.url.endswith("/status/ws")) as opened:
+                    page.goto(dash.dashboard)
+                opened.value.wait_for_event("framereceived", timeout=30_000)
+                page.wait_for_selector("canvas", state="attached")  # bokeh drew its plots
+                assert failed == []
+                assert page.url == dash.dashboard  # no extra step: straight to the dashboard
+                page.screenshot(path=output_dir / "dashboard-1-owner.png")
+        finally:
+            browser.close()
