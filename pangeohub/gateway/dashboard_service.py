@@ -94,13 +94,17 @@ class _HubSigned(_AuthFromSettings, HubOAuthenticated):
         return await self.guard.decide(user, token, cluster)
 
     def wants_page(self) -> bool:
-        """A browser navigating (not a script, nor a websocket): send it to sign in."""
+        """A browser's read (a page, or a page's own fetch: the JupyterLab Dask
+        extension checks a dashboard from the browser), not a script's nor a websocket:
+        send it through the hub's sign-in, which a signed-in browser passes unseen."""
         headers = self.request.headers
+        browser = "text/html" in headers.get("Accept", "") or "Sec-Fetch-Mode" in headers
         return (
-            self.original_method() in ("GET", "HEAD")
+            browser
+            and self.original_method() in ("GET", "HEAD")
             and "Authorization" not in headers
             and headers.get("Upgrade", "").lower() != "websocket"
-            and "text/html" in headers.get("Accept", "")
+            and headers.get("Sec-Fetch-Mode") != "websocket"
         )
 
     def sign_in(self, next_url: str) -> None:
