@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from pangeohub.gateway.backend import PangeoBackendMixin
+from pangeohub.gateway.dashboard import DashboardGuard
 from pangeohub.gateway.hub import GatewayService
 from pangeohub.gateway.kubernetes import PangeoKubeBackend
 from pangeohub.gateway.options import GatewayPolicy
@@ -13,7 +14,7 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "dask-gateway.md"
 
 
 @pytest.mark.parametrize(
-    "cls", [GatewayPolicy, GatewayService, PangeoBackendMixin, PangeoKubeBackend]
+    "cls", [GatewayPolicy, GatewayService, PangeoBackendMixin, PangeoKubeBackend, DashboardGuard]
 )
 def test_every_setting_is_documented(cls):
     text = PAGE.read_text()

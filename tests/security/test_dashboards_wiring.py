@@ -4,6 +4,7 @@ it treats as dashboards."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,7 +13,7 @@ import yaml
 from traitlets.config import Config
 
 import pangeohub
-from pangeohub.gateway.dashboard import DashboardGuard, cluster_of, is_plain
+from pangeohub.gateway.dashboard import DashboardGuard, Verdict, cluster_of, is_plain
 from pangeohub.gateway.dashboard_service import AUTH_ROUTE
 from pangeohub.gateway.hub import GatewayService
 
@@ -131,3 +132,47 @@ def test_kubernetes_deploy_files_point_traefik_at_the_guard():
             }
         }
     ]
+
+
+class CountingGuard(DashboardGuard):
+    """The decision with the gateway's answers scripted (the e2e tests ask the real one)."""
+
+    answers: list = []
+
+    async def _ask_gateway(self, name, token, cluster):
+        self.asked = getattr(self, "asked", 0) + 1
+        return self.answers.pop(0)
+
+
+def decide(guard, user, token="t", cluster="c1"):
+    return asyncio.run(guard.decide(user, token, cluster))
+
+
+GRACE = {"kind": "user", "name": "grace", "admin": False}
+
+
+def test_a_decision_is_kept_briefly_and_a_gateway_failure_is_not():
+    guard = CountingGuard(cache_seconds=60)
+    guard.answers = [Verdict(502, "down"), Verdict(200)]
+    assert decide(guard, GRACE).status == 502
+    assert decide(guard, GRACE).allowed  # asked again: a failure is not kept
+    assert decide(guard, GRACE).allowed and guard.asked == 2  # kept
+    guard.answers = [Verdict(403, "not yours")]
+    assert decide(guard, GRACE, token="another").status == 403  # another token asks
+    assert guard.asked == 3
+    guard.cache_seconds = 0
+    guard.answers = [Verdict(403, "not yours")]
+    assert decide(guard, GRACE).status == 403  # expired: asked again
+
+
+def test_admins_services_and_nobody():
+    guard = CountingGuard(admins_see_all=True)
+    guard.answers = []
+    assert decide(guard, {**GRACE, "admin": True}).allowed  # no question to the gateway
+    assert decide(guard, {"kind": "service", "name": "x"}).status == 403
+    assert decide(guard, None).status == 401
+    assert decide(guard, GRACE, token=None).status == 401
+    assert not hasattr(guard, "asked")
+    guard.admins_see_all = False
+    guard.answers = [Verdict(403, "not yours")]
+    assert decide(guard, {**GRACE, "admin": True}).status == 403
