@@ -112,9 +112,9 @@ class DashboardGuard(Configurable):
     cache_seconds = FiniteFloat(
         10,
         min=0,
-        help="""Seconds a decision for a (person, cluster) is kept, so a dashboard's many
-        requests do not each ask the hub and the gateway. Someone who loses access
-        loses the dashboard within this time.""",
+        help="""Seconds the hub's answer about a person's token, and the gateway's about
+        their cluster, are each kept, so a dashboard's many requests do not each ask.
+        Someone who loses access loses the dashboard within twice this time.""",
     ).tag(config=True)
     request_timeout = FiniteFloat(
         10, min=0.1, help="Seconds to wait for the gateway's ownership answer."

@@ -42,6 +42,8 @@ from .dashboard import SIGN_IN, DashboardGuard, Verdict, cluster_of, is_plain
 
 AUTH_ROUTE = "/_pangeohub/dashboard-auth"
 READ_ONLY = {"GET", "HEAD", "OPTIONS"}
+# Seconds a forwarded request may take: the gateway's API holds some (``?wait``).
+FORWARD_TIMEOUT = 300
 # Not passed on (RFC 9110 7.6.1), and what tornado sets itself.
 HOP_BY_HOP = {
     "connection",
@@ -236,7 +238,7 @@ class ProxyHandler(_HubSigned, WebSocketHandler):
             follow_redirects=False,
             decompress_response=False,
             allow_nonstandard_methods=True,
-            request_timeout=self.guard.request_timeout * 6,
+            request_timeout=FORWARD_TIMEOUT,
         )
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
