@@ -8,9 +8,9 @@ the gateway's prefix (``/services/dask-gateway``):
   prefix and the token in it is one the gateway accepts for the ownership check.
 - ``/clusters/<name>/...`` (one machine): the decision, then the request (HTTP or
   websocket) sent on to dask-gateway's proxy without the person's cookies or token.
-- ``/_pangeohub/dashboard-auth`` (Kubernetes): the decision alone, as a traefik
-  ``forwardAuth`` endpoint: 200 (with the ``Cookie`` and ``Authorization`` headers
-  traefik should forward: none), 302 to the hub's sign-in for a browser, else 401/403.
+- ``/_pangeohub/dashboard-auth`` (Kubernetes): the same decision as a traefik
+  ``forwardAuth`` endpoint for every request on the gateway's entrypoint, the sign-in's
+  callback included (:class:`ForwardAuthHandler`).
 - every other path (one machine): sent on to dask-gateway's proxy unchanged (its API
   checks tokens itself).
 
