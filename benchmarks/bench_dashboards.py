@@ -46,9 +46,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-dashboards-") as tmp:
-        hub = HubProcess(
-            Path(tmp) / "hub", extra_config='c.ClusterConfig.scheduler_memory = "256 M"'
-        )
+        hub = HubProcess(Path(tmp) / "hub")
         with hub:
             if not wait_for_http(f"{hub.url}{PREFIX}/api/health", 60):
                 raise SystemExit("the gateway did not come up")
