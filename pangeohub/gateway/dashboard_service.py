@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
+from tornado.escape import xhtml_escape
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httputil import parse_qs_bytes, url_concat
 from tornado.web import Application, HTTPError, RequestHandler
@@ -60,6 +61,13 @@ HOP_BY_HOP = {
 PRIVATE = {"cookie", "authorization"}
 
 log = logging.getLogger("pangeohub.dashboards")
+
+REFUSAL_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Dask dashboard: {status}</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 4em auto">
+<h1>Dask dashboard</h1><p>{message}</p><p><a href="/hub/home">Back to the hub</a></p>
+</body></html>
+"""
 
 
 class _AuthFromSettings:
@@ -126,18 +134,25 @@ class _HubSigned(_AuthFromSettings, HubOAuthenticated):
             self.sign_in(next_url)
             return
         self.set_status(verdict.status)
-        self.set_header("Content-Type", "application/json")
         if verdict.status == 401:
             self.set_header("WWW-Authenticate", 'token realm="JupyterHub"')
-        self.finish(json.dumps({"status": verdict.status, "message": verdict.message}))
+        self.answer(verdict.status, verdict.message)
+
+    def answer(self, status: int, message: str) -> None:
+        """A refusal: a short page for a browser, JSON for everything else."""
+        if "text/html" in self.request.headers.get("Accept", ""):
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            self.finish(REFUSAL_PAGE.format(status=status, message=xhtml_escape(message)))
+        else:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"status": status, "message": message}))
 
     def write_error(self, status_code, **kwargs):
         reason = self._reason
         exc = kwargs.get("exc_info", (None, None))[1]
         if isinstance(exc, HTTPError) and exc.log_message:
             reason = exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": reason}))
+        self.answer(status_code, reason)
 
 
 class ForwardAuthHandler(_HubSigned, RequestHandler):

@@ -10,6 +10,7 @@ admin. The traefik ``forwardAuth`` endpoint gives the same answers for the same 
 
 from __future__ import annotations
 
+import html
 import http.client
 import importlib.util
 import json
@@ -137,8 +138,12 @@ def test_the_owners_token_and_an_admin_get_the_dashboard(dash):
 
 
 def assert_refused(response, status: int, words: str) -> None:
+    """Refused with ``status`` and a message: a page for a browser, else JSON."""
     assert response.status_code == status, response.text
-    assert words in response.json()["message"]
+    if response.headers["Content-Type"].startswith("text/html"):
+        assert words in html.unescape(response.text)
+    else:
+        assert words in response.json()["message"]
     assert "Traceback" not in response.text
 
 
