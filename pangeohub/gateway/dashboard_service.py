@@ -65,7 +65,7 @@ log = logging.getLogger("pangeohub.dashboards")
 REFUSAL_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Dask dashboard: {status}</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 4em auto">
-<h1>Dask dashboard</h1><p>{message}</p><p><a href="/hub/home">Back to the hub</a></p>
+<h1>Dask dashboard</h1><p>{message}</p><p><a href="{home}">Back to the hub</a></p>
 </body></html>
 """
 
@@ -142,7 +142,9 @@ class _HubSigned(_AuthFromSettings, HubOAuthenticated):
         """A refusal: a short page for a browser, JSON for everything else."""
         if "text/html" in self.request.headers.get("Accept", ""):
             self.set_header("Content-Type", "text/html; charset=UTF-8")
-            self.finish(REFUSAL_PAGE.format(status=status, message=xhtml_escape(message)))
+            home = xhtml_escape(url_path_join(self.hub_auth.hub_prefix, "home"))
+            page = REFUSAL_PAGE.format(status=status, message=xhtml_escape(message), home=home)
+            self.finish(page)
         else:
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"status": status, "message": message}))

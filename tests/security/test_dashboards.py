@@ -346,6 +346,7 @@ def test_in_a_browser_the_link_opens_for_its_owner_only(dash, output_dir):
             page = signed_in_page(browser, dash, "katherine")
             page.goto(dash.dashboard)
             assert "belongs to another user's cluster" in page.content()
+            assert page.get_attribute("a", "href") == "/hub/home"  # a way back
             page.screenshot(path=output_dir / "dashboard-2-other-user.png")
         finally:
             browser.close()
