@@ -132,6 +132,8 @@ def test_the_owners_signed_in_browser_follows_the_link(dash):
 def test_the_owners_token_and_an_admin_get_the_dashboard(dash):
     grace = {"Authorization": f"token {dash.token('grace', note='dashboard script')}"}
     assert requests.get(dash.dashboard, headers=grace, timeout=30).status_code == 200
+    gone = dash.dashboard.replace(dash.cluster.name, "0" * 32)  # a link to no cluster
+    assert_refused(requests.get(gone, headers=grace, timeout=30), 404, "There is no Dask cluster")
     ada = signed_in(dash, "ada")
     assert ada.get(dash.dashboard, headers=HTML, timeout=30).status_code == 200
     assert websocket_status(dash, cookies=ada.cookies) == 101
