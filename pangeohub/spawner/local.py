@@ -212,6 +212,10 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         # Enable pangeohub's activity extension (a computing kernel counts as activity).
         config_path = [ACTIVITY_CONFIG_DIR, env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
+        if self._launch is not None:
+            from ..binder.server import launched_variables
+
+            env.update(launched_variables(self._launch, env))
         return env
 
     def make_preexec_fn(self, name):
@@ -262,11 +266,25 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             )
         return made
 
+    _launch = None  # the launched environment (pangeohub.binder) this start runs in
+    _configured_cmd: list | None = None
+
     async def start(self):
+        from ..binder.server import copy_repository, launched_command, launched_environment
+
         await self.prepare_start()
+        self._launch = launched_environment(self)  # a 4xx before any disk is made
         made = await asyncio.to_thread(self.prepare_home)
         if made:
             self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)
+        if self._configured_cmd is None:
+            self._configured_cmd = list(self.cmd)
+        self.cmd = list(self._configured_cmd)
+        if self._launch is not None:
+            home, preexec = str(self.server_directory), self.make_preexec_fn(self.user.name)
+            if not await asyncio.to_thread(copy_repository, self._launch, home, preexec):
+                self.log.warning("Some of %s's repository files were not copied", self._log_name)
+            self.cmd = launched_command(self._launch, self.cmd)
         return await super().start()
 
     def release_home(self) -> None:
