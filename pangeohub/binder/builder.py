@@ -390,6 +390,7 @@ class BinderBuilder(LoggingConfigurable):
         except StepFailed as failure:
             message = f"{step_name.rstrip('.')}: {failure.message}"
             self.log.warning("Build of %s for %s failed: %s", key, username, failure.message)
+            await asyncio.to_thread(shutil.rmtree, work, True)  # gone before anyone hears
             yield event("failed", message, 100, line=failure.line, log=log[-200:])
         finally:
             if work.exists():

@@ -17,6 +17,7 @@ import asyncio
 import json
 import re
 import time
+from contextlib import aclosing
 from urllib.parse import quote, urlencode
 
 from jupyterhub.apihandlers.base import APIHandler
@@ -180,13 +181,14 @@ class BuildAPIHandler(APIHandler):
         )
         builder.in_use_hook = self.keys_in_use
         key = None
-        async for item in builder.build(repo, commit, user.name):
-            if item["phase"] == "failed":
+        async with aclosing(builder.build(repo, commit, user.name)) as build:
+            async for item in build:
+                if item["phase"] == "failed":
+                    await self.send(item)
+                    return
+                if item["phase"] == "built":
+                    key = item["environment"]
                 await self.send(item)
-                return
-            if item["phase"] == "built":
-                key = item["environment"]
-            await self.send(item)
         builder.mark_used(key)
         name = launcher.server_name(repo, commit)
         await self.send(event("launching", f"Starting your server {name!r}.", 70, server=name))

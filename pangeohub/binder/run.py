@@ -101,7 +101,13 @@ async def run_step(
     finally:
         _kill(process)  # whatever the step left behind in its group
     if code != 0:
-        failing = next(
-            (t for t in reversed(tail) if "error" in t.lower()), tail[-1] if tail else ""
-        )
-        raise StepFailed(f"{what} failed (exit status {code}).", failing)
+        raise StepFailed(f"{what} failed (exit status {code}).", failing_lines(list(tail)))
+
+
+def failing_lines(tail: list[str], most: int = 6) -> str:
+    """The lines that say why a step failed: from its last line naming an error on
+    (with what follows, as uv and pip explain there), else its last line."""
+    for i in range(len(tail) - 1, -1, -1):
+        if "error" in tail[i].lower():
+            return "\n".join(tail[i : i + most])
+    return tail[-1] if tail else ""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -44,10 +46,17 @@ def repos(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory, repos):
-    wheels = tmp_path_factory.mktemp("h14wheels")
-    make_wheel(wheels, "h14tinypkg", "1.0", "VALUE = 'only in the repository environment'\n")
-    os.chmod(wheels, 0o755)
+def wheels():
+    """Local wheels, readable by people's accounts (pytest's own directories are not)."""
+    directory = Path(tempfile.mkdtemp(prefix="h14-wheels-"))
+    os.chmod(directory, 0o755)
+    make_wheel(directory, "h14tinypkg", "1.0", "VALUE = 'only in the repository environment'\n")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, repos, wheels):
     config = f"""
         c.LocalGroupsAuthenticator.users = {{
             "h14ann": {{"groups": ["pangeo-data:climate"]}},
@@ -120,8 +129,9 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
     page.fill("#username_input", "h14ann")
     page.fill("#password_input", hub.password("h14ann"))
     page.click("#login_submit")
-    page.wait_for_selector("#binder-log:has-text('postBuild runs')")
+    page.wait_for_selector("#binder-log:has-text('postBuild runs'), #binder-failure:visible")
     page.screenshot(path=output_dir / "launch-progress.png", full_page=True)
+    assert not page.is_visible("#binder-failure"), page.inner_text("#binder-launch")
     page.wait_for_url("**/user/h14ann/demo-*/lab/tree/index.ipynb", timeout=120_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
     page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
@@ -199,8 +209,6 @@ def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos):
 
 
 def hub_env_root(hub: HubProcess):
-    from pathlib import Path
-
     from tests.isolation_cleanup import hub_id
 
     if hub.isolated:
