@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from ..policy import PolicyError
 from ..spawner.mixin import refusal
-from .builder import BinderBuilder, Environment
+from .builder import META, BinderBuilder, Environment
 from .launcher import OPTION
 
 
@@ -36,6 +37,26 @@ def launched_environment(spawner) -> Environment | None:
             )
         )
     return environment
+
+
+IMAGE_PREFIX = "uv-env:"  # a launched environment as an "image" (what Dask workers run)
+
+
+def launched_image(environment: Environment) -> str:
+    """The launched environment named as the server's image (``JUPYTER_IMAGE_SPEC``): the
+    hub reports it to Dask Gateway, whose workers then run in the same environment."""
+    return f"{IMAGE_PREFIX}{environment.path}"
+
+
+def python_of_image(image: str) -> str | None:
+    """The Python of a launched environment named by ``image``, if it is a finished one."""
+    if not isinstance(image, str) or not image.startswith(IMAGE_PREFIX):
+        return None
+    path = Path(image[len(IMAGE_PREFIX) :])
+    python = path / "env" / "bin" / "python"
+    if not path.is_absolute() or not (path / META).is_file() or not python.exists():
+        return None
+    return str(python)
 
 
 def launched_command(environment: Environment, cmd: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ as that account in a directory under ``server_root``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import os
 import shutil
@@ -169,6 +170,14 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             old.rename(new)
             self.log.info("Moved %s's directory to %s", self._log_name, new)
 
+    def apply_profile(self, profile):
+        """A launched server's image is its environment (its Dask workers run there too)."""
+        if self._launch is not None:
+            from ..binder.server import launched_image
+
+            profile = dataclasses.replace(profile, image=launched_image(self._launch))
+        super().apply_profile(profile)
+
     def render_profile_picker(self, spawner=None) -> str:
         """The spawn page's form: the user's allowed profiles, default pre-selected."""
         profiles = self.allowed_profiles()
@@ -272,8 +281,8 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
     async def start(self):
         from ..binder.server import copy_repository, launched_command, launched_environment
 
-        await self.prepare_start()
         self._launch = launched_environment(self)  # a 4xx before any disk is made
+        await self.prepare_start()
         made = await asyncio.to_thread(self.prepare_home)
         if made:
             self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)

@@ -101,7 +101,7 @@ def token_for(hub, session, name):
 def run_in(hub, session, name, server, code):
     kernel = Kernel(f"{hub.url}/user/{name}/{server}/", token_for(hub, session, name))
     try:
-        result = kernel.run(code, timeout=60)
+        result = kernel.run(code, timeout=150)
     finally:
         kernel.close()
     assert result.error is None, result.error
@@ -160,6 +160,24 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
     # The environment is shared: root's, readable by everyone, writable by nobody else.
     env = os.stat(seen["prefix"])
     assert env.st_uid == 0 and not env.st_mode & 0o022
+
+
+DASK_CODE = """
+from dask_gateway import GatewayCluster
+with GatewayCluster() as cluster:
+    client = cluster.get_client()
+    cluster.scale(1)
+    client.wait_for_workers(1, timeout=90)
+    print(client.submit(lambda: __import__("h14tinypkg").VALUE).result(timeout=60))
+"""
+
+
+def test_dask_workers_of_a_launched_server_run_in_its_environment(hub, demo):
+    session = hub.login("h14ann")
+    started = time.monotonic()
+    output = run_in(hub, session, "h14ann", f"demo-{demo[:7]}", DASK_CODE)
+    TIMINGS["GatewayCluster() + 1 worker + a task"] = time.monotonic() - started
+    assert output.splitlines()[-1] == "only in the repository environment"
 
 
 def test_a_second_person_reuses_the_built_commit(hub, demo):
