@@ -15,6 +15,7 @@ import pytest
 from traitlets.config import Config
 
 from pangeohub.binder.builder import BinderBuilder, env_key
+from pangeohub.binder.launcher import BinderLauncher
 from pangeohub.binder.recipe import read_recipe
 from pangeohub.binder.spec import LaunchError, landing_path, parse_spec
 
@@ -186,3 +187,11 @@ def test_environments_are_evicted_least_recently_launched_first(tmp_path, served
     assert removed == [keys[1]]
     assert b.environment(keys[1]) is None and not (b.root / "envs" / keys[1]).exists()
     assert b.environment(keys[0]) is not None and b.environment(keys[2]) is not None
+
+
+@pytest.mark.parametrize("cls", [BinderBuilder, BinderLauncher])
+def test_every_setting_is_documented(cls):
+    text = (Path(__file__).resolve().parents[2] / "docs" / "binder.md").read_text()
+    for name, trait in cls.class_own_traits(config=True).items():
+        assert f"`c.{cls.__name__}.{name}`" in text, f"{cls.__name__}.{name} is not in binder.md"
+        assert trait.help, f"{cls.__name__}.{name} has no help="
