@@ -42,7 +42,7 @@ def test_every_part_is_on_by_default_and_configure_is_idempotent():
         [c.JupyterHub.services, c.JupyterHub.load_roles], sort_keys=True, default=str
     )
     assert first == again
-    assert list(services(c)) == ["admins-own", "scratch", "dask-gateway", "idle-culler"]
+    assert list(services(c)) == ["admins-own", "scratch", "dask-gateway", "idle-culler", "binder"]
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert "access:services!service=scratch" in roles["user"]["scopes"]
     assert "access:services!service=dask-gateway" in roles["server"]["scopes"]
@@ -54,13 +54,14 @@ def test_every_part_is_on_by_default_and_configure_is_idempotent():
         ("ScratchService", "scratch"),
         ("GatewayService", "dask-gateway"),
         ("CullingPolicy", "idle-culler"),
+        ("BinderLauncher", "binder"),
     ],
 )
 def test_one_setting_switches_a_part_off(switch, service):
     c = hub_config(**{switch: {"enabled": False}})
     pangeohub.configure(c)
     assert service not in services(c)
-    assert len(services(c)) == 2
+    assert len(services(c)) == 3
 
 
 def test_services_read_the_admins_settings_from_the_hubs_configuration(state_dir):
