@@ -298,8 +298,9 @@ class BinderBuilder(LoggingConfigurable):
         except StepFailed as failure:
             raise LaunchError(
                 422,
-                f"The repository {repo.url} could not be fetched ({failure.line[:200] or failure.message}). "
-                "Check that the address is right and that the repository is public.",
+                f"The repository {repo.url} could not be fetched "
+                f"({failure.line[:200] or failure.message}). Check that the address is "
+                "right and that the repository is public.",
             ) from None
         refs = {}
         for line in lines:
@@ -345,7 +346,11 @@ class BinderBuilder(LoggingConfigurable):
                     reused=True,
                 )
                 return
-            self.check_can_build(username)
+            try:
+                self.check_can_build(username)
+            except LaunchError as refused:  # another of theirs started since the check
+                yield event("failed", refused.message, 100, line="")
+                return
             self._per_user[username] = self._per_user.get(username, 0) + 1
             try:
                 if self._slots.locked():

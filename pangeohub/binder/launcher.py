@@ -49,7 +49,7 @@ class BinderLauncher(LoggingConfigurable):
 
     github_url = Unicode(
         "https://github.com",
-        help="Where ``gh/<org>/<repo>`` repositories are fetched from (``<github_url>/<org>/<repo>``).",
+        help="Where ``gh/<org>/<repo>`` is fetched from: ``<github_url>/<org>/<repo>``.",
     ).tag(config=True)
 
     ready_timeout = FiniteFloat(
@@ -57,7 +57,7 @@ class BinderLauncher(LoggingConfigurable):
     ).tag(config=True)
 
     service_token = Unicode(
-        help="Token of the hub's ``binder`` service, which starts launched servers (set by configure)."
+        help="The hub's ``binder`` service token, which starts launched servers (set by configure)."
     ).tag(config=True)
 
     _builder: BinderBuilder | None = None

@@ -110,7 +110,9 @@ def _read_environment(recipe: Recipe, path: Path, shown: str) -> None:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise LaunchError(422, f"{shown} is not valid YAML{where}; fix it and launch again.")
+        raise LaunchError(
+            422, f"{shown} is not valid YAML{where}; fix it and launch again."
+        ) from None
     dependencies = data.get("dependencies") if isinstance(data, dict) else None
     if not isinstance(dependencies, list):
         raise LaunchError(422, f"{shown} has no 'dependencies:' list.")

@@ -30,7 +30,9 @@ TIMINGS: dict[str, float] = {}
 
 REPO_FILES = {
     "binder/requirements.txt": "h14tinypkg==1.0\n",
-    "binder/postBuild": '#!/bin/sh\nset -e\necho "postBuild runs"\nid -un > "$VIRTUAL_ENV/built-by"\n',
+    "binder/postBuild": (
+        '#!/bin/sh\nset -e\necho "postBuild runs"\nid -un > "$VIRTUAL_ENV/built-by"\n'
+    ),
     "binder/start": '#!/bin/sh\nexport H14_STARTED_AS="$(id -un)"\nexec "$@"\n',
     "index.ipynb": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
     "README.md": "A repository launched by the tests.\n",
