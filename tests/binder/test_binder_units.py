@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -195,3 +196,89 @@ def test_every_setting_is_documented(cls):
     for name, trait in cls.class_own_traits(config=True).items():
         assert f"`c.{cls.__name__}.{name}`" in text, f"{cls.__name__}.{name} is not in binder.md"
         assert trait.help, f"{cls.__name__}.{name} has no help="
+
+
+IN_TREE_BACKEND = """
+import base64, hashlib, zipfile
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    dist = "h14project-0.1.dist-info"
+    files = {
+        "h14project.py": open("h14project.py").read(),
+        dist + "/METADATA": "Metadata-Version: 2.1\\nName: h14project\\nVersion: 0.1\\n",
+        dist + "/WHEEL": "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(path + ",sha256=" + digest.decode() + "," + str(len(text.encode())))
+    files[dist + "/RECORD"] = "\\n".join(record + [dist + "/RECORD,,"]) + "\\n"
+    name = "h14project-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel_directory + "/" + name, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return name
+"""
+
+
+def test_a_repository_with_pyproject_is_installed_as_a_package(tmp_path, served, wheels):
+    # An in-tree build backend (PEP 517 backend-path): builds offline, with isolation.
+    served.publish(
+        "h14org",
+        "project",
+        {
+            "pyproject.toml": (
+                '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+            ),
+            "backend.py": IN_TREE_BACKEND,
+            "h14project.py": "ANSWER = 42\n",
+        },
+    )
+    b = builder(tmp_path, wheels)
+    events = build(b, served, "project")
+    assert events[-1]["phase"] == "built", events[-1].get("log")
+    python = b.environment(events[-1]["environment"]).python
+    answer = subprocess.run(
+        [python, "-c", "import h14project; print(h14project.ANSWER)"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+    )
+    assert answer.stdout.strip() == "42"
+
+
+def test_builds_are_limited_per_person_and_queued_per_hub(tmp_path, served, wheels):
+    gate = tmp_path / "go"
+    served.publish(
+        "h14org",
+        "gated",
+        {
+            "postBuild": (
+                f"#!/bin/sh\nfor i in $(seq 300); do [ -e {gate} ] && exit 0; sleep 0.1; done\n"
+            )
+        },
+    )
+    served.publish("h14org", "other", {"requirements.txt": "h14tinypkg\n"})
+    b = builder(tmp_path, wheels, max_builds=1, max_builds_per_user=1)
+
+    async def run():
+        gated = parse_spec("gh", "h14org/gated/main", served.url)
+        other = parse_spec("gh", "h14org/other/main", served.url)
+        first = b.build(gated, await b.resolve(gated, "h14one"), "h14one")
+        seen = [await anext(first)]
+        while seen[-1]["phase"] != "building":  # h14one's build holds the hub's one slot
+            seen.append(await anext(first))
+        with pytest.raises(LaunchError) as refused:  # h14one may not start a second one
+            b.check_can_build("h14one")
+        assert refused.value.status == 429
+        second = b.build(other, await b.resolve(other, "h14two"), "h14two")
+        waiting = await anext(second)  # h14two waits its turn
+        gate.touch()
+        rest = [e async for e in first]
+        after = [e async for e in second]
+        return waiting, rest, after
+
+    waiting, rest, after = asyncio.run(run())
+    assert waiting["phase"] == "waiting" and "build slot" in waiting["message"]
+    assert rest[-1]["phase"] == "built" and after[-1]["phase"] == "built"
