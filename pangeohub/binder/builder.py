@@ -393,7 +393,10 @@ class BinderBuilder(LoggingConfigurable):
             in_use = {key}
             await asyncio.to_thread(self.evict, in_use | self.in_use_hook())
         except StepFailed as failure:
-            message = f"{step_name.rstrip('.')}: {failure.message}"
+            step = step_name.rstrip(".")
+            message = failure.message
+            if not message.startswith(step):  # e.g. a limit: say which step it stopped
+                message = f"{step}: {message}"
             self.log.warning("Build of %s for %s failed: %s", key, username, failure.message)
             await asyncio.to_thread(shutil.rmtree, work, True)  # gone before anyone hears
             yield event("failed", message, 100, line=failure.line, log=log[-200:])

@@ -12,11 +12,12 @@ PROGRESS_PAGE = r"""{% extends "page.html" %}
   <ol id="binder-steps" class="small"></ol>
   <div id="binder-failure" class="alert alert-danger d-none" role="alert">
     <strong id="binder-failure-message"></strong>
-    <pre id="binder-failure-line" class="mt-2 mb-0"></pre>
+    <pre id="binder-failure-line" class="mt-2 mb-0" style="white-space: pre-wrap"></pre>
   </div>
   <details id="binder-log-box" open>
     <summary>Build log</summary>
-    <pre id="binder-log" class="border p-2 small" style="max-height: 24rem; overflow: auto"></pre>
+    <pre id="binder-log" class="border p-2 small"
+         style="max-height: 24rem; overflow: auto; white-space: pre-wrap"></pre>
   </details>
 </div>
 {% endblock %}

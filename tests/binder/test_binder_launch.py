@@ -209,7 +209,7 @@ def test_a_new_commit_builds_anew(hub, repos, demo):
     assert events[-1]["phase"] == "ready" and f"demo-{newer[:7]}" in events[-1]["url"]
 
 
-def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos):
+def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos, browser, output_dir):
     repos.publish(
         "h14org", "demo", {"binder/requirements.txt": "h14missingpkg==9.9\n"}, branch="broken"
     )
@@ -226,6 +226,19 @@ def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos):
     assert not os.listdir(hub_env_root(hub).parent / "building")
     servers = hub.api(session, "get", "/users/h14ann").json()["servers"]
     assert not [s for s in servers if "broken" in s]
+
+    # The person sees the same on the launch page: what failed, why, and the log.
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/broken")
+    page.fill("#username_input", "h14ann")
+    page.fill("#password_input", hub.password("h14ann"))
+    page.click("#login_submit")
+    page.wait_for_selector("#binder-failure:visible", timeout=60_000)
+    page.screenshot(path=output_dir / "launch-failed.png", full_page=True)
+    assert "requirements.txt" in page.inner_text("#binder-failure-message")
+    assert "h14missingpkg" in page.inner_text("#binder-failure-line")
+    assert "h14missingpkg" in page.inner_text("#binder-log")
+    page.close()
 
 
 def hub_env_root(hub: HubProcess):
