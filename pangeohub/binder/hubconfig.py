@@ -8,7 +8,7 @@ from ..hubconfig import config_list, register_role, register_service
 from ..state import StateDirectory
 from .launcher import BinderLauncher, BuildAPIHandler, LaunchPageHandler, launch_handlers
 
-SERVICE = "binder"
+SERVICE = "binder-launcher"  # not "binder": that is BinderHub's own service on Kubernetes
 
 
 def builds_here(c) -> bool:
@@ -20,20 +20,21 @@ def builds_here(c) -> bool:
 def wire_binder(c) -> None:
     """Add the launch page and build API to the hub, and the ``binder`` service (a token
     only: no process) whose role may start people's servers through the REST API."""
-    if not BinderLauncher(config=c).enabled:
+    launcher = BinderLauncher(config=c)
+    if not launcher.enabled:
         return
-    if not builds_here(c):
+    if not builds_here(c) and not launcher.binderhub_url:
         logging.getLogger("JupyterHub").warning(
-            "pangeohub: launch links are off: on Kubernetes they need BinderHub's build "
-            "API, which pangeohub does not drive yet (c.BinderLauncher.enabled = False "
-            "silences this)."
+            "pangeohub: launch links are off: on Kubernetes they need BinderHub "
+            "(set c.BinderLauncher.binderhub_url and binderhub_image_prefix, or "
+            "c.BinderLauncher.enabled = False to silence this)."
         )
         return
     token = StateDirectory.from_env().secret("binder_service_token")
     register_service(c, {"name": SERVICE, "api_token": token})
     register_role(
         c,
-        {"name": "pangeohub-binder", "scopes": ["servers", "read:users"], "services": [SERVICE]},
+        {"name": "binder-launcher", "scopes": ["servers", "read:users"], "services": [SERVICE]},
     )
     c.BinderLauncher.service_token = token
     ours = (LaunchPageHandler, BuildAPIHandler)

@@ -31,6 +31,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..numbers import FiniteFloat
 from ..policy import PangeoPolicy
+from .binderhub import binderhub_build
 from .builder import BinderBuilder, event
 from .page import PROGRESS_PAGE
 from .spec import LaunchError, RepoSpec, landing_path, parse_spec
@@ -56,8 +57,26 @@ class BinderLauncher(LoggingConfigurable):
         300, min=1, help="Seconds a launched server may take to start after its build."
     ).tag(config=True)
 
+    binderhub_url = Unicode(
+        "",
+        help="""BinderHub's URL (API-only, as binderhub-service runs it, e.g.
+        ``http://binderhub-service:8090/services/binder/``): images are built there and
+        servers started with KubeSpawner's ``image``. Empty: build on this machine with uv.""",
+    ).tag(config=True)
+
+    binderhub_image_prefix = Unicode(
+        "",
+        help="""The prefix of every image BinderHub pushes (its ``image_prefix``, e.g.
+        ``registry.example.org/binder-``); a launch of any other image is refused.""",
+    ).tag(config=True)
+
+    binderhub_service = Unicode(
+        "binder",
+        help="The name of BinderHub's hub service (binderhub-service registers ``binder``).",
+    ).tag(config=True)
+
     service_token = Unicode(
-        help="The hub's ``binder`` service token, which starts launched servers (set by configure)."
+        help="The ``binder-launcher`` service's token (it starts servers); set by configure."
     ).tag(config=True)
 
     _builder: BinderBuilder | None = None
@@ -166,6 +185,9 @@ class BuildAPIHandler(APIHandler):
         if not has_scope(f"servers!user={user.name}", self.parsed_scopes):
             raise web.HTTPError(403, "This token may not start your servers (it lacks 'servers').")
         launcher, builder = self.launcher, self.launcher.builder
+        if launcher.binderhub_url:
+            await self.launch_from_binderhub(user, provider, spec)
+            return
         try:
             repo, landing = _launch_request(self, provider, spec)
             builder.check_can_build(user.name)
@@ -212,6 +234,60 @@ class BuildAPIHandler(APIHandler):
                 server=name,
                 seconds=round(elapsed, 2),
             )
+        )
+
+    async def launch_from_binderhub(self, user, provider: str, spec: str):
+        """On Kubernetes: BinderHub builds (or finds) the image, the hub starts it."""
+        launcher = self.launcher
+        try:
+            repo, landing = _launch_request(self, provider, spec)
+        except LaunchError as error:
+            self.refuse(error)
+            return
+        self.set_header("Cache-Control", "no-cache")
+        asyncio.ensure_future(self.keepalive())
+        started = time.monotonic()
+        # The person's own token for this request: BinderHub sees who builds.
+        scope = f"access:services!service={launcher.binderhub_service}"
+        try:
+            token = user.new_api_token(note="binder build", expires_in=3600, scopes=[scope])
+        except ValueError:
+            await self.send(
+                event(
+                    "failed",
+                    f"You may not use this hub's BinderHub: a hub admin must give people the "
+                    f"scope {scope} (binderhub-service's set-up does).",
+                    100,
+                )
+            )
+            return
+        image = None
+        raw_spec = self.request.path.split("/api/binder/build/", 1)[1].split("/", 1)[1]
+        async with aclosing(
+            binderhub_build(
+                launcher.binderhub_url, provider, raw_spec, token, launcher.builder.timeout
+            )
+        ) as build:
+            async for item in build:
+                await self.send(item)
+                if item["phase"] == "failed":
+                    return
+                if item["phase"] == "built":
+                    image = item["image"]
+        tag = image.rsplit(":", 1)[-1] if ":" in image else image
+        name = launcher.server_name(repo, re.sub(r"[^a-z0-9]", "", tag.lower()) or "image")
+        await self.send(event("launching", f"Starting your server {name!r}.", 70, server=name))
+        options = {OPTION: {"image": image, "repository": repo.url, "ref": repo.ref}}
+        if self.get_argument("profile", ""):
+            options["profile"] = self.get_argument("profile")
+        failure = await self.start_server(user, name, options)
+        if failure:
+            await self.send(event("failed", failure, 100))
+            return
+        url = f"{user.url}{quote(name)}/{landing}"
+        elapsed = time.monotonic() - started
+        await self.send(
+            event("ready", f"Your server is ready ({elapsed:.1f} s).", 100, url=url, server=name)
         )
 
     def keys_in_use(self) -> set[str]:

@@ -42,7 +42,7 @@ def test_every_part_is_on_by_default_and_configure_is_idempotent():
         [c.JupyterHub.services, c.JupyterHub.load_roles], sort_keys=True, default=str
     )
     assert first == again
-    assert list(services(c)) == ["admins-own", "scratch", "dask-gateway", "idle-culler", "binder"]
+    assert list(services(c)) == ["admins-own", "scratch", "dask-gateway", "idle-culler", "binder-launcher"]
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert "access:services!service=scratch" in roles["user"]["scopes"]
     assert "access:services!service=dask-gateway" in roles["server"]["scopes"]
@@ -54,7 +54,7 @@ def test_every_part_is_on_by_default_and_configure_is_idempotent():
         ("ScratchService", "scratch"),
         ("GatewayService", "dask-gateway"),
         ("CullingPolicy", "idle-culler"),
-        ("BinderLauncher", "binder"),
+        ("BinderLauncher", "binder-launcher"),
     ],
 )
 def test_one_setting_switches_a_part_off(switch, service):
