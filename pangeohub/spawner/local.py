@@ -199,7 +199,16 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
                 f'<span class="text-muted">{html.escape(p.summary())}</span>'
                 f"<br><small>{html.escape(p.description)}</small></label>"
             )
-        return '<div class="list-group pangeo-profiles">' + "".join(items) + "</div>"
+        picker = '<div class="list-group pangeo-profiles">' + "".join(items) + "</div>"
+        return picker + self._launch_fields()
+
+    def _launch_fields(self) -> str:
+        """Launch from a repository (pangeohub.binder), beside the profiles."""
+        from ..binder.form import launch_fields
+        from ..binder.launcher import BinderLauncher
+
+        launcher = BinderLauncher(parent=self)
+        return launch_fields(self.hub.base_url, launcher.github_url) if launcher.enabled else ""
 
     def options_from_form(self, formdata):
         """Read the chosen profile, refusing one the user may not use (4xx)."""

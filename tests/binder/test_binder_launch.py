@@ -197,6 +197,24 @@ def test_a_second_person_reuses_the_built_commit(hub, demo):
     assert requests.get(hub.url + events[-1]["url"], timeout=30).status_code in (200, 302)
 
 
+def test_the_spawn_page_launches_a_repository_typed_beside_the_profiles(
+    hub, repos, demo, browser, output_dir
+):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{hub.url}/hub/spawn")
+    page.fill("#username_input", "h14bob")
+    page.fill("#password_input", hub.password("h14bob"))
+    page.click("#login_submit")
+    page.wait_for_selector("#binder-repository", timeout=30_000)
+    assert page.locator("input[name=profile]").count() >= 1  # the profiles are still there
+    page.fill("#binder-repository", f"{repos.url}/h14org/demo")
+    page.fill("#binder-ref", "main")
+    page.screenshot(path=output_dir / "spawn-page-launch-fields.png", full_page=True)
+    page.click("#binder-launch-button")
+    page.wait_for_url(f"**/user/h14bob/demo-{demo[:7]}/lab**", timeout=60_000)
+    page.close()
+
+
 def test_a_new_commit_builds_anew(hub, repos, demo):
     newer = repos.publish("h14org", "demo", {"README.md": "changed\n"})
     session = hub.login("h14bob")
