@@ -179,6 +179,18 @@ class BuildAPIHandler(APIHandler):
                 pass
 
     async def get(self, provider: str, spec: str):
+        try:
+            await self.launch(provider, spec)
+        except (web.Finish, web.HTTPError):
+            raise
+        except Exception as error:  # the hub's own fault: said once, no traceback
+            self.log.error("Launch of %s/%s failed: %s", provider, spec[:200], type(error).__name__)
+            message = "The launch failed on the hub's side; a hub admin can see why in its log."
+            if not self._headers_written:
+                raise web.HTTPError(500, message) from None
+            await self.send(event("failed", message, 100, line=""))
+
+    async def launch(self, provider: str, spec: str):
         user = self.current_user
         if user is None or getattr(user, "kind", "user") != "user":
             raise web.HTTPError(403, "Sign in as a person to launch a repository.")

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from pangeohub.isolation.disks import mounted_at
 from tests.hubprocess import HubProcess
 from tests.kernel import Kernel
 
@@ -153,12 +154,17 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
         "print(json.dumps({'value': h14tinypkg.VALUE, 'me': pwd.getpwuid(os.getuid()).pw_name,"
         " 'start': os.environ.get('H14_STARTED_AS'), 'prefix': sys.prefix,"
         " 'built_by': open(os.environ['VIRTUAL_ENV'] + '/built-by').read().strip(),"
+        " 'scratch': os.environ.get('PANGEO_SCRATCH'), 'home': os.getcwd(),"
         " 'files': sorted(os.listdir('.'))}))",
     )
     seen = json.loads(checks)
     assert seen["value"] == "only in the repository environment"
     assert seen["me"] == seen["start"] == seen["built_by"] == "jupyter-h14ann"
     assert {"index.ipynb", "README.md", "binder"} <= set(seen["files"])
+    # The hub's rules hold in a launched server: scratch, and its own disk as home.
+    assert seen["scratch"], "a launched server has no scratch"
+    if hub.isolated:
+        assert mounted_at(seen["home"]), "a launched server's home is not its own disk"
     # The environment is shared: root's, readable by everyone, writable by nobody else.
     env = os.stat(seen["prefix"])
     assert env.st_uid == 0 and not env.st_mode & 0o022
