@@ -555,14 +555,27 @@ class BinderBuilder(LoggingConfigurable):
             )
 
     def _finish(self, work: Path, key: str, repo: RepoSpec, commit: str, recipe: Recipe) -> int:
-        """Hand the finished build to root, read-only for all, and move it into envs/."""
+        """Hand the finished build to root, read-only for all, and move it into envs/.
+
+        The build ran as the person, so nothing in ``work`` is trusted: the directory is
+        closed to them first, links are never followed, a file with other names outside
+        (a hard link) is replaced by a copy before it is given to root, and set-id bits go.
+        """
+        as_root = os.geteuid() == 0
+        if as_root:
+            os.chown(work, 0, 0, follow_symlinks=False)
+        os.chmod(work, 0o700)  # from here on the person cannot reach inside
         for name in ("cache", "home"):
             shutil.rmtree(work / name, ignore_errors=True)
-        as_root = os.geteuid() == 0
         for root, dirs, files in os.walk(work):
             for name in (*dirs, *files):
                 path = os.path.join(root, name)
                 info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                    copy = os.path.join(root, f".{name}.pangeohub-copy")
+                    shutil.copy2(path, copy, follow_symlinks=False)
+                    os.replace(copy, path)
+                    info = os.lstat(path)
                 if as_root:
                     os.chown(path, 0, 0, follow_symlinks=False)
                 if stat.S_ISLNK(info.st_mode):
@@ -572,7 +585,12 @@ class BinderBuilder(LoggingConfigurable):
                 elif stat.S_ISREG(info.st_mode):
                     os.chmod(path, 0o644)
         if recipe.start:
-            os.chmod(work / "repo" / recipe.start, 0o755)
+            start = work / "repo" / recipe.start
+            for part in (start.parent, start):  # repo/binder and start: no link on the way
+                mode = os.lstat(part).st_mode
+                if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                    raise StepFailed(f"{recipe.start} is not a plain file; it cannot be used.")
+            os.chmod(start, 0o755)
         size = tree_size(work)
         meta = {
             "repository": repo.url,
@@ -583,9 +601,14 @@ class BinderBuilder(LoggingConfigurable):
             "start": recipe.start,
             "files": recipe.files(),
         }
-        (work / META).write_text(json.dumps(meta, indent=1) + "\n")
-        if os.geteuid() == 0:
-            os.chown(work, 0, 0)
+        meta_path = work / META
+        if meta_path.is_dir() and not meta_path.is_symlink():  # the build's, not ours
+            shutil.rmtree(meta_path)
+        elif os.path.lexists(meta_path):
+            meta_path.unlink()
+        fd = os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(meta, indent=1) + "\n")
         os.chmod(work, 0o755)
         target = self.root / "envs" / key
         os.rename(work, target)  # atomic: the environment appears whole or not at all

@@ -282,3 +282,32 @@ def test_builds_are_limited_per_person_and_queued_per_hub(tmp_path, served, whee
     waiting, rest, after = asyncio.run(run())
     assert waiting["phase"] == "waiting" and "build slot" in waiting["message"]
     assert rest[-1]["phase"] == "built" and after[-1]["phase"] == "built"
+
+
+def test_links_a_build_leaves_are_never_followed_by_root(tmp_path, served, wheels):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    victim.chmod(0o600)
+    served.publish(
+        "h14org",
+        "links",
+        {
+            "binder/start": '#!/bin/sh\nexec "$@"\n',
+            "binder/postBuild": (
+                "#!/bin/sh\nset -e\n"
+                f'ln -s {victim} "$REPO_DIR/../pangeohub-binder.json"\n'
+                f'ln -s {victim} "$VIRTUAL_ENV/linked"\n'
+            ),
+        },
+    )
+    events = build(builder(tmp_path, wheels), served, "links")
+    assert events[-1]["phase"] == "built", events[-1]
+    assert victim.read_text() == "untouched\n" and (victim.stat().st_mode & 0o777) == 0o600
+
+    served.publish(
+        "h14org",
+        "links",
+        {"binder/postBuild": '#!/bin/sh\nln -sf /etc/hostname "$REPO_DIR/binder/start"\n'},
+    )
+    events = build(builder(tmp_path, wheels), served, "links")
+    assert events[-1]["phase"] == "failed" and "not a plain file" in events[-1]["message"]
