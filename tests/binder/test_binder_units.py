@@ -307,7 +307,8 @@ def test_links_a_build_leaves_are_never_followed_by_root(tmp_path, served, wheel
     served.publish(
         "h14org",
         "links",
-        {"binder/postBuild": '#!/bin/sh\nln -sf /etc/hostname "$REPO_DIR/binder/start"\n'},
+        {"binder/postBuild": f'#!/bin/sh\nln -sf {victim} "$REPO_DIR/binder/start"\n'},
     )
     events = build(builder(tmp_path, wheels), served, "links")
     assert events[-1]["phase"] == "failed" and "not a plain file" in events[-1]["message"]
+    assert (victim.stat().st_mode & 0o777) == 0o600  # root never chmod-ed through the link
