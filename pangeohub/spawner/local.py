@@ -211,9 +211,14 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         return launch_fields(self.hub.base_url, launcher.github_url) if launcher.enabled else ""
 
     def options_from_form(self, formdata):
-        """Read the chosen profile, refusing one the user may not use (4xx)."""
+        """Read the chosen profile, refusing one the user may not use (4xx). A launched
+        server started again from the spawn page keeps its repository's environment."""
         slug = (formdata.get("profile") or [None])[0]
-        return {"profile": self.resolve_profile(slug).slug}
+        options = {"profile": self.resolve_profile(slug).slug}
+        saved = getattr(getattr(self, "orm_spawner", None), "user_options", None) or {}
+        if isinstance(saved.get("binder"), dict):
+            options["binder"] = saved["binder"]
+        return options
 
     def get_args(self):
         args = super().get_args()

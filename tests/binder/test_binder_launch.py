@@ -233,6 +233,23 @@ def test_a_new_commit_builds_anew(hub, repos, demo):
     assert events[-1]["phase"] == "ready" and f"demo-{newer[:7]}" in events[-1]["url"]
 
 
+def test_a_launched_server_started_again_from_the_spawn_page_keeps_its_environment(hub, demo):
+    session = hub.login("h14bob")
+    server = f"demo-{demo[:7]}"
+    hub.api(session, "delete", f"/users/h14bob/servers/{server}")
+    hub.wait_for_stop(session, "h14bob", server)
+    response = session.post(
+        f"{hub.url}/hub/spawn/h14bob/{server}",
+        data={"profile": "small", "_xsrf": session.cookies.get("_xsrf", path="/hub/")},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert response.status_code in (200, 302), response.text[-500:]
+    hub.wait_for_server(session, "h14bob", server, timeout=90)
+    value = run_in(hub, session, "h14bob", server, "import h14tinypkg; print(h14tinypkg.VALUE)")
+    assert value == "only in the repository environment"
+
+
 def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos, browser, output_dir):
     repos.publish(
         "h14org", "demo", {"binder/requirements.txt": "h14missingpkg==9.9\n"}, branch="broken"
