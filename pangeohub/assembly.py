@@ -13,6 +13,7 @@ part           switch                      what it adds
 scratch        ``c.ScratchService.enabled``  the credential service, its scope
 Dask Gateway   ``c.GatewayService.enabled``  the gateway service (or an external one)
 culling        ``c.CullingPolicy.enabled``   jupyterhub-idle-culler, stop-only
+launch links   ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its build API
 =============  ==========================  =============================================
 
 Per-server hooks are not bound here: pangeohub's spawners build them for each server
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from traitlets.config import Config
 
+from .binder.hubconfig import wire_binder
 from .culling import CullingPolicy, destructive_culling, wire_culling
 from .gateway.hub import GatewayService, wire_gateway
 from .isolation import announce_isolation
@@ -62,7 +64,7 @@ def check_claim_per_server(config: Config) -> None:
 
 
 # The parts, in order, and the checks; constants, not registries.
-PARTS = (wire_scratch, wire_gateway, wire_culling)
+PARTS = (wire_scratch, wire_gateway, wire_culling, wire_binder)
 CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
 
 

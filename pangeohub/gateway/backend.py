@@ -16,6 +16,7 @@ import hmac
 import json
 import math
 import os
+import sys
 from urllib.parse import quote
 
 from aiohttp import web
@@ -449,7 +450,25 @@ class PangeoLocalClusterConfig(LocalClusterConfig):
 
 
 class PangeoLocalBackend(PangeoBackendMixin, UnsafeLocalBackend):
-    """Local processes as the gateway's own user, with pangeohub's options and limits."""
+    """Local processes as the gateway's own user, with pangeohub's options and limits.
+
+    A cluster whose image is a launched repository's environment (pangeohub.binder)
+    runs its scheduler and workers on that environment's Python."""
+
+    def _in_image(self, cluster, command: list[str]) -> list[str]:
+        from ..binder.server import python_of_image
+
+        python = python_of_image(getattr(cluster.config, "image", ""))
+        if python and command and command[0] == sys.executable:
+            return [python, *command[1:]]
+        return command
+
+    def get_scheduler_command(self, cluster):
+        return self._in_image(cluster, super().get_scheduler_command(cluster))
+
+    def get_worker_command(self, cluster, worker_name, scheduler_address=None):
+        command = super().get_worker_command(cluster, worker_name, scheduler_address)
+        return self._in_image(cluster, command)
 
     cluster_config_class = Type(
         "pangeohub.gateway.backend.PangeoLocalClusterConfig",

@@ -194,7 +194,8 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
                     f"The {label} {str(unlisted)[:128]!r} is not allowed on this hub. "
                     "Choose a listed one, or ask a hub admin to allow it.",
                 )
-        known = set(option_specs) | {f"{n}--unlisted-choice" for n in option_specs} | {"profile"}
+        known = set(option_specs) | {f"{n}--unlisted-choice" for n in option_specs}
+        known |= {"profile", "binder"}  # "binder": a launch from a repository
         unknown = sorted(k for k in options if k not in known and not k.startswith("_"))
         if unknown:
             self.log.warning("Ignoring unknown options for %s: %s", self._log_name, unknown[:10])
@@ -250,7 +251,18 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         for key, value in self._resources(self.profile).items():
             if key != "image":
                 setattr(self, key, value)
+        self._apply_launched_image()
         await self._find_existing_claim()
+
+    def _apply_launched_image(self) -> None:
+        """A launch from a repository (pangeohub.binder) runs the image BinderHub built."""
+        from ..binder.binderhub import launched_image_option
+        from ..binder.launcher import BinderLauncher
+
+        prefix = BinderLauncher(parent=self).binderhub_image_prefix
+        image = launched_image_option(self, prefix)
+        if image:
+            self.image = image
 
     def policy_environment(self) -> dict[str, str]:
         env = super().policy_environment()

@@ -9,6 +9,7 @@ as that account in a directory under ``server_root``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import os
 import shutil
@@ -169,6 +170,14 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             old.rename(new)
             self.log.info("Moved %s's directory to %s", self._log_name, new)
 
+    def apply_profile(self, profile):
+        """A launched server's image is its environment (its Dask workers run there too)."""
+        if self._launch is not None:
+            from ..binder.server import launched_image
+
+            profile = dataclasses.replace(profile, image=launched_image(self._launch))
+        super().apply_profile(profile)
+
     def render_profile_picker(self, spawner=None) -> str:
         """The spawn page's form: the user's allowed profiles, default pre-selected."""
         profiles = self.allowed_profiles()
@@ -190,12 +199,26 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
                 f'<span class="text-muted">{html.escape(p.summary())}</span>'
                 f"<br><small>{html.escape(p.description)}</small></label>"
             )
-        return '<div class="list-group pangeo-profiles">' + "".join(items) + "</div>"
+        picker = '<div class="list-group pangeo-profiles">' + "".join(items) + "</div>"
+        return picker + self._launch_fields()
+
+    def _launch_fields(self) -> str:
+        """Launch from a repository (pangeohub.binder), beside the profiles."""
+        from ..binder.form import launch_fields
+        from ..binder.launcher import BinderLauncher
+
+        launcher = BinderLauncher(parent=self)
+        return launch_fields(self.hub.base_url, launcher.github_url) if launcher.enabled else ""
 
     def options_from_form(self, formdata):
-        """Read the chosen profile, refusing one the user may not use (4xx)."""
+        """Read the chosen profile, refusing one the user may not use (4xx). A launched
+        server started again from the spawn page keeps its repository's environment."""
         slug = (formdata.get("profile") or [None])[0]
-        return {"profile": self.resolve_profile(slug).slug}
+        options = {"profile": self.resolve_profile(slug).slug}
+        saved = getattr(getattr(self, "orm_spawner", None), "user_options", None) or {}
+        if isinstance(saved.get("binder"), dict):
+            options["binder"] = saved["binder"]
+        return options
 
     def get_args(self):
         args = super().get_args()
@@ -212,6 +235,10 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         # Enable pangeohub's activity extension (a computing kernel counts as activity).
         config_path = [ACTIVITY_CONFIG_DIR, env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
+        if self._launch is not None:
+            from ..binder.server import launched_variables
+
+            env.update(launched_variables(self._launch, env))
         return env
 
     def make_preexec_fn(self, name):
@@ -262,11 +289,25 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             )
         return made
 
+    _launch = None  # the launched environment (pangeohub.binder) this start runs in
+    _configured_cmd: list | None = None
+
     async def start(self):
+        from ..binder.server import copy_repository, launched_command, launched_environment
+
+        self._launch = launched_environment(self)  # a 4xx before any disk is made
         await self.prepare_start()
         made = await asyncio.to_thread(self.prepare_home)
         if made:
             self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)
+        if self._configured_cmd is None:
+            self._configured_cmd = list(self.cmd)
+        self.cmd = list(self._configured_cmd)
+        if self._launch is not None:
+            home, preexec = str(self.server_directory), self.make_preexec_fn(self.user.name)
+            if not await asyncio.to_thread(copy_repository, self._launch, home, preexec):
+                self.log.warning("Some of %s's repository files were not copied", self._log_name)
+            self.cmd = launched_command(self._launch, self.cmd)
         return await super().start()
 
     def release_home(self) -> None:

@@ -48,6 +48,7 @@ def test_every_part_is_on_by_default_and_configure_is_idempotent():
         "dask-dashboards",
         "dask-gateway",
         "idle-culler",
+        "binder-launcher",
     ]
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert "access:services!service=scratch" in roles["user"]["scopes"]
@@ -61,6 +62,7 @@ def test_every_part_is_on_by_default_and_configure_is_idempotent():
         ("GatewayService", "dask-gateway"),
         ("CullingPolicy", "idle-culler"),
         ("DashboardGuard", "dask-dashboards"),
+        ("BinderLauncher", "binder-launcher"),
     ],
 )
 def test_one_setting_switches_a_part_off(switch, service):
@@ -71,7 +73,7 @@ def test_one_setting_switches_a_part_off(switch, service):
     assert set(services(c)) == ALL_SERVICES - gone
 
 
-ALL_SERVICES = {"scratch", "dask-dashboards", "dask-gateway", "idle-culler"}
+ALL_SERVICES = {"scratch", "dask-dashboards", "dask-gateway", "idle-culler", "binder-launcher"}
 
 
 def test_services_read_the_admins_settings_from_the_hubs_configuration(state_dir):

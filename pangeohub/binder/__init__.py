@@ -1,0 +1,12 @@
+"""Launch from a repository: BinderHub's launch links on the hub (one machine).
+
+:mod:`.spec` reads a launch (``gh/<org>/<repo>/<ref>``, ``git/<url>/<ref>``),
+:mod:`.recipe` the repository's environment files, :mod:`.builder` builds a virtual
+environment per commit with uv as the person, :mod:`.launcher` serves the page and the
+build stream and starts the server through the REST API, :mod:`.server` runs it there.
+"""
+
+from .builder import BinderBuilder
+from .launcher import BinderLauncher
+
+__all__ = ["BinderBuilder", "BinderLauncher"]

@@ -1,0 +1,616 @@
+"""The builder on one machine: a repository's commit into a virtual environment, with uv.
+
+Each environment is built once per (repository, commit), as the person who launched it,
+into a directory of its own under ``building/``; only when every step has passed is it
+handed to root, made read-only for everyone, and renamed into ``envs/<key>``. A failed,
+timed-out or oversized build leaves nothing in ``envs/``. Everyone who launches the same
+commit gets the same environment; environments are evicted, least recently launched
+first, when all of them together outgrow ``total_size``.
+
+The environment is a *layered* virtual environment on the hub's own Python: a ``.pth``
+file adds the hub's site-packages after the environment's own, so Jupyter Server,
+JupyterLab and pangeohub's extensions come from the hub while the repository's packages
+(installed first on the path) take precedence. So uv installs only what the repository
+adds, and a Python version other than the hub's is refused with a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import sys
+import sysconfig
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from traitlets import Bool, Int, List, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..isolation import Isolation
+from ..isolation.accounts import ensure_account
+from ..numbers import FiniteFloat
+from ..state import StateDirectory
+from .recipe import Recipe, read_recipe
+from .run import RunAs, StepFailed, run_step
+from .spec import LaunchError, RepoSpec, is_commit
+
+META = "pangeohub-binder.json"
+_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
+
+
+def env_key(url: str, commit: str) -> str:
+    """The environment's name: readable repository name, commit, and a hash of the URL."""
+    name = re.sub(r"[^a-z0-9]+", "-", url.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-")
+    digest = hashlib.sha256(f"{url}\n{commit}".encode()).hexdigest()[:10]
+    return f"{name[:30] or 'repo'}-{commit[:12]}-{digest}"
+
+
+def tree_size(path: Path) -> int:
+    """Bytes on disk under ``path`` (links not followed)."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A finished environment: ``path``/env (the venv), ``path``/repo (the checkout)."""
+
+    key: str
+    path: Path
+    meta: dict
+
+    @property
+    def python(self) -> str:
+        return str(self.path / "env" / "bin" / "python")
+
+    @property
+    def bin(self) -> str:
+        return str(self.path / "env" / "bin")
+
+    @property
+    def repo(self) -> Path:
+        return self.path / "repo"
+
+    @property
+    def start(self) -> str | None:
+        start = self.meta.get("start")
+        return str(self.repo / start) if start else None
+
+
+def event(phase: str, message: str, progress: int | None = None, **extra) -> dict:
+    """One event of the build stream, in BinderHub's shape (``phase``, ``message``)."""
+    body = {"phase": phase, "message": message, **extra}
+    if progress is not None:
+        body["progress"] = progress
+    return body
+
+
+class BinderBuilder(LoggingConfigurable):
+    """Builds launched repositories' environments on this machine (c.BinderBuilder)."""
+
+    env_root = Unicode(
+        help="""Directory of the built environments (``envs/``), the builds under way
+        (``building/``) and when each was last launched (``used/``). Default: as root
+        /srv/pangeohub/<hub id>/binder, else <state dir>/binder.""",
+    ).tag(config=True)
+
+    @default("env_root")
+    def _default_env_root(self):
+        isolation = Isolation(parent=self)
+        if isolation.active:
+            return f"/srv/pangeohub/{isolation.hub_id}/binder"
+        return str(StateDirectory.from_env().path / "binder")
+
+    uv = Unicode(help="The uv executable. Default: the one installed with pangeohub.").tag(
+        config=True
+    )
+
+    @default("uv")
+    def _default_uv(self):
+        try:
+            from uv import find_uv_bin
+
+            return find_uv_bin()
+        except (ImportError, FileNotFoundError):
+            return shutil.which("uv") or "uv"
+
+    python = Unicode(
+        help="""The Python environments are made on; its site-packages are layered under
+        each environment's own. Default: the hub's Python.""",
+    ).tag(config=True)
+
+    @default("python")
+    def _default_python(self):
+        return sys.executable
+
+    index_url = Unicode(
+        "", help="Package index uv installs from (``--index-url``); empty: uv's default."
+    ).tag(config=True)
+
+    find_links = List(
+        Unicode(),
+        help="Directories or pages of wheels and sdists uv also installs from (``--find-links``).",
+    ).tag(config=True)
+
+    offline = Bool(
+        False, help="Install only from ``find_links`` and uv's cache (``--offline``)."
+    ).tag(config=True)
+
+    build_isolation = Bool(
+        True,
+        help="""Build a repository's own package (pyproject.toml, setup.py) in an isolated
+        environment with its declared build backend (uv's default). Off: with the build
+        tools already in the hub's environment (for hubs without a package index).""",
+    ).tag(config=True)
+
+    timeout = FiniteFloat(
+        1800, min=1, help="Seconds a whole build may take before it is stopped."
+    ).tag(config=True)
+
+    max_size = Int(
+        5 * 2**30, min=1, help="Bytes one environment (with the repository's files) may take."
+    ).tag(config=True)
+
+    total_size = Int(
+        50 * 2**30,
+        min=1,
+        help="""Bytes all environments together may take; past it the least recently
+        launched ones (not in use by a running server) are removed.""",
+    ).tag(config=True)
+
+    max_builds_per_user = Int(1, min=1, help="Builds one person may have under way at once.").tag(
+        config=True
+    )
+
+    max_builds = Int(
+        2, min=1, help="Builds under way on the hub at once; further ones wait their turn."
+    ).tag(config=True)
+
+    git_timeout = FiniteFloat(
+        60, min=1, help="Seconds to resolve a ref (``git ls-remote``) before giving up."
+    ).tag(config=True)
+
+    # -- in-memory bookkeeping of builds under way (one hub process)
+    _slots: asyncio.Semaphore | None = None
+    _per_user: dict | None = None
+    _key_locks: dict | None = None
+
+    @property
+    def root(self) -> Path:
+        return Path(self.env_root)
+
+    def _dirs(self) -> None:
+        for path, mode in ((self.root, 0o711), (self.root / "envs", 0o755)):
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
+            os.chmod(path, mode)
+        for name in ("building", "used"):
+            (self.root / name).mkdir(mode=0o711, exist_ok=True)
+
+    # -- environments -------------------------------------------------------
+
+    def environment(self, key: str) -> Environment | None:
+        """The finished environment ``key``, or None (never a half-built one)."""
+        if not _KEY.match(key or ""):
+            return None
+        path = self.root / "envs" / key
+        try:
+            meta = json.loads((path / META).read_text())
+        except (OSError, ValueError):
+            return None
+        return Environment(key, path, meta)
+
+    def environments(self) -> list[Environment]:
+        envs = self.root / "envs"
+        found = (self.environment(p.name) for p in envs.iterdir()) if envs.is_dir() else ()
+        return [e for e in found if e is not None]
+
+    def mark_used(self, key: str) -> None:
+        stamp = self.root / "used" / key
+        stamp.touch()
+        os.utime(stamp)
+
+    def last_used(self, key: str) -> float:
+        try:
+            return (self.root / "used" / key).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def evict(self, in_use: set[str]) -> list[str]:
+        """Remove least recently launched environments until all fit ``total_size``."""
+        envs = sorted(self.environments(), key=lambda e: self.last_used(e.key))
+        total = sum(e.meta.get("size", 0) for e in envs)
+        removed = []
+        for env in envs:
+            if total <= self.total_size:
+                break
+            if env.key in in_use:
+                continue
+            trash = self.root / "building" / f".evicted-{env.key}-{secrets.token_hex(4)}"
+            env.path.rename(trash)  # gone from envs/ at once, then deleted
+            shutil.rmtree(trash, ignore_errors=True)
+            (self.root / "used" / env.key).unlink(missing_ok=True)
+            total -= env.meta.get("size", 0)
+            removed.append(env.key)
+            self.log.info("Evicted launched environment %s to keep within total_size", env.key)
+        return removed
+
+    # -- who builds ---------------------------------------------------------
+
+    def run_as(self, username: str) -> RunAs:
+        """The account build steps for ``username`` run as (made if needed, as root)."""
+        isolation = Isolation(parent=self)
+        if not isolation.active:
+            return RunAs(username)
+        account = isolation.account(username)
+        entry = ensure_account(account, str(Path(isolation.home_root) / account))
+        return RunAs(account, entry.pw_uid, entry.pw_gid)
+
+    def check_can_build(self, username: str) -> None:
+        """A 429 if ``username`` already has ``max_builds_per_user`` builds under way."""
+        if (self._per_user or {}).get(username, 0) >= self.max_builds_per_user:
+            raise LaunchError(
+                429,
+                f"You already have {self.max_builds_per_user} build(s) under way on this hub. "
+                "Wait for it to finish, then launch again.",
+            )
+
+    def _git_env(self, home: str) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": home,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ALLOW_PROTOCOL": "http:https",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "LANG": "C.UTF-8",
+        }
+
+    async def resolve(self, repo: RepoSpec, username: str) -> str:
+        """The commit ``repo.ref`` names now (``git ls-remote``, as the person), or a 4xx."""
+        run_as = await asyncio.to_thread(self.run_as, username)
+        lines: list[str] = []
+        deadline = time.monotonic() + self.git_timeout
+        try:
+            async for line in run_step(
+                ["git", "ls-remote", "--", repo.url],
+                run_as=run_as,
+                cwd="/",
+                env=self._git_env("/nonexistent"),
+                deadline=deadline,
+                what="Fetching the repository's refs",
+                timeout_hint=f"no answer within {self.git_timeout:g} s",
+            ):
+                lines.append(line)
+        except StepFailed as failure:
+            raise LaunchError(
+                422,
+                f"The repository {repo.url} could not be fetched "
+                f"({failure.line[:200] or failure.message}). Check that the address is "
+                "right and that the repository is public.",
+            ) from None
+        refs = {}
+        for line in lines:
+            sha, _, name = line.partition("\t")
+            refs[name.strip()] = sha.strip()
+        if is_commit(repo.ref):
+            return repo.ref
+        for name in (
+            f"refs/tags/{repo.ref}^{{}}",
+            f"refs/tags/{repo.ref}",
+            f"refs/heads/{repo.ref}",
+        ):
+            if name in refs:
+                return refs[name]
+        if repo.ref in refs:  # HEAD, or a full refs/... name
+            return refs[repo.ref]
+        raise LaunchError(
+            404,
+            f"The repository {repo.url} has no branch or tag {repo.ref!r}. Check the name, "
+            "or use a full 40-character commit.",
+        )
+
+    # -- building -----------------------------------------------------------
+
+    async def build(self, repo: RepoSpec, commit: str, username: str) -> AsyncIterator[dict]:
+        """Events of building (or reusing) ``repo`` at ``commit``; the last one is
+        ``built`` (with ``environment``) or ``failed`` (with ``message`` and ``line``)."""
+        key = env_key(repo.url, commit)
+        if self._key_locks is None:
+            self._key_locks, self._per_user = {}, {}
+            self._slots = asyncio.Semaphore(self.max_builds)
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        if lock.locked():
+            yield event("waiting", "Another launch is building this commit; waiting for it.", 15)
+        async with lock:
+            found = self.environment(key)
+            if found is not None:
+                yield event(
+                    "built",
+                    f"Reusing the environment built for commit {commit[:12]} (no build needed).",
+                    60,
+                    environment=key,
+                    reused=True,
+                )
+                return
+            try:
+                self.check_can_build(username)
+            except LaunchError as refused:  # another of theirs started since the check
+                yield event("failed", refused.message, 100, line="")
+                return
+            self._per_user[username] = self._per_user.get(username, 0) + 1
+            try:
+                if self._slots.locked():
+                    yield event("waiting", "Waiting for a free build slot on this hub.", 15)
+                async with self._slots:
+                    async for item in self._build(repo, commit, key, username):
+                        yield item
+            finally:
+                self._per_user[username] -= 1
+                if not self._per_user[username]:
+                    del self._per_user[username]
+
+    async def _build(self, repo: RepoSpec, commit: str, key: str, username: str):
+        started = time.monotonic()
+        deadline = started + self.timeout
+        await asyncio.to_thread(self._dirs)
+        run_as = await asyncio.to_thread(self.run_as, username)
+        work = self.root / "building" / f"{key}-{secrets.token_hex(4)}"
+        work.mkdir(mode=0o700)
+        run_as.chown(work)
+        log: list[str] = []
+        step_name = "Preparing"
+        try:
+            result: dict = {}
+            async for item in self._steps(repo, commit, work, run_as, deadline, log, result):
+                if item["phase"] != "log":
+                    step_name = item["message"]
+                yield item
+            size = await asyncio.to_thread(self._finish, work, key, repo, commit, result["recipe"])
+            elapsed = time.monotonic() - started
+            self.log.info("Built environment %s for %s in %.1f s", key, username, elapsed)
+            yield event(
+                "built",
+                f"Built the environment in {elapsed:.1f} s ({size / 2**20:.0f} MiB).",
+                60,
+                environment=key,
+                reused=False,
+                seconds=round(elapsed, 2),
+            )
+            in_use = {key}
+            await asyncio.to_thread(self.evict, in_use | self.in_use_hook())
+        except StepFailed as failure:
+            step = step_name.rstrip(".")
+            message = failure.message
+            if not message.startswith(step):  # e.g. a limit: say which step it stopped
+                message = f"{step}: {message}"
+            self.log.warning("Build of %s for %s failed: %s", key, username, failure.message)
+            await asyncio.to_thread(shutil.rmtree, work, True)  # gone before anyone hears
+            yield event("failed", message, 100, line=failure.line, log=log[-200:])
+        finally:
+            if work.exists():
+                await asyncio.to_thread(shutil.rmtree, work, True)
+
+    in_use_hook = staticmethod(lambda: set())  # replaced by the launcher: keys servers run
+
+    def _uv_args(self) -> list[str]:
+        args = []
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        if self.offline:
+            args.append("--offline")
+        return args
+
+    async def _steps(self, repo, commit, work, run_as: RunAs, deadline: float, log, result):
+        checkout, venv, home = work / "repo", work / "env", work / "home"
+        hint = f"the build is limited to {self.timeout:g} s (c.BinderBuilder.timeout)"
+        env = self._git_env(str(home))
+        env.update(UV_CACHE_DIR=str(work / "cache"), UV_NO_PROGRESS="1", NO_COLOR="1")
+
+        async def step(argv, what, cwd=work, extra_env=None):
+            async for line in run_step(
+                argv,
+                run_as=run_as,
+                cwd=str(cwd),
+                env={**env, **(extra_env or {})},
+                deadline=deadline,
+                what=what,
+                timeout_hint=hint,
+            ):
+                log.append(line)
+                yield event("log", line)
+            size = await asyncio.to_thread(tree_size, work)
+            if size > self.max_size:
+                raise StepFailed(
+                    f"the environment grew past {self.max_size / 2**20:.0f} MiB "
+                    "(c.BinderBuilder.max_size); make it smaller.",
+                    f"{size / 2**20:.0f} MiB after: {what}",
+                )
+
+        yield event("fetching", f"Fetching {repo.url} at commit {commit[:12]}.", 5)
+        home.mkdir(mode=0o700)
+        run_as.chown(home)
+        async for item in step(
+            ["git", "clone", "--no-checkout", "--quiet", "--", repo.url, str(checkout)],
+            "Fetching the repository",
+        ):
+            yield item
+        async for item in step(
+            ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", commit, "--"],
+            f"Checking out commit {commit[:12]}",
+            cwd=checkout,
+        ):
+            yield item
+        try:
+            recipe = read_recipe(checkout)
+        except LaunchError as error:
+            raise StepFailed(error.message) from None
+        files = ", ".join(recipe.files()) or "no environment files (the hub's own packages)"
+        yield event("building", f"Building from {files}.", 20)
+        self._check_python(recipe)
+        async for item in step(
+            [self.uv, "venv", "--relocatable", "--quiet", "--python", self.python, str(venv)],
+            "Making the virtual environment",
+        ):
+            yield item
+        layer = "import site; site.addsitedir({!r})".format
+        hub_paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+        pth = "\n".join(layer(p) for p in hub_paths) + "\n"
+        write_pth = (
+            "import site, sys; open(site.getsitepackages()[0] + '/_pangeohub_hub.pth', 'w')"
+            ".write(sys.argv[1])"
+        )
+        async for item in step(
+            [str(venv / "bin" / "python"), "-c", write_pth, pth], "Layering the hub's packages"
+        ):
+            yield item
+        install = [self.uv, "pip", "install", "--python", str(venv / "bin" / "python")]
+        install += self._uv_args()
+        if recipe.conda_requirements:
+            names = ", ".join(recipe.conda_requirements)
+            yield event("building", f"Installing environment.yml's dependencies: {names}.", 30)
+            try:
+                async for item in step(
+                    [*install, *recipe.conda_requirements],
+                    "Installing environment.yml's dependencies",
+                    cwd=checkout,
+                ):
+                    yield item
+            except StepFailed as failure:
+                missing = [
+                    r
+                    for r in recipe.conda_requirements
+                    if re.split(r"[=<>!]", r)[0].lower() in " ".join(log[-30:]).lower()
+                ]
+                raise StepFailed(
+                    f"{', '.join(missing) or names} could not be installed from the Python "
+                    "package index. This hub builds environments with uv, not conda: a "
+                    "package only conda has must be replaced (or moved under pip:) in "
+                    "environment.yml.",
+                    failure.line,
+                ) from None
+        if recipe.pip_requirements:
+            yield event("building", "Installing environment.yml's pip: section.", 35)
+            async for item in step(
+                [*install, *recipe.pip_requirements],
+                "Installing environment.yml's pip: section",
+                cwd=checkout,
+            ):
+                yield item
+        if recipe.requirements:
+            yield event("building", f"Installing {recipe.requirements}.", 40)
+            async for item in step(
+                [*install, "-r", str(checkout / recipe.requirements)],
+                f"Installing {recipe.requirements}",
+                cwd=checkout,
+            ):
+                yield item
+        if recipe.install_project:
+            yield event("building", "Installing the repository's own package.", 45)
+            extra = [] if self.build_isolation else ["--no-build-isolation"]
+            async for item in step(
+                [*install, *extra, str(checkout)], "Installing the repository's package", checkout
+            ):
+                yield item
+        if recipe.post_build:
+            yield event("building", f"Running {recipe.post_build}.", 50)
+            script = checkout / recipe.post_build
+            activated = {
+                "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+                "VIRTUAL_ENV": str(venv),
+                "REPO_DIR": str(checkout),
+            }
+            async for item in step(
+                ["/bin/sh", "-c", 'chmod u+x "$1" && exec "$1"', "postBuild", str(script)],
+                f"Running {recipe.post_build}",
+                cwd=checkout,
+                extra_env=activated,
+            ):
+                yield item
+        result["recipe"] = recipe
+
+    def _check_python(self, recipe: Recipe) -> None:
+        ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+        if recipe.python and recipe.python not in (ours, str(sys.version_info.major)):
+            raise StepFailed(
+                f"{recipe.python_from} asks for Python {recipe.python}; this hub builds "
+                f"environments on its own Python {ours} only. Ask for python-{ours} "
+                "(or remove the line) and launch again.",
+                f"python {recipe.python}",
+            )
+
+    def _finish(self, work: Path, key: str, repo: RepoSpec, commit: str, recipe: Recipe) -> int:
+        """Hand the finished build to root, read-only for all, and move it into envs/.
+
+        The build ran as the person, so nothing in ``work`` is trusted: the directory is
+        closed to them first, links are never followed, a file with other names outside
+        (a hard link) is replaced by a copy before it is given to root, and set-id bits go.
+        """
+        as_root = os.geteuid() == 0
+        if as_root:
+            os.chown(work, 0, 0, follow_symlinks=False)
+        os.chmod(work, 0o700)  # from here on the person cannot reach inside
+        for name in ("cache", "home"):
+            shutil.rmtree(work / name, ignore_errors=True)
+        for root, dirs, files in os.walk(work):
+            for name in (*dirs, *files):
+                path = os.path.join(root, name)
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                    copy = os.path.join(root, f".{name}.pangeohub-copy")
+                    shutil.copy2(path, copy, follow_symlinks=False)
+                    os.replace(copy, path)
+                    info = os.lstat(path)
+                if as_root:
+                    os.chown(path, 0, 0, follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    continue  # a link's own mode means nothing; its target is walked itself
+                if stat.S_ISDIR(info.st_mode) or info.st_mode & 0o100:
+                    os.chmod(path, 0o755)
+                elif stat.S_ISREG(info.st_mode):
+                    os.chmod(path, 0o644)
+        if recipe.start:
+            start = work / "repo" / recipe.start
+            for part in (start.parent, start):  # repo/binder and start: no link on the way
+                mode = os.lstat(part).st_mode
+                if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                    raise StepFailed(f"{recipe.start} is not a plain file; it cannot be used.")
+            os.chmod(start, 0o755)
+        size = tree_size(work)
+        meta = {
+            "repository": repo.url,
+            "ref": repo.ref,
+            "commit": commit,
+            "size": size,
+            "built": time.time(),
+            "start": recipe.start,
+            "files": recipe.files(),
+        }
+        meta_path = work / META
+        if meta_path.is_dir() and not meta_path.is_symlink():  # the build's, not ours
+            shutil.rmtree(meta_path)
+        elif os.path.lexists(meta_path):
+            meta_path.unlink()
+        fd = os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(meta, indent=1) + "\n")
+        os.chmod(work, 0o755)
+        target = self.root / "envs" / key
+        os.rename(work, target)  # atomic: the environment appears whole or not at all
+        self.mark_used(key)
+        return size

@@ -1,0 +1,102 @@
+"""The spawner's side of a launch: the server runs in the launched environment.
+
+A launch puts ``{"binder": {"environment": <key>, ...}}`` in the server's options (the
+REST API call the launcher makes). Only a finished environment on this hub is accepted;
+the repository's files are copied into the server's home as its own account (files the
+person already has there are kept), the server starts through the repository's ``start``
+script (``exec "$@"``) with the environment's Python, its ``bin`` first on ``PATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..policy import PolicyError
+from ..spawner.mixin import refusal
+from .builder import META, BinderBuilder, Environment
+from .launcher import OPTION
+
+
+def launched_environment(spawner) -> Environment | None:
+    """The environment a launched server runs in; None for an ordinary server."""
+    launch = (spawner.user_options or {}).get(OPTION)
+    if launch is None:
+        return None
+    key = launch.get("environment") if isinstance(launch, dict) else None
+    environment = BinderBuilder(parent=spawner).environment(str(key or ""))
+    if environment is None:
+        raise refusal(
+            PolicyError(
+                400,
+                "The environment this server was launched with is no longer on the hub (it "
+                "was removed to free space, or never finished). Open the launch link again "
+                "to rebuild it.",
+            )
+        )
+    return environment
+
+
+IMAGE_PREFIX = "uv-env:"  # a launched environment as an "image" (what Dask workers run)
+
+
+def launched_image(environment: Environment) -> str:
+    """The launched environment named as the server's image (``JUPYTER_IMAGE_SPEC``): the
+    hub reports it to Dask Gateway, whose workers then run in the same environment."""
+    return f"{IMAGE_PREFIX}{environment.path}"
+
+
+def python_of_image(image: str) -> str | None:
+    """The Python of a launched environment named by ``image``, if it is a finished one."""
+    if not isinstance(image, str) or not image.startswith(IMAGE_PREFIX):
+        return None
+    path = Path(image[len(IMAGE_PREFIX) :])
+    python = path / "env" / "bin" / "python"
+    if not path.is_absolute() or not (path / META).is_file() or not python.exists():
+        return None
+    return str(python)
+
+
+def launched_command(environment: Environment, cmd: list[str]) -> list[str]:
+    """The server's command: through ``start`` if the repository has one, on the
+    environment's Python when the command is the hub's own Python."""
+    if cmd and os.path.realpath(cmd[0]) == os.path.realpath(sys.executable):
+        cmd = [environment.python, *cmd[1:]]
+    return [environment.start, *cmd] if environment.start else list(cmd)
+
+
+def _joined(*parts: str) -> str:
+    return os.pathsep.join(p for p in parts if p)
+
+
+def launched_variables(environment: Environment, env: dict[str, str]) -> dict[str, str]:
+    """What a launched server's environment adds to ``env``: the venv first on PATH, the
+    hub's Jupyter configuration and data (JupyterLab, its extensions, the kernel spec)
+    still found from the layered environment, and where the environment came from."""
+    hub_config = os.path.join(sys.prefix, "etc", "jupyter")
+    hub_data = os.path.join(sys.prefix, "share", "jupyter")
+    return {
+        "PATH": _joined(environment.bin, env.get("PATH", os.defpath)),
+        "JUPYTER_CONFIG_PATH": _joined(env.get("JUPYTER_CONFIG_PATH", ""), hub_config),
+        "JUPYTER_PATH": _joined(env.get("JUPYTER_PATH", ""), hub_data),
+        "VIRTUAL_ENV": str(environment.path / "env"),
+        "BINDER_REPO_URL": environment.meta.get("repository", ""),
+        "BINDER_REF": environment.meta.get("ref", ""),
+        "BINDER_COMMIT": environment.meta.get("commit", ""),
+        "PANGEO_BINDER_ENVIRONMENT": environment.key,
+    }
+
+
+def copy_repository(environment: Environment, home: str, preexec) -> bool:
+    """Copy the repository's files into ``home`` as the server's account, keeping what
+    is already there (a relaunch never overwrites the person's edits)."""
+    done = subprocess.run(
+        ["cp", "-r", "--no-clobber", f"{environment.repo}/.", home],
+        preexec_fn=preexec,
+        check=False,
+        capture_output=True,
+        timeout=300,
+    )
+    return done.returncode == 0

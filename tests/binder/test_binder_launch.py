@@ -1,0 +1,316 @@
+"""Launch from a repository on one machine: the real hub, a Git repository served over
+HTTP on loopback, uv installing from a local wheel (no external network).
+
+One hub for the module; people are ``h14ann`` and ``h14bob`` (accounts jupyter-h14*).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from pangeohub.isolation.disks import mounted_at
+from tests.hubprocess import HubProcess
+from tests.kernel import Kernel
+
+from .gitrepo import ServedRepos, make_wheel
+
+pytestmark = [pytest.mark.e2e]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+TIMINGS: dict[str, float] = {}
+
+REPO_FILES = {
+    "binder/requirements.txt": "h14tinypkg==1.0\n",
+    "binder/postBuild": (
+        '#!/bin/sh\nset -e\necho "postBuild runs"\nid -un > "$VIRTUAL_ENV/built-by"\n'
+    ),
+    "binder/start": '#!/bin/sh\nexport H14_STARTED_AS="$(id -un)"\nexec "$@"\n',
+    "index.ipynb": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+    "README.md": "A repository launched by the tests.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory):
+    served = ServedRepos(tmp_path_factory.mktemp("h14git") / "served")
+    os.chmod(served.root.parent, 0o755)
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def wheels():
+    """Local wheels, readable by people's accounts (pytest's own directories are not)."""
+    directory = Path(tempfile.mkdtemp(prefix="h14-wheels-"))
+    os.chmod(directory, 0o755)
+    make_wheel(directory, "h14tinypkg", "1.0", "VALUE = 'only in the repository environment'\n")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, repos, wheels):
+    config = f"""
+        c.LocalGroupsAuthenticator.users = {{
+            "h14ann": {{"groups": ["pangeo-data:climate"]}},
+            "h14bob": {{"groups": ["pangeo-data:oceans"]}},
+        }}
+        c.BinderLauncher.github_url = {repos.url!r}
+        c.BinderBuilder.find_links = [{str(wheels)!r}]
+        c.BinderBuilder.offline = True
+        c.PangeoPolicy.named_server_limit = 3
+    """
+    hub = HubProcess(tmp_path_factory.mktemp("h14hub"), extra_config=config)
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def demo(repos):
+    return repos.publish("h14org", "demo", REPO_FILES)
+
+
+def launch(hub, session, spec: str, query: str = "", timeout: float = 180):
+    """Follow the build API's event stream; (status, events or error body)."""
+    url = f"{hub.url}/hub/api/binder/build/{spec}{query}"
+    events = []
+    with session.get(url, stream=True, timeout=timeout) as response:
+        if response.status_code != 200:
+            return response.status_code, response.json()
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        for line in response.iter_lines(decode_unicode=True):
+            if line and line.startswith("data: "):
+                events.append(json.loads(line[len("data: ") :]))
+                if events[-1]["phase"] in ("ready", "failed"):
+                    break
+    return 200, events
+
+
+def token_for(hub, session, name):
+    return hub.api(session, "post", f"/users/{name}/tokens", json={}).json()["token"]
+
+
+def run_in(hub, session, name, server, code):
+    kernel = Kernel(f"{hub.url}/user/{name}/{server}/", token_for(hub, session, name))
+    try:
+        result = kernel.run(code, timeout=150)
+    finally:
+        kernel.close()
+    assert result.error is None, result.error
+    return result.output.strip()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, browser, output_dir):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(90_000)
+    started = time.monotonic()
+    # Not signed in: the link signs the person in first, then comes back.
+    page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/main?labpath=index.ipynb")
+    page.wait_for_selector("#username_input")
+    page.fill("#username_input", "h14ann")
+    page.fill("#password_input", hub.password("h14ann"))
+    page.click("#login_submit")
+    page.wait_for_selector("#binder-log:has-text('postBuild runs'), #binder-failure:visible")
+    page.screenshot(path=output_dir / "launch-progress.png", full_page=True)
+    assert not page.is_visible("#binder-failure"), page.inner_text("#binder-launch")
+    page.wait_for_url("**/user/h14ann/demo-*/lab/tree/index.ipynb", timeout=120_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+    page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
+    TIMINGS["first launch (build + start, browser)"] = time.monotonic() - started
+    page.screenshot(path=output_dir / "launched-jupyterlab.png")
+    assert "index.ipynb" in page.title() or "JupyterLab" in page.title()
+    page.close()
+
+    server = f"demo-{demo[:7]}"
+    session = hub.login("h14ann")
+    checks = run_in(
+        hub,
+        session,
+        "h14ann",
+        server,
+        "import h14tinypkg, json, os, pwd, sys\n"
+        "print(json.dumps({'value': h14tinypkg.VALUE, 'me': pwd.getpwuid(os.getuid()).pw_name,"
+        " 'start': os.environ.get('H14_STARTED_AS'), 'prefix': sys.prefix,"
+        " 'built_by': open(os.environ['VIRTUAL_ENV'] + '/built-by').read().strip(),"
+        " 'scratch': os.environ.get('PANGEO_SCRATCH'), 'home': os.getcwd(),"
+        " 'files': sorted(os.listdir('.'))}))",
+    )
+    seen = json.loads(checks)
+    assert seen["value"] == "only in the repository environment"
+    assert seen["me"] == seen["start"] == seen["built_by"] == "jupyter-h14ann"
+    assert {"index.ipynb", "README.md", "binder"} <= set(seen["files"])
+    # The hub's rules hold in a launched server: scratch, and its own disk as home.
+    assert seen["scratch"], "a launched server has no scratch"
+    if hub.isolated:
+        assert mounted_at(seen["home"]), "a launched server's home is not its own disk"
+    # The environment is shared: root's, readable by everyone, writable by nobody else.
+    env = os.stat(seen["prefix"])
+    assert env.st_uid == 0 and not env.st_mode & 0o022
+
+
+DASK_CODE = """
+from dask_gateway import GatewayCluster
+with GatewayCluster() as cluster:
+    client = cluster.get_client()
+    cluster.scale(1)
+    client.wait_for_workers(1, timeout=90)
+    print(client.submit(lambda: __import__("h14tinypkg").VALUE).result(timeout=60))
+"""
+
+
+def test_dask_workers_of_a_launched_server_run_in_its_environment(hub, demo):
+    session = hub.login("h14ann")
+    started = time.monotonic()
+    output = run_in(hub, session, "h14ann", f"demo-{demo[:7]}", DASK_CODE)
+    TIMINGS["GatewayCluster() + 1 worker + a task"] = time.monotonic() - started
+    assert output.splitlines()[-1] == "only in the repository environment"
+
+
+def test_a_second_person_reuses_the_built_commit(hub, demo):
+    session = hub.login("h14bob")
+    started = time.monotonic()
+    status, events = launch(hub, session, "gh/h14org/demo/main", "?urlpath=lab")
+    TIMINGS["relaunch of a built commit (API, second person)"] = time.monotonic() - started
+    assert status == 200, events
+    phases = [e["phase"] for e in events]
+    assert "fetching" not in phases and "log" not in phases, phases
+    built = next(e for e in events if e["phase"] == "built")
+    assert built["reused"] is True
+    assert events[-1]["phase"] == "ready", events[-1]
+    assert events[-1]["url"].endswith(f"/user/h14bob/demo-{demo[:7]}/lab")
+    assert requests.get(hub.url + events[-1]["url"], timeout=30).status_code in (200, 302)
+
+
+def test_the_spawn_page_launches_a_repository_typed_beside_the_profiles(
+    hub, repos, demo, browser, output_dir
+):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{hub.url}/hub/spawn")
+    page.fill("#username_input", "h14bob")
+    page.fill("#password_input", hub.password("h14bob"))
+    page.click("#login_submit")
+    page.wait_for_selector("#binder-repository", timeout=30_000)
+    assert page.locator("input[name=profile]").count() >= 1  # the profiles are still there
+    page.fill("#binder-repository", f"{repos.url}/h14org/demo")
+    page.fill("#binder-ref", "main")
+    page.screenshot(path=output_dir / "spawn-page-launch-fields.png", full_page=True)
+    page.click("#binder-launch-button")
+    page.wait_for_url(f"**/user/h14bob/demo-{demo[:7]}/lab**", timeout=60_000)
+    page.close()
+
+
+def test_a_new_commit_builds_anew(hub, repos, demo):
+    newer = repos.publish("h14org", "demo", {"README.md": "changed\n"})
+    session = hub.login("h14bob")
+    started = time.monotonic()
+    status, events = launch(hub, session, "gh/h14org/demo/main")
+    TIMINGS["launch of a new commit (API, rebuild + start)"] = time.monotonic() - started
+    assert status == 200, events
+    built = next(e for e in events if e["phase"] == "built")
+    assert built["reused"] is False and newer[:12] in built["environment"]
+    assert events[-1]["phase"] == "ready" and f"demo-{newer[:7]}" in events[-1]["url"]
+
+
+def test_a_launched_server_started_again_from_the_spawn_page_keeps_its_environment(hub, demo):
+    session = hub.login("h14bob")
+    server = f"demo-{demo[:7]}"
+    hub.api(session, "delete", f"/users/h14bob/servers/{server}")
+    hub.wait_for_stop(session, "h14bob", server)
+    response = session.post(
+        f"{hub.url}/hub/spawn/h14bob/{server}",
+        data={"profile": "small", "_xsrf": session.cookies.get("_xsrf", path="/hub/")},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert response.status_code in (200, 302), response.text[-500:]
+    hub.wait_for_server(session, "h14bob", server, timeout=90)
+    value = run_in(hub, session, "h14bob", server, "import h14tinypkg; print(h14tinypkg.VALUE)")
+    assert value == "only in the repository environment"
+
+
+def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos, browser, output_dir):
+    repos.publish(
+        "h14org", "demo", {"binder/requirements.txt": "h14missingpkg==9.9\n"}, branch="broken"
+    )
+    session = hub.login("h14ann")
+    before = set(os.listdir(hub_env_root(hub)))
+    status, events = launch(hub, session, "gh/h14org/demo/broken")
+    assert status == 200
+    failed = events[-1]
+    assert failed["phase"] == "failed", failed
+    assert "requirements.txt" in failed["message"] and "failed" in failed["message"]
+    assert "h14missingpkg" in failed["line"]
+    assert any("h14missingpkg" in line for line in failed["log"])
+    assert set(os.listdir(hub_env_root(hub))) == before  # nothing half-built in use
+    assert not os.listdir(hub_env_root(hub).parent / "building")
+    servers = hub.api(session, "get", "/users/h14ann").json()["servers"]
+    assert not [s for s in servers if "broken" in s]
+
+    # The person sees the same on the launch page: what failed, why, and the log.
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/broken")
+    page.fill("#username_input", "h14ann")
+    page.fill("#password_input", hub.password("h14ann"))
+    page.click("#login_submit")
+    page.wait_for_selector("#binder-failure:visible", timeout=60_000)
+    page.screenshot(path=output_dir / "launch-failed.png", full_page=True)
+    assert "requirements.txt" in page.inner_text("#binder-failure-message")
+    assert "h14missingpkg" in page.inner_text("#binder-failure-line")
+    assert "h14missingpkg" in page.inner_text("#binder-log")
+    page.close()
+
+
+def hub_env_root(hub: HubProcess):
+    from tests.isolation_cleanup import hub_id
+
+    if hub.isolated:
+        return Path("/srv/pangeohub") / hub_id(hub.state_dir) / "binder" / "envs"
+    return hub.state_dir / "binder" / "envs"
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "says"),
+    [
+        ("gl/h14org/demo/main", 404, "Unknown repository provider"),
+        ("gh/h14org/de mo!/main", 400, "not a GitHub organisation or repository name"),
+        ("gh/h14org/demo", 400, "names no ref"),
+        ("gh/h14org/demo/no-such-branch", 404, "has no branch or tag 'no-such-branch'"),
+        ("gh/h14org/demo/bad..ref", 400, "is not a Git branch, tag or commit"),
+        ("gh/h14org/nothing-here/main", 422, "could not be fetched"),
+        (f"git/{quote('ftp://127.0.0.1/x.git', safe='')}/main", 400, "http(s) URL"),
+        ("gh/h14org/demo/main?urlpath=https://evil.example/", 400, "not a path inside"),
+    ],
+)
+def test_bad_input_is_a_4xx_with_a_message(hub, demo, spec, status, says):
+    session = hub.login("h14bob")
+    path, _, query = spec.partition("?")
+    got, body = launch(hub, session, path, f"?{query}" if query else "")
+    assert got == status, body
+    assert says in body["message"], body
+
+
+def test_timings_are_reported(hub):
+    # Not an assertion on speed: what the report quotes (see the test log with -s).
+    print("\nlaunch timings:", json.dumps({k: round(v, 1) for k, v in TIMINGS.items()}))

@@ -1,0 +1,314 @@
+"""The launch's parts in-process: reading launch specs and repositories' files, and the
+builder's limits (time, size, Python version, conda-only packages, eviction) on a real
+Git repository over HTTP and the real uv, as the hub's own account (no hub)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from pangeohub.binder.builder import BinderBuilder, env_key
+from pangeohub.binder.launcher import BinderLauncher
+from pangeohub.binder.recipe import read_recipe
+from pangeohub.binder.spec import LaunchError, landing_path, parse_spec
+
+from .gitrepo import ServedRepos, make_wheel
+
+
+def test_launch_specs_read_as_binderhub_writes_them():
+    repo = parse_spec("gh", "pangeo-data/pangeo-tutorial/main", "http://127.0.0.1:9")
+    assert (repo.url, repo.ref, repo.name) == (
+        "http://127.0.0.1:9/pangeo-data/pangeo-tutorial",
+        "main",
+        "pangeo-tutorial",
+    )
+    repo = parse_spec("git", "https%3A%2F%2Fexample.org%2Fgroup%2Fthing.git/v1.0")
+    assert (repo.url, repo.ref, repo.name) == (
+        "https://example.org/group/thing.git",
+        "v1.0",
+        "thing",
+    )
+    assert landing_path(None, "notebooks/a.ipynb") == "lab/tree/notebooks/a.ipynb"
+    assert landing_path("lab/tree/x.ipynb", None) == "lab/tree/x.ipynb"
+    assert landing_path("", "") == ""
+
+
+@pytest.mark.parametrize(
+    ("provider", "spec", "status"),
+    [
+        ("svn", "a/b/c", 404),
+        ("gh", "org/repo", 400),
+        ("gh", "org/re po/main", 400),
+        ("gh", "org/repo/-rf", 400),
+        ("git", "file%3A%2F%2F%2Fetc/main", 400),
+        ("git", "https%3A%2F%2Fuser%3Apw%40example.org%2Fr/main", 400),
+    ],
+)
+def test_bad_specs_are_refused_with_a_status(provider, spec, status):
+    with pytest.raises(LaunchError) as refused:
+        parse_spec(provider, spec)
+    assert refused.value.status == status and refused.value.message
+
+
+def test_landing_outside_the_server_is_refused():
+    for bad in ("https://evil.example/", "lab/../../hub/admin", "javascript:alert(1)"):
+        with pytest.raises(LaunchError):
+            landing_path(bad, None)
+
+
+def test_repository_files_are_read_like_repo2docker(tmp_path):
+    (tmp_path / "binder").mkdir()
+    (tmp_path / "binder" / "environment.yml").write_text(
+        "channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy=1.26\n"
+        "  - conda-forge::xarray>=2024.1\n  - pip\n  - pip:\n    - h14tinypkg==1.0\n"
+    )
+    (tmp_path / "binder" / "postBuild").write_text("#!/bin/sh\n")
+    (tmp_path / "requirements.txt").write_text("ignored-because-binder-exists\n")
+    (tmp_path / "setup.py").write_text("")
+    recipe = read_recipe(tmp_path)
+    assert recipe.config_dir == "binder" and recipe.python == "3.11"
+    assert recipe.conda_requirements == ["numpy==1.26", "xarray>=2024.1"]
+    assert recipe.pip_requirements == ["h14tinypkg==1.0"]
+    assert recipe.requirements is None and not recipe.install_project
+    assert recipe.post_build == "binder/postBuild" and recipe.start is None
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "runtime.txt").write_text("python-3.11\n")
+    (root / "pyproject.toml").write_text("")
+    recipe = read_recipe(root)
+    assert recipe.python == "3.11" and recipe.install_project
+    (root / "runtime.txt").write_text("r-4.1-2022-01-01\n")
+    with pytest.raises(LaunchError, match="python-3.X"):
+        read_recipe(root)
+
+
+# --- the builder, on a real repository and uv ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    repos = ServedRepos(tmp_path_factory.mktemp("h14units") / "served")
+    yield repos
+    repos.stop()
+
+
+@pytest.fixture(scope="module")
+def wheels():
+    directory = Path(tempfile.mkdtemp(prefix="h14-unit-wheels-"))
+    make_wheel(directory, "h14tinypkg", "1.0", "VALUE = 1\n")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def builder(tmp_path, wheels, **settings) -> BinderBuilder:
+    config = Config()
+    config.Isolation.enabled = False  # steps as this account: no hub, no people here
+    config.BinderBuilder.env_root = str(tmp_path / "binder")
+    config.BinderBuilder.find_links = [str(wheels)]
+    config.BinderBuilder.offline = True
+    for key, value in settings.items():
+        setattr(config.BinderBuilder, key, value)
+    return BinderBuilder(config=config)
+
+
+def build(b: BinderBuilder, served: ServedRepos, name: str, ref: str = "main") -> list[dict]:
+    repo = parse_spec("gh", f"h14org/{name}/{ref}", served.url)
+
+    async def run():
+        commit = await b.resolve(repo, "h14unit")
+        return [e async for e in b.build(repo, commit, "h14unit")]
+
+    return asyncio.run(run())
+
+
+def test_a_python_other_than_the_hubs_is_refused_by_name(tmp_path, served, wheels):
+    served.publish("h14org", "oldpy", {"runtime.txt": "python-2.7\n"})
+    events = build(builder(tmp_path, wheels), served, "oldpy")
+    assert events[-1]["phase"] == "failed"
+    assert "runtime.txt asks for Python 2.7" in events[-1]["message"]
+    assert not os.listdir(tmp_path / "binder" / "envs")
+
+
+def test_a_conda_only_package_is_named(tmp_path, served, wheels):
+    served.publish(
+        "h14org",
+        "condaonly",
+        {"environment.yml": "dependencies:\n  - h14condaonlypkg=2.0\n  - pip:\n    - h14tinypkg\n"},
+    )
+    events = build(builder(tmp_path, wheels), served, "condaonly")
+    assert events[-1]["phase"] == "failed"
+    assert events[-1]["message"].startswith("Installing environment.yml's dependencies")
+    assert "h14condaonlypkg==2.0 could not be installed" in events[-1]["message"]
+    assert "not conda" in events[-1]["message"]
+
+
+def test_a_build_past_its_time_limit_is_stopped_and_removed(tmp_path, served, wheels):
+    served.publish("h14org", "slow", {"postBuild": "#!/bin/sh\necho started\nexec sleep 600\n"})
+    started = time.monotonic()
+    events = build(builder(tmp_path, wheels, timeout=8), served, "slow")
+    assert time.monotonic() - started < 30
+    assert events[-1]["phase"] == "failed" and "took too long" in events[-1]["message"]
+    assert "c.BinderBuilder.timeout" in events[-1]["message"]
+    assert not os.listdir(tmp_path / "binder" / "envs")
+    assert not os.listdir(tmp_path / "binder" / "building")
+
+
+def test_a_build_past_its_size_limit_is_refused(tmp_path, served, wheels):
+    served.publish(
+        "h14org",
+        "big",
+        {"postBuild": '#!/bin/sh\nhead -c 3000000 /dev/zero > "$VIRTUAL_ENV/blob"\n'},
+    )
+    events = build(builder(tmp_path, wheels, max_size=2_000_000), served, "big")
+    assert events[-1]["phase"] == "failed" and "c.BinderBuilder.max_size" in events[-1]["message"]
+    assert not os.listdir(tmp_path / "binder" / "envs")
+
+
+def test_environments_are_evicted_least_recently_launched_first(tmp_path, served, wheels):
+    b = builder(tmp_path, wheels)
+    keys = []
+    for name in ("evict-a", "evict-b", "evict-c"):
+        commit = served.publish("h14org", name, {"requirements.txt": "h14tinypkg\n"})
+        events = build(b, served, name)
+        assert events[-1]["phase"] == "built", events[-1]
+        keys.append(env_key(f"{served.url}/h14org/{name}", commit))
+    os.utime(b.root / "used" / keys[0], (1, 1))  # a launched long ago
+    os.utime(b.root / "used" / keys[1], (2, 2))
+    b.total_size = sum(b.environment(k).meta["size"] for k in (keys[0], keys[2]))
+    removed = b.evict(in_use={keys[0]})  # a is in use by a running server: kept
+    assert removed == [keys[1]]
+    assert b.environment(keys[1]) is None and not (b.root / "envs" / keys[1]).exists()
+    assert b.environment(keys[0]) is not None and b.environment(keys[2]) is not None
+
+
+@pytest.mark.parametrize("cls", [BinderBuilder, BinderLauncher])
+def test_every_setting_is_documented(cls):
+    text = (Path(__file__).resolve().parents[2] / "docs" / "binder.md").read_text()
+    for name, trait in cls.class_own_traits(config=True).items():
+        assert f"`c.{cls.__name__}.{name}`" in text, f"{cls.__name__}.{name} is not in binder.md"
+        assert trait.help, f"{cls.__name__}.{name} has no help="
+
+
+IN_TREE_BACKEND = """
+import base64, hashlib, zipfile
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    dist = "h14project-0.1.dist-info"
+    files = {
+        "h14project.py": open("h14project.py").read(),
+        dist + "/METADATA": "Metadata-Version: 2.1\\nName: h14project\\nVersion: 0.1\\n",
+        dist + "/WHEEL": "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(path + ",sha256=" + digest.decode() + "," + str(len(text.encode())))
+    files[dist + "/RECORD"] = "\\n".join(record + [dist + "/RECORD,,"]) + "\\n"
+    name = "h14project-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel_directory + "/" + name, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return name
+"""
+
+
+def test_a_repository_with_pyproject_is_installed_as_a_package(tmp_path, served, wheels):
+    # An in-tree build backend (PEP 517 backend-path): builds offline, with isolation.
+    served.publish(
+        "h14org",
+        "project",
+        {
+            "pyproject.toml": (
+                '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+            ),
+            "backend.py": IN_TREE_BACKEND,
+            "h14project.py": "ANSWER = 42\n",
+        },
+    )
+    b = builder(tmp_path, wheels)
+    events = build(b, served, "project")
+    assert events[-1]["phase"] == "built", events[-1].get("log")
+    python = b.environment(events[-1]["environment"]).python
+    answer = subprocess.run(
+        [python, "-c", "import h14project; print(h14project.ANSWER)"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+    )
+    assert answer.stdout.strip() == "42"
+
+
+def test_builds_are_limited_per_person_and_queued_per_hub(tmp_path, served, wheels):
+    gate = tmp_path / "go"
+    served.publish(
+        "h14org",
+        "gated",
+        {
+            "postBuild": (
+                f"#!/bin/sh\nfor i in $(seq 300); do [ -e {gate} ] && exit 0; sleep 0.1; done\n"
+            )
+        },
+    )
+    served.publish("h14org", "other", {"requirements.txt": "h14tinypkg\n"})
+    b = builder(tmp_path, wheels, max_builds=1, max_builds_per_user=1)
+
+    async def run():
+        gated = parse_spec("gh", "h14org/gated/main", served.url)
+        other = parse_spec("gh", "h14org/other/main", served.url)
+        first = b.build(gated, await b.resolve(gated, "h14one"), "h14one")
+        seen = [await anext(first)]
+        while seen[-1]["phase"] != "building":  # h14one's build holds the hub's one slot
+            seen.append(await anext(first))
+        with pytest.raises(LaunchError) as refused:  # h14one may not start a second one
+            b.check_can_build("h14one")
+        assert refused.value.status == 429
+        second = b.build(other, await b.resolve(other, "h14two"), "h14two")
+        waiting = await anext(second)  # h14two waits its turn
+        gate.touch()
+        rest = [e async for e in first]
+        after = [e async for e in second]
+        return waiting, rest, after
+
+    waiting, rest, after = asyncio.run(run())
+    assert waiting["phase"] == "waiting" and "build slot" in waiting["message"]
+    assert rest[-1]["phase"] == "built" and after[-1]["phase"] == "built"
+
+
+def test_links_a_build_leaves_are_never_followed_by_root(tmp_path, served, wheels):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    victim.chmod(0o600)
+    served.publish(
+        "h14org",
+        "links",
+        {
+            "binder/start": '#!/bin/sh\nexec "$@"\n',
+            "binder/postBuild": (
+                "#!/bin/sh\nset -e\n"
+                f'ln -s {victim} "$REPO_DIR/../pangeohub-binder.json"\n'
+                f'ln -s {victim} "$VIRTUAL_ENV/linked"\n'
+            ),
+        },
+    )
+    events = build(builder(tmp_path, wheels), served, "links")
+    assert events[-1]["phase"] == "built", events[-1]
+    assert victim.read_text() == "untouched\n" and (victim.stat().st_mode & 0o777) == 0o600
+
+    served.publish(
+        "h14org",
+        "links",
+        {"binder/postBuild": f'#!/bin/sh\nln -sf {victim} "$REPO_DIR/binder/start"\n'},
+    )
+    events = build(builder(tmp_path, wheels), served, "links")
+    assert events[-1]["phase"] == "failed" and "not a plain file" in events[-1]["message"]
+    assert (victim.stat().st_mode & 0o777) == 0o600  # root never chmod-ed through the link
