@@ -26,6 +26,8 @@ from traitlets.config import Config
 from .culling import CullingPolicy, destructive_culling, wire_culling
 from .gateway.hub import GatewayService, wire_gateway
 from .isolation import announce_isolation
+from .lab.home import wire_home
+from .lab.picker import wire_picker
 from .policy import PangeoPolicy
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
@@ -62,7 +64,7 @@ def check_claim_per_server(config: Config) -> None:
 
 
 # The parts, in order, and the checks; constants, not registries.
-PARTS = (wire_scratch, wire_gateway, wire_culling)
+PARTS = (wire_scratch, wire_gateway, wire_culling, wire_picker, wire_home)
 CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
 
 
@@ -87,6 +89,9 @@ def server_environment_hooks(spawner) -> list:
     gateway = GatewayService(parent=spawner)
     if gateway.enabled:
         hooks.append(gateway.environment)
+    from .lab.environment import lab_environment
+
+    hooks.append(lab_environment)
     return hooks
 
 

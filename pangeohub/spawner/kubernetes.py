@@ -14,6 +14,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Dict, List, Unicode, default, validate
 
+from ..lab.picker import describe, mark_previous
 from ..numbers import FiniteFloat
 from ..policy import PolicyError, Profile
 from .mixin import PangeoSpawnerMixin, refusal
@@ -139,8 +140,10 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
     # -- profiles -------------------------------------------------------------
 
     def kube_profile_list(self, spawner=None) -> list[dict]:
-        """KubeSpawner's profile_list: only the profiles this user may choose."""
-        return [self._kube_profile(p) for p in self.allowed_profiles()]
+        """KubeSpawner's profile_list: only the profiles this user may choose, the
+        server's previous choice pre-selected."""
+        entries = [self._kube_profile(p) for p in self.allowed_profiles()]
+        return mark_previous(entries, (self.user_options or {}).get("profile"))
 
     def _kube_profile(self, profile: Profile) -> dict:
         override = copy.deepcopy(profile.kubespawner_override)
@@ -148,7 +151,7 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         entry = {
             "display_name": profile.display_name,
             "slug": profile.slug,
-            "description": profile.description or profile.summary(),
+            "description": describe(profile),
             "default": profile.default,
             "kubespawner_override": override,
         }
@@ -250,7 +253,19 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         for key, value in self._resources(self.profile).items():
             if key != "image":
                 setattr(self, key, value)
+        self._add_shared_volume()
         await self._find_existing_claim()
+
+    def _add_shared_volume(self) -> None:
+        """The shared data volume (``c.SharedData.kubernetes_volume``): readOnly unless
+        the user is in one of its ``writer_groups``."""
+        from ..lab.shared import SharedData
+
+        volumes, mounts = SharedData(parent=self).kubernetes_mounts(self.user_groups)
+        names = {v.get("name") for v in self.volumes}
+        self.volumes = [*self.volumes, *(v for v in volumes if v["name"] not in names)]
+        names = {m.get("name") for m in self.volume_mounts}
+        self.volume_mounts = [*self.volume_mounts, *(m for m in mounts if m["name"] not in names)]
 
     def policy_environment(self) -> dict[str, str]:
         env = super().policy_environment()
