@@ -5,6 +5,7 @@ Screenshots go under the test output."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import time
@@ -40,6 +41,16 @@ c.PangeoPolicy.profiles = [
 ]
 """
 SHARED_TEXT = "Community data catalogue, put here by an admin."
+# A PUT to the server's contents API from the Lab's page, with the Lab's own XSRF cookie.
+SAVE_JS = """async ({path, text}) => {
+  const base = document.querySelector("body").dataset.baseUrl
+    || JSON.parse(document.getElementById("jupyter-config-data").textContent).baseUrl;
+  const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+  const r = await fetch(base + "api/contents/" + path, {method: "PUT",
+    headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf},
+    body: JSON.stringify({type: "file", format: "text", content: text})});
+  return [r.status, await r.text()];
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +94,15 @@ def shared_dir(hub) -> str:
     return str(hub.state_dir / "shared")
 
 
+def open_sidebar(page, panel_id: str):
+    """The Lab's left panel ``panel_id``, opened (its tab toggles it, so only if hidden)."""
+    panel = page.locator(f"#{panel_id}")
+    if not panel.is_visible():
+        page.locator(f"li[data-id='{panel_id}']").click()
+    panel.wait_for()
+    return panel
+
+
 def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page, shots):
     page.goto(f"{hub.url}/hub/spawn/{USER}/{SERVER}")
     form = page.locator("#form")
@@ -98,9 +118,112 @@ def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page,
     page.screenshot(path=shots / "2-lab.png")
 
 
-def test_status_bar_shows_the_servers_limits(page, shots):
-    memory = page.locator("#jp-main-statusbar").get_by_text(re.compile(r"Mem:"))
-    memory.wait_for()
-    page.screenshot(path=shots / "3-status-bar.png")
-    text = page.locator("#jp-main-statusbar").inner_text()
-    assert "1.50 GB" in text or "1536" in text, text
+def test_top_bar_shows_the_servers_limits_not_the_machines(page, shots):
+    top = page.locator("#jp-top-panel")
+    top.get_by_text("CPU:").wait_for()
+    top.get_by_text(re.compile(r"/ 1\.\d+ GB")).wait_for()  # the disk, once measured
+    page.screenshot(path=shots / "3-top-bar.png")
+    text = " ".join(top.inner_text().split())
+    # the profile's 1536M, not the machine's memory; the server's 2 GiB disk, not the host's
+    assert "/ 1536 MB" in text, text
+    disk = re.search(r"Disk: [\d.]+ / ([\d.]+) GB", text)
+    assert disk and 1.5 < float(disk.group(1)) <= 2.15, text
+    assert "CPU:" in text
+
+
+def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):
+    shared = shared_dir(hub)
+    with open(f"{shared}/catalogue.txt", "w") as f:  # the admin, on the hub's machine
+        f.write(SHARED_TEXT + "\n")
+    browser = open_sidebar(page, "filebrowser")
+    browser.get_by_text("shared", exact=True).dblclick()
+    browser.get_by_text("catalogue.txt").dblclick()
+    editor = page.locator(".jp-FileEditor .cm-content").first
+    editor.get_by_text(SHARED_TEXT).wait_for()
+    page.get_by_text("file is read-only").wait_for()  # the Lab says so at once
+    editor.click()
+    page.keyboard.press("End")
+    page.keyboard.type(" Edited.")
+    # saving it anyway, as the Lab would (its contents API), and adding a file: refused
+    save = page.evaluate(SAVE_JS, {"path": "shared/catalogue.txt", "text": "Edited."})
+    add = page.evaluate(SAVE_JS, {"path": "shared/mine.txt", "text": "Mine."})
+    page.screenshot(path=shots / "4-shared-read-only.png")
+    for status, message in (save, add):
+        assert status == 403 and "Permission denied" in message, (status, message)
+    with open(f"{shared}/catalogue.txt") as f:
+        assert f.read() == SHARED_TEXT + "\n"
+    assert not os.path.exists(f"{shared}/mine.txt")
+    # close the edited tab without saving, so later pages do not ask
+    page.locator(".lm-DockPanel-tabBar .lm-mod-current .lm-TabBar-tabCloseIcon").click()
+    page.get_by_role("button", name=re.compile("Discard|Don.t Save")).click()
+    page.locator(".jp-Dialog").wait_for(state="detached")
+
+
+def test_clusters_panel_makes_a_gateway_cluster_and_its_dashboard_renders(hub, page, shots):
+    panel = open_sidebar(page, "dask-dashboard-launcher")
+    panel.get_by_role("button", name=re.compile("NEW")).click()
+    item = panel.locator(".dask-ClusterListingItem").first
+    item.wait_for(timeout=90_000)
+    text = item.inner_text()
+    link = re.search(r"Dashboard URL: (\S+)", text).group(1)
+    assert link.startswith("/services/dask-gateway/clusters/") and link.endswith("/status")
+    assert "gateway://" in text  # a Gateway cluster, not a LocalCluster
+    item.click()
+    page.get_by_role("button", name="Task Stream").click()
+    frame = page.frame_locator(".dask-DaskDashboard iframe, iframe").first
+    frame.locator(".bk-Canvas, [class^=bk]").first.wait_for(timeout=60_000)
+    page.screenshot(path=shots / "5-dask-task-stream.png")
+    # cluster.dashboard_link, as a notebook prints it, opens in the browser through the hub
+    dashboard = page.context.new_page()
+    dashboard.goto(f"{hub.url}{link}")
+    dashboard.get_by_text(re.compile("Task Stream|Workers", re.I)).first.wait_for()
+    dashboard.screenshot(path=shots / "6-dask-dashboard-link.png")
+    dashboard.close()
+
+
+def test_home_page_shows_each_servers_profile_disk_and_the_limit(hub, page, shots):
+    page.goto(f"{hub.url}/hub/home")
+    row = page.locator(f"tr[data-server-name={SERVER}]")
+    row.wait_for()
+    page.screenshot(path=shots / "7-home.png", full_page=True)
+    assert "Climate Large" in row.locator(".pangeo-profile").inner_text()
+    assert row.locator(".pangeo-disk").inner_text().strip() == "2 GiB"
+    assert row.locator(".pangeo-state").inner_text().strip() == "running"
+    default = page.locator("tr[data-server-name='']")
+    assert "Small" in default.locator(".pangeo-profile").inner_text()  # its next start
+    assert default.locator(".pangeo-state").inner_text().strip() == "stopped"
+    limit = " ".join(page.locator(".pangeo-limit").inner_text().split())
+    assert "3 named servers" in limit and "2 left" in limit, limit
+
+
+def test_picker_pre_selects_the_previous_choice_and_refuses_a_forged_one(hub, page, shots):
+    cookies = page.context.cookies()
+    xsrf = next(c["value"] for c in cookies if c["name"] == "_xsrf" and c["path"] == "/hub/")
+    forged = page.request.post(
+        f"{hub.url}/hub/spawn/{USER}/forged",
+        form={"profile": "oceans", "_xsrf": xsrf},
+        max_redirects=0,
+    )
+    assert forged.status == 403, forged.status
+    body = html.unescape(forged.text())
+    assert "You may not use the profile 'oceans'" in body, re.findall(r"<p>.*?</p>", body, re.S)
+    assert "Traceback" not in body
+
+    stopped = page.request.delete(
+        f"{hub.url}/hub/api/users/{USER}/servers/{SERVER}", headers={"X-XSRFToken": xsrf}
+    )
+    assert stopped.status in (202, 204)
+    deadline = time.monotonic() + 60
+    while SERVER in page.request.get(f"{hub.url}/hub/api/users/{USER}").json()["servers"]:
+        assert time.monotonic() < deadline, "the server did not stop within 60 s"
+        time.sleep(0.5)
+    page.goto(f"{hub.url}/hub/spawn/{USER}/{SERVER}")
+    large = page.get_by_role("radio", name=re.compile("Climate Large"))
+    large.wait_for()
+    page.screenshot(path=shots / "8-picker-previous-choice.png")
+    assert large.is_checked()
+    # keyboard: from the chosen profile, an arrow key chooses the other one
+    large.focus()
+    page.keyboard.press("ArrowUp")
+    assert page.get_by_role("radio", name=re.compile("Small")).is_checked()
+    assert page.locator("input[name=profile]:checked").get_attribute("value") == "small"
