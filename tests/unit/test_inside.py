@@ -1,0 +1,136 @@
+"""Inside a server, the parts that need no browser: where the Dask dashboard proxy goes,
+the shared volume on Kubernetes, the picker's list, and the home page's wiring."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from traitlets.config import Config
+
+import pangeohub
+from pangeohub.lab.dashboard import gateway_dashboard_url
+from pangeohub.lab.home import TEMPLATE_VAR, TEMPLATES, home_summary
+from pangeohub.lab.picker import describe, mark_previous, render_fancy_form
+from pangeohub.lab.shared import SharedData
+from pangeohub.policy import PangeoPolicy
+
+PUBLIC = "/services/dask-gateway"
+INTERNAL = "http://traefik-dask-gateway.pangeo.svc/services/dask-gateway"
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.mark.parametrize(
+    "link, expected",
+    [
+        (f"{PUBLIC}/clusters/abc/status", f"{INTERNAL}/clusters/abc"),
+        (f"{PUBLIC}/clusters/abc/", f"{INTERNAL}/clusters/abc/"),
+        # a link elsewhere on the hub: the gateway's host, same path
+        ("/other/clusters/abc/status", "http://traefik-dask-gateway.pangeo.svc/other/clusters/abc"),
+        # a full link (an admin's public_address): kept, without /status
+        ("https://dask.example.org/clusters/abc/status", "https://dask.example.org/clusters/abc"),
+    ],
+)
+def test_dashboard_proxy_reaches_the_gateway_at_its_internal_address(link, expected):
+    assert gateway_dashboard_url(link, PUBLIC, INTERNAL) == expected
+
+
+def test_shared_volume_is_read_only_except_for_writer_groups():
+    shared = SharedData(
+        kubernetes_volume={"persistentVolumeClaim": {"claimName": "shared-data"}},
+        writer_groups=["pangeo-data:Hub-Admins"],
+    )
+    volumes, mounts = shared.kubernetes_mounts(["pangeo-data:climate"])
+    assert volumes == [
+        {"name": "pangeo-shared", "persistentVolumeClaim": {"claimName": "shared-data"}}
+    ]
+    assert mounts == [
+        {"name": "pangeo-shared", "mountPath": "/home/jovyan/shared", "readOnly": True}
+    ]
+    _, mounts = shared.kubernetes_mounts(["pangeo-data:hub-admins"])
+    assert mounts[0]["readOnly"] is False
+    assert SharedData().kubernetes_mounts(["x"]) == ([], [])  # no volume set: none
+
+
+def test_shared_directory_defaults_inside_what_the_tests_clean(tmp_path):
+    path = SharedData().path
+    assert path.startswith("/srv/pangeohub/") or path == str(tmp_path / "state" / "shared")
+
+
+def test_picker_shows_resources_image_and_the_previous_choice():
+    policy = PangeoPolicy(
+        profiles=[
+            {"display_name": "Small", "slug": "small", "default": True, "description": "Light."},
+            {"display_name": "Large", "slug": "large", "cpu_limit": 4, "mem_limit": "16G"},
+        ]
+    )
+    small, large = policy.all_profiles()
+    assert (
+        describe(large) == "4 CPU, 16 GiB memory, 2 GiB disk · image pangeo/pangeo-notebook:latest"
+    )
+    assert describe(small).startswith("Light. · 1 CPU")
+    entries = [{"slug": "small", "default": True}, {"slug": "large", "default": False}]
+    assert [e["default"] for e in mark_previous(entries, "large")] == [False, True]
+    assert [e["default"] for e in mark_previous(entries, "gone")] == [False, True]  # kept
+    form = render_fancy_form([{"slug": "large", "display_name": "Large </script>"}])
+    assert "window.profileList" in form and '</script>"' not in form  # JSON, escaped
+
+
+def test_configure_wires_picker_and_home_keeping_the_admins_own():
+    c = Config()
+    c.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    c.JupyterHub.template_paths = ["/admin/templates"]
+    c.JupyterHub.template_vars = {"org": "Pangeo", TEMPLATE_VAR: "admin's"}
+    c.JupyterHub.extra_handlers = [("/admin/(.*)", object)]
+    pangeohub.configure(c)
+    pangeohub.configure(c)  # idempotent
+    assert c.JupyterHub.template_paths == ["/admin/templates", TEMPLATES]
+    assert c.JupyterHub.template_vars == {"org": "Pangeo", TEMPLATE_VAR: "admin's"}
+    routes = [h[0] for h in c.JupyterHub.extra_handlers]
+    assert routes == ["/admin/(.*)", "/fancy-profiles/static/(.*)"]
+    assert c.PangeoKubeSpawner.additional_profile_form_template_paths
+
+    off = Config()
+    off.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    off.HomePage.enabled = False
+    off.ProfilePicker.fancy = False
+    pangeohub.configure(off)
+    assert "template_paths" not in off.JupyterHub and "extra_handlers" not in off.JupyterHub
+
+
+def test_home_summary_gives_each_servers_profile_disk_state_and_whats_left():
+    policy = PangeoPolicy(
+        named_server_limit=3,
+        profiles=[
+            {"display_name": "Small", "slug": "small", "default": True},
+            {"display_name": "Large", "slug": "large", "disk_size": "10Gi", "groups": ["a:b"]},
+        ],
+    )
+
+    def spawner(name, options, ready=False, pending=None):
+        return SimpleNamespace(
+            name=name, user_options=options, ready=ready, pending=pending, policy=policy
+        )
+
+    default = spawner("", {})
+    spawners = [default, spawner("run", {"profile": "large"}, ready=True), spawner("old", {})]
+    user = SimpleNamespace(
+        spawners={"": default},
+        groups=[SimpleNamespace(name="a:b")],
+        all_spawners=lambda: iter(spawners),
+    )
+    summary = home_summary(user)
+    assert summary["servers"]["run"] == {
+        "profile": "Large",
+        "resources": "1 CPU, 2 GiB memory, 10 GiB disk",
+        "disk": "10 GiB",
+        "state": "running",
+    }
+    assert summary["servers"][""]["profile"] == "Small"
+    assert summary["servers"]["old"]["state"] == "stopped"
+    assert (summary["limit"], summary["left"]) == (3, 1)
+    assert home_summary(None) == {}
