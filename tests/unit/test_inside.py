@@ -3,6 +3,8 @@ the shared volume on Kubernetes, the picker's list, and the home page's wiring."
 
 from __future__ import annotations
 
+import os
+import stat
 from types import SimpleNamespace
 
 import pytest
@@ -134,3 +136,36 @@ def test_home_summary_gives_each_servers_profile_disk_state_and_whats_left():
     assert summary["servers"]["old"]["state"] == "stopped"
     assert (summary["limit"], summary["left"]) == (3, 1)
     assert home_summary(None) == {}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners and groups are set only as root")
+def test_shared_directory_is_root_owned_and_read_only_but_for_the_writer_group(tmp_path):
+    import grp
+    import subprocess
+
+    group = "h15-inside-writers"
+    subprocess.run(["groupdel", group], capture_output=True)  # a killed run's
+    subprocess.run(["groupadd", group], check=True)
+    try:
+        path = tmp_path / "shared"
+        info = SharedData(path=str(path)).ensure_directory().stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 0, 0o755)
+        info = SharedData(path=str(path), writer_group=group).ensure_directory().stat()
+        gid = grp.getgrnam(group).gr_gid
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, gid, 0o2775)
+    finally:
+        subprocess.run(["groupdel", group], check=True)
+
+
+def test_shared_link_in_a_home_is_kept_and_a_persons_own_file_left_alone(tmp_path):
+    shared = SharedData(path=str(tmp_path / "shared"))
+    home = tmp_path / "home"
+    home.mkdir()
+    shared.link_into(home, os.getuid(), os.getgid())
+    shared.link_into(home, os.getuid(), os.getgid())  # the next start: the same link
+    assert os.readlink(home / "shared") == str(tmp_path / "shared")
+    other = tmp_path / "other-home"
+    other.mkdir()
+    (other / "shared").write_text("my notes")
+    shared.link_into(other, os.getuid(), os.getgid())
+    assert (other / "shared").read_text() == "my notes"
