@@ -262,10 +262,9 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         from ..lab.shared import SharedData
 
         volumes, mounts = SharedData(parent=self).kubernetes_mounts(self.user_groups)
-        names = {v.get("name") for v in self.volumes}
-        self.volumes = [*self.volumes, *(v for v in volumes if v["name"] not in names)]
-        names = {m.get("name") for m in self.volume_mounts}
-        self.volume_mounts = [*self.volume_mounts, *(m for m in mounts if m["name"] not in names)]
+        if volumes:
+            self.volumes = _with_entries(self.volumes, volumes)
+            self.volume_mounts = _with_entries(self.volume_mounts, mounts)
 
     def policy_environment(self) -> dict[str, str]:
         env = super().policy_environment()
@@ -571,6 +570,15 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
                 self.log.warning(
                     "Could not delete claim %s: %s", self.pvc_name, type(error).__name__
                 )
+
+
+def _with_entries(current, entries: list[dict]):
+    """KubeSpawner's ``volumes``/``volume_mounts`` (a list, or a dict by name as Zero to
+    JupyterHub gives them) with ``entries`` added, replacing any of the same name."""
+    if isinstance(current, dict):
+        return {**current, **{e["name"]: e for e in entries}}
+    names = {e["name"] for e in entries}
+    return [*(v for v in current if v.get("name") not in names), *entries]
 
 
 def _pending(pod: dict | None) -> tuple[dict | None, str | None]:

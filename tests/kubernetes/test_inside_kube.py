@@ -34,6 +34,20 @@ async def test_pods_mount_the_shared_volume_read_only_but_writers(make_spawner):
     assert mount_of(await writer.get_pod_manifest()).read_only is False
 
 
+async def test_shared_volume_joins_volumes_given_by_name_as_zero_to_jupyterhub_does(
+    make_spawner,
+):
+    spawner = make_spawner(
+        make_user("alice"),
+        KubeSpawner__volumes={"home": {"name": "home", "emptyDir": {}}},
+        KubeSpawner__volume_mounts={"home": {"name": "home", "mountPath": "/home/jovyan"}},
+        **SHARED,
+    )
+    await spawner.load_user_options()
+    assert sorted(spawner.volumes) == ["home", "pangeo-shared"]
+    assert mount_of(await spawner.get_pod_manifest()).read_only is True
+
+
 async def test_no_shared_volume_unless_the_admin_sets_one(make_spawner):
     spawner = make_spawner(make_user("alice"))
     await spawner.load_user_options()
