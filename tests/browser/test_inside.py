@@ -20,6 +20,9 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
+    # dask-gateway's Gateway.__del__, run by the garbage collector after the client is
+    # closed, asks for its stopped loop; noise from upstream, not a failure of ours
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
 USER = "h15grace"
@@ -173,12 +176,41 @@ def test_clusters_panel_makes_a_gateway_cluster_and_its_dashboard_renders(hub, p
     frame = page.frame_locator(".dask-DaskDashboard iframe, iframe").first
     frame.locator("canvas").first.wait_for(timeout=60_000)  # bokeh drew the plot
     page.screenshot(path=shots / "5-dask-task-stream.png")
+    # a cluster started in code (GatewayCluster() in a notebook, here the same client in
+    # this process with the person's own token) shows in the panel too
+    with gateway_as(hub, page) as gateway:
+        name = gateway.submit()
+        try:
+            panel.locator(f".dask-ClusterListingItem[data-cluster-id$='{name}']").wait_for()
+            page.screenshot(path=shots / "5b-dask-cluster-from-code.png")
+        finally:
+            gateway.stop_cluster(name)
     # cluster.dashboard_link, as a notebook prints it, opens in the browser through the hub
     dashboard = page.context.new_page()
     dashboard.goto(f"{hub.url}{link}")
     dashboard.locator("canvas").first.wait_for(timeout=60_000)
     dashboard.screenshot(path=shots / "6-dask-dashboard-link.png")
     dashboard.close()
+
+
+def hub_xsrf(page) -> str:
+    cookies = page.context.cookies()
+    return next(c["value"] for c in cookies if c["name"] == "_xsrf" and c["path"] == "/hub/")
+
+
+def gateway_as(hub, page):
+    """The dask-gateway client a notebook uses, with a token of the signed-in person."""
+    from dask_gateway import Gateway
+    from dask_gateway.auth import JupyterHubAuth
+
+    made = page.request.post(
+        f"{hub.url}/hub/api/users/{USER}/tokens",
+        headers={"X-XSRFToken": hub_xsrf(page)},
+        data={"note": "browser test: a cluster from code", "expires_in": 600},
+    )
+    assert made.ok, made.text()
+    auth = JupyterHubAuth(api_token=made.json()["token"])
+    return Gateway(address=f"{hub.url}/services/dask-gateway", auth=auth)
 
 
 def test_home_page_shows_each_servers_profile_disk_and_the_limit(hub, page, shots):
@@ -197,8 +229,7 @@ def test_home_page_shows_each_servers_profile_disk_and_the_limit(hub, page, shot
 
 
 def test_picker_pre_selects_the_previous_choice_and_refuses_a_forged_one(hub, page, shots):
-    cookies = page.context.cookies()
-    xsrf = next(c["value"] for c in cookies if c["name"] == "_xsrf" and c["path"] == "/hub/")
+    xsrf = hub_xsrf(page)
     forged = page.request.post(
         f"{hub.url}/hub/spawn/{USER}/forged",
         form={"profile": "oceans", "_xsrf": xsrf},
