@@ -62,7 +62,14 @@ def render_fancy_form(profile_list: list[dict]) -> str:
 
 def wire_picker(c: Config) -> None:
     """Serve fancy-profiles' assets and give KubeSpawner its template (keeping the admin's
-    own template paths and handlers)."""
+    own template paths and handlers).
+
+    fancy-profiles loads its script from ``/hub/fancy-profiles/...`` whatever the hub's
+    base URL (an upstream limitation), so under another ``c.JupyterHub.base_url`` the
+    spawners keep their plain picker unless the admin asked for it explicitly."""
+    base_url = c.JupyterHub.get("base_url", "/") or "/"
+    if base_url != "/" and "fancy" not in c.ProfilePicker:
+        c.ProfilePicker.fancy = False
     if not ProfilePicker(config=c).active:
         return
     handlers = list(c.JupyterHub.get("extra_handlers", []))

@@ -96,6 +96,12 @@ def test_configure_wires_picker_and_home_keeping_the_admins_own():
     assert routes == ["/admin/(.*)", "/fancy-profiles/static/(.*)"]
     assert c.PangeoKubeSpawner.additional_profile_form_template_paths
 
+    prefixed = Config()
+    prefixed.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    prefixed.JupyterHub.base_url = "/pangeo/"
+    pangeohub.configure(prefixed)  # fancy-profiles' script path assumes base_url "/"
+    assert prefixed.ProfilePicker.fancy is False and "extra_handlers" not in prefixed.JupyterHub
+
     off = Config()
     off.PangeoPolicy.profiles = [{"display_name": "Small"}]
     off.HomePage.enabled = False
