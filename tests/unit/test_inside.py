@@ -3,7 +3,9 @@ the shared volume on Kubernetes, the picker's list, and the home page's wiring."
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 from types import SimpleNamespace
 
@@ -175,3 +177,32 @@ def test_shared_link_in_a_home_is_kept_and_a_persons_own_file_left_alone(tmp_pat
     (other / "shared").write_text("my notes")
     shared.link_into(other, os.getuid(), os.getgid())
     assert (other / "shared").read_text() == "my notes"
+
+
+def local_spawner(config: Config, options: dict):
+    from pangeohub.spawner.local import PangeoLocalSpawner
+
+    user = SimpleNamespace(name="grace", groups=[SimpleNamespace(name="pangeo-data:climate")])
+    spawner = PangeoLocalSpawner(config=config, _deprecated_db_session=None)
+    spawner.user = user
+    spawner.user_options = options
+    return spawner
+
+
+def test_local_spawner_shows_the_same_picker_and_the_plain_one_when_switched_off():
+    c = Config()
+    c.PangeoPolicy.profiles = [
+        {"display_name": "Small", "slug": "small", "default": True},
+        {"display_name": "Large", "slug": "large", "groups": ["pangeo-data:climate"]},
+        {"display_name": "Oceans", "slug": "oceans", "groups": ["pangeo-data:oceans"]},
+    ]
+    form = local_spawner(c, {"profile": "large"}).render_profile_picker()
+    assert "fancy-profiles/static" in form
+    listed = json.loads(re.search(r"window.profileList = (.*);", form).group(1))
+    assert [p["slug"] for p in listed] == ["small", "large"]  # not Oceans
+    assert [p["slug"] for p in listed if p["default"]] == ["large"]  # the previous choice
+    assert listed[1]["description"].startswith("1 CPU, 2 GiB memory, 2 GiB disk · image")
+
+    c.ProfilePicker.fancy = False
+    plain = local_spawner(c, {"profile": "large"}).render_profile_picker()
+    assert 'value="large" checked' in plain and "oceans" not in plain
