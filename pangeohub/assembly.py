@@ -7,14 +7,17 @@ the admin set), then runs every start-up check. Calling it twice changes nothing
 
 Parts (each on by default, off with one setting):
 
-=============  ==========================  =============================================
-part           switch                      what it adds
-=============  ==========================  =============================================
-scratch        ``c.ScratchService.enabled``  the credential service, its scope
-Dask Gateway   ``c.GatewayService.enabled``  the gateway service (or an external one)
-culling        ``c.CullingPolicy.enabled``   jupyterhub-idle-culler, stop-only
-launch links   ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its build API
-=============  ==========================  =============================================
+==============  ============================  =============================================
+part            switch                        what it adds
+==============  ============================  =============================================
+scratch         ``c.ScratchService.enabled``  the credential service, its scope
+Dask Gateway    ``c.GatewayService.enabled``  the gateway service (or an external one)
+dashboards      ``c.DashboardGuard.enabled``  sign-in and ownership before a Dask dashboard
+culling         ``c.CullingPolicy.enabled``   jupyterhub-idle-culler, stop-only
+launch links    ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its build API
+profile picker  ``c.ProfilePicker.fancy``     jupyterhub-fancy-profiles' spawn page
+home page       ``c.HomePage.enabled``        each server's profile, disk and state
+==============  ============================  =============================================
 
 Per-server hooks are not bound here: pangeohub's spawners build them for each server
 from the same settings (:func:`server_environment_hooks`, :func:`server_stop_hooks`).
@@ -28,6 +31,8 @@ from .binder.hubconfig import wire_binder
 from .culling import CullingPolicy, destructive_culling, wire_culling
 from .gateway.hub import GatewayService, wire_gateway
 from .isolation import announce_isolation
+from .lab.home import wire_home
+from .lab.picker import wire_picker
 from .policy import PangeoPolicy
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
@@ -64,7 +69,7 @@ def check_claim_per_server(config: Config) -> None:
 
 
 # The parts, in order, and the checks; constants, not registries.
-PARTS = (wire_scratch, wire_gateway, wire_culling, wire_binder)
+PARTS = (wire_scratch, wire_gateway, wire_culling, wire_binder, wire_picker, wire_home)
 CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
 
 
@@ -89,6 +94,9 @@ def server_environment_hooks(spawner) -> list:
     gateway = GatewayService(parent=spawner)
     if gateway.enabled:
         hooks.append(gateway.environment)
+    from .lab.environment import lab_environment
+
+    hooks.append(lab_environment)
     return hooks
 
 

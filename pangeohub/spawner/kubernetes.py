@@ -14,6 +14,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Dict, List, Unicode, default, validate
 
+from ..lab.picker import describe, mark_previous
 from ..numbers import FiniteFloat
 from ..policy import PolicyError, Profile
 from .mixin import PangeoSpawnerMixin, refusal
@@ -139,8 +140,10 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
     # -- profiles -------------------------------------------------------------
 
     def kube_profile_list(self, spawner=None) -> list[dict]:
-        """KubeSpawner's profile_list: only the profiles this user may choose."""
-        return [self._kube_profile(p) for p in self.allowed_profiles()]
+        """KubeSpawner's profile_list: only the profiles this user may choose, the
+        server's previous choice pre-selected."""
+        entries = [self._kube_profile(p) for p in self.allowed_profiles()]
+        return mark_previous(entries, (self.user_options or {}).get("profile"))
 
     def _kube_profile(self, profile: Profile) -> dict:
         override = copy.deepcopy(profile.kubespawner_override)
@@ -148,7 +151,7 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         entry = {
             "display_name": profile.display_name,
             "slug": profile.slug,
-            "description": profile.description or profile.summary(),
+            "description": describe(profile),
             "default": profile.default,
             "kubespawner_override": override,
         }
@@ -252,6 +255,7 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
             if key != "image":
                 setattr(self, key, value)
         self._apply_launched_image()
+        self._add_shared_volume()
         await self._find_existing_claim()
 
     def _apply_launched_image(self) -> None:
@@ -263,6 +267,16 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         image = launched_image_option(self, prefix)
         if image:
             self.image = image
+
+    def _add_shared_volume(self) -> None:
+        """The shared data volume (``c.SharedData.kubernetes_volume``): readOnly unless
+        the user is in one of its ``writer_groups``."""
+        from ..lab.shared import SharedData
+
+        volumes, mounts = SharedData(parent=self).kubernetes_mounts(self.user_groups)
+        if volumes:
+            self.volumes = _with_entries(self.volumes, volumes)
+            self.volume_mounts = _with_entries(self.volume_mounts, mounts)
 
     def policy_environment(self) -> dict[str, str]:
         env = super().policy_environment()
@@ -568,6 +582,15 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
                 self.log.warning(
                     "Could not delete claim %s: %s", self.pvc_name, type(error).__name__
                 )
+
+
+def _with_entries(current, entries: list[dict]):
+    """KubeSpawner's ``volumes``/``volume_mounts`` (a list, or a dict by name as Zero to
+    JupyterHub gives them) with ``entries`` added, replacing any of the same name."""
+    if isinstance(current, dict):
+        return {**current, **{e["name"]: e for e in entries}}
+    names = {e["name"] for e in entries}
+    return [*(v for v in current if v.get("name") not in names), *entries]
 
 
 def _pending(pod: dict | None) -> tuple[dict | None, str | None]:

@@ -26,6 +26,8 @@ from ..isolation import Isolation
 from ..isolation.accounts import ensure_account, lookup
 from ..isolation.cgroups import ServerCgroup
 from ..isolation.disks import ServerDisk, mounted_at, private_directory
+from ..lab.picker import ProfilePicker, describe, mark_previous, render_fancy_form
+from ..lab.shared import SharedData
 from ..policy import PolicyError
 from ..state import StateDirectory
 from .mixin import PangeoSpawnerMixin, refusal
@@ -187,6 +189,19 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
                 "Ask a hub admin to add you to a group that may use one.</p>"
             )
         previous = (self.user_options or {}).get("profile")
+        if ProfilePicker(parent=self).active:
+            entries = [
+                {
+                    "display_name": p.display_name,
+                    "slug": p.slug,
+                    "description": describe(p),
+                    "default": p.default,
+                }
+                for p in profiles
+            ]
+            if not any(e["default"] for e in entries):
+                entries[0]["default"] = True
+            return render_fancy_form(mark_previous(entries, previous))
         chosen = next((p for p in profiles if p.slug == previous), None)
         chosen = chosen or next((p for p in profiles if p.default), profiles[0])
         items = []
@@ -250,22 +265,35 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         if account is None:
             raise RuntimeError(f"no account {self.account}")
         uid, gid = account.pw_uid, account.pw_gid
+        shared = self.shared_data
+        groups = [shared.writer_gid()] if shared.is_writer(self.account) else []
         cgroup = self.cgroup
 
         def preexec():
             if cgroup is not None:
                 cgroup.join()  # everything the server starts stays in it
-            os.setgroups([])
+            os.setgroups([g for g in groups if g is not None])
             os.setgid(gid)
             os.setuid(uid)
             os.chdir(home)
 
         return preexec
 
+    @property
+    def shared_data(self) -> SharedData:
+        return SharedData(parent=self)
+
+    def link_shared_data(self, uid: int, gid: int) -> None:
+        """The shared data directory, linked into the server's home (c.SharedData)."""
+        shared = self.shared_data
+        if shared.enabled:
+            shared.link_into(self.server_directory, uid, gid)
+
     def prepare_home(self) -> bool:
         """Account, disk (or directory) and cgroup for this start; True if the disk is new."""
         if not self.isolated:
             self.server_directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.link_shared_data(os.getuid(), os.getgid())
             return False
         home = self.server_directory
         private_directory(Path(self.isolation.home_root))
@@ -278,6 +306,7 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             private_directory(home.parent)
             home.mkdir(mode=0o700, exist_ok=True)
             os.chown(home, account.pw_uid, account.pw_gid, follow_symlinks=False)
+        self.link_shared_data(account.pw_uid, account.pw_gid)
         cgroup = self.cgroup
         if cgroup is not None and self.profile is not None:
             cgroup.kill_all()  # anything a crashed run left in it

@@ -96,12 +96,14 @@ def test_member_signs_in_sees_team_profiles_and_starts_a_server(
 
         page = sign_in_with_github(browser, hub, github, "alice", output_dir, "member")
         page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+        large = page.get_by_role("radio", name=re.compile("Climate Large"))
+        large.wait_for()  # the picker (jupyterhub-fancy-profiles) is drawn by its script
         page.screenshot(path=output_dir / "member-3-spawn-page.png")
         profiles = page.inner_text("form")
         assert "Small" in profiles and "Climate Large" in profiles
         assert "Oceans Large" not in profiles
 
-        page.check("input[value=large]")
+        large.check()
         page.get_by_role("button", name="Start").click()
         page.wait_for_url(re.compile(r".*/user/alice/.*"), timeout=90_000)
         page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,11 +57,14 @@ def user_image(root: Path) -> dict:
     JUPYTER_CONFIG_PATH / DASK_CONFIG, and pangeohub (the credential helper) is on PATH.
     """
     images = default_images(root)
+    # a copy: dask-labextension writes its default labextension.yaml into DASK_CONFIG
+    dask_config = Path(root) / "user-image-dask"
+    shutil.copytree(DEPLOY / "user-image" / "dask", dask_config, dirs_exist_ok=True)
     for name in ("pangeo/pangeo-notebook:2024.01.01", "pangeo/ml-notebook:2024.01.01"):
         env = images[name]["env"]
         paths = [str(REPO / "pangeohub" / "jupyter-config"), env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in paths if p)
-        env["DASK_CONFIG"] = str(DEPLOY / "user-image" / "dask")
+        env["DASK_CONFIG"] = str(dask_config)
     return images
 
 

@@ -9,6 +9,9 @@ import pytest
 from pangeohub.auth import GitHubTeamsAuthenticator
 from pangeohub.culling import CullingPolicy
 from pangeohub.isolation import Isolation
+from pangeohub.lab.home import HomePage
+from pangeohub.lab.picker import ProfilePicker
+from pangeohub.lab.shared import SharedData
 from pangeohub.local_auth import LocalGroupsAuthenticator
 from pangeohub.policy import PangeoPolicy
 from pangeohub.spawner import PangeoLocalSpawner, PangeoSpawnerMixin
@@ -26,6 +29,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
         (CullingPolicy, "culling.md"),
         (Isolation, "isolation.md"),
         (GitHubTeamsAuthenticator, "github-teams.md"),
+        (SharedData, "inside.md"),
+        (ProfilePicker, "inside.md"),
+        (HomePage, "inside.md"),
     ],
 )
 def test_every_setting_is_documented(cls, page):

@@ -1,0 +1,22 @@
+"""What every server's environment gets for the Lab's extensions."""
+
+from __future__ import annotations
+
+from ..gateway.hub import GatewayService
+from .shared import SHARED_DIR_ENV, SharedData
+
+
+def lab_environment(spawner) -> dict[str, str]:
+    """The Dask extension's Clusters panel makes Gateway clusters (dask-labextension-gateway
+    reads ``labextension.use_gateway``), and the shared directory's path is announced."""
+    env = {}
+    if GatewayService(parent=spawner).enabled:
+        env["DASK_LABEXTENSION__USE_GATEWAY"] = "True"
+    shared = SharedData(parent=spawner)
+    if shared.enabled:
+        kubernetes = hasattr(spawner, "kube_profile_list")
+        if not kubernetes:
+            env[SHARED_DIR_ENV] = shared.path
+        elif shared.kubernetes_volume:
+            env[SHARED_DIR_ENV] = shared.mount_path
+    return env

@@ -1,0 +1,82 @@
+"""The hub's home page: each server's profile, disk and state, and the named-server limit.
+
+A template (``templates/home.html``, extending JupyterHub's) on
+``c.JupyterHub.template_paths`` after the admin's own, and one template variable,
+``pangeohub_home`` (through ``c.JupyterHub.template_vars``, called with the signed-in
+user), computed from the same policy the spawners apply.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traitlets import Bool
+from traitlets.config import Config, Configurable
+
+from ..policy import PangeoPolicy, PolicyError, format_bytes
+
+TEMPLATES = str(Path(__file__).with_name("templates"))
+TEMPLATE_VAR = "pangeohub_home"
+
+
+class HomePage(Configurable):
+    """pangeohub's home page (``c.HomePage``)."""
+
+    enabled = Bool(
+        True,
+        help="""Show each server's profile, disk size and state on the hub's home page,
+        and how many named servers are left. False: JupyterHub's own home page.""",
+    ).tag(config=True)
+
+
+def server_state(spawner) -> str:
+    """What a server is doing, in a word."""
+    pending = getattr(spawner, "pending", None)  # a stopped one may be a plain ORM row
+    if pending:
+        return {"spawn": "starting", "stop": "stopping"}.get(pending, pending)
+    return "running" if getattr(spawner, "ready", False) else "stopped"
+
+
+def server_summary(spawner, policy: PangeoPolicy, groups: list[str]) -> dict:
+    """One server's line: its profile (the one it runs, or will run next), disk, state."""
+    slug = (spawner.user_options or {}).get("profile")
+    try:
+        profile = policy.choose_profile(slug, groups)
+    except PolicyError:
+        profile = None
+    return {
+        "profile": profile.display_name if profile else "(no profile available)",
+        "resources": profile.summary() if profile else "",
+        "disk": format_bytes(profile.disk_size) if profile else "",
+        "state": server_state(spawner),
+    }
+
+
+def home_summary(user) -> dict:
+    """The home page's variable for ``user``: per server (by name) and the limit."""
+    if user is None:
+        return {}
+    spawner = user.spawners[""]
+    policy = getattr(spawner, "policy", None) or PangeoPolicy(parent=spawner)
+    groups = [g.name for g in user.groups]
+    servers = {s.name: server_summary(s, policy, groups) for s in user.all_spawners()}
+    named = sorted(n for n in servers if n)
+    limit = policy.named_server_limit_for(groups)
+    return {
+        "servers": servers,
+        "limit": limit,
+        "left": max(limit - len(named), 0) if limit else None,
+    }
+
+
+def wire_home(c: Config) -> None:
+    """pangeohub's home template on the template path after the admin's own (an admin's
+    home.html still wins) and before JupyterHub's, and its variable."""
+    if not HomePage(config=c).enabled:
+        return
+    paths = list(c.JupyterHub.get("template_paths", []))
+    if TEMPLATES not in paths:
+        c.JupyterHub.template_paths = [*paths, TEMPLATES]
+    template_vars = dict(c.JupyterHub.get("template_vars", {}))
+    template_vars.setdefault(TEMPLATE_VAR, home_summary)
+    c.JupyterHub.template_vars = template_vars

@@ -1,0 +1,260 @@
+"""Inside a server, as a person sees it in headless Chromium: one real hub (with its
+managed Dask Gateway) and one browser context shared by every test of this module, in
+the order a person goes: picker, Lab (status bar, shared data, Dask), home page.
+Screenshots go under the test output."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import time
+
+import pytest
+
+from tests.github.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.hubprocess import HubProcess
+from tests.isolation_cleanup import hub_id
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
+    # dask-gateway's Gateway.__del__, run by the garbage collector after the client is
+    # closed, asks for its stopped loop; noise from upstream, not a failure of ours
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+USER = "h15grace"
+SERVER = "work"
+CONFIG = f"""
+c.LocalGroupsAuthenticator.users = {{
+    "h15ada": {{"admin": True, "groups": ["pangeo-data:hub-admins"]}},
+    {USER!r}: {{"groups": ["pangeo-data:climate"]}},
+}}
+c.PangeoPolicy.named_server_limit = 3
+c.PangeoPolicy.profiles = [
+    {{"display_name": "Small", "slug": "small", "description": "For everyone.",
+      "cpu_limit": 1, "mem_limit": "1G", "disk_size": "1Gi", "default": True}},
+    {{"display_name": "Climate Large", "slug": "large", "description": "Climate team.",
+      "cpu_limit": 1.5, "mem_limit": "1536M", "disk_size": "2Gi",
+      "groups": ["pangeo-data:climate"]}},
+    {{"display_name": "Oceans Only", "slug": "oceans", "description": "Oceans team.",
+      "groups": ["pangeo-data:oceans"]}},
+]
+"""
+SHARED_TEXT = "Community data catalogue, put here by an admin."
+# A PUT to the server's contents API from the Lab's page, with the Lab's own XSRF cookie.
+SAVE_JS = """async ({path, text}) => {
+  const base = document.querySelector("body").dataset.baseUrl
+    || JSON.parse(document.getElementById("jupyter-config-data").textContent).baseUrl;
+  const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+  const r = await fetch(base + "api/contents/" + path, {method: "PUT",
+    headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf},
+    body: JSON.stringify({type: "file", format: "text", content: text})});
+  return [r.status, await r.text()];
+}"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    hub = HubProcess(tmp_path_factory.mktemp("h15-inside"), extra_config=CONFIG)
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(request):
+    from tests.conftest import OUTPUT_DIR
+
+    path = OUTPUT_DIR / "browser-inside"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(hub):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("input[name=username]", USER)
+        page.fill("input[name=password]", hub.password(USER))
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*/hub/(spawn|home).*"))
+        yield page
+        context.close()
+        browser.close()
+
+
+def shared_dir(hub) -> str:
+    if hub.isolated:
+        return f"/srv/pangeohub/{hub_id(hub.state_dir)}/shared"
+    return str(hub.state_dir / "shared")
+
+
+def open_sidebar(page, panel_id: str):
+    """The Lab's left panel ``panel_id``, opened (its tab toggles it, so only if hidden)."""
+    panel = page.locator(f"#{panel_id}")
+    if not panel.is_visible():
+        page.locator(f"li[data-id='{panel_id}']").click()
+    panel.wait_for()
+    return panel
+
+
+def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page, shots):
+    page.goto(f"{hub.url}/hub/spawn/{USER}/{SERVER}")
+    form = page.locator("#form")
+    form.get_by_text("Climate Large").wait_for()
+    page.screenshot(path=shots / "1-picker.png", full_page=True)
+    text = form.inner_text()
+    assert "Small" in text and "Oceans Only" not in text
+    assert "1.5 CPU, 1.5 GiB memory, 2 GiB disk" in text  # resources beside the name
+    form.get_by_text("Climate Large").click()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(rf".*/user/{USER}/{SERVER}/lab.*"), timeout=90_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+    page.screenshot(path=shots / "2-lab.png")
+
+
+def test_top_bar_shows_the_servers_limits_not_the_machines(page, shots):
+    top = page.locator("#jp-top-panel")
+    top.get_by_text("CPU:").wait_for()
+    top.get_by_text(re.compile(r"/ 1\.\d+ GB")).wait_for()  # the disk, once measured
+    page.screenshot(path=shots / "3-top-bar.png")
+    text = " ".join(top.inner_text().split())
+    # the profile's 1536M, not the machine's memory; the server's 2 GiB disk, not the host's
+    assert "/ 1536 MB" in text, text
+    disk = re.search(r"Disk: [\d.]+ / ([\d.]+) GB", text)
+    assert disk and 1.5 < float(disk.group(1)) <= 2.15, text
+    assert "CPU:" in text
+
+
+def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):
+    shared = shared_dir(hub)
+    with open(f"{shared}/catalogue.txt", "w") as f:  # the admin, on the hub's machine
+        f.write(SHARED_TEXT + "\n")
+    browser = open_sidebar(page, "filebrowser")
+    browser.get_by_text("shared", exact=True).dblclick()
+    browser.get_by_text("catalogue.txt").dblclick()
+    editor = page.locator(".jp-FileEditor .cm-content").first
+    editor.get_by_text(SHARED_TEXT).wait_for()
+    page.get_by_text("file is read-only").wait_for()  # the Lab says so at once
+    editor.click()
+    page.keyboard.press("End")
+    page.keyboard.type(" Edited.")
+    # saving it anyway, as the Lab would (its contents API), and adding a file: refused
+    save = page.evaluate(SAVE_JS, {"path": "shared/catalogue.txt", "text": "Edited."})
+    add = page.evaluate(SAVE_JS, {"path": "shared/mine.txt", "text": "Mine."})
+    page.screenshot(path=shots / "4-shared-read-only.png")
+    for status, message in (save, add):
+        assert status == 403 and "Permission denied" in message, (status, message)
+    with open(f"{shared}/catalogue.txt") as f:
+        assert f.read() == SHARED_TEXT + "\n"
+    assert not os.path.exists(f"{shared}/mine.txt")
+    # close the edited tab without saving, so later pages do not ask
+    page.locator(".lm-DockPanel-tabBar .lm-mod-current .lm-TabBar-tabCloseIcon").click()
+    page.get_by_role("button", name=re.compile("Discard|Don.t Save")).click()
+    page.locator(".jp-Dialog").wait_for(state="detached")
+
+
+def test_clusters_panel_makes_a_gateway_cluster_and_its_dashboard_renders(hub, page, shots):
+    panel = open_sidebar(page, "dask-dashboard-launcher")
+    panel.get_by_role("button", name=re.compile("NEW")).click()
+    item = panel.locator(".dask-ClusterListingItem").first
+    item.wait_for(timeout=90_000)
+    text = item.inner_text()
+    link = re.search(r"Dashboard URL: (\S+)", text).group(1)
+    assert link.startswith("/services/dask-gateway/clusters/") and link.endswith("/status")
+    assert "gateway://" in text  # a Gateway cluster, not a LocalCluster
+    item.click()
+    page.get_by_role("button", name="Task Stream").click()
+    frame = page.frame_locator(".dask-DaskDashboard iframe, iframe").first
+    frame.locator("canvas").first.wait_for(timeout=60_000)  # bokeh drew the plot
+    page.screenshot(path=shots / "5-dask-task-stream.png")
+    # a cluster started in code (GatewayCluster() in a notebook, here the same client in
+    # this process with the person's own token) shows in the panel too
+    with gateway_as(hub, page) as gateway:
+        name = gateway.submit()
+        try:
+            panel.locator(f".dask-ClusterListingItem[data-cluster-id$='{name}']").wait_for()
+            page.screenshot(path=shots / "5b-dask-cluster-from-code.png")
+        finally:
+            gateway.stop_cluster(name)
+    # cluster.dashboard_link, as a notebook prints it, opens in the browser through the hub
+    dashboard = page.context.new_page()
+    dashboard.goto(f"{hub.url}{link}")
+    dashboard.locator("canvas").first.wait_for(timeout=60_000)
+    dashboard.screenshot(path=shots / "6-dask-dashboard-link.png")
+    dashboard.close()
+
+
+def hub_xsrf(page) -> str:
+    cookies = page.context.cookies()
+    return next(c["value"] for c in cookies if c["name"] == "_xsrf" and c["path"] == "/hub/")
+
+
+def gateway_as(hub, page):
+    """The dask-gateway client a notebook uses, with a token of the signed-in person."""
+    from dask_gateway import Gateway
+    from dask_gateway.auth import JupyterHubAuth
+
+    made = page.request.post(
+        f"{hub.url}/hub/api/users/{USER}/tokens",
+        headers={"X-XSRFToken": hub_xsrf(page)},
+        data={"note": "browser test: a cluster from code", "expires_in": 600},
+    )
+    assert made.ok, made.text()
+    auth = JupyterHubAuth(api_token=made.json()["token"])
+    return Gateway(address=f"{hub.url}/services/dask-gateway", auth=auth)
+
+
+def test_home_page_shows_each_servers_profile_disk_and_the_limit(hub, page, shots):
+    page.goto(f"{hub.url}/hub/home")
+    row = page.locator(f"tr[data-server-name={SERVER}]")
+    row.wait_for()
+    page.screenshot(path=shots / "7-home.png", full_page=True)
+    assert "Climate Large" in row.locator(".pangeo-profile").inner_text()
+    assert row.locator(".pangeo-disk").inner_text().strip() == "2 GiB"
+    assert row.locator(".pangeo-state").inner_text().strip() == "running"
+    default = page.locator("tr[data-server-name='']")
+    assert "Small" in default.locator(".pangeo-profile").inner_text()  # its next start
+    assert default.locator(".pangeo-state").inner_text().strip() == "stopped"
+    limit = " ".join(page.locator(".pangeo-limit").inner_text().split())
+    assert "3 named servers" in limit and "2 left" in limit, limit
+
+
+def test_picker_pre_selects_the_previous_choice_and_refuses_a_forged_one(hub, page, shots):
+    xsrf = hub_xsrf(page)
+    forged = page.request.post(
+        f"{hub.url}/hub/spawn/{USER}/forged",
+        form={"profile": "oceans", "_xsrf": xsrf},
+        max_redirects=0,
+    )
+    assert forged.status == 403, forged.status
+    body = html.unescape(forged.text())
+    assert "You may not use the profile 'oceans'" in body, re.findall(r"<p>.*?</p>", body, re.S)
+    assert "Traceback" not in body
+
+    stopped = page.request.delete(
+        f"{hub.url}/hub/api/users/{USER}/servers/{SERVER}", headers={"X-XSRFToken": xsrf}
+    )
+    assert stopped.status in (202, 204)
+    deadline = time.monotonic() + 60
+    while SERVER in page.request.get(f"{hub.url}/hub/api/users/{USER}").json()["servers"]:
+        assert time.monotonic() < deadline, "the server did not stop within 60 s"
+        time.sleep(0.5)
+    page.goto(f"{hub.url}/hub/spawn/{USER}/{SERVER}")
+    large = page.get_by_role("radio", name=re.compile("Climate Large"))
+    large.wait_for()
+    page.screenshot(path=shots / "8-picker-previous-choice.png")
+    assert large.is_checked()
+    # keyboard: from the chosen profile, an arrow key chooses the other one
+    large.focus()
+    page.keyboard.press("ArrowUp")
+    assert page.get_by_role("radio", name=re.compile("Small")).is_checked()
+    assert page.locator("input[name=profile]:checked").get_attribute("value") == "small"

@@ -1,0 +1,208 @@
+"""Inside a server, the parts that need no browser: where the Dask dashboard proxy goes,
+the shared volume on Kubernetes, the picker's list, and the home page's wiring."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from types import SimpleNamespace
+
+import pytest
+from traitlets.config import Config
+
+import pangeohub
+from pangeohub.lab.dashboard import gateway_dashboard_url
+from pangeohub.lab.home import TEMPLATE_VAR, TEMPLATES, home_summary
+from pangeohub.lab.picker import describe, mark_previous, render_fancy_form
+from pangeohub.lab.shared import SharedData
+from pangeohub.policy import PangeoPolicy
+
+PUBLIC = "/services/dask-gateway"
+INTERNAL = "http://traefik-dask-gateway.pangeo.svc/services/dask-gateway"
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.mark.parametrize(
+    "link, expected",
+    [
+        (f"{PUBLIC}/clusters/abc/status", f"{INTERNAL}/clusters/abc"),
+        (f"{PUBLIC}/clusters/abc/", f"{INTERNAL}/clusters/abc/"),
+        # a link elsewhere on the hub: the gateway's host, same path
+        ("/other/clusters/abc/status", "http://traefik-dask-gateway.pangeo.svc/other/clusters/abc"),
+        # a full link (an admin's public_address): kept, without /status
+        ("https://dask.example.org/clusters/abc/status", "https://dask.example.org/clusters/abc"),
+    ],
+)
+def test_dashboard_proxy_reaches_the_gateway_at_its_internal_address(link, expected):
+    assert gateway_dashboard_url(link, PUBLIC, INTERNAL) == expected
+
+
+def test_shared_volume_is_read_only_except_for_writer_groups():
+    shared = SharedData(
+        kubernetes_volume={"persistentVolumeClaim": {"claimName": "shared-data"}},
+        writer_groups=["pangeo-data:Hub-Admins"],
+    )
+    volumes, mounts = shared.kubernetes_mounts(["pangeo-data:climate"])
+    assert volumes == [
+        {"name": "pangeo-shared", "persistentVolumeClaim": {"claimName": "shared-data"}}
+    ]
+    assert mounts == [
+        {"name": "pangeo-shared", "mountPath": "/home/jovyan/shared", "readOnly": True}
+    ]
+    _, mounts = shared.kubernetes_mounts(["pangeo-data:hub-admins"])
+    assert mounts[0]["readOnly"] is False
+    assert SharedData().kubernetes_mounts(["x"]) == ([], [])  # no volume set: none
+
+
+def test_shared_directory_defaults_inside_what_the_tests_clean(tmp_path):
+    path = SharedData().path
+    assert path.startswith("/srv/pangeohub/") or path == str(tmp_path / "state" / "shared")
+
+
+def test_picker_shows_resources_image_and_the_previous_choice():
+    policy = PangeoPolicy(
+        profiles=[
+            {"display_name": "Small", "slug": "small", "default": True, "description": "Light."},
+            {"display_name": "Large", "slug": "large", "cpu_limit": 4, "mem_limit": "16G"},
+        ]
+    )
+    small, large = policy.all_profiles()
+    assert (
+        describe(large) == "4 CPU, 16 GiB memory, 2 GiB disk · image pangeo/pangeo-notebook:latest"
+    )
+    assert describe(small).startswith("Light. · 1 CPU")
+    entries = [{"slug": "small", "default": True}, {"slug": "large", "default": False}]
+    assert [e["default"] for e in mark_previous(entries, "large")] == [False, True]
+    assert [e["default"] for e in mark_previous(entries, "gone")] == [False, True]  # kept
+    form = render_fancy_form([{"slug": "large", "display_name": "Large </script>"}])
+    assert "window.profileList" in form and '</script>"' not in form  # JSON, escaped
+
+
+def test_configure_wires_picker_and_home_keeping_the_admins_own():
+    c = Config()
+    c.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    c.JupyterHub.template_paths = ["/admin/templates"]
+    c.JupyterHub.template_vars = {"org": "Pangeo", TEMPLATE_VAR: "admin's"}
+    c.JupyterHub.extra_handlers = [("/admin/(.*)", object)]
+    pangeohub.configure(c)
+    pangeohub.configure(c)  # idempotent
+    assert c.JupyterHub.template_paths == ["/admin/templates", TEMPLATES]
+    assert c.JupyterHub.template_vars == {"org": "Pangeo", TEMPLATE_VAR: "admin's"}
+    routes = [h[0] for h in c.JupyterHub.extra_handlers]
+    assert routes == ["/admin/(.*)", "/fancy-profiles/static/(.*)"]
+    assert c.PangeoKubeSpawner.additional_profile_form_template_paths
+
+    prefixed = Config()
+    prefixed.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    prefixed.JupyterHub.base_url = "/pangeo/"
+    pangeohub.configure(prefixed)  # fancy-profiles' script path assumes base_url "/"
+    assert prefixed.ProfilePicker.fancy is False and "extra_handlers" not in prefixed.JupyterHub
+
+    off = Config()
+    off.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    off.HomePage.enabled = False
+    off.ProfilePicker.fancy = False
+    pangeohub.configure(off)
+    assert "template_paths" not in off.JupyterHub and "extra_handlers" not in off.JupyterHub
+
+
+def test_home_summary_gives_each_servers_profile_disk_state_and_whats_left():
+    policy = PangeoPolicy(
+        named_server_limit=3,
+        profiles=[
+            {"display_name": "Small", "slug": "small", "default": True},
+            {"display_name": "Large", "slug": "large", "disk_size": "10Gi", "groups": ["a:b"]},
+        ],
+    )
+
+    def spawner(name, options, ready=False, pending=None):
+        return SimpleNamespace(
+            name=name, user_options=options, ready=ready, pending=pending, policy=policy
+        )
+
+    default = spawner("", {})
+    spawners = [default, spawner("run", {"profile": "large"}, ready=True), spawner("old", {})]
+    user = SimpleNamespace(
+        spawners={"": default},
+        groups=[SimpleNamespace(name="a:b")],
+        all_spawners=lambda: iter(spawners),
+    )
+    summary = home_summary(user)
+    assert summary["servers"]["run"] == {
+        "profile": "Large",
+        "resources": "1 CPU, 2 GiB memory, 10 GiB disk",
+        "disk": "10 GiB",
+        "state": "running",
+    }
+    assert summary["servers"][""]["profile"] == "Small"
+    assert summary["servers"]["old"]["state"] == "stopped"
+    assert (summary["limit"], summary["left"]) == (3, 1)
+    assert home_summary(None) == {}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners and groups are set only as root")
+def test_shared_directory_is_root_owned_and_read_only_but_for_the_writer_group(tmp_path):
+    import grp
+    import subprocess
+
+    group = "h15-inside-writers"
+    subprocess.run(["groupdel", group], capture_output=True)  # a killed run's
+    subprocess.run(["groupadd", group], check=True)
+    try:
+        path = tmp_path / "shared"
+        info = SharedData(path=str(path)).ensure_directory().stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 0, 0o755)
+        info = SharedData(path=str(path), writer_group=group).ensure_directory().stat()
+        gid = grp.getgrnam(group).gr_gid
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, gid, 0o2775)
+    finally:
+        subprocess.run(["groupdel", group], check=True)
+
+
+def test_shared_link_in_a_home_is_kept_and_a_persons_own_file_left_alone(tmp_path):
+    shared = SharedData(path=str(tmp_path / "shared"))
+    home = tmp_path / "home"
+    home.mkdir()
+    shared.link_into(home, os.getuid(), os.getgid())
+    shared.link_into(home, os.getuid(), os.getgid())  # the next start: the same link
+    assert os.readlink(home / "shared") == str(tmp_path / "shared")
+    other = tmp_path / "other-home"
+    other.mkdir()
+    (other / "shared").write_text("my notes")
+    shared.link_into(other, os.getuid(), os.getgid())
+    assert (other / "shared").read_text() == "my notes"
+
+
+def local_spawner(config: Config, options: dict):
+    from pangeohub.spawner.local import PangeoLocalSpawner
+
+    user = SimpleNamespace(name="grace", groups=[SimpleNamespace(name="pangeo-data:climate")])
+    spawner = PangeoLocalSpawner(config=config, _deprecated_db_session=None)
+    spawner.user = user
+    spawner.user_options = options
+    return spawner
+
+
+def test_local_spawner_shows_the_same_picker_and_the_plain_one_when_switched_off():
+    c = Config()
+    c.PangeoPolicy.profiles = [
+        {"display_name": "Small", "slug": "small", "default": True},
+        {"display_name": "Large", "slug": "large", "groups": ["pangeo-data:climate"]},
+        {"display_name": "Oceans", "slug": "oceans", "groups": ["pangeo-data:oceans"]},
+    ]
+    form = local_spawner(c, {"profile": "large"}).render_profile_picker()
+    assert "fancy-profiles/static" in form
+    listed = json.loads(re.search(r"window.profileList = (.*);", form).group(1))
+    assert [p["slug"] for p in listed] == ["small", "large"]  # not Oceans
+    assert [p["slug"] for p in listed if p["default"]] == ["large"]  # the previous choice
+    assert listed[1]["description"].startswith("1 CPU, 2 GiB memory, 2 GiB disk · image")
+
+    c.ProfilePicker.fancy = False
+    plain = local_spawner(c, {"profile": "large"}).render_profile_picker()
+    assert 'value="large" checked' in plain and "oceans" not in plain
