@@ -21,6 +21,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	@# jsonschema's optional IRI checker (rfc3987-syntax, pulled in by jupyter_events) builds
+	@# a grammar at import: 1.5 s of CPU at every server start here. Nothing in a server
+	@# validates IRIs, and jsonschema skips the check without it (jsonschema#1428).
+	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
 	$(BIN)/python -c "import pangeohub, jupyterhub, kubespawner, oauthenticator"
 	touch $@
 
