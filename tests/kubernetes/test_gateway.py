@@ -56,7 +56,7 @@ TEST_VALUES = {
                 c.GatewayPolicy.image_allowlist = [
                     "pangeo/ml-notebook:2024.01.01", "pangeo/not-pushed-yet:2024.01.01",
                 ]
-                c.PangeoKubeBackend.orphan_check_period = 0
+                c.PangeoKubeBackend.orphan_check_period = 1
                 c.PangeoKubeBackend.image_pull_timeout = 1
                 c.PangeoKubeBackend.scheduling_timeout = 1
                 c.PangeoKubeBackend.k8s_api_timeout = 2
@@ -455,6 +455,18 @@ def test_clusters_stop_with_their_server_pod_after_a_gateway_restart_with_the_hu
         )
     finally:
         os.killpg(stack.hub.proc.pid, signal.SIGCONT)
+
+
+def test_clusters_of_a_server_that_is_not_running_are_reaped(stack):
+    """A cluster tagged with a server the hub does not run (so no pod owns it, as when
+    its server's pod could not be read) is stopped by the gateway's orphan check."""
+    gateway = stack.gateway("katherine")  # katherine runs no server
+    try:
+        name = gateway.submit(server="/")
+        stack.wait_gone(name, timeout=30)
+        assert gateway.list_clusters() == []
+    finally:
+        close(gateway)
 
 
 def test_a_gateway_restart_keeps_running_clusters(stack):
