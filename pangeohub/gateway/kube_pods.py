@@ -62,17 +62,18 @@ def start_failure_message(trouble: Trouble, pod: dict) -> str:
 
 def workers_removed_message(trouble: Trouble, pod: dict, removed: int, kept: int) -> str:
     """What a user whose workers could not start reads when ``scale()`` asks for more."""
-    what = f"{removed} worker{'s' if removed != 1 else ''}"
+    one = removed == 1
+    what = f"{removed} worker{'' if one else 's'}"
     if trouble.kind == IMAGE:
         why = f"the workers' image {image_of(pod)!r} could not be downloaded"
         todo = "Start a new cluster with another image, or tell a hub admin."
     else:
-        why = f"the Kubernetes cluster has no room for them ({trouble.detail})"
+        why = f"the Kubernetes cluster has no room for {'it' if one else 'them'} ({trouble.detail})"
         todo = (
             "Ask for fewer or smaller workers (worker_cores, worker_memory), or start a new "
             "cluster later."
         )
     return (
-        f"{what} of your cluster could not start and were removed: {why}. The cluster "
-        f"keeps {kept} and cannot add workers for 10 minutes. {todo}"
+        f"{what} of your cluster could not start and {'was' if one else 'were'} removed: "
+        f"{why}. The cluster keeps {kept} and cannot add workers for 10 minutes. {todo}"
     )
