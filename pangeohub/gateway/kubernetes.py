@@ -17,17 +17,16 @@ Besides the options, bounds and limits of :class:`~.backend.PangeoBackendMixin`:
   image cannot be pulled or finds no room is deleted and ``GatewayCluster()`` raises
   the reason; workers that cannot start are removed and the next ``scale()`` says why;
   a create the API answers too slowly is abandoned and the object deleted when it
-  appears.
+  appears;
+- what the hub reported about each server is kept in a Secret owned by the server's
+  pod (:mod:`.kube_records`), so a restarted gateway still knows it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import contextvars
-import hashlib
-import json
 import time
 from collections import OrderedDict
 
@@ -43,13 +42,13 @@ from traitlets import Bool
 from ..numbers import FiniteFloat
 from .backend import PangeoBackendMixin
 from .kube_pods import IMAGE, pod_trouble, start_failure_message, workers_removed_message
+from .kube_records import ServerRecords
 from .options import SERVER_OPTION
 
 WORKER_COMPONENT = "dask-worker"
 SCHEDULER_COMPONENT = "dask-scheduler"
 CLUSTER_LABEL = "gateway.dask.org/cluster"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-RECORD_LABEL = "pangeohub.org/server-record"
 _KEEP_FAILURES = 256  # start failures remembered for clients still waiting
 _ABANDONED_FOR = 600.0  # seconds an abandoned create is watched for
 # dask-gateway's controller counts a worker pod it created only once the pod has container
@@ -61,7 +60,7 @@ _owner: contextvars.ContextVar[dict | None] = contextvars.ContextVar("owner", de
 _made: contextvars.ContextVar[list | None] = contextvars.ContextVar("made", default=None)
 
 
-class PangeoKubeBackend(PangeoBackendMixin, KubeBackend):
+class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
     """Dask clusters as pods, with pangeohub's options, bounds and per-user limits."""
 
     owned_by_server = Bool(
@@ -332,133 +331,6 @@ class PangeoKubeBackend(PangeoBackendMixin, KubeBackend):
         if held is not None and isinstance(count, int) and count > held[0]:
             msg = dict(msg, count=held[0])  # held at the workers that could start
         return await super().on_cluster_heartbeat(cluster_name, msg)
-
-    # --- what the hub reported about a server, kept beside its pod ---------
-
-    def _record_secret_name(self, username: str, server: str) -> str:
-        digest = hashlib.sha256(f"{self.gateway_instance}\0{username}\0{server}".encode())
-        return f"pangeohub-server-{digest.hexdigest()[:24]}"
-
-    async def server_recorded(self, username: str, server: str, record: dict) -> None:
-        """Keep the record in a Secret owned by the server's pod (once the pod exists):
-        a restarted gateway reads it back (image, workers' environment, the pod its
-        clusters belong to), and Kubernetes deletes it with the pod."""
-        if not record.get("pod") or not self.owned_by_server:
-            return
-        try:
-            if record.get("uid"):
-                await self._keep_record(username, server, record)
-            else:
-                await self._pod_uid(username, server, record)
-        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as error:
-            self.log.info(
-                "%s's server %s not recorded beside its pod yet (%s)",
-                username,
-                server,
-                getattr(error, "status", type(error).__name__),
-            )
-
-    async def _pod_uid(self, username: str, server: str, record: dict) -> str | None:
-        """The uid of the server's pod (None: no such pod yet), read once per start and
-        kept in the record, which is then kept beside the pod."""
-        if record.get("uid"):
-            return record["uid"]
-        namespace = record.get("namespace") or self.cluster_config_class(parent=self).namespace
-        try:
-            pod = await self.core_client.read_namespaced_pod(
-                record["pod"], namespace, _request_timeout=self.k8s_api_timeout
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        record["uid"] = pod.metadata.uid
-        self._save_servers()
-        try:
-            await self._keep_record(username, server, record)
-        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as error:
-            self.log.warning(
-                "Could not keep the record of %s's server %s beside its pod (%s): a "
-                "restarted gateway will not know it until the server starts again",
-                username,
-                server,
-                getattr(error, "status", type(error).__name__),
-            )
-        return record["uid"]
-
-    async def _keep_record(self, username: str, server: str, record: dict) -> None:
-        namespace = record.get("namespace") or self.cluster_config_class(parent=self).namespace
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": self._record_secret_name(username, server),
-                "labels": {
-                    **self.common_labels,
-                    RECORD_LABEL: "true",
-                    "gateway.dask.org/instance": self.gateway_instance,
-                },
-                "ownerReferences": [
-                    {"apiVersion": "v1", "kind": "Pod", "name": record["pod"], "uid": record["uid"]}
-                ],
-            },
-            "type": "Opaque",
-            "data": {
-                "record.json": base64.b64encode(
-                    json.dumps({"user": username, "server": server, **record}).encode()
-                ).decode()
-            },
-        }
-        try:
-            await self.core_client.create_namespaced_secret(
-                namespace, body, _request_timeout=self.k8s_api_timeout
-            )
-        except ApiException as error:
-            if error.status != 409:
-                raise
-            await self.core_client.replace_namespaced_secret(
-                body["metadata"]["name"], namespace, body, _request_timeout=self.k8s_api_timeout
-            )
-
-    async def server_forgotten(self, username: str, server: str) -> None:
-        namespace = self.cluster_config_class(parent=self).namespace
-        try:
-            await self.core_client.delete_namespaced_secret(
-                self._record_secret_name(username, server),
-                namespace,
-                _request_timeout=self.k8s_api_timeout,
-            )
-        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as error:
-            if getattr(error, "status", None) != 404:
-                self.log.info("Could not delete the record of %s's server %s", username, server)
-
-    async def _load_server_records(self) -> None:
-        """What earlier gateways kept of running servers (their Secrets)."""
-        if not self.owned_by_server:
-            return
-        namespace = self.cluster_config_class(parent=self).namespace
-        selector = f"{RECORD_LABEL}=true,gateway.dask.org/instance={self.gateway_instance}"
-        try:
-            secrets = await self.core_client.list_namespaced_secret(
-                namespace, label_selector=selector, _request_timeout=self.k8s_api_timeout
-            )
-        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as error:
-            self.log.warning(
-                "Could not read the servers' records (%s): clusters of servers started "
-                "before this gateway are not tied to them until they restart",
-                getattr(error, "status", type(error).__name__),
-            )
-            return
-        loaded = 0
-        for secret in secrets.items:
-            try:
-                record = json.loads(base64.b64decode((secret.data or {})["record.json"]))
-                username, server = str(record.pop("user")), str(record.pop("server"))
-            except (KeyError, ValueError, TypeError):
-                continue
-            self._servers.setdefault(username, {}).setdefault(server, record)
-            loaded += 1
-        self.log.info("Read the records of %d running servers", loaded)
 
     # --- clusters owned by their server's pod -----------------------------
 
