@@ -5,7 +5,8 @@ dask-gateway's plain KubeBackend.
 One run, one stack (tests/kubernetes/test_gateway.py: the chart's gateway and
 controller as pods, the real hub for authentication, dask-gateway-proxy for traefik).
 Both backends get the same image, worker size, idle timeout and limits high enough not
-to bind; the gateway pod is switched between them (a rollout) and rounds alternate.
+to bind; the gateway pod is switched between them (a rollout); after one warm-up round
+of each (not counted), rounds alternate which backend goes first.
 Medians are printed with the ratio pangeohub / plain (goal: at most 1.05).
 
     .venv/bin/python benchmarks/bench_gateway_kubernetes.py --rounds 2
@@ -79,8 +80,13 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, list[tuple[float, float]]] = {"pangeohub": [], "plain": []}
     with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp), ROOMY) as stack:
-        for _ in range(args.rounds):
-            for name, values in (("pangeohub", PANGEOHUB), ("plain", PLAIN)):
+        backends = [("pangeohub", PANGEOHUB), ("plain", PLAIN)]
+        for _name, values in backends:  # warm-up: first pulls, imports, caches
+            stack.restart_gateway(values)
+            one_round(stack, args.workers)
+        for i in range(args.rounds):
+            # Alternate which goes first (ABBA), so neither gets the warmer machine.
+            for name, values in backends if i % 2 else backends[::-1]:
                 stack.restart_gateway(values)
                 results[name].append(one_round(stack, args.workers))
                 print(

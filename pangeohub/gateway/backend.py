@@ -394,9 +394,19 @@ class PangeoBackendMixin(LoggingConfigurable):
         for key in ("pod", "namespace"):  # the server's pod, on Kubernetes
             if isinstance(body.get(key), str) and body[key]:
                 record[key] = body[key]
+        old = self._servers.get(username, {}).get(server) or {}
+        if "pod" not in record and old.get("pod"):  # a token renewal names no pod
+            record.update({k: old[k] for k in ("pod", "namespace", "uid") if k in old})
         self._servers.setdefault(username, {})[server] = record
         self._save_servers()
+        await self.server_recorded(username, server, record)
         return web.json_response({"ok": True})
+
+    async def server_recorded(self, username: str, server: str, record: dict) -> None:
+        """A backend may keep ``record`` beyond its memory (Kubernetes: a Secret)."""
+
+    async def server_forgotten(self, username: str, server: str) -> None:
+        """The hub stopped ``server``: forget what ``server_recorded`` kept."""
 
     async def _stop_server_clusters(self, request):
         """Stop a user's clusters tagged with a server; only the hub may call it."""
@@ -406,6 +416,7 @@ class PangeoBackendMixin(LoggingConfigurable):
         username, server = values
         if self._servers.get(username, {}).pop(server, None) is not None:
             self._save_servers()
+            await self.server_forgotten(username, server)
         stopped = []
         for cluster in await self._active(username):
             if server and (cluster.options or {}).get(SERVER_OPTION) == server:

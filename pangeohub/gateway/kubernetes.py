@@ -12,28 +12,55 @@ Besides the options, bounds and limits of :class:`~.backend.PangeoBackendMixin`:
 - a cluster started from a hub server is owned by that server's pod (an
   ``ownerReference`` on its DaskCluster object): deleting the pod (stop, cull, node
   loss) deletes the cluster, its scheduler and workers through Kubernetes' garbage
-  collector, with or without the hub and the gateway.
+  collector, with or without the hub and the gateway;
+- pods that cannot start say why (:mod:`.kube_pods`): a new cluster whose scheduler's
+  image cannot be pulled or finds no room is deleted and ``GatewayCluster()`` raises
+  the reason; workers that cannot start are removed and the next ``scale()`` says why;
+  a create the API answers too slowly is abandoned and the object deleted when it
+  appears;
+- what the hub reported about each server is kept in a Secret owned by the server's
+  pod (:mod:`.kube_records`), so a restarted gateway still knows it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
+import time
+from collections import OrderedDict
 
 import aiohttp
+from aiohttp import web
+from dask_gateway_server import models
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.kubernetes import KubeBackend
 from dask_gateway_server.backends.kubernetes.utils import Informer
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Bool
 
+from ..numbers import FiniteFloat
 from .backend import PangeoBackendMixin
+from .kube_pods import IMAGE, pod_trouble, start_failure_message, workers_removed_message
+from .kube_records import ServerRecords
 from .options import SERVER_OPTION
 
 WORKER_COMPONENT = "dask-worker"
+SCHEDULER_COMPONENT = "dask-scheduler"
+CLUSTER_LABEL = "gateway.dask.org/cluster"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+_KEEP_FAILURES = 256  # start failures remembered for clients still waiting
+_ABANDONED_FOR = 600.0  # seconds an abandoned create is watched for
+# dask-gateway's controller counts a worker pod it created only once the pod has container
+# statuses; one deleted before (unscheduled) holds that cluster's scaling until its
+# expectations expire, after 600 s. A cluster whose stuck workers were removed is held
+# at the rest for as long, and scale() says why.
+CONTROLLER_STALL = 600.0
 _owner: contextvars.ContextVar[dict | None] = contextvars.ContextVar("owner", default=None)
+_made: contextvars.ContextVar[list | None] = contextvars.ContextVar("made", default=None)
 
 
-class PangeoKubeBackend(PangeoBackendMixin, KubeBackend):
+class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
     """Dask clusters as pods, with pangeohub's options, bounds and per-user limits."""
 
     owned_by_server = Bool(
@@ -44,39 +71,80 @@ class PangeoKubeBackend(PangeoBackendMixin, KubeBackend):
         to read pods in the clusters' namespace.""",
     ).tag(config=True)
 
+    image_pull_timeout = FiniteFloat(
+        30,
+        min=0,
+        help="""Seconds a scheduler's or worker's image may keep failing to pull before
+        the gateway gives up on the pod: a new cluster is deleted and GatewayCluster()
+        says why; workers are removed and the next scale() says why.""",
+    ).tag(config=True)
+
+    scheduling_timeout = FiniteFloat(
+        300,
+        min=0,
+        help="""Seconds a scheduler or worker pod may wait for room in the cluster
+        (PodScheduled=False, Unschedulable) before the gateway gives up on it, as for
+        image_pull_timeout. With a cluster autoscaler, keep it above the time a new node
+        takes to join.""",
+    ).tag(config=True)
+
+    k8s_api_timeout = FiniteFloat(
+        10,
+        min=0.1,
+        help="""Seconds the gateway waits for the Kubernetes API while it creates a
+        cluster; the user is told to try again, and a cluster object the API makes after
+        that is deleted as soon as the gateway sees it.""",
+    ).tag(config=True)
+
     async def setup(self, app):
+        self._troubles: dict[str, tuple[float, object]] = {}  # pod key -> (since, Trouble)
+        self._start_failures: OrderedDict[str, str] = OrderedDict()  # cluster -> message
+        self._short: dict[str, tuple[int, str, float]] = {}  # cluster -> (kept, why, until)
+        self._abandoned: dict[str, float] = {}  # "namespace.name" -> watch until
         await super().setup(app)
-        self.worker_informer = Informer(
+        await self._load_server_records()
+        self.pod_informer = Informer(
             parent=self,
-            name="worker",
+            name="pod",
             client=self.core_client,
             method="list_pod_for_all_namespaces",
-            method_kwargs=dict(
-                label_selector=f"{self.label_selector},app.kubernetes.io/component={WORKER_COMPONENT}"
-            ),
-            on_update=lambda pod, old=None: None,
-            on_delete=lambda pod: None,
+            method_kwargs=dict(label_selector=self.label_selector),
+            on_update=self._on_pod,
+            on_delete=self._on_pod_gone,
         )
-        await self.worker_informer.start()
+        await self.pod_informer.start()
+        self._trouble_task = asyncio.ensure_future(self._watch_troubles())
 
     async def cleanup(self):
-        if hasattr(self, "worker_informer"):
-            await self.worker_informer.stop()
+        task = getattr(self, "_trouble_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if hasattr(self, "pod_informer"):
+            await self.pod_informer.stop()
         await super().cleanup()
 
     # --- what counts against the limits -----------------------------------
 
+    def _pods_of(self, cluster_name: str, component: str) -> list[dict]:
+        informer = getattr(self, "pod_informer", None)
+        if informer is None:
+            return []
+        name = cluster_name.split(".", 1)[-1]
+        return [
+            pod
+            for pod in informer.cache.values()
+            if (labels := pod["metadata"].get("labels") or {}).get(CLUSTER_LABEL) == name
+            and labels.get(COMPONENT_LABEL) == component
+        ]
+
     def started_workers(self, cluster) -> int:
         """Worker pods of ``cluster`` that have not finished (pending ones included)."""
-        informer = getattr(self, "worker_informer", None)
-        if informer is None:
-            return 0
-        name = cluster.name.split(".", 1)[-1]
         return sum(
             1
-            for pod in informer.cache.values()
-            if pod["metadata"].get("labels", {}).get("gateway.dask.org/cluster") == name
-            and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+            for pod in self._pods_of(cluster.name, WORKER_COMPONENT)
+            if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
         )
 
     def accepted_workers(self, cluster) -> int:
@@ -86,13 +154,195 @@ class PangeoKubeBackend(PangeoBackendMixin, KubeBackend):
         stored = replicas if isinstance(replicas, int) else 0
         return max(super().accepted_workers(cluster), stored, 0)
 
+    async def list_clusters(self, username=None, statuses=None):
+        """Clusters given up on (failed start, abandoned create) are not listed."""
+        clusters = await super().list_clusters(username=username, statuses=statuses)
+        gone = getattr(self, "_start_failures", {})
+        abandoned = getattr(self, "_abandoned", {})
+        return [c for c in clusters if c.name not in gone and c.name not in abandoned]
+
+    # --- pods that cannot start ---------------------------------------------
+
+    def _on_pod(self, pod, old=None):
+        key = self.pod_informer.get_key(pod)
+        trouble = pod_trouble(pod)
+        if trouble is None:
+            self._troubles.pop(key, None)
+        elif self._troubles.get(key, (0, None))[1] != trouble:
+            self._troubles[key] = (time.monotonic(), trouble)
+
+    def _on_pod_gone(self, pod):
+        self._troubles.pop(self.pod_informer.get_key(pod), None)
+
+    async def _watch_troubles(self):
+        period = min(max(min(self.image_pull_timeout, self.scheduling_timeout) / 4, 0.2), 5)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._act_on_troubles()
+                await self._delete_abandoned()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the next round tries again
+                self.log.warning("Handling pods that cannot start failed: %r", error)
+
+    async def _act_on_troubles(self):
+        now = time.monotonic()
+        expired: dict[tuple[str, str], list] = {}
+        for key, (since, trouble) in list(self._troubles.items()):
+            timeout = self.image_pull_timeout if trouble.kind == IMAGE else self.scheduling_timeout
+            pod = self.pod_informer.get(key)
+            if pod is None or now - since < timeout:
+                continue
+            labels = pod["metadata"].get("labels") or {}
+            cluster = f"{pod['metadata']['namespace']}.{labels.get(CLUSTER_LABEL)}"
+            component = labels.get(COMPONENT_LABEL)
+            expired.setdefault((cluster, component), []).append((pod, trouble, now - since))
+        for (cluster, component), pods in expired.items():
+            if component == SCHEDULER_COMPONENT:
+                await self._fail_start(cluster, *pods[0])
+            elif component == WORKER_COMPONENT:
+                await self._remove_workers(cluster, pods)
+
+    async def _fail_start(self, cluster_name: str, pod: dict, trouble, waited: float):
+        """Delete a new cluster whose scheduler cannot start; remember why for the user."""
+        cluster = self.clusters.get(cluster_name)
+        if cluster is None or cluster.status != models.ClusterStatus.PENDING:
+            return
+        message = start_failure_message(trouble, pod)
+        self.log.info(
+            "Cluster %s of %s could not start (%s after %.0f s): %s; deleting it",
+            cluster_name,
+            cluster.username,
+            trouble.kind,
+            waited,
+            trouble.detail,
+        )
+        self._start_failures[cluster_name] = message
+        while len(self._start_failures) > _KEEP_FAILURES:
+            self._start_failures.popitem(last=False)
+        await self._delete_cluster_object(cluster_name)
+        self._troubles.pop(self.pod_informer.get_key(pod), None)
+
+    async def _remove_workers(self, cluster_name: str, stuck: list):
+        """Remove a cluster's workers that cannot start and hold it at the rest, until
+        its user's next ``scale()``/``adapt()`` (which says why)."""
+        cluster = self.clusters.get(cluster_name)
+        if cluster is None or cluster.status != models.ClusterStatus.RUNNING:
+            return
+        # All its workers that cannot start go, not only the ones waiting longest.
+        troubled = {key.split(".", 1)[1] for key in self._troubles}
+        workers = [
+            pod
+            for pod in self._pods_of(cluster_name, WORKER_COMPONENT)
+            if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+        stuck_names = {pod["metadata"]["name"] for pod, _, _ in stuck}
+        stuck_names |= {p["metadata"]["name"] for p in workers} & troubled
+        kept = len(workers) - len(stuck_names & {p["metadata"]["name"] for p in workers})
+        pod, trouble, waited = stuck[0]
+        message = workers_removed_message(trouble, pod, len(stuck_names), kept)
+        self.log.info(
+            "%d workers of %s (%s) could not start after %.0f s (%s: %s); keeping %d",
+            len(stuck_names),
+            cluster_name,
+            cluster.username,
+            waited,
+            trouble.kind,
+            trouble.detail,
+            kept,
+        )
+        self._short[cluster_name] = (kept, message, time.monotonic() + CONTROLLER_STALL)
+        self._counts[cluster_name] = kept
+        namespace, name = cluster_name.split(".", 1)
+        await self._patch_replicas(namespace, name, kept)
+        for pod_name in stuck_names:
+            with contextlib.suppress(ApiException):
+                await self.core_client.delete_namespaced_pod(
+                    pod_name, namespace, grace_period_seconds=0, _request_timeout=10
+                )
+            self._troubles.pop(f"{namespace}.{pod_name}", None)
+        with contextlib.suppress(Exception):  # its target too, or it asks for them again
+            await super().forward_message_to_scheduler(cluster, {"op": "scale", "count": kept})
+
+    async def _patch_replicas(self, namespace: str, name: str, count: int):
+        await self.custom_client.patch_namespaced_custom_object(
+            "gateway.dask.org",
+            self.crd_version,
+            namespace,
+            "daskclusters",
+            name,
+            [{"op": "add", "path": "/spec/replicas", "value": count}],
+            _request_timeout=10,
+        )
+
+    async def _delete_cluster_object(self, cluster_name: str) -> bool:
+        """Delete a DaskCluster (its pods, secret and routes go with it); True once gone."""
+        namespace, name = cluster_name.split(".", 1)
+        try:
+            await self.custom_client.delete_namespaced_custom_object(
+                "gateway.dask.org",
+                self.crd_version,
+                namespace,
+                "daskclusters",
+                name,
+                _request_timeout=10,
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        return True
+
+    async def _delete_abandoned(self):
+        now = time.monotonic()
+        for cluster_name, until in list(self._abandoned.items()):
+            if self.informer.get(cluster_name) is not None:
+                self.log.info("Deleting %s: its creation was given up on", cluster_name)
+                await self._delete_cluster_object(cluster_name)
+            elif now > until:
+                self._abandoned.pop(cluster_name, None)
+
+    async def get_cluster(self, cluster_name, wait=False):
+        cluster = await super().get_cluster(cluster_name, wait=wait)
+        message = getattr(self, "_start_failures", {}).get(cluster_name)
+        if wait and message is not None:
+            # GatewayCluster() waits here for its cluster to start: say why it did not.
+            raise web.HTTPConflict(reason=message)
+        return cluster
+
+    def _held_at(self, cluster_name: str) -> tuple[int, str] | None:
+        """(workers, why) a cluster whose workers could not start is held at, if it is."""
+        short = self._short.get(cluster_name)
+        if short is not None and time.monotonic() > short[2]:
+            self._short.pop(cluster_name, None)
+            return None
+        return None if short is None else short[:2]
+
+    async def forward_message_to_scheduler(self, cluster, msg):
+        wanted = msg.get("count") if msg.get("op") == "scale" else msg.get("minimum")
+        held = self._held_at(cluster.name) if msg.get("op") in ("scale", "adapt") else None
+        if held is not None and isinstance(wanted, int) and wanted > held[0]:
+            raise PublicException(held[1])
+        return await super().forward_message_to_scheduler(cluster, msg)
+
+    async def on_cluster_heartbeat(self, cluster_name, msg):
+        held = self._held_at(cluster_name)
+        count = msg.get("count")
+        if held is not None and isinstance(count, int) and count > held[0]:
+            msg = dict(msg, count=held[0])  # held at the workers that could start
+        return await super().on_cluster_heartbeat(cluster_name, msg)
+
     # --- clusters owned by their server's pod -----------------------------
 
     async def start_cluster(self, user, cluster_options):
+        made = []
+        made_token = _made.set(made)
         try:
             token = _owner.set(await self._server_pod_owner(user.name, cluster_options))
             try:
-                return await super().start_cluster(user, cluster_options)
+                return await asyncio.wait_for(
+                    super().start_cluster(user, cluster_options), self.k8s_api_timeout
+                )
             finally:
                 _owner.reset(token)
         except ApiException as error:
@@ -108,13 +358,29 @@ class PangeoKubeBackend(PangeoBackendMixin, KubeBackend):
                     "again; if this keeps happening, tell a hub admin."
                 )
             raise PublicException(f"Your Dask cluster could not be created: {reason}") from None
-        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+        except TimeoutError:
+            for name in made:  # the API may still make it: delete it when it appears
+                self._abandoned[name] = time.monotonic() + _ABANDONED_FOR
+            self.log.warning(
+                "Creating %s's cluster took over %g s; abandoned %s",
+                user.name,
+                self.k8s_api_timeout,
+                made,
+            )
+            raise PublicException(
+                "Your Dask cluster could not be created: the Kubernetes cluster did not "
+                f"answer within {self.k8s_api_timeout:g} seconds. Please try again in a "
+                "minute; if this keeps happening, tell a hub admin."
+            ) from None
+        except (aiohttp.ClientError, OSError) as error:
             self.log.warning("Creating %s's cluster failed: %r", user.name, error)
             raise PublicException(
                 "Your Dask cluster could not be created: the gateway cannot reach the "
                 "Kubernetes cluster right now. Please try again in a minute; if this keeps "
                 "happening, tell a hub admin."
             ) from None
+        finally:
+            _made.reset(made_token)
 
     async def _server_pod_owner(self, username: str, request) -> dict | None:
         """The ownerReference to the pod of the server named in the request, if any."""
@@ -126,28 +392,36 @@ class PangeoKubeBackend(PangeoBackendMixin, KubeBackend):
             return None
         namespace = record.get("namespace") or self.cluster_config_class(parent=self).namespace
         try:
-            pod = await self.core_client.read_namespaced_pod(record["pod"], namespace)
+            uid = await self._pod_uid(username, server, record)
         except ApiException as error:
+            uid, why = None, error.status
+        else:
+            why = 404
+        if uid is None:
             self.log.warning(
                 "Cannot read %s's server pod %s/%s (%s): the cluster is not tied to it",
                 username,
                 namespace,
                 record["pod"],
-                error.status,
+                why,
             )
             return None
         return {
             "apiVersion": "v1",
             "kind": "Pod",
-            "name": pod.metadata.name,
-            "uid": pod.metadata.uid,
+            "name": record["pod"],
+            "uid": record["uid"],
             "namespace": namespace,
         }
 
     def make_cluster_object(self, username, options, config):
         obj = super().make_cluster_object(username, options, config)
+        made = _made.get()
+        if made is not None:
+            made.append(f"{config.namespace}.{obj['metadata']['name']}")
         owner = _owner.get()
         if owner is not None:
+            owner = dict(owner)
             namespace = owner.pop("namespace")
             if namespace == config.namespace:  # owners must share the namespace
                 obj["metadata"]["ownerReferences"] = [owner]

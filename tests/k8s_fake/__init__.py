@@ -2,7 +2,7 @@
 
     with FakeKube(namespace="jhub") as kube:       # 127.0.0.1:<random port>, own thread
         kube.kubeconfig                              # a kubeconfig pointing at it
-        kube.fault(r"/pods$", 403, "POST")           # inject: status, delay=, drop=, times=
+        kube.fault(r"/pods$", 403, "POST")           # inject: status, delay= (late=), drop=, times=
         kube.api_down(); kube.api_up()               # connection refused, then back
         kube.create("resourcequotas", {...})         # objects, as the API server stores them
         kube.list("pods", "jhub"); kube.get("persistentvolumeclaims", "claim-ada")

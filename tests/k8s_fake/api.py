@@ -29,6 +29,7 @@ class Fault:
     status: int | None = None
     message: str | None = None
     delay: float = 0.0
+    late: bool = False  # with delay: the request takes effect at once, its answer is late
     drop: bool = False
     times: int | None = None
     hits: int = 0
@@ -69,6 +70,10 @@ class Api:
         for fault in self.faults:
             if fault.matches(method, path):
                 fault.hits += 1
+                if fault.delay and fault.late:  # as a slow etcd: written, answered late
+                    response = await self.route(request)
+                    await asyncio.sleep(fault.delay)
+                    return response
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
                 if fault.drop:

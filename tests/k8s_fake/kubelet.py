@@ -185,6 +185,8 @@ class Kubelet:
     async def _schedule(self, key) -> None:
         while True:
             pod = self._pod(key)
+            if pod is None:  # deleted while it waited for room
+                raise asyncio.CancelledError
             reason = self._unschedulable_reason(pod)
             if reason is None:
                 break

@@ -160,6 +160,7 @@ class FakeKube:
         *,
         message: str | None = None,
         delay: float = 0.0,
+        late: bool = False,
         drop: bool = False,
         times: int | None = None,
     ) -> Fault:
@@ -170,6 +171,7 @@ class FakeKube:
             status=status,
             message=message,
             delay=delay,
+            late=late,
             drop=drop,
             times=times,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from dask_gateway import Gateway
+from dask_gateway import Gateway, GatewayClusterError
 from dask_gateway.auth import JupyterHubAuth
 
 from ..gateway.attacks import forged_heartbeat
@@ -32,6 +33,7 @@ from ..gateway.test_gateway_hub import close, shutdown
 from ..hubprocess import HubProcess, free_port, wait_for_http
 from ..k8s_fake import FakeKube, default_images
 from ..k8s_fake.crds import DASK_GATEWAY_CRDS
+from ..k8s_fake.kubelet import NODE
 from ..k8s_fake.traefik import TraefikStandIn
 from .chart import Chart
 from .test_e2e import hub_config
@@ -52,8 +54,13 @@ TEST_VALUES = {
                 c.GatewayPolicy.user_limits = {
                     "clusters": 2, "workers": 3, "cores": 8, "memory": "8G",
                 }
-                c.GatewayPolicy.image_allowlist = ["pangeo/ml-notebook:2024.01.01"]
-                c.PangeoKubeBackend.orphan_check_period = 0
+                c.GatewayPolicy.image_allowlist = [
+                    "pangeo/ml-notebook:2024.01.01", "pangeo/not-pushed-yet:2024.01.01",
+                ]
+                c.PangeoKubeBackend.orphan_check_period = 1
+                c.PangeoKubeBackend.image_pull_timeout = 1
+                c.PangeoKubeBackend.scheduling_timeout = 1
+                c.PangeoKubeBackend.k8s_api_timeout = 2
                 """
             )
         },
@@ -409,27 +416,58 @@ LEAVE_RUNNING = """
 """
 
 
-def test_deleting_the_server_pod_removes_its_clusters_even_with_the_hub_down(stack):
-    """Node loss while the hub is down: Kubernetes' garbage collector removes the
-    cluster, its scheduler and its workers (dask-gateway#451)."""
+def test_clusters_stop_with_their_server_pod_after_a_gateway_restart_with_the_hub_down(
+    stack,
+):
+    """A cluster's owner survives the controller's writes and a gateway restart; the
+    restarted gateway still knows the server (its record is a Secret owned by the pod),
+    so a cluster started after the restart is owned and gets the workers' environment
+    too. Node loss while the hub is down: Kubernetes' garbage collector removes both
+    clusters, their schedulers and workers, and the record (dask-gateway#451)."""
     if stack.kube.get("pods", "jupyter-grace") is None:
         stack.start_server("grace")
-    name = stack.run_in_pod("jupyter-grace", LEAVE_RUNNING)["name"]
-    assert len(stack.pods("dask-worker", name)) == 1
+    server_pod = stack.kube.get("pods", "jupyter-grace")
+    owner = [{"apiVersion": "v1", "kind": "Pod", "name": "jupyter-grace"}]
+    owner[0]["uid"] = server_pod["metadata"]["uid"]
+    first = stack.run_in_pod("jupyter-grace", LEAVE_RUNNING)["name"]
+    stack.restart_gateway()
+    second = stack.run_in_pod("jupyter-grace", LEAVE_RUNNING)["name"]
+    names = [name.split(".", 1)[1] for name in (first, second)]
+    for name in names:
+        obj = stack.kube.get("daskclusters", name)
+        assert obj["status"]["phase"] == "Running", "the controller has written its status"
+        assert obj["metadata"]["ownerReferences"] == owner
+    environment = stack.kube.get("daskclusters", names[1])["spec"]["config"]["environment"]
+    assert environment["PANGEO_SCRATCH"] == stack.pod_env("jupyter-grace")["PANGEO_SCRATCH"]
+    records = stack.kube.list("secrets", NS, "pangeohub.org/server-record=true")
+    assert [r["metadata"]["ownerReferences"] for r in records] == [owner]
     os.killpg(stack.hub.proc.pid, signal.SIGSTOP)
     try:
         stack.kube.delete("pods", "jupyter-grace", grace=0)
         stack.kube.wait_for(
             lambda: (
-                stack.kube.get("daskclusters", name.split(".", 1)[1]) is None
-                and not stack.pods("dask-scheduler", name)
-                and not stack.pods("dask-worker", name)
+                all(stack.kube.get("daskclusters", name) is None for name in names)
+                and not any(stack.pods("dask-scheduler", n) for n in (first, second))
+                and not any(stack.pods("dask-worker", n) for n in (first, second))
+                and not stack.kube.list("secrets", NS, "pangeohub.org/server-record=true")
             ),
             30,
-            what="the server's cluster removed with its pod",
+            what="the server's clusters and record removed with its pod",
         )
     finally:
         os.killpg(stack.hub.proc.pid, signal.SIGCONT)
+
+
+def test_clusters_of_a_server_that_is_not_running_are_reaped(stack):
+    """A cluster tagged with a server the hub does not run (so no pod owns it, as when
+    its server's pod could not be read) is stopped by the gateway's orphan check."""
+    gateway = stack.gateway("katherine")  # katherine runs no server
+    try:
+        name = gateway.submit(server="/")
+        stack.wait_gone(name, timeout=30)
+        assert gateway.list_clusters() == []
+    finally:
+        close(gateway)
 
 
 def test_a_gateway_restart_keeps_running_clusters(stack):
@@ -448,4 +486,185 @@ def test_a_gateway_restart_keeps_running_clusters(stack):
         close(again)
     finally:
         shutdown(cluster)
+        close(gateway)
+
+
+# --- pods that cannot start, an API too slow or gone: what the user reads -----------
+
+NOT_PUSHED = "pangeo/not-pushed-yet:2024.01.01"  # allowed, not in the fake registry
+
+
+def cluster_objects(stack) -> set[str]:
+    return {o["metadata"]["name"] for o in stack.kube.list("daskclusters", NS)}
+
+
+def pods_of_image(stack, image: str) -> list[dict]:
+    return [p for p in stack.kube.list("pods", NS) if p["spec"]["containers"][0]["image"] == image]
+
+
+@contextlib.contextmanager
+def node_full(stack):
+    """The node has no CPU left for a new pod (as when every node is busy)."""
+
+    def set_cpu(cpu: str | None) -> str:
+        def change(node):
+            change.old = node["status"]["allocatable"]["cpu"]
+            node["status"]["allocatable"]["cpu"] = cpu or change.old
+
+        stack.kube.store.update("nodes", "", NODE, change)
+        stack.kube.kubelet.capacity_changed.set()  # pending pods look again
+        return change.old
+
+    old = stack.kube.call(set_cpu, "1m")
+    try:
+        yield
+    finally:
+        stack.kube.call(set_cpu, old)
+
+
+def test_an_image_that_cannot_be_pulled_is_reported_and_nothing_is_left(stack):
+    """ErrImagePull / ImagePullBackOff on the scheduler: GatewayCluster() says so, the
+    DaskCluster and its pods are deleted, and once the image is pushed it starts."""
+    gateway = stack.gateway("katherine")
+    before = cluster_objects(stack)
+    try:
+        with pytest.raises(GatewayClusterError) as failed:
+            gateway.new_cluster(image=NOT_PUSHED)
+        assert str(failed.value) == (
+            f"Your Dask cluster could not be started: its image '{NOT_PUSHED}' could not be "
+            "downloaded. Leave image unset to use your server's image, choose another one, "
+            "or tell a hub admin."
+        )
+        stack.kube.wait_for(
+            lambda: cluster_objects(stack) == before and not pods_of_image(stack, NOT_PUSHED),
+            20,
+            what="the failed cluster and its scheduler gone",
+        )
+        assert gateway.list_clusters() == []
+        images = stack.kube.kubelet.images
+        stack.kube.call(images.__setitem__, NOT_PUSHED, dict(images[SERVER_IMAGE]))
+        cluster = gateway.new_cluster(image=NOT_PUSHED)  # pushed: the next attempt works
+        assert stack.pods("dask-scheduler", cluster.name)[0]["status"]["phase"] == "Running"
+        shutdown(cluster)
+    finally:
+        stack.kube.call(stack.kube.kubelet.images.pop, NOT_PUSHED, None)
+        close(gateway)
+
+
+def test_no_room_for_the_scheduler_is_reported_and_nothing_is_left(stack):
+    gateway = stack.gateway("katherine")
+    before = cluster_objects(stack)
+    try:
+        with node_full(stack), pytest.raises(GatewayClusterError) as failed:
+            gateway.new_cluster()
+        assert str(failed.value) == (
+            "Your Dask cluster could not be started: the Kubernetes cluster has no room for "
+            "its scheduler right now (0/1 nodes are available: 1 Insufficient cpu). Please "
+            "try again later; if this keeps happening, tell a hub admin."
+        )
+        stack.kube.wait_for(
+            lambda: cluster_objects(stack) == before, 20, what="the failed cluster gone"
+        )
+        cluster = gateway.new_cluster()  # room again: the next attempt works
+        shutdown(cluster)
+    finally:
+        close(gateway)
+
+
+def test_workers_with_no_room_are_removed_and_scale_says_why(stack):
+    """Worker pods Unschedulable past scheduling_timeout are deleted, the cluster is held
+    at the workers it has (dask-gateway's controller would not add any for 10 minutes),
+    a scale() asking for more says why, and a new cluster gets workers once there is
+    room."""
+    gateway = stack.gateway("katherine")
+    cluster = gateway.new_cluster()
+    again = None
+    try:
+        with node_full(stack):
+            cluster.scale(2)
+            stack.kube.wait_for(
+                lambda: stack.pods("dask-worker", cluster.name), 30, what="worker pods made"
+            )
+            stack.kube.wait_for(
+                lambda: not stack.pods("dask-worker", cluster.name),
+                30,
+                what="the workers that found no room removed",
+            )
+            obj = stack.kube.get("daskclusters", cluster.name.split(".", 1)[1])
+            assert obj["spec"]["replicas"] == 0, "the gateway asks for no more of them"
+        with pytest.raises(GatewayClusterError) as refused:
+            cluster.scale(1)
+        # 1 or 2: the controller may not have made the second pod when the first is given up
+        assert re.fullmatch(
+            r"(1 worker|2 workers) of your cluster could not start and (was|were) removed: "
+            r"the Kubernetes cluster has no room for (it|them) \(0/1 nodes are available: 1 "
+            r"Insufficient cpu\)\. The cluster keeps 0 and cannot add workers for 10 "
+            r"minutes\. Ask for fewer or smaller workers \(worker_cores, worker_memory\), or "
+            r"start a new cluster later\.",
+            str(refused.value),
+        ), str(refused.value)
+        assert not stack.pods("dask-worker", cluster.name)
+        shutdown(cluster)
+        again = gateway.new_cluster()  # room again: a new cluster gets its workers
+        again.scale(1)
+        try:
+            again.get_client().wait_for_workers(1, timeout=60)
+        except TimeoutError as error:
+            raise AssertionError(stack.logs("gateway") + stack.logs("controller")) from error
+    finally:
+        for c in (cluster, again):
+            if c is not None:
+                shutdown(c)
+        close(gateway)
+
+
+def test_an_api_too_slow_gives_a_clear_message_and_its_late_cluster_is_deleted(stack):
+    """The API answers the create after the gateway's k8s_api_timeout (2 s here): the
+    user is told, and the DaskCluster the API makes later is deleted when it appears."""
+    gateway = stack.gateway("katherine")
+    before = cluster_objects(stack)
+    seen = stack.kube.call(lambda: len(stack.kube.api.requests))
+    stack.kube.fault(CLUSTERS, None, "POST", delay=3, late=True, times=1)
+    try:
+        with pytest.raises(ValueError) as refused:
+            gateway.submit()
+        assert str(refused.value) == (
+            "Your Dask cluster could not be created: the Kubernetes cluster did not answer "
+            "within 2 seconds. Please try again in a minute; if this keeps happening, tell "
+            "a hub admin."
+        )
+        assert gateway.list_clusters() == []
+
+        def late_cluster_deleted():
+            requests = stack.kube.call(lambda: stack.kube.api.requests[seen:])
+            return any(m == "DELETE" and "/daskclusters/" in p for m, p in requests)
+
+        stack.kube.wait_for(late_cluster_deleted, 20, what="the late cluster deleted")
+        stack.kube.wait_for(lambda: cluster_objects(stack) == before, 20, what="nothing left")
+        cluster = gateway.new_cluster()  # the API is quick again: the next attempt works
+        shutdown(cluster)
+    finally:
+        stack.kube.clear_faults()
+        close(gateway)
+
+
+def test_an_unreachable_api_gives_a_clear_message_and_the_next_attempt_works(stack):
+    gateway = stack.gateway("katherine")
+    before = cluster_objects(stack)
+    stack.kube.api_down()
+    try:
+        with pytest.raises(ValueError) as refused:
+            gateway.submit()
+    finally:
+        stack.kube.api_up()
+    try:
+        assert str(refused.value) == (
+            "Your Dask cluster could not be created: the gateway cannot reach the Kubernetes "
+            "cluster right now. Please try again in a minute; if this keeps happening, tell "
+            "a hub admin."
+        )
+        assert cluster_objects(stack) == before
+        cluster = gateway.new_cluster()
+        shutdown(cluster)
+    finally:
         close(gateway)
