@@ -201,7 +201,7 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             ]
             if not any(e["default"] for e in entries):
                 entries[0]["default"] = True
-            return render_fancy_form(mark_previous(entries, previous))
+            return render_fancy_form(mark_previous(entries, previous)) + self._launch_fields()
         chosen = next((p for p in profiles if p.slug == previous), None)
         chosen = chosen or next((p for p in profiles if p.default), profiles[0])
         items = []

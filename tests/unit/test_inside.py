@@ -95,21 +95,26 @@ def test_configure_wires_picker_and_home_keeping_the_admins_own():
     assert c.JupyterHub.template_paths == ["/admin/templates", TEMPLATES]
     assert c.JupyterHub.template_vars == {"org": "Pangeo", TEMPLATE_VAR: "admin's"}
     routes = [h[0] for h in c.JupyterHub.extra_handlers]
-    assert routes == ["/admin/(.*)", "/fancy-profiles/static/(.*)"]
+    assert routes[0] == "/admin/(.*)" and "/fancy-profiles/static/(.*)" in routes
+    assert len(routes) == len(set(routes)), "a second configure(c) added a handler again"
     assert c.PangeoKubeSpawner.additional_profile_form_template_paths
 
     prefixed = Config()
     prefixed.PangeoPolicy.profiles = [{"display_name": "Small"}]
     prefixed.JupyterHub.base_url = "/pangeo/"
     pangeohub.configure(prefixed)  # fancy-profiles' script path assumes base_url "/"
-    assert prefixed.ProfilePicker.fancy is False and "extra_handlers" not in prefixed.JupyterHub
+    assert prefixed.ProfilePicker.fancy is False
+    handlers = [h[0] for h in prefixed.JupyterHub.get("extra_handlers", [])]
+    assert "/fancy-profiles/static/(.*)" not in handlers
 
     off = Config()
     off.PangeoPolicy.profiles = [{"display_name": "Small"}]
     off.HomePage.enabled = False
     off.ProfilePicker.fancy = False
     pangeohub.configure(off)
-    assert "template_paths" not in off.JupyterHub and "extra_handlers" not in off.JupyterHub
+    assert "template_paths" not in off.JupyterHub
+    handlers = [h[0] for h in off.JupyterHub.get("extra_handlers", [])]
+    assert "/fancy-profiles/static/(.*)" not in handlers
 
 
 def test_home_summary_gives_each_servers_profile_disk_state_and_whats_left():
@@ -183,7 +188,9 @@ def local_spawner(config: Config, options: dict):
     from pangeohub.spawner.local import PangeoLocalSpawner
 
     user = SimpleNamespace(name="grace", groups=[SimpleNamespace(name="pangeo-data:climate")])
-    spawner = PangeoLocalSpawner(config=config, _deprecated_db_session=None)
+    spawner = PangeoLocalSpawner(
+        config=config, _deprecated_db_session=None, hub=SimpleNamespace(base_url="/hub/")
+    )
     spawner.user = user
     spawner.user_options = options
     return spawner
@@ -206,3 +213,4 @@ def test_local_spawner_shows_the_same_picker_and_the_plain_one_when_switched_off
     c.ProfilePicker.fancy = False
     plain = local_spawner(c, {"profile": "large"}).render_profile_picker()
     assert 'value="large" checked' in plain and "oceans" not in plain
+    assert "Or launch from a repository" in form and "Or launch from a repository" in plain
