@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from .hubprocess import REPO, HubProcess
-from .isolation_cleanup import clean_leftovers, pangeohub_accounts, remove_accounts
+from .isolation_cleanup import clean_hub, clean_leftovers, pangeohub_accounts, remove_accounts
 
 NODE_BIN = REPO / "node_modules" / ".bin"
 os.environ["PATH"] = f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -23,6 +25,23 @@ def isolation_leftovers():
     yield
     clean_leftovers()
     remove_accounts(pangeohub_accounts())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def inprocess_state_dir():
+    """In-process hubs (MockHub) get a state directory of this run's own, not the
+    checkout's ``state/``: their disks and homes (keyed by it) start empty every run, and
+    go with it. Real hubs (HubProcess) set their own."""
+    state = Path(tempfile.mkdtemp(prefix="pangeohub-inprocess-state-"))
+    previous = os.environ.get("PANGEOHUB_STATE_DIR")
+    os.environ["PANGEOHUB_STATE_DIR"] = str(state)
+    yield state
+    if previous is None:
+        os.environ.pop("PANGEOHUB_STATE_DIR", None)
+    else:
+        os.environ["PANGEOHUB_STATE_DIR"] = previous
+    clean_hub(state)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture

@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pangeohub-scratch-credentials", description=__doc__)
     parser.add_argument("--url", default=os.environ.get(URL_ENV, ""), help="scratch service URL")
     parser.add_argument(
+        "--timeout", type=float, default=15, help="seconds to wait for the scratch service"
+    )
+    parser.add_argument(
         "--gcs-subject-token",
         action="store_true",
         help="print the google-auth executable response (for external_account credentials)",
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0 if token else 1
     try:
-        out = credential_process_output(fetch_credentials(args.url, token))
+        out = credential_process_output(fetch_credentials(args.url, token, args.timeout))
     except Failure as error:
         print(f"pangeohub-scratch-credentials: {error}", file=sys.stderr)
         return 1

@@ -80,7 +80,7 @@ def test_a_part_switched_off_is_gone_from_the_hub_and_its_servers(tmp_path):
             headers={"Authorization": f"token {user_token(hub, hub.login('ada'), 'ada')}"},
             timeout=10,
         ).json()
-        assert set(services) == {"idle-culler"}
+        assert set(services) == {"idle-culler", "binder-launcher"}
         katherine = hub.login("katherine")
         assert hub.api(katherine, "post", "/users/katherine/server", json={}).status_code in (
             201,

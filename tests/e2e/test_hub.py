@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.spawn_page import offered_profiles
+
 pytestmark = pytest.mark.e2e
 
 # The shipped sample configuration, with a smaller named-server limit to keep the test quick.
@@ -15,16 +17,16 @@ c.PangeoPolicy.named_server_limit_by_group = {"pangeo-data:climate": 2}
 """
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def hub(request, tmp_path_factory):
-    """The hub, once on its default SQLite database and once on a real PostgreSQL server."""
+@pytest.fixture(scope="module")
+def hub(postgres, tmp_path_factory):
+    """The hub on a real PostgreSQL server, the database production hubs keep (every other
+    end-to-end module runs on the default SQLite file)."""
     from tests.hubprocess import HubProcess
 
-    config = CONFIG
-    if request.param == "postgresql":
-        db_url = request.getfixturevalue("postgres").create_database("e2e_hub")
-        config += f"\nc.JupyterHub.db_url = {db_url!r}\n"
-    hub = HubProcess(tmp_path_factory.mktemp(f"e2e-{request.param}"), extra_config=config)
+    db_url = postgres.create_database("e2e_hub")
+    config = CONFIG + f"\nc.JupyterHub.db_url = {db_url!r}\n"
+    hub = HubProcess(tmp_path_factory.mktemp("e2e-postgresql"), extra_config=config)
+    hub.db_url = db_url
     hub.start()
     yield hub
     hub.stop()
@@ -60,10 +62,10 @@ def test_spawn_page_shows_only_the_users_profiles(hub):
     grace = hub.login("grace")  # pangeo-data:climate
     katherine = hub.login("katherine")  # pangeo-data:oceans
     page = grace.get(f"{hub.url}/hub/spawn", timeout=10)
-    assert 'value="small"' in page.text and 'value="large"' in page.text
+    assert offered_profiles(page.text) == ["small", "large"]
     page = katherine.get(f"{hub.url}/hub/spawn", timeout=10)
     assert page.status_code == 200
-    assert 'value="small"' in page.text and 'value="large"' not in page.text
+    assert offered_profiles(page.text) == ["small"]
 
 
 def test_forbidden_profile_refused_through_api_and_form(hub):
@@ -202,3 +204,37 @@ def test_metrics_count_servers_by_profile_and_scratch_requests(hub):
     assert requests.get(scratch + "credentials", headers=bad, timeout=10).status_code == 401
     assert scratch_count(requests_line) == asked + 2
     assert scratch_count(failures_line) == failed + 1
+
+
+def test_restart_on_postgresql_keeps_users_servers_and_counts(hub):
+    """Last in this module: the servers earlier tests left stopped are still listed after
+    a restart, and still count against the limit."""
+    import psycopg
+
+    grace = hub.login("grace")  # climate: 2 named servers
+    for name in ("two", "three"):
+        hub.wait_for_stop(grace, "grace", name)
+    # The hub's records are in PostgreSQL, not in a SQLite file beside the state.
+    assert all(path.stat().st_size == 0 for path in hub.state_dir.glob("*.sqlite"))
+    with psycopg.connect(hub.db_url.replace("postgresql+psycopg", "postgresql")) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM users")}
+        assert {"ada", "grace", "katherine"} <= names
+
+    hub.stop()
+    hub.start()
+
+    model = hub.api(grace, "get", "/users/grace?include_stopped_servers=1")
+    assert model.status_code == 200, "the old session cookie still signs grace in"
+    servers = model.json()["servers"]
+    assert servers["two"]["stopped"] is True and servers["three"]["stopped"] is True
+    refused = hub.api(grace, "post", "/users/grace/servers/four", json={})
+    assert refused.status_code == 403
+    assert refused.json()["message"].startswith("grace already has 2 named servers (")
+    assert hub.api(grace, "post", "/users/grace/servers/two", json={}).status_code in (201, 202)
+    hub.wait_for_server(grace, "grace", "two")
+    lab = grace.get(f"{hub.url}/user/grace/two/lab", timeout=30)
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    users = {u["name"] for u in hub.api(hub.login("ada"), "get", "/users").json()}
+    assert {"ada", "grace", "katherine"} <= users
+    hub.api(grace, "delete", "/users/grace/servers/two")
+    hub.wait_for_stop(grace, "grace", "two")

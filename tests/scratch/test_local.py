@@ -29,7 +29,10 @@ with fsspec.open(url + "/notes.txt") as f:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    hub = HubProcess(tmp_path_factory.mktemp("scratch-local"))
+    # A stopped scratch service costs a server start its check_timeout: keep it short here.
+    hub = HubProcess(
+        tmp_path_factory.mktemp("scratch-local"), "c.ScratchEnvironment.check_timeout = 1"
+    )
     hub.start()
     yield hub
     hub.stop()
@@ -88,7 +91,7 @@ def test_server_starts_when_the_scratch_service_is_down(hub):
         assert env["PANGEO_SCRATCH_STATUS"] == "unavailable"
         assert env["PANGEO_SCRATCH"].endswith("/katherine")
         result = subprocess.run(
-            [sys.executable, "-m", "pangeohub.scratch.cli"],
+            [sys.executable, "-m", "pangeohub.scratch.cli", "--timeout", "2"],
             env={**env, "PANGEO_SCRATCH_SERVICE_URL": env["PANGEO_SCRATCH_SERVICE_URL"]},
             capture_output=True,
             text=True,
