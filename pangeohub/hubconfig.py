@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 from pathlib import Path
 
@@ -24,8 +25,30 @@ DEFAULT_ROLE_SCOPES = {
 }
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections and to ``bind(0)``."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (for a service the hub starts)."""
+    """A TCP port free on ``host`` right now (for a service the hub starts).
+
+    The service binds it seconds later, so the port is taken from below the kernel's
+    ephemeral range: there no outgoing connection (the hub's, a server's) can take it in
+    the meantime, as a ``bind(0)`` port can."""
+    ephemeral = _ephemeral_ports()
+    candidates = range(20000, ephemeral.start) if ephemeral.start > 21000 else range(0)
+    for port in random.sample(candidates, min(50, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]

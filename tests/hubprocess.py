@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import requests
 
+from pangeohub.hubconfig import free_port
 from pangeohub.isolation.accounts import account_name
 from pangeohub.isolation.disks import mounted_at
 
@@ -35,13 +35,6 @@ from .isolation_cleanup import clean_hub, hub_id
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MARKER_ENV = "PANGEOHUB_TEST_HUB"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_http(url: str, timeout: float = 60, *, proc=None) -> bool:

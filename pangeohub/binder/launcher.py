@@ -225,10 +225,14 @@ class BuildAPIHandler(APIHandler):
                 await self.send(item)
         builder.mark_used(key)
         name = launcher.server_name(repo, commit)
+        option = {"environment": key, "repository": repo.url, "ref": repo.ref, "commit": commit}
+        await self.start_and_open(user, name, option, landing, started)
+
+    async def start_and_open(self, user, name: str, option: dict, landing: str, started: float):
+        """Start the launched server (the person's chosen profile, if any) and send where
+        to open it, or why it did not start."""
         await self.send(event("launching", f"Starting your server {name!r}.", 70, server=name))
-        options = {
-            OPTION: {"environment": key, "repository": repo.url, "ref": repo.ref, "commit": commit}
-        }
+        options = {OPTION: option}
         if self.get_argument("profile", ""):
             options["profile"] = self.get_argument("profile")
         failure = await self.start_server(user, name, options)
@@ -286,21 +290,14 @@ class BuildAPIHandler(APIHandler):
                     return
                 if item["phase"] == "built":
                     image = item["image"]
+        if not image:
+            message = "BinderHub ended the build without naming an image. Please try again."
+            await self.send(event("failed", message, 100))
+            return
         tag = image.rsplit(":", 1)[-1] if ":" in image else image
         name = launcher.server_name(repo, re.sub(r"[^a-z0-9]", "", tag.lower()) or "image")
-        await self.send(event("launching", f"Starting your server {name!r}.", 70, server=name))
-        options = {OPTION: {"image": image, "repository": repo.url, "ref": repo.ref}}
-        if self.get_argument("profile", ""):
-            options["profile"] = self.get_argument("profile")
-        failure = await self.start_server(user, name, options)
-        if failure:
-            await self.send(event("failed", failure, 100))
-            return
-        url = f"{user.url}{quote(name)}/{landing}"
-        elapsed = time.monotonic() - started
-        await self.send(
-            event("ready", f"Your server is ready ({elapsed:.1f} s).", 100, url=url, server=name)
-        )
+        option = {"image": image, "repository": repo.url, "ref": repo.ref}
+        await self.start_and_open(user, name, option, landing, started)
 
     def keys_in_use(self) -> set[str]:
         """Environments that running (or starting) servers use: never evicted."""

@@ -212,7 +212,8 @@ def test_the_spawn_page_launches_a_repository_typed_beside_the_profiles(
     page.fill("#password_input", hub.password("h14bob"))
     page.click("#login_submit")
     page.wait_for_selector("#binder-repository", timeout=30_000)
-    assert page.locator("input[name=profile]").count() >= 1  # the profiles are still there
+    # the profiles are still there (the picker renders them in the page's script)
+    page.wait_for_selector("input[name=profile]", state="attached", timeout=30_000)
     page.fill("#binder-repository", f"{repos.url}/h14org/demo")
     page.fill("#binder-ref", "main")
     page.screenshot(path=output_dir / "spawn-page-launch-fields.png", full_page=True)

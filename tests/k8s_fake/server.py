@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -15,16 +14,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from pangeohub.hubconfig import free_port  # noqa: F401 (used here and re-exported)
+
 from .api import Api, Fault
 from .endpoints import EndpointsController, dns_env
 from .kubelet import Kubelet
 from .store import Store
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def default_images(root: Path) -> dict:

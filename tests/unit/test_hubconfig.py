@@ -33,3 +33,17 @@ def test_grant_scopes_extends_existing_roles_and_creates_defaults():
         "access:servers!server",
         "access:services!service=scratch",
     ]
+
+
+def test_free_ports_are_out_of_reach_of_outgoing_connections():
+    """A service binds its port seconds after configure(c) picked it: the port comes from
+    below the kernel's ephemeral range, which outgoing connections draw from."""
+    import socket
+
+    from pangeohub.hubconfig import _ephemeral_ports, free_port
+
+    ports = {free_port() for _ in range(20)}
+    assert all(port < _ephemeral_ports().start for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
