@@ -43,7 +43,8 @@ def test_free_ports_are_out_of_reach_of_outgoing_connections():
     from pangeohub.hubconfig import _ephemeral_ports, free_port
 
     ports = {free_port() for _ in range(20)}
-    assert all(port < _ephemeral_ports().start for port in ports)
+    if _ephemeral_ports().start > 21000:  # else no room below it: bind(0) is all there is
+        assert all(20000 <= port < _ephemeral_ports().start for port in ports)
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
