@@ -167,6 +167,8 @@ def test_clusters_panel_makes_a_gateway_cluster_and_its_dashboard_renders(hub, p
     panel.get_by_role("button", name=re.compile("NEW")).click()
     item = panel.locator(".dask-ClusterListingItem").first
     item.wait_for(timeout=90_000)
+    # the listing item appears first; its dashboard link once the cluster reports one
+    item.get_by_text(re.compile("Dashboard URL")).wait_for(timeout=90_000)
     text = item.inner_text()
     link = re.search(r"Dashboard URL: (\S+)", text).group(1)
     assert link.startswith("/services/dask-gateway/clusters/") and link.endswith("/status")

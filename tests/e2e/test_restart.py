@@ -1,5 +1,7 @@
 """A hub restart keeps users, servers and secrets."""
 
+import time
+
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -23,8 +25,15 @@ def test_restart_keeps_users_servers_and_secrets(hub_factory):
         assert (hub.state_dir / name).read_text() == value, f"{name} changed across a restart"
     # The old session cookie still works: same cookie secret, same database.
     # The hub stopped the server on shutdown (cleanup_servers); it is still listed.
-    model = hub.api(grace, "get", "/users/grace?include_stopped_servers=1")
-    assert model.status_code == 200
+    # The hub may answer before it has finished checking the servers it had (JupyterHub
+    # goes on checking them in the background past init_spawners_timeout): wait for that.
+    deadline = time.monotonic() + 60
+    while True:
+        model = hub.api(grace, "get", "/users/grace?include_stopped_servers=1")
+        assert model.status_code == 200
+        if model.json()["servers"]["keepme"]["stopped"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert model.json()["servers"]["keepme"]["stopped"] is True
     assert hub.api(grace, "post", "/users/grace/servers/keepme", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "keepme")
