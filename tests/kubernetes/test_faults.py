@@ -34,6 +34,15 @@ async def start_fails(spawner) -> SpawnException:
     return failure
 
 
+async def wait_for_log(handler, text: str, timeout: float) -> None:
+    """Wait (bounded) until a record the handler collected contains the text."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not any(text in record.getMessage() for record in handler.records):
+        assert loop.time() < deadline, f"no reflector logged {text!r} within {timeout}s"
+        await asyncio.sleep(0.1)
+
+
 @pytest.fixture
 def clean(fake):
     yield
@@ -92,15 +101,16 @@ async def test_transient_faults_are_retried(fake, make_spawner, clean):
 
 
 @pytest.mark.allow_reflector_errors
-async def test_api_unreachable_then_back(fake, make_spawner, clean):
+async def test_api_unreachable_then_back(fake, make_spawner, reflector_errors, clean):
     user = make_user("grace")
     await make_spawner(user).start()  # the hub is running: reflectors are watching
     await make_spawner(user).stop()
     fake.api_down()
     try:
         failure = await start_fails(make_spawner(user))
-        # a longer outage: the reflectors' back-off grows to 6.4s (0.2, 0.4, ... 3.2, 6.4)
-        await asyncio.sleep(6.5)
+        # a longer outage: wait until a reflector's back-off has grown to 6.4s (0.2, 0.4,
+        # ... 3.2, 6.4), which it logs before each retry
+        await wait_for_log(reflector_errors, "retrying in 6.4s", timeout=60)
     finally:
         fake.api_up()
     assert "cannot reach the Kubernetes cluster" in failure.jupyterhub_message
