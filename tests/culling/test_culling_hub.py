@@ -82,6 +82,21 @@ def culler_token(hub) -> str:
     raise AssertionError("the idle-culler service is not running")
 
 
+def culler_passes(hub) -> int:
+    """How many passes the idle culler has made: each lists the users once (the hub logs it)."""
+    log = hub.log_path.read_text(errors="replace")
+    return log.count("GET /hub/api/users?state=[secret] (idle-culler@")
+
+
+def wait_for_culler_passes(hub, more: int, timeout: float = 60) -> None:
+    """Wait (bounded) until the culler has made `more` passes after now."""
+    target = culler_passes(hub) + more
+    deadline = time.monotonic() + timeout
+    while culler_passes(hub) < target:
+        assert time.monotonic() < deadline, f"the culler made no {more} passes:\n{hub.log_tail()}"
+        time.sleep(0.2)
+
+
 def keep_using(url: str, token: str, stop: threading.Event) -> None:
     """A person using their server: a request every second, until told to stop."""
     while not stop.wait(1):
@@ -122,7 +137,7 @@ def test_idle_server_stops_keeps_its_disk_active_ones_run_on(hub_factory):
             time.sleep(1)
         else:
             raise AssertionError(f"the idle server was not culled:\n{hub.log_tail()}")
-        time.sleep(5)  # more checks of the culler, all past the timeout
+        wait_for_culler_passes(hub, 2)  # more checks of the culler, all past the timeout
         servers = hub.api(grace, "get", "/users/grace").json()["servers"]
         assert servers["busy"]["ready"], "a server in use was culled"
         assert servers["computing"]["ready"], "a server whose kernel is computing was culled"
