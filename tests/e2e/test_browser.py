@@ -1,33 +1,16 @@
 """A person in headless Chromium: sign in, pick a profile, reach JupyterLab."""
 
-import shutil
-
 import pytest
+
+from tests.chromium import headless_chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture
-def browser(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+def browser():
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def test_sign_in_pick_profile_and_reach_jupyterlab(hub_factory, browser, output_dir):

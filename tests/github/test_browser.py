@@ -3,7 +3,6 @@ the github-teams authenticator pointed at the fake GitHub."""
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import time
@@ -11,23 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, headless_chromium, needs_chromium  # noqa: F401
 from tests.fake_github import FakeGitHub
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
+    needs_chromium,
 ]
 
 PROFILES = """
@@ -60,11 +49,8 @@ c.GitHubTeamsAuthenticator.auth_refresh_age = {refresh_age}
 
 @pytest.fixture
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def sign_in_with_github(browser, hub, github, login, shots: Path, name, button="Authorize"):

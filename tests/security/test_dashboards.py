@@ -15,7 +15,6 @@ import http.client
 import importlib.util
 import json
 import re
-import shutil
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ import requests
 import websocket
 import yaml
 
+from tests.chromium import headless_chromium
 from tests.gateway.test_gateway_hub import GATEWAY_CONFIG, GatewayHub, close, kill_marked
 from tests.hubprocess import HubProcess, free_port, wait_for_http
 from tests.k8s_fake import FakeKube
@@ -307,10 +307,6 @@ def test_on_kubernetes_traefik_asks_the_guard(dash, traefik):
     assert listed.status_code == 200 and dash.cluster.name in listed.text
 
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-
-
 def signed_in_page(browser, dash, user: str):
     """A new browser (its own cookies) signed in to the hub through its login form."""
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
@@ -327,28 +323,21 @@ def signed_in_page(browser, dash, user: str):
 def test_in_a_browser_the_link_opens_for_its_owner_only(dash, output_dir):
     """Headless Chromium: grace signs in to the hub and opens her link; bokeh's page and
     websocket run (frames arrive, plots drawn, nothing fails). katherine reads the refusal."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = signed_in_page(browser, dash, "grace")
-            failed = []
-            page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
-            page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
-            with page.expect_websocket(lambda ws: ws.url.endswith("/status/ws")) as opened:
-                page.goto(dash.dashboard)
-            opened.value.wait_for_event("framereceived", timeout=30_000)
-            page.wait_for_selector("canvas", state="attached")  # bokeh drew its plots
-            assert failed == []
-            assert page.url == dash.dashboard  # no extra step: straight to the dashboard
-            page.screenshot(path=output_dir / "dashboard-1-owner.png")
-
-            page = signed_in_page(browser, dash, "katherine")
+    with headless_chromium() as browser:
+        page = signed_in_page(browser, dash, "grace")
+        failed = []
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+        page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+        with page.expect_websocket(lambda ws: ws.url.endswith("/status/ws")) as opened:
             page.goto(dash.dashboard)
-            assert "belongs to another user's cluster" in page.content()
-            assert page.get_attribute("a", "href") == "/hub/home"  # a way back
-            page.screenshot(path=output_dir / "dashboard-2-other-user.png")
-        finally:
-            browser.close()
+        opened.value.wait_for_event("framereceived", timeout=30_000)
+        page.wait_for_selector("canvas", state="attached")  # bokeh drew its plots
+        assert failed == []
+        assert page.url == dash.dashboard  # no extra step: straight to the dashboard
+        page.screenshot(path=output_dir / "dashboard-1-owner.png")
+
+        page = signed_in_page(browser, dash, "katherine")
+        page.goto(dash.dashboard)
+        assert "belongs to another user's cluster" in page.content()
+        assert page.get_attribute("a", "href") == "/hub/home"  # a way back
+        page.screenshot(path=output_dir / "dashboard-2-other-user.png")
