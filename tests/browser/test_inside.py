@@ -123,15 +123,21 @@ def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page,
 
 def test_top_bar_shows_the_servers_limits_not_the_machines(page, shots):
     top = page.locator("#jp-top-panel")
-    top.get_by_text("CPU:").wait_for()
+    top.get_by_text(re.compile(r"CPU: [\d.]+ of")).wait_for()
     top.get_by_text(re.compile(r"/ 1\.\d+ GB")).wait_for()  # the disk, once measured
+    top.locator(".pangeohub-scratch").get_by_text("Scratch:").wait_for()
     page.screenshot(path=shots / "3-top-bar.png")
     text = " ".join(top.inner_text().split())
     # the profile's 1536M, not the machine's memory; the server's 2 GiB disk, not the host's
     assert "/ 1536 MB" in text, text
     disk = re.search(r"Disk: [\d.]+ / ([\d.]+) GB", text)
     assert disk and 1.5 < float(disk.group(1)) <= 2.15, text
-    assert "CPU:" in text
+    # CPU as cores of the profile's 1.5, not of the machine's count, and only once
+    assert re.search(r"CPU: \d+\.\d\d of 1\.5 cores", text), text
+    assert text.count("CPU:") == 1, text
+    # where am I: the server's own scratch location, as $PANGEO_SCRATCH holds it
+    scratch = top.locator(".pangeohub-scratch").inner_text()
+    assert re.search(rf"Scratch: \S+{USER}/?$", scratch), scratch
 
 
 def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):
