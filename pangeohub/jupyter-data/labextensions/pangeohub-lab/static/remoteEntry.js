@@ -46,7 +46,11 @@
     const config = pageConfig();
     const headers = config.token ? { Authorization: `token ${config.token}` } : {};
     const response = await fetch(config.baseUrl + path, { headers, credentials: "same-origin" });
-    if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+    if (!response.ok) {
+      const error = new Error(`${path}: HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
     return response.json();
   }
 
@@ -88,12 +92,20 @@
           "pangeohub-scratch",
           "Your scratch location ($PANGEO_SCRATCH): a bucket prefix only you can write to",
         );
-        // a long location shrinks to the room left, cut with an ellipsis (in full in its
-        // tooltip), rather than pushing the top bar's items onto a second line
-        scratch.node.style.cssText +=
-          "display: block; line-height: var(--jp-private-toolbar-height); flex: 0 1 auto;" +
-          "min-width: 6em; max-width: 14em; overflow: hidden; text-overflow: ellipsis;";
+        // a long location shrinks to the room left rather than pushing the top bar's items
+        // onto a second line: cut at its start (its end names the person), in full in the
+        // tooltip; right-to-left only for where the ellipsis goes, the marks keep the text
+        // itself left-to-right
+        scratch.node.style.cssText += "flex: 0 1 auto; min-width: 8em; max-width: 16em;";
+        const label = document.createElement("span");
+        label.style.cssText = "flex: none; white-space: pre;";
+        const location = document.createElement("span");
+        location.className = "pangeohub-scratch-location";
+        location.style.cssText =
+          "direction: rtl; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;";
+        scratch.node.append(label, location);
         let facts = null;
+        let gone = false;
         const refresh = async () => {
           if (document.hidden && facts) return;
           try {
@@ -101,7 +113,8 @@
               facts = await getJSON("pangeohub/whereami");
               if (facts.scratch) {
                 const down = facts.scratch_status === "unavailable" ? " (unavailable)" : "";
-                scratch.node.textContent = `| Scratch: ${facts.scratch}${down}`;
+                label.textContent = "| Scratch: ";
+                location.textContent = `\u200e${facts.scratch}${down}\u200e`;
                 scratch.node.title = `${facts.scratch}${down}: ${scratch.node.title}`;
                 toolbars.addFactory("TopBar", "pangeohub-scratch", () => scratch);
               }
@@ -110,11 +123,15 @@
             const metrics = await getJSON("api/metrics/v1").catch(() => null);
             cpu.node.textContent = cpuText(facts, metrics);
           } catch (error) {
+            gone = error.status === 404;
             console.warn(`${NAME}: ${error}`);
           }
         };
         refresh();
-        setInterval(refresh, REFRESH_MS);
+        const timer = setInterval(async () => {
+          await refresh();
+          if (!facts && gone) clearInterval(timer); // a server without pangeohub's extension
+        }, REFRESH_MS);
       },
     };
   }
