@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from tests.github.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.hubprocess import HubProcess
@@ -134,7 +135,7 @@ def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page,
     page.screenshot(path=shots / "2-lab.png")
 
 
-def test_top_bar_shows_the_servers_limits_not_the_machines(page, shots):
+def test_top_bar_shows_the_servers_limits_not_the_machines(hub, page, shots):
     top = page.locator("#jp-top-panel")
     top.get_by_text(re.compile(r"CPU: [\d.]+ of")).wait_for()
     top.get_by_text(re.compile(r"/ 1\.\d+ GB")).wait_for()  # the disk, once measured
@@ -152,6 +153,11 @@ def test_top_bar_shows_the_servers_limits_not_the_machines(page, shots):
     scratch = top.locator(".pangeohub-scratch").inner_text().replace("\u200e", "")  # marks
     scratch = " ".join(scratch.split())
     assert re.search(rf"Scratch: \S+{USER}/?$", scratch), scratch
+    # the facts behind it are the owner's only, like every API of the server
+    anonymous = requests.get(
+        f"{hub.url}/user/{USER}/{SERVER}/pangeohub/whereami", allow_redirects=False, timeout=10
+    )
+    assert anonymous.status_code in (302, 403), anonymous.status_code
 
 
 def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):
