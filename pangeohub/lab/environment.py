@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from ..gateway.hub import GatewayService
 from .shared import SHARED_DIR_ENV, SharedData
+
+# On every server's JUPYTER_PATH (the local spawner's; the user image copies it): JupyterLab
+# finds pangeohub's labextension (the top bar's "where am I") under its labextensions/.
+LAB_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "jupyter-data")
 
 
 def lab_environment(spawner) -> dict[str, str]:

@@ -52,6 +52,11 @@ class StartFailure(SpawnException):
         self.jupyterhub_message = message
 
 
+# The value of an option's select (KubeSpawner's form, fancy-profiles) when the person
+# typed their own value in the option's "--unlisted-choice" field.
+UNLISTED = "unlisted_choice"
+
+
 class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
     """KubeSpawner applying pangeohub's profiles, limits, disks and messages.
 
@@ -180,13 +185,18 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
             label = spec.get("display_name", name)
             choices = spec.get("choices") or {}
             choice = options.get(name)
-            if choice and choice not in choices:
+            unlisted = options.get(f"{name}--unlisted-choice")
+            if choice == UNLISTED and not unlisted and (spec.get("unlisted_choice") or {}):
+                field = spec["unlisted_choice"].get("display_name") or label
+                raise PolicyError(400, f"Enter the {field}, or choose a listed {label}.")
+            # a form's select says "unlisted_choice" beside the value typed (KubeSpawner
+            # then uses that value); the value is checked below
+            if choice and choice not in choices and not (choice == UNLISTED and unlisted):
                 listed = ", ".join(f"'{c}'" for c in choices) or "none"
                 raise PolicyError(
                     400,
                     f"There is no {label} choice {str(choice)[:64]!r}. Choose one of: {listed}.",
                 )
-            unlisted = options.get(f"{name}--unlisted-choice")
             if not unlisted:
                 continue
             if not (spec.get("unlisted_choice") or {}).get("enabled"):

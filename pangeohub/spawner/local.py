@@ -26,6 +26,7 @@ from ..isolation import Isolation
 from ..isolation.accounts import ensure_account, lookup
 from ..isolation.cgroups import ServerCgroup
 from ..isolation.disks import ServerDisk, mounted_at, private_directory
+from ..lab.environment import LAB_DATA_DIR
 from ..lab.picker import ProfilePicker, describe, mark_previous, render_fancy_form
 from ..lab.shared import SharedData
 from ..policy import PolicyError
@@ -250,6 +251,9 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         # Enable pangeohub's activity extension (a computing kernel counts as activity).
         config_path = [ACTIVITY_CONFIG_DIR, env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
+        # and its labextension (the top bar's CPU of the limit and scratch location)
+        data_path = [LAB_DATA_DIR, env.get("JUPYTER_PATH", "")]
+        env["JUPYTER_PATH"] = os.pathsep.join(p for p in data_path if p)
         if self._launch is not None:
             from ..binder.server import launched_variables
 

@@ -5,12 +5,15 @@ Screenshots go under the test output."""
 
 from __future__ import annotations
 
+import grp
 import html
 import os
 import re
+import subprocess
 import time
 
 import pytest
+import requests
 
 from tests.github.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.hubprocess import HubProcess
@@ -26,13 +29,16 @@ pytestmark = [
 ]
 
 USER = "h15grace"
+ADMIN = "h15ada"  # her account joins the shared directory's writer group
+WRITERS = "h15-curators"
 SERVER = "work"
 CONFIG = f"""
 c.LocalGroupsAuthenticator.users = {{
-    "h15ada": {{"admin": True, "groups": ["pangeo-data:hub-admins"]}},
+    {ADMIN!r}: {{"admin": True, "groups": ["pangeo-data:hub-admins"]}},
     {USER!r}: {{"groups": ["pangeo-data:climate"]}},
 }}
 c.PangeoPolicy.named_server_limit = 3
+c.SharedData.writer_group = {WRITERS!r}
 c.PangeoPolicy.profiles = [
     {{"display_name": "Small", "slug": "small", "description": "For everyone.",
       "cpu_limit": 1, "mem_limit": "1G", "disk_size": "1Gi", "default": True}},
@@ -58,10 +64,18 @@ SAVE_JS = """async ({path, text}) => {
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
+    # the writer group exists before the hub makes the shared directory (as root only;
+    # otherwise the hub warns and only root writes); a killed run's group is reused
+    if os.geteuid() == 0:
+        subprocess.run(["groupadd", WRITERS], stderr=subprocess.DEVNULL)
     hub = HubProcess(tmp_path_factory.mktemp("h15-inside"), extra_config=CONFIG)
-    hub.start()
-    yield hub
-    hub.stop()
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+        if os.geteuid() == 0:
+            subprocess.run(["groupdel", WRITERS], stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
@@ -121,17 +135,29 @@ def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page,
     page.screenshot(path=shots / "2-lab.png")
 
 
-def test_top_bar_shows_the_servers_limits_not_the_machines(page, shots):
+def test_top_bar_shows_the_servers_limits_not_the_machines(hub, page, shots):
     top = page.locator("#jp-top-panel")
-    top.get_by_text("CPU:").wait_for()
+    top.get_by_text(re.compile(r"CPU: [\d.]+ of")).wait_for()
     top.get_by_text(re.compile(r"/ 1\.\d+ GB")).wait_for()  # the disk, once measured
+    top.locator(".pangeohub-scratch").get_by_text("Scratch:").wait_for()
     page.screenshot(path=shots / "3-top-bar.png")
     text = " ".join(top.inner_text().split())
     # the profile's 1536M, not the machine's memory; the server's 2 GiB disk, not the host's
     assert "/ 1536 MB" in text, text
     disk = re.search(r"Disk: [\d.]+ / ([\d.]+) GB", text)
     assert disk and 1.5 < float(disk.group(1)) <= 2.15, text
-    assert "CPU:" in text
+    # CPU as cores of the profile's 1.5, not of the machine's count, and only once
+    assert re.search(r"CPU: \d+\.\d\d of 1\.5 cores", text), text
+    assert text.count("CPU:") == 1, text
+    # where am I: the server's own scratch location, as $PANGEO_SCRATCH holds it
+    scratch = top.locator(".pangeohub-scratch").inner_text().replace("\u200e", "")  # marks
+    scratch = " ".join(scratch.split())
+    assert re.search(rf"Scratch: \S+{USER}/?$", scratch), scratch
+    # the facts behind it are the owner's only, like every API of the server
+    anonymous = requests.get(
+        f"{hub.url}/user/{USER}/{SERVER}/pangeohub/whereami", allow_redirects=False, timeout=10
+    )
+    assert anonymous.status_code in (302, 403), anonymous.status_code
 
 
 def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):
@@ -260,3 +286,39 @@ def test_picker_pre_selects_the_previous_choice_and_refuses_a_forged_one(hub, pa
     page.keyboard.press("ArrowUp")
     assert page.get_by_role("radio", name=re.compile("Small")).is_checked()
     assert page.locator("input[name=profile]:checked").get_attribute("value") == "small"
+
+
+def test_a_writer_group_member_writes_to_the_shared_directory(hub):
+    """c.SharedData.writer_group: the server of a member (an admin's account, added with
+    gpasswd as docs/inside.md says) writes through the contents API, while the person's
+    writes above were refused (not a member)."""
+    if not hub.isolated:
+        pytest.skip("as an ordinary account every server is the hub's account: no groups")
+    from pangeohub.isolation.accounts import account_name
+
+    session = hub.login(ADMIN)
+    account = account_name("jupyter-", ADMIN)
+
+    def start():
+        started = hub.api(session, "post", f"/users/{ADMIN}/server")
+        assert started.status_code in (201, 202), started.text
+        hub.wait_for_server(session, ADMIN)
+
+    start()  # makes her account
+    if account not in grp.getgrnam(WRITERS).gr_mem:  # a killed run may have added it
+        subprocess.run(["gpasswd", "-a", account, WRITERS], check=True, capture_output=True)
+        hub.api(session, "delete", f"/users/{ADMIN}/server")
+        hub.wait_for_stop(session, ADMIN)
+        start()  # a start picks up the group
+    token = hub.api(session, "post", f"/users/{ADMIN}/tokens", json={"expires_in": 600})
+    headers = {"Authorization": f"token {token.json()['token']}"}
+    url = f"{hub.url}/user/{ADMIN}/api/contents/shared/from-a-curator.txt"
+    body = {"type": "file", "format": "text", "content": "Added by a curator."}
+    try:
+        put = session.put(url, json=body, headers=headers, timeout=30)
+        assert put.status_code == 201, (put.status_code, put.text)
+        with open(f"{shared_dir(hub)}/from-a-curator.txt") as f:
+            assert f.read() == "Added by a curator."
+    finally:
+        hub.api(session, "delete", f"/users/{ADMIN}/server")
+        hub.wait_for_stop(session, ADMIN)

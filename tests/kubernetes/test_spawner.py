@@ -76,6 +76,13 @@ async def test_profiles_filtered_by_group_on_render(make_spawner):
         ({"profile": "gpu"}, 400, "There is no profile 'gpu'"),
         ({"profile": "small", "image": "nope"}, 400, "There is no Image choice 'nope'"),
         ({"profile": "small", "image--unlisted-choice": "evil/miner:1"}, 403, "is not allowed"),
+        # as the spawn page's picker posts it: the select's "unlisted_choice" and the value
+        (
+            {"profile": "small", "image": "unlisted_choice", "image--unlisted-choice": "evil/m:1"},
+            403,
+            "The Image 'evil/m:1' is not allowed on this hub",
+        ),
+        ({"profile": "small", "image": "unlisted_choice"}, 400, "Enter the Other image"),
     ],
 )
 async def test_forged_options_refused_with_4xx(fake, make_spawner, options, status, words):
@@ -128,9 +135,10 @@ async def test_choices_and_allowed_unlisted_image(make_spawner):
     assert spawner.image == "pangeo/ml-notebook:2024.01.01"
     assert spawner.get_env()["JUPYTER_IMAGE_SPEC"] == spawner.image
     custom = {"profile": "small", "image--unlisted-choice": "pangeo/pangeo-notebook:2024.01.01"}
-    spawner = make_spawner(make_user("alice"), options=custom, **IMAGE_CHOICES)
-    await spawner.load_user_options()
-    assert spawner.image == "pangeo/pangeo-notebook:2024.01.01"
+    for options in (custom, {**custom, "image": "unlisted_choice"}):  # the API's, the form's
+        spawner = make_spawner(make_user("alice"), options=options, **IMAGE_CHOICES)
+        await spawner.load_user_options()
+        assert spawner.image == "pangeo/pangeo-notebook:2024.01.01"
     assert 'name="profile-option-small--image"' in await spawner.options_form(spawner)
 
 

@@ -53,8 +53,9 @@ def user_image(root: Path) -> dict:
     """The fake registry, whose Pangeo images have what the user image recipe adds.
 
     deploy/user-image/Dockerfile copies the activity extension's Jupyter config to
-    /etc/jupyter and the dask config to /etc/dask; here the same files are found through
-    JUPYTER_CONFIG_PATH / DASK_CONFIG, and pangeohub (the credential helper) is on PATH.
+    /etc/jupyter, pangeohub's labextension under /usr/local/share/jupyter and the dask
+    config to /etc/dask; here the same files are found through JUPYTER_CONFIG_PATH /
+    JUPYTER_PATH / DASK_CONFIG, and pangeohub (the credential helper) is on PATH.
     """
     images = default_images(root)
     # a copy: dask-labextension writes its default labextension.yaml into DASK_CONFIG
@@ -64,6 +65,7 @@ def user_image(root: Path) -> dict:
         env = images[name]["env"]
         paths = [str(REPO / "pangeohub" / "jupyter-config"), env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in paths if p)
+        env["JUPYTER_PATH"] = str(REPO / "pangeohub" / "jupyter-data")  # its labextension
         env["DASK_CONFIG"] = str(dask_config)
     return images
 

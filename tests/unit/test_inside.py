@@ -214,3 +214,35 @@ def test_local_spawner_shows_the_same_picker_and_the_plain_one_when_switched_off
     plain = local_spawner(c, {"profile": "large"}).render_profile_picker()
     assert 'value="large" checked' in plain and "oceans" not in plain
     assert "Or launch from a repository" in form and "Or launch from a repository" in plain
+
+
+def test_whereami_reports_the_servers_own_facts_from_its_environment():
+    from pangeohub.lab.whereami import whereami
+
+    facts = whereami(
+        {
+            "PANGEO_SCRATCH": "s3://hub-scratch/ada/",
+            "PANGEO_SCRATCH_STATUS": "available",
+            "CPU_LIMIT": "1.5",
+            "MEM_LIMIT": "1610612736",
+            "PANGEO_PROFILE": "large",
+        }
+    )
+    assert facts["scratch"] == "s3://hub-scratch/ada/"
+    assert facts["cpu_limit"] == 1.5 and facts["mem_limit"] == 1610612736
+    assert facts["profile"] == "large" and facts["shared"] is None
+    # no limit given (or a nonsense one): none claimed
+    assert whereami({"CPU_LIMIT": "nan"})["cpu_limit"] is None
+    assert whereami({"CPU_LIMIT": "0"})["cpu_limit"] is None and whereami({})["scratch"] is None
+
+
+def test_the_labextension_ships_in_the_package_with_its_schema():
+    from pangeohub.lab.environment import LAB_DATA_DIR
+
+    ext = os.path.join(LAB_DATA_DIR, "labextensions", "pangeohub-lab")
+    with open(os.path.join(ext, "package.json")) as f:
+        build = json.load(f)["jupyterlab"]["_build"]
+    assert os.path.exists(os.path.join(ext, build["load"]))
+    with open(os.path.join(ext, "schemas", "pangeohub-lab", "plugin.json")) as f:
+        items = json.load(f)["jupyter.lab.toolbars"]["TopBar"]
+    assert {i["name"] for i in items} == {"pangeohub-cpu", "pangeohub-scratch"}
