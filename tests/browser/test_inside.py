@@ -15,14 +15,14 @@ import time
 import pytest
 import requests
 
-from tests.github.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import headless_chromium, needs_chromium
 from tests.hubprocess import HubProcess
 from tests.isolation_cleanup import hub_id
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
+    needs_chromium,
     # dask-gateway's Gateway.__del__, run by the garbage collector after the client is
     # closed, asks for its stopped loop; noise from upstream, not a failure of ours
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
@@ -89,9 +89,7 @@ def shots(request):
 
 @pytest.fixture(scope="module")
 def page(hub):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with headless_chromium() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         page = context.new_page()
         page.set_default_timeout(30_000)
@@ -102,7 +100,6 @@ def page(hub):
         page.wait_for_url(re.compile(r".*/hub/(spawn|home).*"))
         yield page
         context.close()
-        browser.close()
 
 
 def shared_dir(hub) -> str:

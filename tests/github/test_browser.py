@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS, headless_chromium, needs_chromium  # noqa: F401
+from tests.chromium import headless_chromium, needs_chromium
 from tests.fake_github import FakeGitHub
 
 pytestmark = [

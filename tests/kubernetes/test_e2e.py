@@ -5,12 +5,13 @@ Each server is a real jupyterhub-singleuser in a fake pod, answering through the
 
 from __future__ import annotations
 
-import os
 import re
 from importlib.metadata import entry_points
 
 import pytest
 import requests
+
+from tests.chromium import headless_chromium
 
 from .conftest import NAMESPACE
 
@@ -210,57 +211,46 @@ def test_picker_offers_image_choices_and_refuses_a_disallowed_unlisted_image(hub
     """fancy-profiles' image choices on Kubernetes, as a person uses them in Chromium: the
     list, "Other image..." with its field, a disallowed image refused with a message, then
     a listed choice starts a pod of that image."""
-    from tests.github.test_browser import CHROMIUM, CHROMIUM_ARGS
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
     from tests.conftest import OUTPUT_DIR
 
     shots = OUTPUT_DIR / "browser-inside"
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(30_000)
-            page.goto(f"{hub.url}/hub/login")
-            page.fill("input[name=username]", "grace")
-            page.fill("input[name=password]", hub.password("grace"))
-            page.keyboard.press("Enter")
-            page.wait_for_url(re.compile(r".*/hub/(spawn|home).*"))
-            page.goto(f"{hub.url}/hub/spawn/grace")
-            form = page.locator("#form")
-            form.get_by_text("Small").first.click()
-            form.get_by_role("combobox", name="Image").click()  # react-select opens its menu
-            menu = page.locator(".select__menu")
-            menu.wait_for()
-            choices = [
-                " ".join(t.split()) for t in menu.locator(".select__option").all_inner_texts()
-            ]
-            assert choices == ["Base notebook", "Pangeo notebook", "Other image..."], choices
-            menu.get_by_text("Other image...").click()
-            field = form.locator("[id='profile-option-small--image--unlisted-choice']")
-            field.fill("evil/miner:latest")
-            page.screenshot(path=shots / "k8s-1-picker-unlisted-image.png", full_page=True)
-            page.get_by_role("button", name="Start").click()
-            page.get_by_text("is not allowed on this hub").wait_for()
-            text = " ".join(page.locator("body").inner_text().split())
-            assert "The Image 'evil/miner:latest' is not allowed on this hub" in text, text
-            assert "Traceback" not in text
-            page.screenshot(path=shots / "k8s-2-unlisted-image-refused.png", full_page=True)
-            assert names(fake, "pods", "grace") == []
+    with headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("input[name=username]", "grace")
+        page.fill("input[name=password]", hub.password("grace"))
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*/hub/(spawn|home).*"))
+        page.goto(f"{hub.url}/hub/spawn/grace")
+        form = page.locator("#form")
+        form.get_by_text("Small").first.click()
+        form.get_by_role("combobox", name="Image").click()  # react-select opens its menu
+        menu = page.locator(".select__menu")
+        menu.wait_for()
+        choices = [" ".join(t.split()) for t in menu.locator(".select__option").all_inner_texts()]
+        assert choices == ["Base notebook", "Pangeo notebook", "Other image..."], choices
+        menu.get_by_text("Other image...").click()
+        field = form.locator("[id='profile-option-small--image--unlisted-choice']")
+        field.fill("evil/miner:latest")
+        page.screenshot(path=shots / "k8s-1-picker-unlisted-image.png", full_page=True)
+        page.get_by_role("button", name="Start").click()
+        page.get_by_text("is not allowed on this hub").wait_for()
+        text = " ".join(page.locator("body").inner_text().split())
+        assert "The Image 'evil/miner:latest' is not allowed on this hub" in text, text
+        assert "Traceback" not in text
+        page.screenshot(path=shots / "k8s-2-unlisted-image-refused.png", full_page=True)
+        assert names(fake, "pods", "grace") == []
 
-            page.goto(f"{hub.url}/hub/spawn/grace")
-            form.get_by_text("Small").first.click()
-            form.get_by_role("combobox", name="Image").click()
-            page.locator(".select__menu").get_by_text("Pangeo notebook").click()
-            page.get_by_role("button", name="Start").click()
-            fake.wait_for(lambda: names(fake, "pods", "grace") != [], 30, what="grace's pod")
-            pod = fake.get("pods", names(fake, "pods", "grace")[0])
-            assert pod["spec"]["containers"][0]["image"] == "pangeo/pangeo-notebook:2024.01.01"
-        finally:
-            browser.close()
+        page.goto(f"{hub.url}/hub/spawn/grace")
+        form.get_by_text("Small").first.click()
+        form.get_by_role("combobox", name="Image").click()
+        page.locator(".select__menu").get_by_text("Pangeo notebook").click()
+        page.get_by_role("button", name="Start").click()
+        fake.wait_for(lambda: names(fake, "pods", "grace") != [], 30, what="grace's pod")
+        pod = fake.get("pods", names(fake, "pods", "grace")[0])
+        assert pod["spec"]["containers"][0]["image"] == "pangeo/pangeo-notebook:2024.01.01"
     session = hub.login("grace")
     hub.wait_for_server(session, "grace")
     hub.api(session, "delete", "/users/grace/server")
