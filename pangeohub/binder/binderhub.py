@@ -6,6 +6,14 @@ token and follows its event stream: ``waiting``, repo2docker's log lines, and fi
 ``ready`` with ``imageName`` (or ``failed``). The events are passed on in the launcher's
 own shape, and the image is started with KubeSpawner's ``image`` (see
 :func:`launched_image_option`).
+
+A missing ref is a 4xx, not only a ``failed`` event: BinderHub resolves the ref with its
+repo providers (their credentials, rate-limit tokens and banned specs) *before* its first
+``waiting`` event, so a ``failed`` event before any build step is BinderHub refusing the
+request itself. Such a first event carries ``status`` (:func:`refusal_status`) and the
+launcher answers with that status instead of opening its stream. The hub does not resolve
+refs itself: it would need the same network access and credentials as BinderHub's
+providers, and could disagree with them (private repositories, GitHub Enterprise, Zenodo).
 """
 
 from __future__ import annotations
@@ -20,6 +28,17 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from ..policy import PolicyError
 from ..spawner.mixin import refusal
 from .builder import event
+
+
+def refusal_status(message: str) -> int:
+    """The HTTP status of BinderHub's refusal (a ``failed`` event before any build step),
+    from its messages (binderhub/builder.py): unknown provider or unresolvable ref 404,
+    a banned repository 403, anything else about the request 422."""
+    if message.startswith("No provider found") or "Could not resolve ref" in message:
+        return 404
+    if "disabled from launching" in message:
+        return 403
+    return 422
 
 
 def _translate(raw: dict) -> dict:
@@ -41,7 +60,8 @@ async def binderhub_build(
     binderhub_url: str, provider: str, spec: str, token: str, timeout: float
 ) -> AsyncIterator[dict]:
     """BinderHub's build events for ``provider/spec``, ending with ``built`` (``image``)
-    or ``failed``; the stream is closed at the end (BinderHub keeps it open)."""
+    or ``failed`` (with ``status`` when BinderHub refused before building); the stream is
+    closed at the end (BinderHub keeps it open)."""
     queue: asyncio.Queue = asyncio.Queue()
     buffer = b""
 
@@ -57,6 +77,7 @@ async def binderhub_build(
                     except ValueError:
                         pass
 
+    building = False  # a build step was reported: a failure from now on is the build's
     url = f"{binderhub_url.rstrip('/')}/build/{quote(provider)}/{spec}?build_only=true"
     request = HTTPRequest(
         url,
@@ -71,6 +92,9 @@ async def binderhub_build(
             done, _ = await asyncio.wait({getter, fetch}, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
                 translated = _translate(getter.result())
+                if translated["phase"] == "failed" and not building:
+                    translated["status"] = refusal_status(translated["message"])
+                building = True
                 yield translated
                 if translated["phase"] in ("built", "failed"):
                     return
@@ -82,13 +106,16 @@ async def binderhub_build(
                 status = fetch.result().code
             except (HTTPClientError, OSError) as error:
                 status = getattr(error, "code", None) or type(error).__name__
-            yield event(
+            failed = event(
                 "failed",
                 f"BinderHub ended the build without an image (HTTP {status}). "
                 "Try again, or tell a hub admin.",
                 100,
                 line="",
             )
+            if not building:
+                failed["status"] = 502  # BinderHub unreachable or refusing the hub
+            yield failed
             return
     finally:
         if not fetch.done():
