@@ -48,10 +48,15 @@ async def test_a_failed_build_and_refusals_end_the_stream_with_a_message(binderh
     seen = await events(binderhub, "gh", "h14org/demo/broken")
     assert seen[-1]["phase"] == "failed"
     assert "No matching distribution found for nothing-here" in seen[-1]["message"]
+    assert "status" not in seen[-1], "a build that failed is not a refusal of the request"
     seen = await events(binderhub, "gl", "h14org/demo/main")
     assert seen[-1]["phase"] == "failed" and "No provider found" in seen[-1]["message"]
+    assert seen[-1]["status"] == 404
+    seen = await events(binderhub, "gh", "h14org/demo/no-such-tag")
+    assert seen == [seen[0]] and seen[0]["status"] == 404
     seen = await events(binderhub, "gh", "h14org/demo/main", token="")
     assert seen[-1]["phase"] == "failed" and "HTTP 403" in seen[-1]["message"]
+    assert seen[-1]["status"] == 502  # the hub's set-up, not the person's request
 
 
 async def test_kubespawner_runs_the_image_binderhub_reported(binderhub, make_spawner):
