@@ -65,9 +65,14 @@ async def run_step(
     deadline: float,
     what: str,
     timeout_hint: str,
+    limits=None,
 ) -> AsyncIterator[str]:
     """Yield ``argv``'s output lines; :class:`StepFailed` if it fails or outlives ``deadline``
-    (a :func:`time.monotonic` value). Nothing it started is left running."""
+    (a :func:`time.monotonic` value). Nothing it started is left running. ``limits`` (a
+    :class:`~pangeohub.binder.limits.BuildCgroup`): the step runs in the build's cgroup."""
+    preexec = run_as.preexec()
+    if limits is not None:
+        preexec = limits.preexec(preexec)
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
@@ -75,7 +80,7 @@ async def run_step(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=run_as.preexec(),
+        preexec_fn=preexec,
         start_new_session=True,
     )
     tail: deque[str] = deque(maxlen=20)
