@@ -420,7 +420,8 @@ class BinderBuilder(LoggingConfigurable):
             if not message.startswith(step):  # e.g. a limit: say which step it stopped
                 message = f"{step}: {message}"
             self.log.warning("Build of %s for %s failed: %s", key, username, failure.message)
-            await asyncio.to_thread(shutil.rmtree, work, True)  # gone before anyone hears
+            await asyncio.to_thread(limits.remove)  # as the build's files: gone before
+            await asyncio.to_thread(shutil.rmtree, work, True)  # anyone hears
             yield event("failed", message, 100, line=failure.line, log=log[-200:])
         finally:
             await asyncio.to_thread(limits.remove)

@@ -301,11 +301,24 @@ for line in open("/proc/self/cgroup"):
     if controllers == "" and path != "/":
         print("cpu quota:", open(f"/sys/fs/cgroup{path}/cpu.max").read().split()[0])
         print("memory limit:", open(f"/sys/fs/cgroup{path}/memory.max").read().strip())
-try:
-    status = urllib.request.urlopen("HUB/hub/api/users", timeout=10).status
-except urllib.error.HTTPError as error:
-    status = error.code
-print("hub api answered:", status)
+
+
+class Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None  # a redirect (to the sign-in page) is an answer
+
+
+for name, url in [
+    ("hub api", "HUB/hub/api/users"),
+    ("scratch", "HUB/services/scratch/credentials"),
+    ("gateway", "HUB/services/dask-gateway/api/v1/clusters/"),
+    ("proxy api", "PROXY_API/api/routes"),
+]:
+    try:
+        status = urllib.request.build_opener(Stay).open(url, timeout=10).status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    print(f"{name} answered: {status}")
 hoard = b"x" * (3 * BUILD_MEMORY)
 print("allocated", len(hoard))
 """
@@ -317,8 +330,10 @@ def test_a_build_is_held_to_its_memory_and_cpu_and_gets_no_hub_credentials(hub, 
 
     if not hub.isolated or cgroup_version() is None:
         pytest.skip("builds get a cgroup only as root on a machine with cgroups")
-    post_build = HUNGRY_POST_BUILD.replace("HUB", hub.url).replace(
-        "BUILD_MEMORY", str(BUILD_MEMORY)
+    post_build = (
+        HUNGRY_POST_BUILD.replace("HUB", hub.url)
+        .replace("PROXY_API", f"http://127.0.0.1:{hub.proxy_api_port}")
+        .replace("BUILD_MEMORY", str(BUILD_MEMORY))
     )
     repos.publish("h14org", "hungry", {"binder/postBuild": post_build})
     session = hub.login("h14bob")
@@ -343,7 +358,11 @@ def test_a_build_is_held_to_its_memory_and_cpu_and_gets_no_hub_credentials(hub, 
         or any(word in n for word in ("TOKEN", "SECRET", "PASSWORD", "KEY"))
     ]
     assert leaked == [], leaked
-    assert "hub api answered: 403" in log
+    answers = {
+        line.split(" answered: ")[0]: line.split(": ")[1] for line in log if " answered: " in line
+    }
+    # the hub's API, the scratch credentials, the gateway, the proxy's API: all refuse it
+    assert answers == {"hub api": "403", "scratch": "401", "gateway": "401", "proxy api": "403"}
     # Nothing left: no cgroup, no half-built environment, no server.
     cgroups = Path("/sys/fs/cgroup")
     ours = Path("pangeohub", hub_id(hub.state_dir), "binder-builds")
