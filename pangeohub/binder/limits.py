@@ -35,7 +35,7 @@ class BuildCgroup:
     def for_build(cls, parent, name: str, mem_limit: int, cpu_limit: float) -> BuildCgroup:
         isolation = Isolation(parent=parent)
         version = isolation.cgroups()
-        if version is None or not (mem_limit or cpu_limit):
+        if version is None:
             return cls(None, mem_limit, cpu_limit)
         relative = f"{isolation.cgroup_parent}/{BUILDS}/{name}"
         return cls(ServerCgroup(relative, version), mem_limit, cpu_limit)

@@ -319,6 +319,10 @@ for name, url in [
     except urllib.error.HTTPError as error:
         status = error.code
     print(f"{name} answered: {status}")
+import subprocess
+
+left = subprocess.Popen(["sleep", "600"], start_new_session=True)  # not in the step's group
+print("left running:", left.pid)
 hoard = b"x" * (3 * BUILD_MEMORY)
 print("allocated", len(hoard))
 """
@@ -336,6 +340,11 @@ def test_a_build_is_held_to_its_memory_and_cpu_and_gets_no_hub_credentials(hub, 
         .replace("BUILD_MEMORY", str(BUILD_MEMORY))
     )
     repos.publish("h14org", "hungry", {"binder/postBuild": post_build})
+    cgroups = Path("/sys/fs/cgroup")
+    ours = Path("pangeohub", hub_id(hub.state_dir), "binder-builds")
+    tops = (cgroups / "memory", cgroups / "cpu") if cgroup_version() == 1 else (cgroups,)
+    for top in tops:  # what a killed hub left: removed by the next build
+        (top / ours / "h14-stale-build").mkdir(parents=True, exist_ok=True)
     session = hub.login("h14bob")
     status, events = launch(hub, session, "gh/h14org/hungry/main")
     assert status == 200
@@ -364,14 +373,21 @@ def test_a_build_is_held_to_its_memory_and_cpu_and_gets_no_hub_credentials(hub, 
     # the hub's API, the scratch credentials, the gateway, the proxy's API: all refuse it
     assert answers == {"hub api": "403", "scratch": "401", "gateway": "401", "proxy api": "403"}
     # Nothing left: no cgroup, no half-built environment, no server.
-    cgroups = Path("/sys/fs/cgroup")
-    ours = Path("pangeohub", hub_id(hub.state_dir), "binder-builds")
-    tops = (cgroups / "memory", cgroups / "cpu", cgroups)
     left = [d for top in tops for d in (top / ours).glob("*") if d.is_dir()]
     assert left == []
+    (pid,) = [int(line.split(": ")[1]) for line in log if line.startswith("left running")]
+    assert not running(pid), "what the step left running is killed with it"
     assert not os.listdir(hub_env_root(hub).parent / "building")
     servers = hub.api(session, "get", "/users/h14bob").json()["servers"]
     assert not [s for s in servers if "hungry" in s]
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie is dead, only not yet reaped
 
 
 def hub_env_root(hub: HubProcess):
