@@ -392,8 +392,7 @@ class BinderBuilder(LoggingConfigurable):
         log: list[str] = []
         step_name = "Preparing"
         try:
-            running = {p.name for p in (self.root / "building").iterdir()}
-            await asyncio.to_thread(remove_stale, self, running)
+            await asyncio.to_thread(remove_stale, self, self.root / "building")
             await asyncio.to_thread(limits.create)
             result: dict = {}
             steps = self._steps(repo, commit, work, run_as, deadline, log, result, limits)

@@ -84,8 +84,10 @@ class BuildCgroup:
             self.cgroup.remove()
 
 
-def remove_stale(parent, running: set[str]) -> None:
-    """Remove build cgroups a killed hub left behind (not among ``running`` builds)."""
+def remove_stale(parent, building: Path) -> None:
+    """Remove build cgroups a killed hub left behind: those whose build directory under
+    ``building`` is gone (each build makes its directory before its cgroup and removes
+    its cgroup before its directory, or after its directory became the environment)."""
     isolation = Isolation(parent=parent)
     version = isolation.cgroups()
     if version is None:
@@ -94,7 +96,7 @@ def remove_stale(parent, running: set[str]) -> None:
     for directory in ServerCgroup(top, version).directories:
         with contextlib.suppress(OSError):
             for child in directory.iterdir():
-                if child.is_dir() and child.name not in running:
+                if child.is_dir() and not (building / child.name).exists():
                     ServerCgroup(f"{top}/{child.name}", version).remove()
 
 
