@@ -18,12 +18,12 @@ providers, and could disagree with them (private repositories, GitHub Enterprise
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+import aiohttp
+import yarl
 
 from ..policy import PolicyError
 from ..spawner.mixin import refusal
@@ -56,70 +56,69 @@ def _translate(raw: dict) -> dict:
     return event("log", message)
 
 
+def _events(block: bytes) -> list[dict]:
+    """The ``data:`` events of one block of an event stream (comments skipped)."""
+    found = []
+    for line in block.decode(errors="replace").splitlines():
+        if line.startswith("data:"):
+            try:
+                found.append(json.loads(line[len("data:") :].strip()))
+            except ValueError:
+                pass
+    return found
+
+
+def _ended(status, building: bool) -> dict:
+    failed = event(
+        "failed",
+        f"BinderHub ended the build without an image (HTTP {status}). "
+        "Try again, or tell a hub admin.",
+        100,
+        line="",
+    )
+    if not building:
+        failed["status"] = 502  # BinderHub unreachable or refusing the hub
+    return failed
+
+
 async def binderhub_build(
     binderhub_url: str, provider: str, spec: str, token: str, timeout: float
 ) -> AsyncIterator[dict]:
     """BinderHub's build events for ``provider/spec``, ending with ``built`` (``image``)
-    or ``failed`` (with ``status`` when BinderHub refused before building); the stream is
-    closed at the end (BinderHub keeps it open)."""
-    queue: asyncio.Queue = asyncio.Queue()
-    buffer = b""
+    or ``failed`` (with ``status`` when BinderHub refused before building).
 
-    def on_chunk(chunk: bytes) -> None:
-        nonlocal buffer
-        buffer += chunk
-        while b"\n\n" in buffer:
-            block, buffer = buffer.split(b"\n\n", 1)
-            for line in block.decode(errors="replace").splitlines():
-                if line.startswith("data:"):
-                    try:
-                        queue.put_nowait(json.loads(line[len("data:") :].strip()))
-                    except ValueError:
-                        pass
-
-    building = False  # a build step was reported: a failure from now on is the build's
-    url = f"{binderhub_url.rstrip('/')}/build/{quote(provider)}/{spec}?build_only=true"
-    request = HTTPRequest(
-        url,
-        headers={"Authorization": f"token {token}", "Accept": "text/event-stream"},
-        streaming_callback=on_chunk,
-        request_timeout=timeout,
+    BinderHub keeps the stream open after ``ready``: the connection is closed when the
+    generator ends (aiohttp closes it on leaving the request; tornado's client has no way
+    to abort a streaming fetch, which would hold the connection until BinderHub drops it).
+    """
+    url = yarl.URL(
+        f"{binderhub_url.rstrip('/')}/build/{quote(provider)}/{spec}?build_only=true",
+        encoded=True,  # the spec as the person's link has it, still URL-encoded
     )
-    fetch = asyncio.ensure_future(AsyncHTTPClient().fetch(request, raise_error=False))
+    headers = {"Authorization": f"token {token}", "Accept": "text/event-stream"}
+    building = False  # a build step was reported: a failure from now on is the build's
     try:
-        while True:
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, fetch}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                translated = _translate(getter.result())
-                if translated["phase"] == "failed" and not building:
-                    translated["status"] = refusal_status(translated["message"])
-                building = True
-                yield translated
-                if translated["phase"] in ("built", "failed"):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            async with http.get(url, headers=headers) as response:
+                if response.status != 200:
+                    yield _ended(response.status, building)
                     return
-                continue
-            getter.cancel()
-            if not queue.empty():
-                continue
-            try:
-                status = fetch.result().code
-            except (HTTPClientError, OSError) as error:
-                status = getattr(error, "code", None) or type(error).__name__
-            failed = event(
-                "failed",
-                f"BinderHub ended the build without an image (HTTP {status}). "
-                "Try again, or tell a hub admin.",
-                100,
-                line="",
-            )
-            if not building:
-                failed["status"] = 502  # BinderHub unreachable or refusing the hub
-            yield failed
-            return
-    finally:
-        if not fetch.done():
-            fetch.cancel()  # BinderHub keeps the stream open after ready: close it
+                buffer = b""
+                async for chunk in response.content.iter_any():
+                    buffer += chunk
+                    while b"\n\n" in buffer:
+                        block, buffer = buffer.split(b"\n\n", 1)
+                        for raw in _events(block):
+                            translated = _translate(raw)
+                            if translated["phase"] == "failed" and not building:
+                                translated["status"] = refusal_status(translated["message"])
+                            building = True
+                            yield translated
+                            if translated["phase"] in ("built", "failed"):
+                                return
+                yield _ended(response.status, building)
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        yield _ended(type(error).__name__, building)
 
 
 def launched_image_option(spawner, image_prefix: str) -> str | None:

@@ -24,6 +24,9 @@ IMAGE_PREFIX = "registry.test/binder-"
 
 
 class BuildHandler(web.RequestHandler):
+    def on_connection_close(self):
+        self.settings["closed"].append(self.request.path)  # the client hung up
+
     async def emit(self, data: dict) -> None:
         self.write(f"data: {json.dumps(data)}\n\n")
         await self.flush()
@@ -77,6 +80,7 @@ class FakeBinderHub:
 
     def __init__(self):
         self.requests: list[tuple] = []
+        self.closed: list[str] = []  # paths of streams the client closed
         sockets = bind_sockets(0, "127.0.0.1")
         port = sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/services/binder/"
@@ -87,7 +91,9 @@ class FakeBinderHub:
             asyncio.set_event_loop(asyncio.new_event_loop())
             self.loop = IOLoop.current()
             app = web.Application(
-                [(r"/services/binder/build/([^/]+)/(.+)", BuildHandler)], requests=self.requests
+                [(r"/services/binder/build/([^/]+)/(.+)", BuildHandler)],
+                requests=self.requests,
+                closed=self.closed,
             )
             self.server = HTTPServer(app)
             self.server.add_sockets(sockets)

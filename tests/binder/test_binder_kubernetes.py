@@ -6,6 +6,7 @@ Kubernetes API (tests/k8s_fake) -> JupyterLab at the requested path."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -42,6 +43,11 @@ async def test_the_build_stream_is_followed_to_the_image(binderhub):
     assert seen[1]["message"] == "Picked Git content provider."
     assert seen[-1]["image"].startswith(IMAGE_PREFIX)
     assert binderhub.requests[-1] == ("gh", "h14org/demo/main", "true")  # build_only
+    path = "/services/binder/build/gh/h14org/demo/main"
+    deadline = time.monotonic() + 10
+    while path not in binderhub.closed and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert path in binderhub.closed, "the connection is closed, not left to BinderHub"
 
 
 async def test_a_failed_build_and_refusals_end_the_stream_with_a_message(binderhub):
