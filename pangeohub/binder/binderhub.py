@@ -6,20 +6,39 @@ token and follows its event stream: ``waiting``, repo2docker's log lines, and fi
 ``ready`` with ``imageName`` (or ``failed``). The events are passed on in the launcher's
 own shape, and the image is started with KubeSpawner's ``image`` (see
 :func:`launched_image_option`).
+
+A missing ref is a 4xx, not only a ``failed`` event: BinderHub resolves the ref with its
+repo providers (their credentials, rate-limit tokens and banned specs) *before* its first
+``waiting`` event, so a ``failed`` event before any build step is BinderHub refusing the
+request itself. Such a first event carries ``status`` (:func:`refusal_status`) and the
+launcher answers with that status instead of opening its stream. The hub does not resolve
+refs itself: it would need the same network access and credentials as BinderHub's
+providers, and could disagree with them (private repositories, GitHub Enterprise, Zenodo).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+import aiohttp
+import yarl
 
 from ..policy import PolicyError
 from ..spawner.mixin import refusal
 from .builder import event
+
+
+def refusal_status(message: str) -> int:
+    """The HTTP status of BinderHub's refusal (a ``failed`` event before any build step),
+    from its messages (binderhub/builder.py): unknown provider or unresolvable ref 404,
+    a banned repository 403, anything else about the request 422."""
+    if message.startswith("No provider found") or "Could not resolve ref" in message:
+        return 404
+    if "disabled from launching" in message:
+        return 403
+    return 422
 
 
 def _translate(raw: dict) -> dict:
@@ -37,62 +56,69 @@ def _translate(raw: dict) -> dict:
     return event("log", message)
 
 
+def _events(block: bytes) -> list[dict]:
+    """The ``data:`` events of one block of an event stream (comments skipped)."""
+    found = []
+    for line in block.decode(errors="replace").splitlines():
+        if line.startswith("data:"):
+            try:
+                found.append(json.loads(line[len("data:") :].strip()))
+            except ValueError:
+                pass
+    return found
+
+
+def _ended(status, building: bool) -> dict:
+    failed = event(
+        "failed",
+        f"BinderHub ended the build without an image (HTTP {status}). "
+        "Try again, or tell a hub admin.",
+        100,
+        line="",
+    )
+    if not building:
+        failed["status"] = 502  # BinderHub unreachable or refusing the hub
+    return failed
+
+
 async def binderhub_build(
     binderhub_url: str, provider: str, spec: str, token: str, timeout: float
 ) -> AsyncIterator[dict]:
     """BinderHub's build events for ``provider/spec``, ending with ``built`` (``image``)
-    or ``failed``; the stream is closed at the end (BinderHub keeps it open)."""
-    queue: asyncio.Queue = asyncio.Queue()
-    buffer = b""
+    or ``failed`` (with ``status`` when BinderHub refused before building).
 
-    def on_chunk(chunk: bytes) -> None:
-        nonlocal buffer
-        buffer += chunk
-        while b"\n\n" in buffer:
-            block, buffer = buffer.split(b"\n\n", 1)
-            for line in block.decode(errors="replace").splitlines():
-                if line.startswith("data:"):
-                    try:
-                        queue.put_nowait(json.loads(line[len("data:") :].strip()))
-                    except ValueError:
-                        pass
-
-    url = f"{binderhub_url.rstrip('/')}/build/{quote(provider)}/{spec}?build_only=true"
-    request = HTTPRequest(
-        url,
-        headers={"Authorization": f"token {token}", "Accept": "text/event-stream"},
-        streaming_callback=on_chunk,
-        request_timeout=timeout,
+    BinderHub keeps the stream open after ``ready``: the connection is closed when the
+    generator ends (aiohttp closes it on leaving the request; tornado's client has no way
+    to abort a streaming fetch, which would hold the connection until BinderHub drops it).
+    """
+    url = yarl.URL(
+        f"{binderhub_url.rstrip('/')}/build/{quote(provider)}/{spec}?build_only=true",
+        encoded=True,  # the spec as the person's link has it, still URL-encoded
     )
-    fetch = asyncio.ensure_future(AsyncHTTPClient().fetch(request, raise_error=False))
+    headers = {"Authorization": f"token {token}", "Accept": "text/event-stream"}
+    building = False  # a build step was reported: a failure from now on is the build's
     try:
-        while True:
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, fetch}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                translated = _translate(getter.result())
-                yield translated
-                if translated["phase"] in ("built", "failed"):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            async with http.get(url, headers=headers) as response:
+                if response.status != 200:
+                    yield _ended(response.status, building)
                     return
-                continue
-            getter.cancel()
-            if not queue.empty():
-                continue
-            try:
-                status = fetch.result().code
-            except (HTTPClientError, OSError) as error:
-                status = getattr(error, "code", None) or type(error).__name__
-            yield event(
-                "failed",
-                f"BinderHub ended the build without an image (HTTP {status}). "
-                "Try again, or tell a hub admin.",
-                100,
-                line="",
-            )
-            return
-    finally:
-        if not fetch.done():
-            fetch.cancel()  # BinderHub keeps the stream open after ready: close it
+                buffer = b""
+                async for chunk in response.content.iter_any():
+                    buffer += chunk
+                    while b"\n\n" in buffer:
+                        block, buffer = buffer.split(b"\n\n", 1)
+                        for raw in _events(block):
+                            translated = _translate(raw)
+                            if translated["phase"] == "failed" and not building:
+                                translated["status"] = refusal_status(translated["message"])
+                            building = True
+                            yield translated
+                            if translated["phase"] in ("built", "failed"):
+                                return
+                yield _ended(response.status, building)
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        yield _ended(type(error).__name__, building)
 
 
 def launched_image_option(spawner, image_prefix: str) -> str | None:

@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from jupyterhub.traitlets import ByteSpecification
 from traitlets import Bool, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -38,6 +39,7 @@ from ..isolation import Isolation
 from ..isolation.accounts import ensure_account
 from ..numbers import FiniteFloat
 from ..state import StateDirectory
+from .limits import BuildCgroup, remove_stale
 from .recipe import Recipe, read_recipe
 from .run import RunAs, StepFailed, run_step
 from .spec import LaunchError, RepoSpec, is_commit
@@ -159,6 +161,21 @@ class BinderBuilder(LoggingConfigurable):
 
     timeout = FiniteFloat(
         1800, min=1, help="Seconds a whole build may take before it is stopped."
+    ).tag(config=True)
+
+    mem_limit = ByteSpecification(
+        4 * 2**30,
+        help="""Memory one build may use (all its steps together: git, uv, postBuild), held
+        by a cgroup of its own when the hub runs as root on a machine with cgroups (v1 or
+        v2). Past it the kernel ends the biggest process and the build fails saying it ran
+        out of memory. Accepts bytes or a size like ``"4G"``; 0: no memory limit.""",
+    ).tag(config=True)
+
+    cpu_limit = FiniteFloat(
+        2.0,
+        min=0,
+        help="""CPUs one build may use (its cgroup's CPU quota; fractions allowed). 0: no
+        CPU limit. Like ``mem_limit``, only where builds get a cgroup (the hub is root).""",
     ).tag(config=True)
 
     max_size = Int(
@@ -371,11 +388,15 @@ class BinderBuilder(LoggingConfigurable):
         work = self.root / "building" / f"{key}-{secrets.token_hex(4)}"
         work.mkdir(mode=0o700)
         run_as.chown(work)
+        limits = BuildCgroup.for_build(self, work.name, self.mem_limit, self.cpu_limit)
         log: list[str] = []
         step_name = "Preparing"
         try:
+            await asyncio.to_thread(remove_stale, self, self.root / "building")
+            await asyncio.to_thread(limits.create)
             result: dict = {}
-            async for item in self._steps(repo, commit, work, run_as, deadline, log, result):
+            steps = self._steps(repo, commit, work, run_as, deadline, log, result, limits)
+            async for item in steps:
                 if item["phase"] != "log":
                     step_name = item["message"]
                 yield item
@@ -398,9 +419,11 @@ class BinderBuilder(LoggingConfigurable):
             if not message.startswith(step):  # e.g. a limit: say which step it stopped
                 message = f"{step}: {message}"
             self.log.warning("Build of %s for %s failed: %s", key, username, failure.message)
-            await asyncio.to_thread(shutil.rmtree, work, True)  # gone before anyone hears
+            await asyncio.to_thread(limits.remove)  # as the build's files: gone before
+            await asyncio.to_thread(shutil.rmtree, work, True)  # anyone hears
             yield event("failed", message, 100, line=failure.line, log=log[-200:])
         finally:
+            await asyncio.to_thread(limits.remove)
             if work.exists():
                 await asyncio.to_thread(shutil.rmtree, work, True)
 
@@ -416,24 +439,39 @@ class BinderBuilder(LoggingConfigurable):
             args.append("--offline")
         return args
 
-    async def _steps(self, repo, commit, work, run_as: RunAs, deadline: float, log, result):
+    async def _steps(self, repo, commit, work, run_as: RunAs, deadline: float, log, result, limits):
         checkout, venv, home = work / "repo", work / "env", work / "home"
         hint = f"the build is limited to {self.timeout:g} s (c.BinderBuilder.timeout)"
         env = self._git_env(str(home))
         env.update(UV_CACHE_DIR=str(work / "cache"), UV_NO_PROGRESS="1", NO_COLOR="1")
+        out_of_memory = (
+            f"ran out of memory: a build may use {self.mem_limit / 2**20:.0f} MiB "
+            "(c.BinderBuilder.mem_limit). Make the build need less memory, or ask a hub "
+            "admin for a higher limit."
+        )
 
         async def step(argv, what, cwd=work, extra_env=None):
-            async for line in run_step(
-                argv,
-                run_as=run_as,
-                cwd=str(cwd),
-                env={**env, **(extra_env or {})},
-                deadline=deadline,
-                what=what,
-                timeout_hint=hint,
-            ):
-                log.append(line)
-                yield event("log", line)
+            try:
+                async for line in run_step(
+                    argv,
+                    run_as=run_as,
+                    cwd=str(cwd),
+                    env={**env, **(extra_env or {})},
+                    deadline=deadline,
+                    what=what,
+                    timeout_hint=hint,
+                    limits=limits,
+                ):
+                    log.append(line)
+                    yield event("log", line)
+            except StepFailed as failure:
+                if limits.ran_out_of_memory():
+                    raise StepFailed(f"{what} {out_of_memory}", failure.line) from None
+                raise
+            finally:
+                await asyncio.to_thread(limits.end_step)  # nothing of a step outlives it
+            if limits.ran_out_of_memory():  # a process killed that the step did not mind
+                raise StepFailed(f"{what} {out_of_memory}", log[-1] if log else "")
             size = await asyncio.to_thread(tree_size, work)
             if size > self.max_size:
                 raise StepFailed(

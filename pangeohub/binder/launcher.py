@@ -20,6 +20,7 @@ import time
 from contextlib import aclosing
 from urllib.parse import quote, urlencode
 
+from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import has_scope
@@ -253,51 +254,74 @@ class BuildAPIHandler(APIHandler):
         )
 
     async def launch_from_binderhub(self, user, provider: str, spec: str):
-        """On Kubernetes: BinderHub builds (or finds) the image, the hub starts it."""
+        """On Kubernetes: BinderHub builds (or finds) the image, the hub starts it.
+
+        The stream opens only once BinderHub has resolved the ref: its refusal (unknown
+        provider, missing ref, ...) is answered as a 4xx like any other bad input."""
         launcher = self.launcher
         try:
             repo, landing = _launch_request(self, provider, spec)
         except LaunchError as error:
             self.refuse(error)
             return
-        self.set_header("Cache-Control", "no-cache")
-        asyncio.ensure_future(self.keepalive())
         started = time.monotonic()
         # The person's own token for this request: BinderHub sees who builds.
         scope = f"access:services!service={launcher.binderhub_service}"
         try:
             token = user.new_api_token(note="binder build", expires_in=3600, scopes=[scope])
         except ValueError:
-            await self.send(
-                event(
-                    "failed",
+            self.refuse(
+                LaunchError(
+                    403,
                     f"You may not use this hub's BinderHub: a hub admin must give people the "
                     f"scope {scope} (binderhub-service's set-up does).",
-                    100,
                 )
             )
             return
-        image = None
-        raw_spec = self.request.path.split("/api/binder/build/", 1)[1].split("/", 1)[1]
-        async with aclosing(
-            binderhub_build(
-                launcher.binderhub_url, provider, raw_spec, token, launcher.builder.timeout
-            )
-        ) as build:
-            async for item in build:
-                await self.send(item)
-                if item["phase"] == "failed":
-                    return
-                if item["phase"] == "built":
-                    image = item["image"]
-        if not image:
-            message = "BinderHub ended the build without naming an image. Please try again."
-            await self.send(event("failed", message, 100))
+        try:
+            image = await self.follow_binderhub(provider, token)
+        finally:
+            self.revoke(token)  # a build-only request: BinderHub needs it no longer
+        if image is None:
             return
         tag = image.rsplit(":", 1)[-1] if ":" in image else image
         name = launcher.server_name(repo, re.sub(r"[^a-z0-9]", "", tag.lower()) or "image")
         option = {"image": image, "repository": repo.url, "ref": repo.ref}
         await self.start_and_open(user, name, option, landing, started)
+
+    async def follow_binderhub(self, provider: str, token: str) -> str | None:
+        """Pass BinderHub's events on; the image it reports, or None when it failed (a
+        refusal before the build answered as a 4xx, a build failure as a ``failed`` event)."""
+        launcher = self.launcher
+        raw_spec = self.request.path.split("/api/binder/build/", 1)[1].split("/", 1)[1]
+        build = binderhub_build(
+            launcher.binderhub_url, provider, raw_spec, token, launcher.builder.timeout
+        )
+        image = None
+        async with aclosing(build):
+            async for item in build:
+                if not self._headers_written:
+                    if item["phase"] == "failed" and item.get("status"):
+                        self.refuse(LaunchError(item["status"], item["message"]))
+                        return None
+                    self.set_header("Cache-Control", "no-cache")
+                    asyncio.ensure_future(self.keepalive())
+                item.pop("status", None)
+                await self.send(item)
+                if item["phase"] == "failed":
+                    return None
+                if item["phase"] == "built":
+                    image = item["image"]
+        if not image:
+            message = "BinderHub ended the build without naming an image. Please try again."
+            await self.send(event("failed", message, 100))
+        return image
+
+    def revoke(self, token: str) -> None:
+        orm_token = orm.APIToken.find(self.db, token)
+        if orm_token is not None:
+            self.db.delete(orm_token)
+            self.db.commit()
 
     def keys_in_use(self) -> set[str]:
         """Environments that running (or starting) servers use: never evicted."""

@@ -2,7 +2,10 @@
 
 As root each step runs as the person's own account (code from the repository never runs
 as root or as the hub); as an ordinary account, as that account. The step is a process
-group of its own, killed whole when the deadline passes.
+group of its own, killed whole when the deadline passes. When the step's own process has
+ended but something it started still holds its output open (a daemon, even in a session
+of its own), that is ended too (the whole build cgroup, where there is one) instead of the
+build waiting for its deadline.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+EXIT_CHECK = 0.5  # seconds between checks whether a step still writing has itself ended
+ORPHAN_GRACE = 2.0  # seconds the output of an ended step may stay open (then it is over)
 
 
 class StepFailed(Exception):
@@ -65,9 +71,14 @@ async def run_step(
     deadline: float,
     what: str,
     timeout_hint: str,
+    limits=None,
 ) -> AsyncIterator[str]:
     """Yield ``argv``'s output lines; :class:`StepFailed` if it fails or outlives ``deadline``
-    (a :func:`time.monotonic` value). Nothing it started is left running."""
+    (a :func:`time.monotonic` value). Nothing it started is left running. ``limits`` (a
+    :class:`~pangeohub.binder.limits.BuildCgroup`): the step runs in the build's cgroup."""
+    preexec = run_as.preexec()
+    if limits is not None:
+        preexec = limits.preexec(preexec)
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
@@ -75,30 +86,53 @@ async def run_step(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=run_as.preexec(),
+        preexec_fn=preexec,
         start_new_session=True,
     )
     tail: deque[str] = deque(maxlen=20)
+    reader: asyncio.Future | None = None
+    orphans_until: float | None = None  # the step ended; what it left holds its output
     try:
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if orphans_until is not None and now >= orphans_until:
+                # Whatever still holds the output escaped (no build cgroup here): the step's
+                # output is over. Close our end of the pipe (asyncio has no public call).
+                transport = getattr(process, "_transport", None)
+                if transport is not None:
+                    transport.close()
+                break
+            if now >= deadline:
                 raise StepFailed(f"{what} took too long: {timeout_hint}", tail[-1] if tail else "")
-            try:
-                raw = await asyncio.wait_for(process.stdout.readline(), remaining)
-            except TimeoutError:
-                continue  # the deadline check above raises
+            if reader is None:
+                reader = asyncio.ensure_future(process.stdout.readline())
+            until = deadline if orphans_until is None else min(deadline, orphans_until)
+            await asyncio.wait({reader}, timeout=min(until - now, EXIT_CHECK))
+            if not reader.done():
+                if process.returncode is not None and orphans_until is None:
+                    # The step's own process ended but its output stays open: a process it
+                    # started (even in another session) holds it. End them so it closes.
+                    _kill(process)
+                    if limits is not None:
+                        await asyncio.to_thread(limits.end_step)
+                    orphans_until = time.monotonic() + ORPHAN_GRACE
+                continue
+            raw, reader = reader.result(), None
             if not raw:
                 break
             line = raw.decode(errors="replace").rstrip()
             if line:
                 tail.append(line)
                 yield line
-        code = await asyncio.wait_for(process.wait(), max(deadline - time.monotonic(), 1))
+        code = process.returncode
+        if code is None:
+            code = await asyncio.wait_for(process.wait(), max(deadline - time.monotonic(), 1))
     except BaseException:
         _kill(process)
         raise
     finally:
+        if reader is not None:
+            reader.cancel()
         _kill(process)  # whatever the step left behind in its group
     if code != 0:
         raise StepFailed(f"{what} failed (exit status {code}).", failing_lines(list(tail)))

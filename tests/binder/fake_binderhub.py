@@ -4,8 +4,9 @@ It cannot build images here (no Docker, no registry), so it replays what BinderH
 ``BuildHandler`` sends with ``build_only=true``: ``data: {json}`` events (``waiting``,
 repo2docker's JSON log lines, then ``ready`` with ``imageName``, or ``failed``),
 ``:keepalive`` comments, and the stream kept open after ``ready`` as BinderHub keeps it
-(so the client must close it). Requests without ``Authorization: token ...`` get a 403,
-as BinderHub's HubOAuth answers.
+(so the client must close it). A ref named ``no-such-...`` cannot be resolved: BinderHub's
+first and only event is then its ``failed`` "Could not resolve ref" message. Requests
+without ``Authorization: token ...`` get a 403, as BinderHub's HubOAuth answers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ IMAGE_PREFIX = "registry.test/binder-"
 
 
 class BuildHandler(web.RequestHandler):
+    def on_connection_close(self):
+        self.settings["closed"].append(self.request.path)  # the client hung up
+
     async def emit(self, data: dict) -> None:
         self.write(f"data: {json.dumps(data)}\n\n")
         await self.flush()
@@ -39,6 +43,15 @@ class BuildHandler(web.RequestHandler):
             )
             return
         org, repo, ref = spec.split("/", 2)
+        if ref.startswith("no-such-"):  # BinderHub resolves the ref before anything else
+            await self.emit(
+                {
+                    "phase": "failed",
+                    "message": f"Could not resolve ref for gh:{spec}. Double check your URL "
+                    "and that your repo is public.\n",
+                }
+            )
+            return
         image = f"{IMAGE_PREFIX}{org}-2d{repo}-abcdef:{'a' * 40}"
         if ref == "broken":
             await self.emit({"phase": "waiting", "message": "Waiting for build to start...\n"})
@@ -67,6 +80,7 @@ class FakeBinderHub:
 
     def __init__(self):
         self.requests: list[tuple] = []
+        self.closed: list[str] = []  # paths of streams the client closed
         sockets = bind_sockets(0, "127.0.0.1")
         port = sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/services/binder/"
@@ -77,7 +91,9 @@ class FakeBinderHub:
             asyncio.set_event_loop(asyncio.new_event_loop())
             self.loop = IOLoop.current()
             app = web.Application(
-                [(r"/services/binder/build/([^/]+)/(.+)", BuildHandler)], requests=self.requests
+                [(r"/services/binder/build/([^/]+)/(.+)", BuildHandler)],
+                requests=self.requests,
+                closed=self.closed,
             )
             self.server = HTTPServer(app)
             self.server.add_sockets(sockets)

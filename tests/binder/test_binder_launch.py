@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.e2e]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 TIMINGS: dict[str, float] = {}
+BUILD_MEMORY = 384 * 2**20  # c.BinderBuilder.mem_limit of this module's hub
 
 REPO_FILES = {
     "binder/requirements.txt": "h14tinypkg==1.0\n",
@@ -69,6 +70,8 @@ def hub(tmp_path_factory, repos, wheels):
         c.BinderBuilder.find_links = [{str(wheels)!r}]
         c.BinderBuilder.offline = True
         c.PangeoPolicy.named_server_limit = 3
+        c.BinderBuilder.mem_limit = {BUILD_MEMORY}
+        c.BinderBuilder.cpu_limit = 1.5
     """
     hub = HubProcess(tmp_path_factory.mktemp("h14hub"), extra_config=config)
     hub.start()
@@ -281,6 +284,110 @@ def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos, browser,
     assert "h14missingpkg" in page.inner_text("#binder-failure-line")
     assert "h14missingpkg" in page.inner_text("#binder-log")
     page.close()
+
+
+HUNGRY_POST_BUILD = """#!/usr/bin/env python3
+import os, sys, urllib.error, urllib.request
+
+sys.stdout.reconfigure(line_buffering=True)  # the lines before the kill reach the log
+print("environment:", " ".join(sorted(os.environ)))
+for line in open("/proc/self/cgroup"):
+    _, controllers, path = line.strip().split(":", 2)
+    if controllers == "cpu":
+        print("cpu quota:", open(f"/sys/fs/cgroup/cpu{path}/cpu.cfs_quota_us").read().strip())
+    if controllers == "memory":
+        limit = open(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes").read().strip()
+        print("memory limit:", limit)
+    if controllers == "" and path != "/":
+        print("cpu quota:", open(f"/sys/fs/cgroup{path}/cpu.max").read().split()[0])
+        print("memory limit:", open(f"/sys/fs/cgroup{path}/memory.max").read().strip())
+
+
+class Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None  # a redirect (to the sign-in page) is an answer
+
+
+for name, url in [
+    ("hub api", "HUB/hub/api/users"),
+    ("scratch", "HUB/services/scratch/credentials"),
+    ("gateway", "HUB/services/dask-gateway/api/v1/clusters/"),
+    ("proxy api", "PROXY_API/api/routes"),
+]:
+    try:
+        status = urllib.request.build_opener(Stay).open(url, timeout=10).status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    print(f"{name} answered: {status}")
+import subprocess
+
+left = subprocess.Popen(["sleep", "600"], start_new_session=True)  # not in the step's group
+print("left running:", left.pid)
+hoard = b"x" * (3 * BUILD_MEMORY)
+print("allocated", len(hoard))
+"""
+
+
+def test_a_build_is_held_to_its_memory_and_cpu_and_gets_no_hub_credentials(hub, repos):
+    from pangeohub.isolation.cgroups import cgroup_version
+    from tests.isolation_cleanup import hub_id
+
+    if not hub.isolated or cgroup_version() is None:
+        pytest.skip("builds get a cgroup only as root on a machine with cgroups")
+    post_build = (
+        HUNGRY_POST_BUILD.replace("HUB", hub.url)
+        .replace("PROXY_API", f"http://127.0.0.1:{hub.proxy_api_port}")
+        .replace("BUILD_MEMORY", str(BUILD_MEMORY))
+    )
+    repos.publish("h14org", "hungry", {"binder/postBuild": post_build})
+    cgroups = Path("/sys/fs/cgroup")
+    ours = Path("pangeohub", hub_id(hub.state_dir), "binder-builds")
+    tops = (cgroups / "memory", cgroups / "cpu") if cgroup_version() == 1 else (cgroups,)
+    for top in tops:  # what a killed hub left: removed by the next build
+        (top / ours / "h14-stale-build").mkdir(parents=True, exist_ok=True)
+    session = hub.login("h14bob")
+    status, events = launch(hub, session, "gh/h14org/hungry/main")
+    assert status == 200
+    failed = events[-1]
+    assert failed["phase"] == "failed", failed
+    assert "Running binder/postBuild ran out of memory" in failed["message"]
+    assert f"{BUILD_MEMORY // 2**20} MiB (c.BinderBuilder.mem_limit)" in failed["message"]
+    log = failed["log"]
+    assert log, failed
+    assert "allocated" not in " ".join(log)
+    assert "cpu quota: 150000" in log  # 1.5 CPUs of 100 ms periods
+    assert f"memory limit: {BUILD_MEMORY}" in log
+    # The build runs with no hub credentials: nothing of the hub's environment, and the
+    # hub's API answers it as anyone unauthenticated.
+    (names,) = [line.split(": ", 1)[1].split() for line in log if line.startswith("environ")]
+    leaked = [
+        n
+        for n in names
+        if n.startswith(("JUPYTERHUB", "PANGEOHUB", "AWS_", "DASK_", "CONFIGPROXY"))
+        or any(word in n for word in ("TOKEN", "SECRET", "PASSWORD", "KEY"))
+    ]
+    assert leaked == [], leaked
+    answers = {
+        line.split(" answered: ")[0]: line.split(": ")[1] for line in log if " answered: " in line
+    }
+    # the hub's API, the scratch credentials, the gateway, the proxy's API: all refuse it
+    assert answers == {"hub api": "403", "scratch": "401", "gateway": "401", "proxy api": "403"}
+    # Nothing left: no cgroup, no half-built environment, no server.
+    left = [d for top in tops for d in (top / ours).glob("*") if d.is_dir()]
+    assert left == []
+    (pid,) = [int(line.split(": ")[1]) for line in log if line.startswith("left running")]
+    assert not running(pid), "what the step left running is killed with it"
+    assert not os.listdir(hub_env_root(hub).parent / "building")
+    servers = hub.api(session, "get", "/users/h14bob").json()["servers"]
+    assert not [s for s in servers if "hungry" in s]
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie is dead, only not yet reaped
 
 
 def hub_env_root(hub: HubProcess):

@@ -312,3 +312,35 @@ def test_links_a_build_leaves_are_never_followed_by_root(tmp_path, served, wheel
     events = build(builder(tmp_path, wheels), served, "links")
     assert events[-1]["phase"] == "failed" and "not a plain file" in events[-1]["message"]
     assert (victim.stat().st_mode & 0o777) == 0o600  # root never chmod-ed through the link
+
+
+def test_a_step_ends_with_its_process_though_a_daemon_holds_its_output(monkeypatch, tmp_path):
+    """A postBuild that leaves a daemon (in a session of its own) holding the output open
+    does not make the build wait for its deadline."""
+    from pangeohub.binder import run
+
+    monkeypatch.setattr(run, "EXIT_CHECK", 0.05)
+    monkeypatch.setattr(run, "ORPHAN_GRACE", 0.2)
+    argv = ["/bin/sh", "-c", "setsid sleep 120 & echo $!; echo done"]
+
+    async def step():
+        lines = []
+        async for line in run.run_step(
+            argv,
+            run_as=run.RunAs("h14unit"),
+            cwd=str(tmp_path),
+            env={"PATH": os.environ["PATH"]},
+            deadline=time.monotonic() + 60,
+            what="A step",
+            timeout_hint="",
+        ):
+            lines.append(line)
+        return lines
+
+    started = time.monotonic()
+    lines = asyncio.run(step())
+    try:
+        assert lines[1:] == ["done"]
+        assert time.monotonic() - started < 30  # ended with its process, not its deadline
+    finally:
+        os.kill(int(lines[0]), 9)  # no build cgroup here to end it (not root)
