@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from pangeohub.isolation.disks import mounted_at
+from tests.chromium import headless_chromium
 from tests.hubprocess import HubProcess
 from tests.kernel import Kernel
 
@@ -25,8 +26,6 @@ from .gitrepo import ServedRepos, make_wheel
 
 pytestmark = [pytest.mark.e2e]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 TIMINGS: dict[str, float] = {}
 BUILD_MEMORY = 384 * 2**20  # c.BinderBuilder.mem_limit of this module's hub
 
@@ -116,13 +115,8 @@ def run_in(hub, session, name, server, code):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, browser, output_dir):
