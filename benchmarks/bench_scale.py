@@ -287,7 +287,11 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
         try:
             token = warm_up(hub)
             pid = hub.proc.pid
-            spy = profiler(pid, Path(args.py_spy) / f"{label}-{n}.txt") if args.py_spy else None
+            spy = (
+                profiler(pid, Path(args.py_spy) / f"{label}-{n}.txt", args.py_spy_gil)
+                if args.py_spy
+                else None
+            )
             cpu_before = cpu_seconds(pid)
             passwords = json.loads((hub.state_dir / "local-passwords.json").read_text())
             context = multiprocessing.get_context("spawn")
@@ -327,12 +331,14 @@ def kill_hub_helpers(hub: HubProcess) -> None:
                 pass
 
 
-def profiler(pid: int, output: Path) -> subprocess.Popen:
-    """py-spy sampling the hub during the load (collapsed stacks; `pip install py-spy`)."""
+def profiler(pid: int, output: Path, gil: bool = False) -> subprocess.Popen:
+    """py-spy sampling the hub during the load (collapsed stacks; `pip install py-spy`);
+    with ``gil``, only while the hub holds the GIL (its CPU, not its waits on disk or locks)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
-        + ["--format", "raw", "--rate", "50", "--nonblocking", "--output", str(output)],
+        + ["--format", "raw", "--rate", "50", "--nonblocking", "--output", str(output)]
+        + (["--gil"] if gil else []),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -359,6 +365,9 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     parser.add_argument("--extra-config", default="", help="more hub config lines, both runs")
     parser.add_argument("--profile-dir", default="", help="keep each hub's log tail here")
     parser.add_argument("--py-spy", default="", help="profile each hub with py-spy, into here")
+    parser.add_argument(
+        "--py-spy-gil", action="store_true", help="sample only while the hub holds the GIL"
+    )
     args = parser.parse_args(argv)
 
     labels = [args.only] if args.only else list(SPAWNERS)

@@ -236,6 +236,18 @@ class GatewayService(Configurable):
         if image:
             # Workers run the server's own image by default.
             env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] = json.dumps(image)
+        report = self.report_server(spawner, image)
+        defer = getattr(spawner, "defer_until_started", None)
+        if callable(defer):  # pangeohub's spawners: beside the rest of the start
+            defer(report)
+        else:
+            await report
+        return env
+
+    async def report_server(self, spawner, image: str) -> None:
+        """Tell the gateway about a server that starts: its image and what its workers get
+        (no variable of the server itself depends on the answer, so pangeohub's spawners
+        run this beside the rest of the start and wait for it only at its end)."""
         body = {
             "user": spawner.user.name,
             "server": server_tag(spawner.name),
@@ -248,7 +260,6 @@ class GatewayService(Configurable):
         await self._call_gateway(spawner, SERVER_ROUTE, body)
         if self.worker_token_scopes:
             self._keep_renewing(spawner)
-        return env
 
     def _token_note(self, spawner) -> str:
         return f"Dask workers of server {server_tag(spawner.name)}"
