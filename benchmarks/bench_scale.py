@@ -305,6 +305,7 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
             run.running = running_servers(hub, token)
             run.cull_pass = asyncio.run(cull_pass(hub, token, label != "kubespawner"))
             if args.profile_dir:
+                Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
                 (Path(args.profile_dir) / f"{label}-{n}.log").write_text(hub.log_tail(4000))
         finally:
             hub.stop()

@@ -106,16 +106,24 @@ class PangeoSpawnerMixin(Configurable):
         reported done before it ends."""
         if self.start_tasks is None:
             self.start_tasks = []
-        self.start_tasks.append(asyncio.ensure_future(coroutine))
+        task = asyncio.ensure_future(coroutine)
+        task.add_done_callback(self._log_failed_start_task)
+        self.start_tasks.append(task)
+
+    def _log_failed_start_task(self, task: asyncio.Future) -> None:
+        """A deferred task's failure, logged by type (its message may hold a secret)."""
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error(
+                "Start task %s failed for %s (%s).",
+                getattr(task.get_coro(), "__qualname__", "?"),
+                self._log_name,
+                type(task.exception()).__name__,
+            )
 
     async def finish_start_tasks(self) -> None:
-        """Wait for what this start deferred; a failure is logged by type and skipped."""
+        """Wait for what this start deferred (a failure is logged, and skipped)."""
         tasks, self.start_tasks = self.start_tasks or [], None
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, Exception):
-                self.log.error(
-                    "A start task failed for %s (%s).", self._log_name, type(result).__name__
-                )
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def stop(self, *args, **kwargs):
         try:
