@@ -345,6 +345,24 @@ def profiler(pid: int, output: Path, gil: bool = False) -> subprocess.Popen:
     )
 
 
+def pooled(a: Run, b: Run) -> Run:
+    """Two runs of one spawner and size as one: CPU over all their spawns, quantiles over
+    all their samples (the machine's noise averages out over alternating runs)."""
+    return Run(
+        a.label,
+        a.n,
+        spawn=a.spawn + b.spawn,
+        probes=a.probes + b.probes,
+        failed=a.failed + b.failed,
+        cpu=a.cpu + b.cpu,
+        rss_mib=max(a.rss_mib, b.rss_mib),
+        hwm_mib=max(a.hwm_mib, b.hwm_mib),
+        cull_pass=max(a.cull_pass, b.cull_pass),
+        running=min(a.running, b.running),
+        wall=a.wall + b.wall,
+    )
+
+
 def report_line(run: Run) -> str:
     return (
         f"{run.label:>18} N={run.n:<5} spawn p50 {quantile(run.spawn, 0.5):6.2f}s"
@@ -362,6 +380,9 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     parser.add_argument("--rate", type=float, default=2.0, help="sign-ins per second")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per person")
     parser.add_argument("--probe-every", type=float, default=0.5)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per spawner and size, alternating, pooled"
+    )
     parser.add_argument("--only", choices=list(SPAWNERS), help="run one spawner (no ratios)")
     parser.add_argument("--extra-config", default="", help="more hub config lines, both runs")
     parser.add_argument("--profile-dir", default="", help="keep each hub's log tail here")
@@ -374,13 +395,21 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     labels = [args.only] if args.only else list(SPAWNERS)
     runs: dict[tuple[str, int], Run] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        for k, n in enumerate(args.users):
-            # alternate which spawner goes first, so the machine's state favours neither
-            for label in labels if k % 2 == 0 else list(reversed(labels)):
-                run = runs[label, n] = one_run(label, n, args.rate, Path(tmp), args)
+        turn = 0
+        for n in args.users:
+            for _ in range(args.repeat):
+                # alternate which spawner goes first, so the machine's state favours neither
+                for label in labels if turn % 2 == 0 else list(reversed(labels)):
+                    run = one_run(label, n, args.rate, Path(tmp), args)
+                    print(report_line(run), flush=True)
+                    for failure in run.failed[:5]:
+                        print(f"    failed: {failure}", flush=True)
+                    runs[label, n] = pooled(runs[label, n], run) if (label, n) in runs else run
+                turn += 1
+        if args.repeat > 1:
+            print(f"\npooled over {args.repeat} runs each")
+            for (label, n), run in runs.items():
                 print(report_line(run), flush=True)
-                for failure in run.failed[:5]:
-                    print(f"    failed: {failure}", flush=True)
 
     if len(labels) == 2:
         print("\nratio = pangeo-kubernetes / kubespawner (1.00 = the same)")
