@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
                 turn += 1
         if args.repeat > 1:
             print(f"\npooled over {args.repeat} runs each")
-            for (label, n), run in runs.items():
+            for run in runs.values():
                 print(report_line(run), flush=True)
 
     if len(labels) == 2:
