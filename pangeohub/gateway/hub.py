@@ -15,7 +15,8 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+import aiohttp
+from jupyterhub.httpclient import fetch
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
@@ -365,16 +366,23 @@ class GatewayService(Configurable):
     async def _call_gateway(self, spawner, route: str, body: dict) -> dict:
         """POST ``body`` to one of the gateway's pangeohub routes; {} if it fails."""
         try:
-            response = await AsyncHTTPClient().fetch(
+            # JupyterHub's shared client for requests inside the hub (kept-alive connections)
+            response = await fetch(
                 f"{self.address}{route}",
                 method="POST",
-                body=json.dumps(body),
-                headers={"Authorization": f"token {self.api_token}"},
-                request_timeout=self.request_timeout,
-                connect_timeout=self.request_timeout,
+                data=json.dumps(body),
+                headers={
+                    "Authorization": f"token {self.api_token}",
+                    "Content-Type": "application/json",
+                },
+                raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
             )
-            return json.loads(response.body)
-        except (HTTPClientError, OSError, ValueError) as error:
+            answer = await response.read()
+            if response.status >= 400:
+                raise _GatewayRefused(response.status)
+            return json.loads(answer)
+        except (_GatewayRefused, aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
             spawner.log.warning(
                 "Dask Gateway did not answer %s for %s (%s)",
                 route,
@@ -382,6 +390,14 @@ class GatewayService(Configurable):
                 getattr(error, "code", type(error).__name__),
             )
             return {}
+
+
+class _GatewayRefused(Exception):
+    """The gateway answered an error status (``code``)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
 
 
 def profile_images(c) -> list[dict]:

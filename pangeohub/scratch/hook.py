@@ -14,7 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+import aiohttp
+from jupyterhub.httpclient import fetch
 from traitlets import Bool, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -112,22 +113,25 @@ class ScratchEnvironment(LoggingConfigurable):
         return await asyncio.shield(pending)
 
     async def _check(self, url: str, token: str | None) -> str:
-        client = AsyncHTTPClient()
         headers = {"Authorization": f"token {token}"} if token else {}
-        request = HTTPRequest(url, headers=headers, request_timeout=self.check_timeout)
         try:
-            await client.fetch(request)
-        except HTTPClientError as error:
-            message = ""
-            if error.response is not None and error.response.body:
-                try:
-                    message = json.loads(error.response.body).get("message", "")
-                except ValueError:
-                    message = ""
-            self.log.warning("Scratch unavailable (%s): %s", error.code, message)
-            return "unavailable"
+            # JupyterHub's shared client for requests inside the hub (kept-alive connections)
+            response = await fetch(
+                url,
+                headers=headers,
+                raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=self.check_timeout),
+            )
+            body = await response.read()
         except Exception as error:
             self.log.warning("Scratch service unreachable: %s", type(error).__name__)
+            return "unavailable"
+        if response.status >= 400:
+            try:
+                message = json.loads(body).get("message", "") if body else ""
+            except (ValueError, AttributeError):
+                message = ""
+            self.log.warning("Scratch unavailable (%s): %s", response.status, message)
             return "unavailable"
         return "available"
 
