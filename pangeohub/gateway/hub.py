@@ -148,7 +148,9 @@ class GatewayService(Configurable):
     request_timeout = FiniteFloat(
         10,
         min=0.1,
-        help="Seconds the hub's hooks wait for the gateway (start and stop of servers).",
+        help="""Seconds the hub's hooks wait for the gateway (start and stop of servers).
+        A starting server's report runs beside the rest of its start, which ends once the
+        gateway has answered or this has passed.""",
     ).tag(config=True)
 
     @default("port")
