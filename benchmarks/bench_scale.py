@@ -287,7 +287,11 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
         try:
             token = warm_up(hub)
             pid = hub.proc.pid
-            spy = profiler(pid, Path(args.py_spy) / f"{label}-{n}.txt") if args.py_spy else None
+            spy = (
+                profiler(pid, Path(args.py_spy) / f"{label}-{n}.txt", args.py_spy_gil)
+                if args.py_spy
+                else None
+            )
             cpu_before = cpu_seconds(pid)
             passwords = json.loads((hub.state_dir / "local-passwords.json").read_text())
             context = multiprocessing.get_context("spawn")
@@ -301,6 +305,7 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
             run.running = running_servers(hub, token)
             run.cull_pass = asyncio.run(cull_pass(hub, token, label != "kubespawner"))
             if args.profile_dir:
+                Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
                 (Path(args.profile_dir) / f"{label}-{n}.log").write_text(hub.log_tail(4000))
         finally:
             hub.stop()
@@ -327,14 +332,34 @@ def kill_hub_helpers(hub: HubProcess) -> None:
                 pass
 
 
-def profiler(pid: int, output: Path) -> subprocess.Popen:
-    """py-spy sampling the hub during the load (collapsed stacks; `pip install py-spy`)."""
+def profiler(pid: int, output: Path, gil: bool = False) -> subprocess.Popen:
+    """py-spy sampling the hub during the load (collapsed stacks; `pip install py-spy`);
+    with ``gil``, only while the hub holds the GIL (its CPU, not its waits on disk or locks)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
-        + ["--format", "raw", "--rate", "50", "--nonblocking", "--output", str(output)],
+        + ["--format", "raw", "--rate", "50", "--nonblocking", "--output", str(output)]
+        + (["--gil"] if gil else []),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+    )
+
+
+def pooled(a: Run, b: Run) -> Run:
+    """Two runs of one spawner and size as one: CPU over all their spawns, quantiles over
+    all their samples (the machine's noise averages out over alternating runs)."""
+    return Run(
+        a.label,
+        a.n,
+        spawn=a.spawn + b.spawn,
+        probes=a.probes + b.probes,
+        failed=a.failed + b.failed,
+        cpu=a.cpu + b.cpu,
+        rss_mib=max(a.rss_mib, b.rss_mib),
+        hwm_mib=max(a.hwm_mib, b.hwm_mib),
+        cull_pass=max(a.cull_pass, b.cull_pass),
+        running=min(a.running, b.running),
+        wall=a.wall + b.wall,
     )
 
 
@@ -355,22 +380,36 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     parser.add_argument("--rate", type=float, default=2.0, help="sign-ins per second")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per person")
     parser.add_argument("--probe-every", type=float, default=0.5)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per spawner and size, alternating, pooled"
+    )
     parser.add_argument("--only", choices=list(SPAWNERS), help="run one spawner (no ratios)")
     parser.add_argument("--extra-config", default="", help="more hub config lines, both runs")
     parser.add_argument("--profile-dir", default="", help="keep each hub's log tail here")
     parser.add_argument("--py-spy", default="", help="profile each hub with py-spy, into here")
+    parser.add_argument(
+        "--py-spy-gil", action="store_true", help="sample only while the hub holds the GIL"
+    )
     args = parser.parse_args(argv)
 
     labels = [args.only] if args.only else list(SPAWNERS)
     runs: dict[tuple[str, int], Run] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        for k, n in enumerate(args.users):
-            # alternate which spawner goes first, so the machine's state favours neither
-            for label in labels if k % 2 == 0 else list(reversed(labels)):
-                run = runs[label, n] = one_run(label, n, args.rate, Path(tmp), args)
+        turn = 0
+        for n in args.users:
+            for _ in range(args.repeat):
+                # alternate which spawner goes first, so the machine's state favours neither
+                for label in labels if turn % 2 == 0 else list(reversed(labels)):
+                    run = one_run(label, n, args.rate, Path(tmp), args)
+                    print(report_line(run), flush=True)
+                    for failure in run.failed[:5]:
+                        print(f"    failed: {failure}", flush=True)
+                    runs[label, n] = pooled(runs[label, n], run) if (label, n) in runs else run
+                turn += 1
+        if args.repeat > 1:
+            print(f"\npooled over {args.repeat} runs each")
+            for run in runs.values():
                 print(report_line(run), flush=True)
-                for failure in run.failed[:5]:
-                    print(f"    failed: {failure}", flush=True)
 
     if len(labels) == 2:
         print("\nratio = pangeo-kubernetes / kubespawner (1.00 = the same)")

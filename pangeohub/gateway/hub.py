@@ -15,7 +15,8 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+import aiohttp
+from jupyterhub.httpclient import fetch
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
@@ -147,7 +148,9 @@ class GatewayService(Configurable):
     request_timeout = FiniteFloat(
         10,
         min=0.1,
-        help="Seconds the hub's hooks wait for the gateway (start and stop of servers).",
+        help="""Seconds the hub's hooks wait for the gateway (start and stop of servers).
+        A starting server's report runs beside the rest of its start, which ends once the
+        gateway has answered or this has passed.""",
     ).tag(config=True)
 
     @default("port")
@@ -236,6 +239,18 @@ class GatewayService(Configurable):
         if image:
             # Workers run the server's own image by default.
             env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] = json.dumps(image)
+        report = self.report_server(spawner, image)
+        defer = getattr(spawner, "defer_until_started", None)
+        if callable(defer):  # pangeohub's spawners: beside the rest of the start
+            defer(report)
+        else:
+            await report
+        return env
+
+    async def report_server(self, spawner, image: str) -> None:
+        """Tell the gateway about a server that starts: its image and what its workers get
+        (no variable of the server itself depends on the answer, so pangeohub's spawners
+        run this beside the rest of the start and wait for it only at its end)."""
         body = {
             "user": spawner.user.name,
             "server": server_tag(spawner.name),
@@ -248,7 +263,6 @@ class GatewayService(Configurable):
         await self._call_gateway(spawner, SERVER_ROUTE, body)
         if self.worker_token_scopes:
             self._keep_renewing(spawner)
-        return env
 
     def _token_note(self, spawner) -> str:
         return f"Dask workers of server {server_tag(spawner.name)}"
@@ -354,16 +368,23 @@ class GatewayService(Configurable):
     async def _call_gateway(self, spawner, route: str, body: dict) -> dict:
         """POST ``body`` to one of the gateway's pangeohub routes; {} if it fails."""
         try:
-            response = await AsyncHTTPClient().fetch(
+            # JupyterHub's shared client for requests inside the hub (kept-alive connections)
+            response = await fetch(
                 f"{self.address}{route}",
                 method="POST",
-                body=json.dumps(body),
-                headers={"Authorization": f"token {self.api_token}"},
-                request_timeout=self.request_timeout,
-                connect_timeout=self.request_timeout,
+                data=json.dumps(body),
+                headers={
+                    "Authorization": f"token {self.api_token}",
+                    "Content-Type": "application/json",
+                },
+                raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
             )
-            return json.loads(response.body)
-        except (HTTPClientError, OSError, ValueError) as error:
+            answer = await response.read()
+            if response.status >= 400:
+                raise _GatewayRefused(response.status)
+            return json.loads(answer)
+        except (_GatewayRefused, aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
             spawner.log.warning(
                 "Dask Gateway did not answer %s for %s (%s)",
                 route,
@@ -371,6 +392,14 @@ class GatewayService(Configurable):
                 getattr(error, "code", type(error).__name__),
             )
             return {}
+
+
+class _GatewayRefused(Exception):
+    """The gateway answered an error status (``code``)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
 
 
 def profile_images(c) -> list[dict]:

@@ -7,18 +7,25 @@ as the service.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+import aiohttp
+from jupyterhub.httpclient import fetch
 from traitlets import Bool, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..numbers import FiniteFloat
 from .base import ScratchBackend, backend_class
+
+# what this process wrote last, by path (write_client_files)
+_written: dict[str, str] = {}
+# the health check in flight, by (event loop, service URL) (check_service)
+_health_checks: dict[tuple, asyncio.Future] = {}
 
 
 class ScratchEnvironment(LoggingConfigurable):
@@ -64,41 +71,67 @@ class ScratchEnvironment(LoggingConfigurable):
         return backend_class(name)(config=self.config, log=self.log)
 
     def write_client_files(self, files: dict[str, str]) -> dict[str, str]:
-        """Write each file (if changed) and return name -> path."""
+        """Write each file (if changed) and return name -> path.
+
+        The files change only with the settings: what this process last wrote is
+        remembered, so a start costs a ``stat`` per file, not a read."""
         directory = Path(self.client_config_dir)
-        directory.mkdir(parents=True, exist_ok=True)
         paths = {}
         for name, text in files.items():
             path = directory / name
-            if not path.exists() or path.read_text() != text:
-                tmp = path.with_name(f".{name}.tmp")
-                tmp.write_text(text)
-                tmp.chmod(0o644)
-                tmp.replace(path)
+            if _written.get(str(path)) != text or not path.exists():
+                directory.mkdir(parents=True, exist_ok=True)
+                if not path.exists() or path.read_text() != text:
+                    tmp = path.with_name(f".{name}.tmp")
+                    tmp.write_text(text)
+                    tmp.chmod(0o644)
+                    tmp.replace(path)
+                _written[str(path)] = text
             paths[name] = str(path)
         return paths
 
     async def check_service(self, token: str | None) -> str:
         """``available`` if the service answers (with ``check_credentials``: if it issues
-        credentials for this server's token)."""
-        client = AsyncHTTPClient()
+        credentials for this server's token).
+
+        Health checks that overlap share one request: starts arriving together while
+        the service is slow wait for one answer instead of queueing one request each."""
         token = token if self.check_credentials else None
-        url = self.service_url + ("credentials" if token else "health")
+        if token:
+            return await self._check(self.service_url + "credentials", token)
+        key = (asyncio.get_running_loop(), self.service_url)
+        pending = _health_checks.get(key)
+        if pending is None or pending.done():
+            pending = _health_checks[key] = asyncio.ensure_future(
+                self._check(self.service_url + "health", None)
+            )
+            pending.add_done_callback(
+                lambda done: (
+                    _health_checks.pop(key, None) if _health_checks.get(key) is done else None
+                )
+            )
+        return await asyncio.shield(pending)
+
+    async def _check(self, url: str, token: str | None) -> str:
         headers = {"Authorization": f"token {token}"} if token else {}
-        request = HTTPRequest(url, headers=headers, request_timeout=self.check_timeout)
         try:
-            await client.fetch(request)
-        except HTTPClientError as error:
-            message = ""
-            if error.response is not None and error.response.body:
-                try:
-                    message = json.loads(error.response.body).get("message", "")
-                except ValueError:
-                    message = ""
-            self.log.warning("Scratch unavailable (%s): %s", error.code, message)
-            return "unavailable"
+            # JupyterHub's shared client for requests inside the hub (kept-alive connections)
+            response = await fetch(
+                url,
+                headers=headers,
+                raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=self.check_timeout),
+            )
+            body = await response.read()
         except Exception as error:
             self.log.warning("Scratch service unreachable: %s", type(error).__name__)
+            return "unavailable"
+        if response.status >= 400:
+            try:
+                message = json.loads(body).get("message", "") if body else ""
+            except (ValueError, AttributeError):
+                message = ""
+            self.log.warning("Scratch unavailable (%s): %s", response.status, message)
             return "unavailable"
         return "available"
 
@@ -122,13 +155,13 @@ async def scratch_environment(spawner) -> dict[str, str]:
     """``hook(spawner) -> dict``: the scratch variables for ``spawner``'s user.
 
     Computed once per start (a start has a new server token): the server's hooks and its
-    Dask workers' hooks both ask, and the answer is the same.
+    Dask workers' hooks both ask, at the same time, and share the one answer.
     """
     token = getattr(spawner, "api_token", None)
     cached = getattr(spawner, "_pangeo_scratch_environment", None)
     if token and cached is not None and cached[0] == token:
-        return dict(cached[1])
+        return dict(await asyncio.shield(cached[1]))
     scratch = ScratchEnvironment(parent=spawner)
-    env = await scratch.environment(spawner.user.name, token)
-    spawner._pangeo_scratch_environment = (token, dict(env))
-    return env
+    task = asyncio.ensure_future(scratch.environment(spawner.user.name, token))
+    spawner._pangeo_scratch_environment = (token, task)
+    return dict(await asyncio.shield(task))

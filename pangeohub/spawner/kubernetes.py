@@ -304,6 +304,30 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
             raise
         return claim.to_dict()
 
+    async def _make_create_pvc_request(self, pvc, request_timeout):
+        """KubeSpawner's; when it is not known yet whether this start makes the claim
+        (:meth:`_find_existing_claim`), the answer to the create says: made (201) or
+        there already (409)."""
+        if getattr(self, "_claim_created_now", False) is not None:
+            return await super()._make_create_pvc_request(pvc, request_timeout)
+        try:
+            await asyncio.wait_for(
+                self.api.create_namespaced_persistent_volume_claim(
+                    namespace=self.namespace, body=pvc
+                ),
+                request_timeout,
+            )
+        except TimeoutError:
+            return False  # tried again; a claim made by this try then answers 409 (kept)
+        except ApiException as e:
+            if e.status != 409:  # e.g. a quota: KubeSpawner's own handling
+                return await super()._make_create_pvc_request(pvc, request_timeout)
+            self.log.info("PVC %s already exists, so did not create new pvc.", self.pvc_name)
+            self._claim_created_now = False
+            return True
+        self._claim_created_now = True
+        return True
+
     def _claim_is_ours(self, claim: dict) -> bool:
         meta = claim.get("metadata") or {}
         marks = {**(meta.get("labels") or {}), **(meta.get("annotations") or {})}
@@ -319,17 +343,25 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         }
 
     async def _find_existing_claim(self) -> None:
-        """Use this server's claim under an older name scheme rather than orphan it."""
+        """Use this server's claim under an older name scheme rather than orphan it.
+
+        When no older name differs from the current one (e.g. a default server), nothing
+        is read: KubeSpawner's create request says whether this start made the claim."""
         self._claim_created_now = False
         if not self.storage_pvc_ensure or self._pvc_exists:
+            return
+        older = []
+        for template in self.legacy_pvc_name_templates:
+            name = self._expand_user_properties(template, slug_scheme="escape")
+            if name != self.pvc_name and name not in older:
+                older.append(name)
+        if not older:
+            self._claim_created_now = None  # known once the claim is created
             return
         if await self._claim(self.pvc_name) is not None:
             self._pvc_exists = True
             return
-        for template in self.legacy_pvc_name_templates:
-            name = self._expand_user_properties(template, slug_scheme="escape")
-            if name == self.pvc_name:
-                continue
+        for name in older:
             claim = await self._claim(name)
             if claim is None:
                 continue

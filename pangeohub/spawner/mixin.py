@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from inspect import isawaitable
 
 from tornado import web
@@ -20,15 +21,19 @@ def refusal(error: PolicyError) -> web.HTTPError:
 
 
 async def collect_environment(hooks, spawner, what: str) -> dict[str, str]:
-    """Merge the variables ``hook(spawner)`` (maybe async) returns; a failing hook is
-    logged by name and error type (never its message, which may hold a secret) and skipped."""
-    env: dict[str, str] = {}
-    for hook in hooks:
+    """Merge the variables ``hook(spawner)`` (maybe async) returns, a later hook's winning.
+
+    The hooks run concurrently: each may wait on a service (scratch, Dask Gateway), and
+    one start should wait for the slowest of them, not for their sum. A failing hook is
+    logged by name and error type (never its message, which may hold a secret) and skipped.
+    """
+
+    async def run(hook) -> dict[str, str]:
         try:
             result = hook(spawner)
             if isawaitable(result):
                 result = await result
-            env.update({str(k): str(v) for k, v in (result or {}).items()})
+            return {str(k): str(v) for k, v in (result or {}).items()}
         except Exception as error:
             spawner.log.error(
                 "%s %s failed for %s (%s); going on without it.",
@@ -37,6 +42,11 @@ async def collect_environment(hooks, spawner, what: str) -> dict[str, str]:
                 spawner._log_name,
                 type(error).__name__,
             )
+            return {}
+
+    env: dict[str, str] = {}
+    for result in await asyncio.gather(*(run(hook) for hook in hooks)):
+        env.update(result)
     return env
 
 
@@ -51,13 +61,18 @@ class PangeoSpawnerMixin(Configurable):
     environment_hooks = List(
         Callable(),
         help="""Callables ``hook(spawner) -> dict`` (may be async) adding environment
-        variables to every server, after pangeohub's own parts (scratch, Dask Gateway).
+        variables to every server, after pangeohub's own parts (scratch, Dask Gateway):
+        where two set the same variable, the later in this order wins.
 
-        A hook that fails is logged and skipped; the server still starts.
+        The hooks run concurrently (none should rely on another having run). A hook that
+        fails is logged and skipped; the server still starts.
         """,
     ).tag(config=True)
 
     profile = Any(None, allow_none=True, help="The Profile this server runs (set at start).")
+
+    # what hooks of the current start deferred (defer_until_started)
+    start_tasks: list | None = None
 
     _policy = None
     _hook_environment: dict[str, str] | None = None
@@ -76,11 +91,39 @@ class PangeoSpawnerMixin(Configurable):
         return (self.user_options or {}).get("profile")
 
     async def start(self):
-        result = super().start()
-        if isawaitable(result):
-            result = await result
+        try:
+            result = super().start()
+            if isawaitable(result):
+                result = await result
+        finally:
+            await self.finish_start_tasks()
         self._count().running(self._profile_slug())
         return result
+
+    def defer_until_started(self, coroutine) -> None:
+        """Run ``coroutine`` beside the rest of this start (e.g. a hook's report to a
+        service that the server's environment does not depend on); the start is not
+        reported done before it ends."""
+        if self.start_tasks is None:
+            self.start_tasks = []
+        task = asyncio.ensure_future(coroutine)
+        task.add_done_callback(self._log_failed_start_task)
+        self.start_tasks.append(task)
+
+    def _log_failed_start_task(self, task: asyncio.Future) -> None:
+        """A deferred task's failure, logged by type (its message may hold a secret)."""
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error(
+                "Start task %s failed for %s (%s).",
+                getattr(task.get_coro(), "__qualname__", "?"),
+                self._log_name,
+                type(task.exception()).__name__,
+            )
+
+    async def finish_start_tasks(self) -> None:
+        """Wait for what this start deferred (a failure is logged, and skipped)."""
+        tasks, self.start_tasks = self.start_tasks or [], None
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def stop(self, *args, **kwargs):
         try:

@@ -64,6 +64,17 @@ async def test_api_errors(fake, make_spawner, clean, status, words):
     assert leftovers(fake) == ([], []), "the claim made for this start is removed"
 
 
+async def test_failed_start_keeps_a_claim_it_did_not_make(fake, make_spawner, clean):
+    # a default server: its claim is not read before the start; the create's 409 says
+    fake.create("persistentvolumeclaims", {"metadata": {"name": "claim-frank"}})
+    fake.fault(PODS, 500, "POST")
+    try:
+        await start_fails(make_spawner(make_user("frank")))
+        assert leftovers(fake) == ([], ["claim-frank"]), "the earlier claim is kept"
+    finally:
+        fake.delete("persistentvolumeclaims", "claim-frank")
+
+
 async def test_quota_exceeded(fake, make_spawner, clean):
     fake.create(
         "resourcequotas", {"metadata": {"name": "hub-quota"}, "spec": {"hard": {"pods": "0"}}}

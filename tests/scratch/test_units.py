@@ -209,3 +209,41 @@ def test_every_setting_is_documented():
         for name, trait in cls.class_own_traits(config=True).items():
             assert f"`{name}`" in text, f"{cls.__name__}.{name} is missing from docs/scratch.md"
             assert trait.help, f"{cls.__name__}.{name} has no help="
+
+
+async def test_overlapping_health_checks_share_one_request():
+    """Starts arriving together while the service is slow wait for one answer."""
+    import asyncio
+
+    from aiohttp import web
+
+    from pangeohub.hubconfig import free_port
+    from pangeohub.scratch.hook import ScratchEnvironment
+
+    hits, answer = [], asyncio.Event()
+
+    async def health(request):
+        hits.append(request.path)
+        await answer.wait()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/services/scratch/health", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        scratch = ScratchEnvironment(service_url=f"http://127.0.0.1:{port}/services/scratch/")
+        checks = [asyncio.ensure_future(scratch.check_service(None)) for _ in range(5)]
+        for _ in range(200):  # bounded: until the one request has arrived
+            if hits:
+                break
+            await asyncio.sleep(0.01)
+        answer.set()
+        assert await asyncio.gather(*checks) == ["available"] * 5
+        assert hits == ["/services/scratch/health"]
+        assert await scratch.check_service(None) == "available"  # a later check asks again
+        assert len(hits) == 2
+    finally:
+        await runner.cleanup()
