@@ -21,6 +21,7 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
 
+from ..environment_hooks import collect_environment
 from ..hubconfig import (
     free_port,
     grant_scopes,
@@ -30,7 +31,6 @@ from ..hubconfig import (
     write_service_settings,
 )
 from ..numbers import FiniteFloat
-from ..spawner.mixin import collect_environment
 from ..state import STATE_DIR_ENV, StateDirectory
 from .backend import SERVER_ROUTE, STOP_ROUTE
 from .dashboard import DashboardGuard, wire_dashboards
@@ -274,13 +274,16 @@ class GatewayService(Configurable):
             self.worker_environment_hooks, spawner, "Dask worker environment hook"
         )
         if self.worker_token_scopes:
-            self.revoke_worker_tokens(spawner)
+            # the old tokens' deletion is committed with the new token (one commit)
+            stale = self.revoke_worker_tokens(spawner, commit=False)
             try:
                 env["JUPYTERHUB_API_TOKEN"] = self._new_worker_token(spawner)
             except Exception as error:  # e.g. a scope of a service this hub does not run
                 spawner.log.warning(
                     "No token for the Dask workers of %s (%s)", spawner._log_name, error
                 )
+                if stale:
+                    spawner.user.db.commit()
         return env
 
     def _new_worker_token(self, spawner) -> str:
@@ -345,14 +348,15 @@ class GatewayService(Configurable):
                 type(error).__name__,
             )
 
-    def revoke_worker_tokens(self, spawner) -> None:
-        """Delete the tokens made for the workers of this server."""
+    def revoke_worker_tokens(self, spawner, commit: bool = True) -> int:
+        """Delete the tokens made for the workers of this server; how many there were."""
         note = self._token_note(spawner)
         stale = [t for t in spawner.user.api_tokens if t.note == note]
         for token in stale:
             spawner.user.db.delete(token)
-        if stale:
+        if stale and commit:
             spawner.user.db.commit()
+        return len(stale)
 
     async def stop_server_clusters(self, spawner) -> list[str]:
         """Shut down the clusters started from ``spawner``'s server (post-stop hook)."""
