@@ -400,7 +400,8 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
             for _ in range(args.repeat):
                 # alternate which spawner goes first, so the machine's state favours neither
                 for label in labels if turn % 2 == 0 else list(reversed(labels)):
-                    run = one_run(label, n, args.rate, Path(tmp), args)
+                    # each run on a hub of its own (a state directory of its own)
+                    run = one_run(label, n, args.rate, Path(tmp) / f"turn{turn}", args)
                     print(report_line(run), flush=True)
                     for failure in run.failed[:5]:
                         print(f"    failed: {failure}", flush=True)
