@@ -37,3 +37,10 @@ def headless_chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+def sign_in(page, hub, user: str) -> None:
+    """Fill and send the hub's sign-in form (already open in ``page``) as ``user``."""
+    page.fill("#username_input", user)
+    page.fill("#password_input", hub.password(user))
+    page.click("#login_submit")

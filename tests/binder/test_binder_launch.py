@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from pangeohub.isolation.disks import mounted_at
-from tests.chromium import headless_chromium
+from tests.chromium import headless_chromium, sign_in
 from tests.hubprocess import HubProcess
 from tests.kernel import Kernel
 
@@ -126,9 +126,7 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
     # Not signed in: the link signs the person in first, then comes back.
     page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/main?labpath=index.ipynb")
     page.wait_for_selector("#username_input")
-    page.fill("#username_input", "h14ann")
-    page.fill("#password_input", hub.password("h14ann"))
-    page.click("#login_submit")
+    sign_in(page, hub, "h14ann")
     page.wait_for_selector("#binder-log:has-text('postBuild runs'), #binder-failure:visible")
     page.screenshot(path=output_dir / "launch-progress.png", full_page=True)
     assert not page.is_visible("#binder-failure"), page.inner_text("#binder-launch")
@@ -205,9 +203,7 @@ def test_the_spawn_page_launches_a_repository_typed_beside_the_profiles(
 ):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{hub.url}/hub/spawn")
-    page.fill("#username_input", "h14bob")
-    page.fill("#password_input", hub.password("h14bob"))
-    page.click("#login_submit")
+    sign_in(page, hub, "h14bob")
     page.wait_for_selector("#binder-repository", timeout=30_000)
     # the profiles are still there (the picker renders them in the page's script)
     page.wait_for_selector("input[name=profile]", state="attached", timeout=30_000)
@@ -269,9 +265,7 @@ def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos, browser,
     # The person sees the same on the launch page: what failed, why, and the log.
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/broken")
-    page.fill("#username_input", "h14ann")
-    page.fill("#password_input", hub.password("h14ann"))
-    page.click("#login_submit")
+    sign_in(page, hub, "h14ann")
     page.wait_for_selector("#binder-failure:visible", timeout=60_000)
     page.screenshot(path=output_dir / "launch-failed.png", full_page=True)
     assert "requirements.txt" in page.inner_text("#binder-failure-message")

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from tests.chromium import headless_chromium, needs_chromium
+from tests.chromium import headless_chromium, needs_chromium, sign_in
 from tests.hubprocess import HubProcess
 from tests.isolation_cleanup import hub_id
 
@@ -94,9 +94,7 @@ def page(hub):
         page = context.new_page()
         page.set_default_timeout(30_000)
         page.goto(f"{hub.url}/hub/login")
-        page.fill("input[name=username]", USER)
-        page.fill("input[name=password]", hub.password(USER))
-        page.keyboard.press("Enter")
+        sign_in(page, hub, USER)
         page.wait_for_url(re.compile(r".*/hub/(spawn|home).*"))
         yield page
         context.close()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.chromium import headless_chromium
+from tests.chromium import headless_chromium, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -18,9 +18,7 @@ def test_sign_in_pick_profile_and_reach_jupyterlab(hub_factory, browser, output_
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(60_000)
     page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", "katherine")
-    page.fill("#password_input", hub.password("katherine"))
-    page.click("#login_submit")
+    sign_in(page, hub, "katherine")
     page.goto(f"{hub.url}/hub/spawn")
 
     profiles = page.locator("input[name=profile]")

@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 import pytest
 import requests
 
-from tests.chromium import headless_chromium
+from tests.chromium import headless_chromium, sign_in
 
 from .conftest import NAMESPACE
 
@@ -219,9 +219,7 @@ def test_picker_offers_image_choices_and_refuses_a_disallowed_unlisted_image(hub
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(30_000)
         page.goto(f"{hub.url}/hub/login")
-        page.fill("input[name=username]", "grace")
-        page.fill("input[name=password]", hub.password("grace"))
-        page.keyboard.press("Enter")
+        sign_in(page, hub, "grace")
         page.wait_for_url(re.compile(r".*/hub/(spawn|home).*"))
         page.goto(f"{hub.url}/hub/spawn/grace")
         form = page.locator("#form")

@@ -24,7 +24,7 @@ import requests
 import websocket
 import yaml
 
-from tests.chromium import headless_chromium
+from tests.chromium import headless_chromium, sign_in
 from tests.gateway.test_gateway_hub import GATEWAY_CONFIG, GatewayHub, close, kill_marked
 from tests.hubprocess import HubProcess, free_port, wait_for_http
 from tests.k8s_fake import FakeKube
@@ -312,9 +312,7 @@ def signed_in_page(browser, dash, user: str):
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     page.set_default_timeout(60_000)
     page.goto(f"{dash.hub.url}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", dash.hub.password(user))
-    page.click("#login_submit")
+    sign_in(page, dash.hub, user)
     page.wait_for_url("**/hub/**")
     return page
 
