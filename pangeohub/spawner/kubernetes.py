@@ -18,6 +18,7 @@ from ..lab.picker import describe, mark_previous
 from ..numbers import FiniteFloat
 from ..policy import PolicyError, Profile
 from .mixin import PangeoSpawnerMixin, refusal
+from .reflectors import EventsByPod, pangeo_reflector, retrieve
 
 _GiB, _MiB = 1024**3, 1024**2
 _QUOTA_WHAT = {
@@ -109,6 +110,19 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         help="""Seconds a server may wait for room in the cluster before the start fails.
         With a cluster autoscaler, keep it above the time a new node takes to join. A server
         still unscheduled when start_timeout ends fails with the same message.""",
+    ).tag(config=True)
+
+    reflector_relist_seconds = FiniteFloat(
+        60,
+        min=0,
+        help="""Seconds between full lists of the pods and events the hub's shared reflectors
+        watch. The API server ends every watch after ``c.ResourceReflector.timeout_seconds``
+        (10); between full lists a new watch resumes from the last resourceVersion, as
+        Kubernetes' own informers do, instead of listing every pod and event of the
+        namespace again, a cost that grows with the number of servers. Keep it under the
+        API server's watch cache window (a few minutes): an expired version (410 Gone)
+        makes a full list, with an error in the hub's log. 0 lists at every watch, as
+        KubeSpawner does.""",
     ).tag(config=True)
 
     @default("profile_list")
@@ -403,7 +417,7 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
             if failed or dead or failing or kind in PangeoKubeSpawner._stale_reflectors:
                 self.log.info("Restarting the %s reflector", kind)
                 replace = True
-        reflector_class = _tracking(reflector_class)
+        reflector_class = pangeo_reflector(reflector_class)
 
         async def start():
             reflector = await super(PangeoKubeSpawner, self)._start_reflector(
@@ -413,7 +427,7 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
             return reflector
 
         task = asyncio.ensure_future(start())
-        task.add_done_callback(_retrieve)  # its failure is this start's, or nobody's
+        task.add_done_callback(retrieve)  # its failure is this start's, or nobody's
         return await asyncio.shield(task)
 
     async def _wait_first_load(self, kind: str, key) -> None:
@@ -494,6 +508,22 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
             self.log.info("Found existing pod %s, deleting it first", pod.metadata.name)
             await self.stop(True)
             return False
+
+    @property
+    def events(self):
+        """KubeSpawner's: this pod's events since ``_last_event``, read from the events
+        reflector's index by pod instead of a sort of every event in the namespace."""
+        reflector = self.event_reflector
+        resources = getattr(reflector, "resources", None)
+        if not isinstance(resources, EventsByPod):
+            return super().events
+        events = []
+        for event in resources.for_pod(self.pod_name):
+            if self._last_event and event["metadata"]["uid"] == self._last_event:
+                events = []  # only the events after the marker a start set
+            else:
+                events.append(event)
+        return events
 
     def _pod(self) -> dict | None:
         reflector = self.__class__.reflectors.get(self._get_reflector_key("pods"))
@@ -658,53 +688,6 @@ def _pending(pod: dict | None) -> tuple[dict | None, str | None]:
         None,
     )
     return pull_failure, unscheduled
-
-
-class _TrackFailures:
-    """Reflector mixin: remembers whether its last full list failed (API unreachable)."""
-
-    failing = False
-
-    async def start(self):
-        """KubeSpawner's, but a start that ends without a first load always fails it."""
-        try:
-            await super().start()
-        except BaseException as error:  # also cancelled: nothing else would finish the load
-            self.failing = True
-            if not self.first_load_future.done():
-                if not isinstance(error, Exception):
-                    error = RuntimeError(f"the first list of {self.kind} was interrupted")
-                self.first_load_future.set_exception(error)
-                _retrieve(self.first_load_future)
-            raise
-
-    async def _list_and_update(self, resource_version=None):
-        try:
-            version = await super()._list_and_update(resource_version)
-        except Exception:
-            self.failing = True
-            raise
-        self.failing = False
-        return version
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    """Mark a finished future's exception as seen (asyncio logs unseen ones)."""
-    if future.done() and not future.cancelled():
-        future.exception()
-
-
-_TRACKING: dict[type, type] = {}
-
-
-def _tracking(reflector_class: type) -> type:
-    """reflector_class with failure tracking (one subclass per class)."""
-    if issubclass(reflector_class, _TrackFailures):
-        return reflector_class
-    if reflector_class not in _TRACKING:
-        name = f"Tracking{reflector_class.__name__}"
-        _TRACKING[reflector_class] = type(name, (_TrackFailures, reflector_class), {})
-    return _TRACKING[reflector_class]
 
 
 def _status_message(error: ApiException) -> str:
