@@ -36,7 +36,7 @@ async def lists(monkeypatch):
 
 def pod_requests(fake) -> int:
     """GET requests on the pods path: lists and watches alike."""
-    return sum(1 for method, path in list(fake.api.requests) if (method, path) == ("GET", PODS_PATH))
+    return list(fake.api.requests).count(("GET", PODS_PATH))
 
 
 async def wait_for_watches(fake, lists, more: int) -> None:
