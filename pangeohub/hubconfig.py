@@ -38,20 +38,34 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` right now (for a service the hub starts).
 
     The service binds it seconds later, so the port is taken from below the kernel's
-    ephemeral range: there no outgoing connection (the hub's, a server's) can take it in
-    the meantime, as a ``bind(0)`` port can."""
+    ephemeral range, where no outgoing connection (the hub's, a server's) can take it in
+    the meantime as it can a ``bind(0)`` port; and it is left in TIME_WAIT for a minute
+    (see :func:`_reserve`), so no other call, in this process or another, picks it too."""
     ephemeral = _ephemeral_ports()
     candidates = range(20000, ephemeral.start) if ephemeral.start > 21000 else range(0)
     for port in random.sample(candidates, min(50, len(candidates))):
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+        try:
+            return _reserve(host, port)
+        except OSError:
+            continue
+    return _reserve(host, 0)
+
+
+def _reserve(host: str, port: int) -> int:
+    """Bind ``port`` (0: any), then leave it in TIME_WAIT by a connection closed from its side.
+
+    Until TIME_WAIT ends, a ``bind`` without ``SO_REUSEADDR`` (this function's, the
+    kernel's choice for ``bind(0)``) fails on the port, while the servers the hub starts
+    (tornado, aiohttp, Go, node and PostgreSQL all set ``SO_REUSEADDR``) bind it at once."""
+    with socket.socket() as listener:
+        listener.bind((host, port))
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.listen(1)
+        address = listener.getsockname()[:2]
+        with socket.create_connection(address, timeout=5):
+            accepted, _ = listener.accept()
+            accepted.close()  # the listening side closes first: its end waits
+    return address[1]
 
 
 def config_list(c, key: str) -> list[dict]:

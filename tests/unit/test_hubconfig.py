@@ -38,13 +38,44 @@ def test_grant_scopes_extends_existing_roles_and_creates_defaults():
 def test_free_ports_are_out_of_reach_of_outgoing_connections():
     """A service binds its port seconds after configure(c) picked it: the port comes from
     below the kernel's ephemeral range, which outgoing connections draw from."""
-    import socket
-
     from pangeohub.hubconfig import _ephemeral_ports, free_port
 
     ports = {free_port() for _ in range(20)}
     if _ephemeral_ports().start > 21000:  # else no room below it: bind(0) is all there is
         assert all(20000 <= port < _ephemeral_ports().start for port in ports)
-    for port in ports:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))
+
+
+def test_a_free_port_is_never_handed_out_twice_but_its_server_binds_it():
+    """The hub's config and the tests each pick ports before anything listens on them; a
+    port handed out stays refused to the next pick (in any process) for a minute, and the
+    server it was picked for, binding with SO_REUSEADDR as all of them do, gets it."""
+    import socket
+    import subprocess
+    import sys
+
+    from pangeohub.hubconfig import free_port
+
+    ports = [free_port() for _ in range(300)]
+    elsewhere = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pangeohub.hubconfig import free_port as f\nprint(*[f() for _ in range(300)])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(set(ports) | {int(port) for port in elsewhere}) == 600
+    for port in ports[:20]:
+        with socket.socket() as plain:
+            try:
+                plain.bind(("127.0.0.1", port))
+            except OSError:
+                pass
+            else:
+                raise AssertionError(f"port {port} could be picked again")
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen()
