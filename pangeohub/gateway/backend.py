@@ -17,7 +17,7 @@ import json
 import math
 import os
 import sys
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
@@ -78,8 +78,11 @@ class PangeoBackendMixin(LoggingConfigurable):
 
     servers_file = Unicode(
         "",
-        help="""File (0600) keeping what the hub reported about users' running servers
-        (image, workers' environment) across restarts of the gateway; empty: memory only.""",
+        help="""Where what the hub reported about users' running servers (image, workers'
+        environment) is kept across restarts of the gateway: one file (0600) per user in
+        the directory ``<servers_file>.d``, so a server's start rewrites only its user's
+        file (a single file at this path, as earlier versions kept, is read once and split
+        up); empty: memory only.""",
     ).tag(config=True)
 
     # --- options and usage -------------------------------------------------
@@ -102,19 +105,46 @@ class PangeoBackendMixin(LoggingConfigurable):
     def _servers(self) -> dict[str, dict[str, dict]]:
         """user -> server tag -> {"image", "environment"}, as the hub reported them."""
         if not hasattr(self, "_pangeo_servers"):
-            self._pangeo_servers = {}
-            if self.servers_file and os.path.exists(self.servers_file):
-                with open(self.servers_file) as f:
-                    self._pangeo_servers = json.load(f)
+            self._pangeo_servers = self._load_servers()
+            if self.servers_file and os.path.isfile(self.servers_file):  # split it up
+                for username in self._pangeo_servers:
+                    self._save_servers(username)
+                os.remove(self.servers_file)
         return self._pangeo_servers
 
-    def _save_servers(self) -> None:
-        if self.servers_file:
-            tmp = self.servers_file + ".tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(self._servers, f)
-            os.replace(tmp, self.servers_file)
+    def _servers_dir(self) -> str:
+        return self.servers_file + ".d"
+
+    def _load_servers(self) -> dict[str, dict[str, dict]]:
+        if not self.servers_file:
+            return {}
+        servers: dict[str, dict[str, dict]] = {}
+        if os.path.isfile(self.servers_file):  # an earlier version's single file
+            with open(self.servers_file) as f:
+                servers = json.load(f)
+        directory = self._servers_dir()
+        for entry in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            if entry.endswith(".json"):
+                with open(os.path.join(directory, entry)) as f:
+                    servers[unquote(entry[: -len(".json")])] = json.load(f)
+        return servers
+
+    def _save_servers(self, username: str) -> None:
+        """Write ``username``'s records (and only theirs); none left: remove their file."""
+        if not self.servers_file:
+            return
+        os.makedirs(self._servers_dir(), mode=0o700, exist_ok=True)
+        path = os.path.join(self._servers_dir(), quote(username, safe="") + ".json")
+        records = self._servers.get(username)
+        if not records:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            return
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(records, f)
+        os.replace(tmp, path)
 
     @property
     def _counts(self) -> dict[str, int]:
@@ -398,7 +428,7 @@ class PangeoBackendMixin(LoggingConfigurable):
         if "pod" not in record and old.get("pod"):  # a token renewal names no pod
             record.update({k: old[k] for k in ("pod", "namespace", "uid") if k in old})
         self._servers.setdefault(username, {})[server] = record
-        self._save_servers()
+        self._save_servers(username)
         await self.server_recorded(username, server, record)
         return web.json_response({"ok": True})
 
@@ -415,7 +445,7 @@ class PangeoBackendMixin(LoggingConfigurable):
             return values
         username, server = values
         if self._servers.get(username, {}).pop(server, None) is not None:
-            self._save_servers()
+            self._save_servers(username)
             await self.server_forgotten(username, server)
         stopped = []
         for cluster in await self._active(username):

@@ -62,7 +62,7 @@ class ServerRecords:
                 return None
             raise
         record["uid"] = pod.metadata.uid
-        self._save_servers()
+        self._save_servers(username)
         try:
             await self._keep_record(username, server, record)
         except _API_ERRORS as error:

@@ -154,3 +154,33 @@ def test_cluster_metrics_sum_by_user_and_by_each_group():
     assert 'pangeohub_dask_cores_by_user{user="grace"} 8.0' in text  # 1 + 3*2, then 1
     assert 'pangeohub_dask_clusters_by_group{group="pangeo-data:climate"} 3.0' in text
     assert 'pangeohub_dask_cores_by_group{group="pangeo-data:admins"} 3.0' in text
+
+
+def test_a_report_rewrites_only_its_users_record_and_an_old_single_file_is_split(tmp_path):
+    """What the hub reports is kept per user: a start rewrites its user's file alone (not
+    every running server's), a stop of their last server removes it, a restarted gateway
+    reads them all, and the single file earlier versions kept is split up once."""
+    import json
+    import os
+
+    path = tmp_path / "servers.json"
+    path.write_text(json.dumps({"ada": {"/": {"image": "a"}}, "bob": {"/x": {"image": "b"}}}))
+    config = Config()
+    config.LimitedBackend.servers_file = str(path)
+    first = LimitedBackend(config=config)
+    assert first._servers["bob"] == {"/x": {"image": "b"}}
+    assert not path.exists()
+    files = tmp_path / "servers.json.d"
+    assert sorted(os.listdir(files)) == ["ada.json", "bob.json"]
+    assert all(os.stat(files / name).st_mode & 0o077 == 0 for name in os.listdir(files))
+
+    bob_before = os.stat(files / "bob.json").st_mtime_ns
+    first._servers.setdefault("cy d", {})["/"] = {"image": "c"}
+    first._save_servers("cy d")
+    assert os.stat(files / "bob.json").st_mtime_ns == bob_before
+    first._servers["ada"].pop("/")
+    first._save_servers("ada")
+    assert sorted(os.listdir(files)) == ["bob.json", "cy%20d.json"]
+
+    again = LimitedBackend(config=config)
+    assert again._servers == {"bob": {"/x": {"image": "b"}}, "cy d": {"/": {"image": "c"}}}
