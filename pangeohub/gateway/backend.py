@@ -17,6 +17,7 @@ import json
 import math
 import os
 import sys
+import time
 from urllib.parse import quote, unquote
 
 from aiohttp import web
@@ -35,6 +36,9 @@ from .options import SERVER_OPTION, GatewayPolicy, describe_usage, plural
 STOP_ROUTE = "/api/pangeohub/stop-server-clusters"
 SERVER_ROUTE = "/api/pangeohub/server-started"
 METRICS_ROUTE = "/api/pangeohub/metrics"
+# the hub's route for a server's workers' token, under $JUPYTERHUB_API_URL (.worker_tokens)
+WORKER_TOKEN_API = "/pangeohub/dask-worker-token"
+TOKEN_VARIABLE = "JUPYTERHUB_API_TOKEN"
 
 
 class PangeoBackendMixin(LoggingConfigurable):
@@ -221,6 +225,7 @@ class PangeoBackendMixin(LoggingConfigurable):
     # --- refusals ----------------------------------------------------------
 
     async def start_cluster(self, user, cluster_options):
+        await self._ensure_worker_token(user.name, (cluster_options or {}).get(SERVER_OPTION))
         prepared = await self.process_cluster_options(user, cluster_options)
         config = prepared[1]
         limits = self.policy.limits_for(user.groups)
@@ -242,6 +247,43 @@ class PangeoBackendMixin(LoggingConfigurable):
             return await super().start_cluster(user, cluster_options)
         finally:
             self._prepared.pop(id(cluster_options), None)
+
+    async def _ensure_worker_token(self, username: str, server) -> None:
+        """Put a token for the workers in the record of the server a cluster starts from,
+        asked from the hub when the record has none or half its lifetime is gone (the
+        hub makes none at a server's start). Without one the cluster still starts, and
+        its workers have no token (e.g. no scratch credentials); the log says why."""
+        record = self._servers.get(username, {}).get(server if isinstance(server, str) else "")
+        if not record or not record.get("worker_token"):
+            return  # not one of the user's running servers, or the hub gives no token
+        left = record.get("token_expires", 0) - time.time()
+        if TOKEN_VARIABLE in record["environment"] and left > record.get("token_lifetime", 0) / 2:
+            return
+        url = self.hub_api_url.rstrip("/") + WORKER_TOKEN_API
+        headers = {"Authorization": f"token {self.hub_service_token}"}
+        try:
+            async with self.session.post(
+                url, json={"user": username, "server": server}, headers=headers
+            ) as response:
+                if response.status != 201:
+                    self.log.warning(
+                        "The hub answered %d for the workers' token of %s's server %s",
+                        response.status,
+                        username,
+                        server,
+                    )
+                    return
+                answer = await response.json()
+            token, lifetime = str(answer["token"]), float(answer["expires_in"])
+        except Exception as error:  # the hub unreachable, or a reply without a token
+            self.log.warning(
+                "No workers' token for %s's server %s (%s)", username, server, type(error).__name__
+            )
+            return
+        record["environment"][TOKEN_VARIABLE] = token
+        record.update(token_expires=time.time() + lifetime, token_lifetime=lifetime)
+        self._save_servers(username)
+        await self.server_recorded(username, server, record)
 
     async def _check_workers(self, cluster, wanted: int, what: str) -> int:
         limits = self.policy.limits_for(await self._user_groups(cluster.username))
@@ -421,12 +463,11 @@ class PangeoBackendMixin(LoggingConfigurable):
         environment = {str(k): str(v) for k, v in dict(environment or {}).items()}
         record = {"image": image, "environment": environment}
         body = await request.json()
+        if body.get("worker_token") is True:  # asked from the hub as a cluster starts
+            record["worker_token"] = True
         for key in ("pod", "namespace"):  # the server's pod, on Kubernetes
             if isinstance(body.get(key), str) and body[key]:
                 record[key] = body[key]
-        old = self._servers.get(username, {}).get(server) or {}
-        if "pod" not in record and old.get("pod"):  # a token renewal names no pod
-            record.update({k: old[k] for k in ("pod", "namespace", "uid") if k in old})
         self._servers.setdefault(username, {})[server] = record
         self._save_servers(username)
         await self.server_recorded(username, server, record)

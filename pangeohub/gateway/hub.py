@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import partial
 from pathlib import Path
 
 import aiohttp
 from jupyterhub.httpclient import fetch
-from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
 
 from ..environment_hooks import collect_environment
 from ..hubconfig import (
+    config_list,
     free_port,
     grant_scopes,
     register_role,
@@ -34,6 +33,7 @@ from ..numbers import FiniteFloat
 from ..state import STATE_DIR_ENV, StateDirectory
 from .backend import SERVER_ROUTE, STOP_ROUTE
 from .dashboard import DashboardGuard, wire_dashboards
+from .worker_tokens import WORKER_TOKEN_ROUTE, WORKER_TOKEN_SCOPE, WorkerTokenHandler
 
 # What the hub passes to a managed gateway from its own configuration (the admin's file):
 # pangeohub's options and limits and dask-gateway-server's own settings, except
@@ -124,18 +124,19 @@ class GatewayService(Configurable):
     worker_token_scopes = List(
         Unicode(),
         ["access:services!service=scratch"],
-        help="""Scopes of a token made for the workers of each server (as their
-        $JUPYTERHUB_API_TOKEN, e.g. for scratch credentials), revoked when the server
-        stops. It never holds more than its user. Empty: no token.""",
+        help="""Scopes of the token the workers of each server's clusters get (as their
+        $JUPYTERHUB_API_TOKEN, e.g. for scratch credentials). The hub makes it when the
+        gateway asks, as the server's first cluster starts (a server that never starts a
+        cluster gets none), and revokes it when the server stops. It never holds more
+        than its user. Empty: no token.""",
     ).tag(config=True)
 
     worker_token_lifetime = Int(
         86400,
         min=300,
-        help="""Seconds the workers' token lives (it used to never expire). The hub renews
-        it once half of that is left, for as long as the server runs: clusters and workers
-        started after that get the new token; the old one ends at its expiry, or when the
-        server stops. A worker running longer than this loses what the token gave it.""",
+        help="""Seconds the workers' token lives. A cluster that starts when less than half
+        of that is left gets a new one (older clusters keep theirs until it expires or the
+        server stops). A worker running longer than this loses what the token gave it.""",
     ).tag(config=True)
 
     @default("worker_environment_hooks")
@@ -250,108 +251,58 @@ class GatewayService(Configurable):
     async def report_server(self, spawner, image: str) -> None:
         """Tell the gateway about a server that starts: its image and what its workers get
         (no variable of the server itself depends on the answer, so pangeohub's spawners
-        run this beside the rest of the start and wait for it only at its end)."""
+        run this beside the rest of the start and wait for it only at its end).
+
+        The workers' token is not made here: the gateway asks for it when the server's
+        first cluster starts (:meth:`mint_worker_token`), so a start that never uses Dask
+        costs no token, and no start waits for a database commit."""
         body = {
             "user": spawner.user.name,
             "server": server_tag(spawner.name),
             "image": image,
             "environment": await self.worker_environment(spawner),
+            "worker_token": bool(self.worker_token_scopes),
         }
         pod, namespace = getattr(spawner, "pod_name", None), getattr(spawner, "namespace", None)
         if isinstance(pod, str) and isinstance(namespace, str):
             body.update(pod=pod, namespace=namespace)  # KubeSpawner: clusters owned by the pod
         await self._call_gateway(spawner, SERVER_ROUTE, body)
-        if self.worker_token_scopes:
-            self._keep_renewing(spawner)
 
     def _token_note(self, spawner) -> str:
         return f"Dask workers of server {server_tag(spawner.name)}"
 
     async def worker_environment(self, spawner) -> dict[str, str]:
-        """What the workers of this server's clusters get (pangeohub sets it, users
-        cannot override it): the worker hooks' variables and a token of their own."""
-        env = await collect_environment(
+        """What the workers of this server's clusters get besides their token (pangeohub
+        sets it, users cannot override it): the worker hooks' variables."""
+        return await collect_environment(
             self.worker_environment_hooks, spawner, "Dask worker environment hook"
         )
-        if self.worker_token_scopes:
-            # the old tokens' deletion is committed with the new token (one commit)
-            stale = self.revoke_worker_tokens(spawner, commit=False)
-            try:
-                env["JUPYTERHUB_API_TOKEN"] = self._new_worker_token(spawner)
-            except Exception as error:  # e.g. a scope of a service this hub does not run
-                spawner.log.warning(
-                    "No token for the Dask workers of %s (%s)", spawner._log_name, error
-                )
-                if stale:
-                    spawner.user.db.commit()
-        return env
 
-    def _new_worker_token(self, spawner) -> str:
-        return spawner.user.new_api_token(
+    def mint_worker_token(self, spawner) -> tuple[str, int]:
+        """A new token for the workers of ``spawner``'s server and its lifetime in seconds
+        (the gateway asks when a cluster starts and the token it has is half gone).
+
+        Tokens made for an earlier run of the same server, left by a stop the hub missed,
+        are deleted in the same commit; this run's earlier tokens live on until they
+        expire or the server stops (running workers hold them)."""
+        started = spawner.orm_spawner.started
+        for token in self._worker_tokens(spawner):
+            if started is not None and token.created is not None and token.created < started:
+                spawner.user.db.delete(token)
+        token = spawner.user.new_api_token(
             note=self._token_note(spawner),
             scopes=list(self.worker_token_scopes),
             expires_in=self.worker_token_lifetime,
         )
+        return token, self.worker_token_lifetime
 
-    async def renew_worker_token(self, spawner) -> bool:
-        """A new token for the workers of ``spawner`` once half its lifetime is gone
-        (the gateway gives it to clusters and workers started from then on)."""
-        tokens = [t for t in spawner.user.api_tokens if t.note == self._token_note(spawner)]
-        expires = max((t.expires_at for t in tokens if t.expires_at), default=None)
-        if not tokens or expires is None:
-            return False
-        left = (expires - tokens[0].now()).total_seconds()
-        if left > self.worker_token_lifetime / 2:
-            return False
-        env = await collect_environment(
-            self.worker_environment_hooks, spawner, "Dask worker environment hook"
-        )
-        env["JUPYTERHUB_API_TOKEN"] = self._new_worker_token(spawner)
-        profile = getattr(spawner, "profile", None)
-        body = {
-            "user": spawner.user.name,
-            "server": server_tag(spawner.name),
-            "image": getattr(profile, "image", "") or "",
-            "environment": env,
-        }
-        await self._call_gateway(spawner, SERVER_ROUTE, body)
-        spawner.log.info("Renewed the Dask workers' token of %s", spawner._log_name)
-        return True
-
-    def _keep_renewing(self, spawner) -> None:
-        """Renew ``spawner``'s worker token while it runs: a periodic check kept on the
-        spawner (this object is made per hook call), stopped with the server."""
-        self._stop_renewing(spawner)
-        renewal = PeriodicCallback(
-            partial(self._renew_while_active, spawner), self.worker_token_lifetime / 4 * 1000
-        )
-        spawner._pangeo_token_renewal = renewal
-        renewal.start()
-
-    @staticmethod
-    def _stop_renewing(spawner) -> None:
-        renewal = getattr(spawner, "_pangeo_token_renewal", None)
-        if renewal is not None:
-            renewal.stop()
-            spawner._pangeo_token_renewal = None
-
-    async def _renew_while_active(self, spawner) -> None:
-        if not spawner.active:
-            self._stop_renewing(spawner)
-            return
-        try:
-            await self.renew_worker_token(spawner)
-        except Exception as error:  # the next check tries again
-            spawner.log.warning(
-                "Could not renew the Dask workers' token of %s (%s)",
-                spawner._log_name,
-                type(error).__name__,
-            )
+    def _worker_tokens(self, spawner) -> list:
+        note = self._token_note(spawner)
+        return [t for t in spawner.user.api_tokens if t.note == note]
 
     def revoke_worker_tokens(self, spawner, commit: bool = True) -> int:
         """Delete the tokens made for the workers of this server; how many there were."""
-        note = self._token_note(spawner)
-        stale = [t for t in spawner.user.api_tokens if t.note == note]
+        stale = self._worker_tokens(spawner)
         for token in stale:
             spawner.user.db.delete(token)
         if stale and commit:
@@ -361,7 +312,6 @@ class GatewayService(Configurable):
     async def stop_server_clusters(self, spawner) -> list[str]:
         """Shut down the clusters started from ``spawner``'s server (post-stop hook)."""
         self.revoke_worker_tokens(spawner)
-        self._stop_renewing(spawner)
         body = {"user": spawner.user.name, "server": server_tag(spawner.name)}
         result = await self._call_gateway(spawner, STOP_ROUTE, body)
         stopped = result.get("stopped", [])
@@ -447,8 +397,24 @@ def wire_gateway(c) -> GatewayService | None:
     # The gateway reads servers, to stop clusters whose server stopped while it was down.
     role = f"{gateway.service_name}-service"
     scopes = ["read:users:name", "read:servers"]
+    if gateway.worker_token_scopes:  # and asks for workers' tokens as clusters start
+        wire_worker_tokens(c, gateway)
+        scopes.append(WORKER_TOKEN_SCOPE)
     register_role(c, {"name": role, "scopes": scopes, "services": [gateway.service_name]})
     return gateway
+
+
+def wire_worker_tokens(c, gateway: GatewayService) -> None:
+    """The hub's route for workers' tokens and the custom scope that may call it."""
+    scopes = dict(c.JupyterHub.get("custom_scopes", {}) or {})
+    scopes[WORKER_TOKEN_SCOPE] = {
+        "description": "Make tokens for the Dask workers of users' running servers "
+        f"(with the scopes {', '.join(gateway.worker_token_scopes)} at most)."
+    }
+    c.JupyterHub.custom_scopes = scopes
+    handlers = [h for h in config_list(c, "extra_handlers") if h[1] is not WorkerTokenHandler]
+    route = (WORKER_TOKEN_ROUTE, WorkerTokenHandler, {"gateway": gateway})
+    c.JupyterHub.extra_handlers = [*handlers, route]
 
 
 def gateway_server_images(c) -> list:

@@ -184,3 +184,61 @@ def test_a_report_rewrites_only_its_users_record_and_an_old_single_file_is_split
 
     again = LimitedBackend(config=config)
     assert again._servers == {"bob": {"/x": {"image": "b"}}, "cy d": {"/": {"image": "c"}}}
+
+
+async def test_a_cluster_asks_the_hub_for_its_workers_token_only_when_it_needs_one():
+    """The hub makes no token at a server's start: the first cluster of a server asks
+    for one, later clusters reuse it while more than half its lifetime is left, and when
+    the hub refuses a new one the record keeps the one it has (valid until it expires)."""
+    import time
+
+    import aiohttp
+    from aiohttp import web
+
+    asked = []
+    answers = [web.json_response({"token": "t1", "expires_in": 600}, status=201)]
+
+    async def token_route(request):
+        asked.append((request.headers.get("Authorization"), await request.json()))
+        return answers.pop(0)
+
+    app = web.Application()
+    app.router.add_post("/hub/api/pangeohub/dask-worker-token", token_route)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    config = Config()
+    config.LimitedBackend.hub_api_url = f"http://{host}:{port}/hub/api"
+    config.LimitedBackend.hub_service_token = "gateway-token"
+    b = LimitedBackend(config=config)
+    b.session = aiohttp.ClientSession()
+    try:
+        b._servers["ada"] = {
+            "/": {"image": "i", "environment": {"A": "1"}, "worker_token": True},
+            "/plain": {"image": "i", "environment": {}},  # a hub that gives no token
+        }
+        await b._ensure_worker_token("ada", "/plain")
+        await b._ensure_worker_token("ada", "/not-running")
+        await b._ensure_worker_token("bob", "/")
+        assert asked == []
+
+        await b._ensure_worker_token("ada", "/")
+        record = b._servers["ada"]["/"]
+        assert record["environment"] == {"A": "1", "JUPYTERHUB_API_TOKEN": "t1"}
+        assert asked == [("token gateway-token", {"user": "ada", "server": "/"})]
+        await b._ensure_worker_token("ada", "/")  # a second cluster: the same token
+        assert len(asked) == 1
+
+        record["token_expires"] = time.time() + 299  # less than half of 600 left
+        answers.append(web.json_response({"error": "not running"}, status=404))
+        await b._ensure_worker_token("ada", "/")
+        assert len(asked) == 2 and record["environment"]["JUPYTERHUB_API_TOKEN"] == "t1"
+        answers.append(web.json_response({"token": "t2", "expires_in": 600}, status=201))
+        await b._ensure_worker_token("ada", "/")
+        assert record["environment"]["JUPYTERHUB_API_TOKEN"] == "t2"
+        assert record["token_expires"] > time.time() + 590
+    finally:
+        await b.session.close()
+        await runner.cleanup()

@@ -231,12 +231,19 @@ ZERO_CONFIG = """
 """
 
 
+def worker_token_notes(gw: GatewayHub, user: str) -> list[str]:
+    tokens = gw.hub.api(gw.session(user), "get", f"/users/{user}/tokens").json()
+    return [t["note"] for t in tokens["api_tokens"] if t["note"].startswith("Dask workers")]
+
+
 def test_zero_configuration_cluster_from_a_server(gw):
     start_server(gw, "grace")
     env = gw.server_env("grace")
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
     assert env["JUPYTER_IMAGE_SPEC"] == IMAGE
+    assert worker_token_notes(gw, "grace") == []  # made when a cluster needs it, not before
     out = gw.run_in_server("grace", ZERO_CONFIG)
+    assert worker_token_notes(gw, "grace") == ["Dask workers of server /"]
     assert out["total"] == sum(x * x for x in range(100))
     # Workers run the server's image, get its scratch space, and a token of their own
     # (not the server's) that the scratch service accepts.
@@ -410,3 +417,42 @@ def test_a_token_without_the_service_scope_is_refused(gw):
         assert getattr(refused.value, "status", None) == 401
     finally:
         close(client)
+
+
+def test_only_the_gateway_may_ask_for_a_running_servers_workers_token(gw):
+    from pangeohub.state import StateDirectory
+
+    url = f"{gw.hub.url}/hub/api/pangeohub/dask-worker-token"
+    gateway_token = StateDirectory(gw.hub.state_dir).secret("dask_gateway_api_token")
+
+    def ask(token, body):
+        headers = {"Authorization": f"token {token}"}
+        return requests.post(url, json=body, headers=headers, timeout=30)
+
+    start_server(gw, "katherine", "tok")
+    try:
+        body = {"user": "katherine", "server": "/tok"}
+        refused = ask(gw.token("katherine"), body)  # her own token: not the gateway's
+        assert refused.status_code == 403, refused.text
+        assert "Only the Dask Gateway service" in refused.json()["message"]
+        for bad in ([], {"user": "katherine"}, {"user": "katherine", "server": "tok"}):
+            answer = ask(gateway_token, bad)
+            assert answer.status_code == 400, (bad, answer.text)
+        for gone in ({"user": "katherine", "server": "/nope"}, {"user": "nobody", "server": "/"}):
+            answer = ask(gateway_token, gone)
+            assert answer.status_code == 404, (gone, answer.text)
+            assert "no running server" in answer.json()["message"]
+
+        made = ask(gateway_token, body)
+        assert made.status_code == 201, made.text
+        assert made.json()["expires_in"] == 86400
+        token = made.json()["token"]
+        scopes = requests.get(
+            f"{gw.hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30
+        ).json()["scopes"]
+        own = {"read:users:name!user=katherine", "read:users:groups!user=katherine"}
+        assert set(scopes) == {"access:services!service=scratch"} | own  # JupyterHub adds own
+        assert worker_token_notes(gw, "katherine") == ["Dask workers of server /tok"]
+    finally:
+        stop_server(gw, "katherine", "tok")
+    assert worker_token_notes(gw, "katherine") == []

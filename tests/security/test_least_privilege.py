@@ -16,8 +16,9 @@ pytestmark = pytest.mark.e2e
 NEEDED = {
     # answers users' own tokens; it asks the hub with their token, not with its own
     "scratch": set(),
-    # reads who has servers running, to stop clusters whose server stopped while it was down
-    "dask-gateway": {"read:users:name", "read:servers"},
+    # reads who has servers running, to stop clusters whose server stopped while it was down;
+    # asks for the token of a running server's workers (only those scopes) as a cluster starts
+    "dask-gateway": {"read:users:name", "read:servers", "custom:pangeohub:dask-worker-tokens"},
     # guards dashboards with people's own tokens (as the gateway's OAuth client): none
     "dask-dashboards": set(),
     # finds idle servers and stops them; reads roles to spare admins only when told to

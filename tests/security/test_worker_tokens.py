@@ -1,5 +1,7 @@
-"""Issue 13, case 8: the token a server's Dask workers get expires, and is renewed while
-the server runs (in-process hub: real tokens in JupyterHub's database)."""
+"""Issue 13, case 8, and issue 16: the token a server's Dask workers get is made only when
+the gateway asks for it (a cluster starts), expires, and is revoked with the server
+(in-process hub: real tokens in JupyterHub's database). The route the gateway asks on is
+tested on the real hub in tests/gateway/test_gateway_hub.py."""
 
 from __future__ import annotations
 
@@ -14,12 +16,20 @@ from traitlets import TraitError
 from pangeohub.gateway.hub import GatewayService
 
 LIFETIME = 600
+NOTE = "Dask workers of server /"
 
 
 def server_of(app, name):
     user = add_user(app.db, app, name=name)
+    started = orm.APIToken.now().replace(tzinfo=None)
     return SimpleNamespace(
-        user=user, name="", log=app.log, _log_name=name, profile=None, active=True
+        user=user,
+        name="",
+        log=app.log,
+        _log_name=name,
+        profile=None,
+        active=True,
+        orm_spawner=SimpleNamespace(started=started),
     )
 
 
@@ -39,36 +49,45 @@ def stored(app, token: str) -> orm.APIToken | None:
     return orm.APIToken.find(app.db, token)
 
 
-async def test_worker_token_expires_and_is_renewed_then_revoked(app):
+def worker_tokens(spawner) -> list[orm.APIToken]:
+    return [t for t in spawner.user.api_tokens if t.note == NOTE]
+
+
+async def test_a_start_makes_no_token_and_one_made_on_request_expires(app):
     spawner = server_of(app, "workertok")
     service = gateway()
-    first = (await service.worker_environment(spawner))["JUPYTERHUB_API_TOKEN"]
-    token = stored(app, first)
-    lifetime = (token.expires_at - token.now()).total_seconds()
-    assert LIFETIME - 60 < lifetime <= LIFETIME  # it expires (it used to never)
+    assert "JUPYTERHUB_API_TOKEN" not in await service.worker_environment(spawner)
+    assert not worker_tokens(spawner)  # nothing in the database until a cluster asks
 
-    assert await service.renew_worker_token(spawner) is False  # not due yet
-    # half its lifetime gone: a new token, and the old one still works until it expires
-    token.expires_at = token.now() + datetime.timedelta(seconds=LIFETIME / 2 - 1)
-    app.db.commit()
-    assert await service.renew_worker_token(spawner) is True
-    tokens = [t for t in spawner.user.api_tokens if t.note.startswith("Dask workers")]
-    assert len(tokens) == 2 and stored(app, first) is not None
+    first, lifetime = service.mint_worker_token(spawner)
+    assert lifetime == LIFETIME
+    token = stored(app, first)
+    left = (token.expires_at - token.now()).total_seconds()
+    assert LIFETIME - 60 < left <= LIFETIME  # it expires (it used to never)
+    assert token.scopes == ["read:users:name!user"]
+
+    # a later cluster of the same run gets a new one; the first lives on for its workers
+    second, _ = service.mint_worker_token(spawner)
+    assert stored(app, first) is not None and stored(app, second) is not None
 
     await service.stop_server_clusters(spawner)  # the server stops: all are revoked
-    assert stored(app, first) is None
-    assert not [t for t in spawner.user.api_tokens if t.note.startswith("Dask workers")]
+    assert stored(app, first) is None and stored(app, second) is None
+    assert not worker_tokens(spawner)
+
+
+async def test_tokens_of_an_earlier_run_of_the_server_go_when_a_new_one_is_made(app):
+    spawner = server_of(app, "workerleft")
+    service = gateway()
+    left_over, _ = service.mint_worker_token(spawner)  # a stop the hub missed kept it
+    stored(app, left_over).created = spawner.orm_spawner.started - datetime.timedelta(hours=1)
+    app.db.commit()
+
+    fresh, _ = service.mint_worker_token(spawner)
+    assert stored(app, left_over) is None
+    assert stored(app, fresh) is not None
+    assert len(worker_tokens(spawner)) == 1
 
 
 def test_worker_token_lifetime_is_bounded():
     with pytest.raises(TraitError):
         GatewayService(worker_token_lifetime=0)
-
-
-async def test_renewal_runs_while_the_server_runs_and_stops_with_it(app):
-    spawner = server_of(app, "workerrenew")
-    await gateway().environment(spawner)  # the start hook (one object per hook call)
-    renewal = spawner._pangeo_token_renewal
-    assert renewal.is_running()
-    await gateway().stop_server_clusters(spawner)  # the stop hook, another object
-    assert not renewal.is_running() and spawner._pangeo_token_renewal is None
