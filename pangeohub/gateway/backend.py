@@ -20,6 +20,7 @@ import sys
 import time
 from urllib.parse import quote, unquote
 
+import aiohttp
 from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.local import LocalClusterConfig, UnsafeLocalBackend
@@ -39,6 +40,7 @@ METRICS_ROUTE = "/api/pangeohub/metrics"
 # the hub's route for a server's workers' token, under $JUPYTERHUB_API_URL (.worker_tokens)
 WORKER_TOKEN_API = "/pangeohub/dask-worker-token"
 TOKEN_VARIABLE = "JUPYTERHUB_API_TOKEN"
+HUB_TIMEOUT = 10  # seconds a cluster's start waits for the hub to make its workers' token
 
 
 class PangeoBackendMixin(LoggingConfigurable):
@@ -263,7 +265,10 @@ class PangeoBackendMixin(LoggingConfigurable):
         headers = {"Authorization": f"token {self.hub_service_token}"}
         try:
             async with self.session.post(
-                url, json={"user": username, "server": server}, headers=headers
+                url,
+                json={"user": username, "server": server},
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=HUB_TIMEOUT),
             ) as response:
                 if response.status != 201:
                     self.log.warning(

@@ -37,7 +37,22 @@ class WorkerTokenHandler(APIHandler):
         name = server[1:]
         if user is None or name not in user.orm_spawners or not user.spawners[name].active:
             raise web.HTTPError(404, f"{user_name} has no running server {server!r}.")
-        token, expires_in = self.gateway.mint_worker_token(user.spawners[name])
+        try:
+            token, expires_in = self.gateway.mint_worker_token(user.spawners[name])
+        except (ValueError, KeyError) as error:  # e.g. a scope of a service not running here
+            self.db.rollback()
+            self.log.warning(
+                "No token for the Dask workers of %s's server %s: %s "
+                "(check c.GatewayService.worker_token_scopes)",
+                user_name,
+                server,
+                error,
+            )
+            raise web.HTTPError(
+                503,
+                "The hub cannot make tokens for Dask workers with the scopes it is set up "
+                "with (c.GatewayService.worker_token_scopes); tell a hub admin.",
+            ) from None
         self.log.info("Made a token for the Dask workers of %s's server %s", user_name, server)
         self.set_status(201)
         self.write({"token": token, "expires_in": expires_in})

@@ -91,3 +91,61 @@ async def test_tokens_of_an_earlier_run_of_the_server_go_when_a_new_one_is_made(
 def test_worker_token_lifetime_is_bounded():
     with pytest.raises(TraitError):
         GatewayService(worker_token_lifetime=0)
+
+
+async def test_the_route_refuses_clearly_and_makes_no_token_it_cannot_grant(app):
+    """The hub's route (in-process): 403 for a token without the gateway's scope, 404 for
+    a server that is not running, 503 (not a 500) when the hub's worker_token_scopes
+    cannot be granted, and with the scopes right a token for the running server."""
+    import json
+    import re
+
+    from jupyterhub import roles, scopes
+    from jupyterhub.tests.utils import api_request
+    from tornado.routing import PathMatches, Rule
+
+    from pangeohub.gateway.worker_tokens import (
+        WORKER_TOKEN_ROUTE,
+        WORKER_TOKEN_SCOPE,
+        WorkerTokenHandler,
+    )
+
+    scopes.define_custom_scopes({WORKER_TOKEN_SCOPE: {"description": "tests"}})
+    service = orm.Service(name="gateway-route-test")
+    app.db.add(service)
+    app.db.commit()
+    roles.create_role(app.db, {"name": "gateway-route-test", "scopes": [WORKER_TOKEN_SCOPE]})
+    roles.grant_role(app.db, service, "gateway-route-test")
+    service_token = service.new_api_token()
+    service_gateway = gateway()
+    router = app.tornado_application.wildcard_router
+    path = re.escape(app.hub.base_url.rstrip("/") + WORKER_TOKEN_ROUTE) + "$"
+    rule = Rule(PathMatches(path), WorkerTokenHandler, {"gateway": service_gateway})
+    router.rules.insert(0, router.process_rule(rule))
+
+    user = add_user(app.db, app, name="routeuser")
+    started = await api_request(app, "users/routeuser/server", method="post")
+    assert started.status_code == 201, started.text  # MockSpawner: running when it answers
+
+    async def ask(token, body):
+        return await api_request(
+            app,
+            "pangeohub/dask-worker-token",
+            method="post",
+            headers={"Authorization": f"token {token}"},
+            data=json.dumps(body),
+        )
+
+    body = {"user": "routeuser", "server": "/"}
+    assert (await ask(user.new_api_token(), body)).status_code == 403
+    assert (await ask(service_token, {"user": "routeuser", "server": "/x"})).status_code == 404
+    service_gateway.worker_token_scopes = ["admin:users"]  # more than the user holds
+    refused = await ask(service_token, body)
+    assert refused.status_code == 503, refused.text
+    assert "worker_token_scopes" in refused.json()["message"]
+    assert not [t for t in user.api_tokens if t.note == NOTE]
+
+    service_gateway.worker_token_scopes = ["read:users:name!user"]
+    made = await ask(service_token, body)
+    assert made.status_code == 201, made.text
+    assert stored(app, made.json()["token"]).note == NOTE
