@@ -300,12 +300,12 @@ class GatewayService(Configurable):
         note = self._token_note(spawner)
         return [t for t in spawner.user.api_tokens if t.note == note]
 
-    def revoke_worker_tokens(self, spawner, commit: bool = True) -> int:
+    def revoke_worker_tokens(self, spawner) -> int:
         """Delete the tokens made for the workers of this server; how many there were."""
         stale = self._worker_tokens(spawner)
         for token in stale:
             spawner.user.db.delete(token)
-        if stale and commit:
+        if stale:
             spawner.user.db.commit()
         return len(stale)
 
