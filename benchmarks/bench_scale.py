@@ -96,6 +96,7 @@ class Run:
     probes: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cpu: float = 0.0
+    cpu_system: float = 0.0
     rss_mib: float = 0.0
     hwm_mib: float = 0.0
     cull_pass: float = 0.0
@@ -115,10 +116,11 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds the process has used (from /proc/<pid>/stat)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user + system, system) CPU seconds the process has used (from /proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    user, system = int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+    return user + system, system
 
 
 def memory_mib(pid: int) -> tuple[float, float]:
@@ -288,7 +290,9 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
             token = warm_up(hub)
             pid = hub.proc.pid
             spy = (
-                profiler(pid, Path(args.py_spy) / f"{label}-{n}.txt", args.py_spy_gil)
+                profiler(
+                    pid, Path(args.py_spy) / f"{label}-{n}.txt", args.py_spy_gil, args.py_spy_rate
+                )
                 if args.py_spy
                 else None
             )
@@ -297,7 +301,9 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
             context = multiprocessing.get_context("spawn")
             with context.Pool(1) as pool:
                 run = pool.apply(load_process, (hub.url, passwords, run, rate, token, args))
-            run.cpu = cpu_seconds(pid) - cpu_before
+            cpu_after = cpu_seconds(pid)
+            run.cpu = cpu_after[0] - cpu_before[0]
+            run.cpu_system = cpu_after[1] - cpu_before[1]
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
@@ -332,13 +338,13 @@ def kill_hub_helpers(hub: HubProcess) -> None:
                 pass
 
 
-def profiler(pid: int, output: Path, gil: bool = False) -> subprocess.Popen:
+def profiler(pid: int, output: Path, gil: bool = False, rate: int = 50) -> subprocess.Popen:
     """py-spy sampling the hub during the load (collapsed stacks; `pip install py-spy`);
     with ``gil``, only while the hub holds the GIL (its CPU, not its waits on disk or locks)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
-        + ["--format", "raw", "--rate", "50", "--nonblocking", "--output", str(output)]
+        + ["--format", "raw", "--rate", str(rate), "--nonblocking", "--output", str(output)]
         + (["--gil"] if gil else []),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -355,6 +361,7 @@ def pooled(a: Run, b: Run) -> Run:
         probes=a.probes + b.probes,
         failed=a.failed + b.failed,
         cpu=a.cpu + b.cpu,
+        cpu_system=a.cpu_system + b.cpu_system,
         rss_mib=max(a.rss_mib, b.rss_mib),
         hwm_mib=max(a.hwm_mib, b.hwm_mib),
         cull_pass=max(a.cull_pass, b.cull_pass),
@@ -368,7 +375,9 @@ def report_line(run: Run) -> str:
         f"{run.label:>18} N={run.n:<5} spawn p50 {quantile(run.spawn, 0.5):6.2f}s"
         f" p99 {quantile(run.spawn, 0.99):6.2f}s"
         f"  API p99 {1000 * quantile(run.probes, 0.99):7.1f}ms"
-        f"  CPU/spawn {1000 * run.cpu_per_spawn:6.1f}ms  cull pass {run.cull_pass:6.2f}s"
+        f"  CPU/spawn {1000 * run.cpu_per_spawn:6.1f}ms"
+        f" (system {100 * run.cpu_system / max(run.cpu, 1e-9):3.0f}%)"
+        f"  cull pass {run.cull_pass:6.2f}s"
         f"  RSS {run.rss_mib:6.0f} MiB  running {run.running}  failed {len(run.failed)}"
         f"  ({run.wall:.0f}s)"
     )
@@ -387,6 +396,7 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     parser.add_argument("--extra-config", default="", help="more hub config lines, both runs")
     parser.add_argument("--profile-dir", default="", help="keep each hub's log tail here")
     parser.add_argument("--py-spy", default="", help="profile each hub with py-spy, into here")
+    parser.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples a second")
     parser.add_argument(
         "--py-spy-gil", action="store_true", help="sample only while the hub holds the GIL"
     )
