@@ -33,6 +33,7 @@ from .gateway.hub import GatewayService, wire_gateway
 from .isolation import announce_isolation
 from .lab.home import wire_home
 from .lab.picker import wire_picker
+from .parts import hub_part
 from .policy import PangeoPolicy
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
@@ -87,11 +88,11 @@ def configure(c: Config) -> Config:
 def server_environment_hooks(spawner) -> list:
     """The enabled parts' ``hook(spawner) -> dict``, built from ``spawner``'s settings."""
     hooks = []
-    if ScratchService(parent=spawner).enabled:
+    if hub_part(ScratchService, spawner).enabled:
         from .scratch.hook import scratch_environment
 
         hooks.append(scratch_environment)
-    gateway = GatewayService(parent=spawner)
+    gateway = hub_part(GatewayService, spawner)
     if gateway.enabled:
         hooks.append(gateway.environment)
     from .lab.environment import lab_environment
@@ -102,7 +103,7 @@ def server_environment_hooks(spawner) -> list:
 
 def server_stop_hooks(spawner) -> list:
     """The enabled parts' ``hook(spawner)`` run after a server stops."""
-    gateway = GatewayService(parent=spawner)
+    gateway = hub_part(GatewayService, spawner)
     return [gateway.stop_server_clusters] if gateway.enabled else []
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from jupyterhub.slugs import is_valid_safe_slug
-from traitlets import Dict, Int, List, Unicode, Union, validate
+from traitlets import All, Dict, Int, List, Unicode, Union, observe, validate
 from traitlets.config import Configurable
 
 from .numbers import FiniteFloat, finite
@@ -176,12 +176,24 @@ class PangeoPolicy(Configurable):
 
     # --- profiles ---------------------------------------------------------
 
+    _profiles: list[Profile] | None = None
+
+    @observe(All)
+    def _settings_changed(self, change):
+        self._profiles = None  # built again from the new settings
+
     def all_profiles(self) -> list[Profile]:
-        """Every declared profile, checked against the admin's bounds.
+        """Every declared profile, checked against the admin's bounds (built once per
+        change of the settings: every start asks).
 
         Raises ValueError (a configuration error, at hub start-up) for a profile
         that is malformed or exceeds a bound.
         """
+        if self._profiles is None:
+            self._profiles = self._build_profiles()
+        return list(self._profiles)
+
+    def _build_profiles(self) -> list[Profile]:
         declared = self.profiles or [{"display_name": "Default", "default": True}]
         profiles = [self._build_profile(spec) for spec in declared]
         slugs = [p.slug for p in profiles]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ..gateway.hub import GatewayService
+from ..parts import hub_part
 from .shared import SHARED_DIR_ENV, SharedData
 
 # On every server's JUPYTER_PATH (the local spawner's; the user image copies it): JupyterLab
@@ -16,9 +17,9 @@ def lab_environment(spawner) -> dict[str, str]:
     """The Dask extension's Clusters panel makes Gateway clusters (dask-labextension-gateway
     reads ``labextension.use_gateway``), and the shared directory's path is announced."""
     env = {}
-    if GatewayService(parent=spawner).enabled:
+    if hub_part(GatewayService, spawner).enabled:
         env["DASK_LABEXTENSION__USE_GATEWAY"] = "True"
-    shared = SharedData(parent=spawner)
+    shared = hub_part(SharedData, spawner)
     if shared.enabled:
         kubernetes = hasattr(spawner, "kube_profile_list")
         if not kubernetes:

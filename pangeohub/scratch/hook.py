@@ -20,6 +20,7 @@ from traitlets import Bool, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..numbers import FiniteFloat
+from ..parts import hub_part
 from .base import ScratchBackend, backend_class
 
 # what this process wrote last, by path (write_client_files)
@@ -66,9 +67,14 @@ class ScratchEnvironment(LoggingConfigurable):
         state = os.environ.get("PANGEOHUB_STATE_DIR") or "state"
         return str(Path(state).resolve() / "scratch-client")
 
+    _backend: ScratchBackend | None = None
+
     def backend(self) -> ScratchBackend:
-        name = self.config.ScratchService.get("backend", "local")
-        return backend_class(name)(config=self.config, log=self.log)
+        """The configured storage backend (made once: it holds settings only)."""
+        if self._backend is None:
+            name = self.config.ScratchService.get("backend", "local")
+            self._backend = backend_class(name)(config=self.config, log=self.log)
+        return self._backend
 
     def write_client_files(self, files: dict[str, str]) -> dict[str, str]:
         """Write each file (if changed) and return name -> path.
@@ -161,7 +167,7 @@ async def scratch_environment(spawner) -> dict[str, str]:
     cached = getattr(spawner, "_pangeo_scratch_environment", None)
     if token and cached is not None and cached[0] == token:
         return dict(await asyncio.shield(cached[1]))
-    scratch = ScratchEnvironment(parent=spawner)
+    scratch = hub_part(ScratchEnvironment, spawner)
     task = asyncio.ensure_future(scratch.environment(spawner.user.name, token))
     spawner._pangeo_scratch_environment = (token, task)
     return dict(await asyncio.shield(task))

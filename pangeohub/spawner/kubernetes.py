@@ -16,6 +16,7 @@ from traitlets import Dict, List, Unicode, default, validate
 
 from ..lab.picker import describe, mark_previous
 from ..numbers import FiniteFloat
+from ..parts import hub_part
 from ..policy import PolicyError, Profile
 from .mixin import PangeoSpawnerMixin, refusal
 from .reflectors import EventsByPod, pangeo_reflector, retrieve
@@ -287,7 +288,7 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         from ..binder.binderhub import launched_image_option
         from ..binder.launcher import BinderLauncher
 
-        prefix = BinderLauncher(parent=self).binderhub_image_prefix
+        prefix = hub_part(BinderLauncher, self).binderhub_image_prefix
         image = launched_image_option(self, prefix)
         if image:
             self.image = image
@@ -297,7 +298,7 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         the user is in one of its ``writer_groups``."""
         from ..lab.shared import SharedData
 
-        volumes, mounts = SharedData(parent=self).kubernetes_mounts(self.user_groups)
+        volumes, mounts = hub_part(SharedData, self).kubernetes_mounts(self.user_groups)
         if volumes:
             self.volumes = _with_entries(self.volumes, volumes)
             self.volume_mounts = _with_entries(self.volume_mounts, mounts)

@@ -29,6 +29,7 @@ from ..isolation.disks import ServerDisk, mounted_at, private_directory
 from ..lab.environment import LAB_DATA_DIR
 from ..lab.picker import ProfilePicker, describe, mark_previous, render_fancy_form
 from ..lab.shared import SharedData
+from ..parts import hub_part
 from ..policy import PolicyError
 from ..state import StateDirectory
 from .mixin import PangeoSpawnerMixin, refusal
@@ -223,7 +224,7 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         from ..binder.form import launch_fields
         from ..binder.launcher import BinderLauncher
 
-        launcher = BinderLauncher(parent=self)
+        launcher = hub_part(BinderLauncher, self)
         return launch_fields(self.hub.base_url, launcher.github_url) if launcher.enabled else ""
 
     def options_from_form(self, formdata):
@@ -285,7 +286,7 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
 
     @property
     def shared_data(self) -> SharedData:
-        return SharedData(parent=self)
+        return hub_part(SharedData, self)
 
     def link_shared_data(self, uid: int, gid: int) -> None:
         """The shared data directory, linked into the server's home (c.SharedData)."""

@@ -11,6 +11,7 @@ from traitlets.config import Configurable
 
 from ..environment_hooks import collect_environment
 from ..metrics import RunningCount
+from ..parts import hub_part
 from ..policy import PangeoPolicy, PolicyError, Profile
 
 
@@ -119,7 +120,7 @@ class PangeoSpawnerMixin(Configurable):
     def policy(self) -> PangeoPolicy:
         """The hub's policy, configured from ``c.PangeoPolicy``."""
         if self._policy is None:
-            self._policy = PangeoPolicy(parent=self)
+            self._policy = hub_part(PangeoPolicy, self)
         return self._policy
 
     @property
