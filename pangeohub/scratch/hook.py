@@ -27,6 +27,8 @@ from .base import ScratchBackend, backend_class
 _written: dict[str, str] = {}
 # the health check in flight, by (event loop, service URL) (check_service)
 _health_checks: dict[tuple, asyncio.Future] = {}
+# when the service last answered a health check, by the same key (loop time)
+_healthy_at: dict[tuple, float] = {}
 
 
 class ScratchEnvironment(LoggingConfigurable):
@@ -56,6 +58,15 @@ class ScratchEnvironment(LoggingConfigurable):
         storage backend) but costs the hub one more API request (the service checks the token
         with the hub) and the backend a credential request per start; off by default, so a
         start costs the hub no more than a health check.""",
+    ).tag(config=True)
+    health_cache_seconds = FiniteFloat(
+        10,
+        min=0,
+        help="""Seconds a health check that found the service answering serves the starts
+        after it: when many people start servers at once (an event, a class), the hub asks
+        once in this time instead of once per start. A check that found it unreachable
+        serves only the starts waiting for it, so the next start asks again. 0: every start
+        asks (overlapping starts still share one request).""",
     ).tag(config=True)
 
     @default("credential_command")
@@ -101,21 +112,22 @@ class ScratchEnvironment(LoggingConfigurable):
         credentials for this server's token).
 
         Health checks that overlap share one request: starts arriving together while
-        the service is slow wait for one answer instead of queueing one request each."""
+        the service is slow wait for one answer instead of queueing one request each; an
+        answer serves the starts of the next ``health_cache_seconds`` too."""
         token = token if self.check_credentials else None
         if token:
             return await self._check(self.service_url + "credentials", token)
-        key = (asyncio.get_running_loop(), self.service_url)
+        loop = asyncio.get_running_loop()
+        key = (loop, self.service_url)
+        healthy_at = _healthy_at.get(key)
+        if healthy_at is not None and loop.time() - healthy_at < self.health_cache_seconds:
+            return "available"
         pending = _health_checks.get(key)
         if pending is None or pending.done():
             pending = _health_checks[key] = asyncio.ensure_future(
                 self._check(self.service_url + "health", None)
             )
-            pending.add_done_callback(
-                lambda done: (
-                    _health_checks.pop(key, None) if _health_checks.get(key) is done else None
-                )
-            )
+            pending.add_done_callback(lambda done: _health_check_done(key, done))
         return await asyncio.shield(pending)
 
     async def _check(self, url: str, token: str | None) -> str:
@@ -155,6 +167,18 @@ class ScratchEnvironment(LoggingConfigurable):
         }
         env["PANGEO_SCRATCH_STATUS"] = await self.check_service(token)
         return env
+
+
+def _health_check_done(key: tuple, done: asyncio.Future) -> None:
+    """Forget the finished check; note the time if the service answered."""
+    if _health_checks.get(key) is done:
+        _health_checks.pop(key, None)
+    for stale in [k for k in _healthy_at if k[0].is_closed()]:
+        del _healthy_at[stale]  # e.g. a test's loop
+    if not done.cancelled() and done.exception() is None and done.result() == "available":
+        _healthy_at[key] = key[0].time()
+    else:
+        _healthy_at.pop(key, None)
 
 
 async def scratch_environment(spawner) -> dict[str, str]:

@@ -29,9 +29,12 @@ with fsspec.open(url + "/notes.txt") as f:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    # A stopped scratch service costs a server start its check_timeout: keep it short here.
+    # A stopped scratch service costs a server start its check_timeout: keep it short here;
+    # and each start checks for itself (a start just before the service stops must not
+    # answer for the one after).
     hub = HubProcess(
-        tmp_path_factory.mktemp("scratch-local"), "c.ScratchEnvironment.check_timeout = 1"
+        tmp_path_factory.mktemp("scratch-local"),
+        "c.ScratchEnvironment.check_timeout = 1\nc.ScratchEnvironment.health_cache_seconds = 0",
     )
     hub.start()
     yield hub

@@ -243,7 +243,47 @@ async def test_overlapping_health_checks_share_one_request():
         answer.set()
         assert await asyncio.gather(*checks) == ["available"] * 5
         assert hits == ["/services/scratch/health"]
+        assert await scratch.check_service(None) == "available"  # answered from the last
+        assert len(hits) == 1
+        scratch.health_cache_seconds = 0
         assert await scratch.check_service(None) == "available"  # a later check asks again
         assert len(hits) == 2
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_unreachable_scratch_service_is_asked_again_at_the_next_start():
+    """Only an answer is kept: a start after a failed check checks again, and finds the
+    service once it is back."""
+    import asyncio
+
+    from aiohttp import web
+
+    from pangeohub.hubconfig import free_port
+    from pangeohub.scratch.hook import ScratchEnvironment
+
+    port = free_port()
+    scratch = ScratchEnvironment(
+        service_url=f"http://127.0.0.1:{port}/services/scratch/", check_timeout=2
+    )
+    assert await scratch.check_service(None) == "unavailable"  # nothing listens yet
+    hits = []
+
+    async def health(request):
+        hits.append(request.path)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/services/scratch/health", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        assert await scratch.check_service(None) == "available"
+        assert (
+            await asyncio.gather(*(scratch.check_service(None) for _ in range(3)))
+            == ["available"] * 3
+        )
+        assert hits == ["/services/scratch/health"]  # the later ones from that answer
     finally:
         await runner.cleanup()
