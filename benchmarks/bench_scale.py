@@ -18,12 +18,19 @@ cull_idle, pangeohub's arbiter for pangeohub; nobody is idle long enough to be c
 
     .venv/bin/python benchmarks/bench_scale.py                # 100 then 1,000 people
     .venv/bin/python benchmarks/bench_scale.py --users 10 --rate 5   # a quick look
+    .venv/bin/python benchmarks/bench_scale.py --together --repeat 3  # both hubs at once
+
+One run's CPU per spawn drifts by a fifth here from one minute to the next; with
+``--together`` both hubs run at the same time (each its own fake API, pod addresses and
+load process, the loads started and ended together), so the ratio compares seconds the
+machine spent in the same state.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import logging
 import multiprocessing
@@ -32,6 +39,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,7 +279,17 @@ def running_servers(hub: HubProcess, token: str) -> int:
         offset += len(page)
 
 
-def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
+def one_run(
+    label: str,
+    n: int,
+    rate: float,
+    workdir: Path,
+    args,
+    pod_network: int = 0,
+    together: threading.Barrier | None = None,
+) -> Run:
+    """One hub with ``label``'s spawner, N people. With ``together``, the load and the
+    measures start and end at the same time as the other run's (``--together``)."""
     run = Run(label, n)
     with FakeKube(
         namespace=NAMESPACE,
@@ -279,6 +297,7 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
         memory="10000Ti",
         history=max(20000, 20 * n),
         kubelet_class=LightKubelet,
+        pod_network=pod_network,
     ) as fake:
         hub = HubProcess(
             workdir / f"{label}-{n}",
@@ -296,6 +315,7 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
                 if args.py_spy
                 else None
             )
+            meet(together)
             cpu_before = cpu_seconds(pid)
             passwords = json.loads((hub.state_dir / "local-passwords.json").read_text())
             context = multiprocessing.get_context("spawn")
@@ -307,6 +327,7 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
+            meet(together)  # the other hub's load has ended too: its cull pass is alone
             run.rss_mib, run.hwm_mib = memory_mib(pid)
             run.running = running_servers(hub, token)
             run.cull_pass = asyncio.run(cull_pass(hub, token, label != "kubespawner"))
@@ -317,6 +338,15 @@ def one_run(label: str, n: int, rate: float, workdir: Path, args) -> Run:
             hub.stop()
             kill_hub_helpers(hub)
     return run
+
+
+def meet(together: threading.Barrier | None) -> None:
+    """Wait for the other run of a pair to reach the same point (not if it failed)."""
+    if together is not None:
+        try:
+            together.wait(timeout=600)
+        except threading.BrokenBarrierError:
+            pass
 
 
 def kill_hub_helpers(hub: HubProcess) -> None:
@@ -383,6 +413,22 @@ def report_line(run: Run) -> str:
     )
 
 
+def run_together(labels: list[str], n: int, workdir: Path, args) -> list[tuple[str, Run]]:
+    """Both spawners' runs at once, each on its own fake API and pod addresses: the
+    people of both arrive at the same rate over the same seconds."""
+    together = threading.Barrier(len(labels))
+    with concurrent.futures.ThreadPoolExecutor(len(labels)) as pool:
+        futures = [
+            pool.submit(one_run, label, n, args.rate, workdir, args, network + 1, together)
+            for network, label in enumerate(labels)
+        ]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        if any(f.done() and f.exception() is not None for f in futures):
+            together.abort()  # the other run stops waiting for it
+        runs = [future.result() for future in futures]
+    return list(zip(labels, runs, strict=True))
+
+
 def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[100, 1000])
@@ -391,6 +437,11 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
     parser.add_argument("--probe-every", type=float, default=0.5)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per spawner and size, alternating, pooled"
+    )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="run both spawners' hubs at the same time, so the machine's drift is shared",
     )
     parser.add_argument("--only", choices=list(SPAWNERS), help="run one spawner (no ratios)")
     parser.add_argument("--extra-config", default="", help="more hub config lines, both runs")
@@ -408,10 +459,14 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
         turn = 0
         for n in args.users:
             for _ in range(args.repeat):
-                # alternate which spawner goes first, so the machine's state favours neither
-                for label in labels if turn % 2 == 0 else list(reversed(labels)):
-                    # each run on a hub of its own (a state directory of its own)
-                    run = one_run(label, n, args.rate, Path(tmp) / f"turn{turn}", args)
+                workdir = Path(tmp) / f"turn{turn}"  # each run's hub has its own state
+                if args.together and len(labels) == 2:
+                    done = run_together(labels, n, workdir, args)
+                else:
+                    # alternate which spawner goes first, so the machine's state favours neither
+                    order = labels if turn % 2 == 0 else list(reversed(labels))
+                    done = ((label, one_run(label, n, args.rate, workdir, args)) for label in order)
+                for label, run in done:
                     print(report_line(run), flush=True)
                     for failure in run.failed[:5]:
                         print(f"    failed: {failure}", flush=True)

@@ -40,6 +40,7 @@ class Kubelet:
         self.images = images
         self.backoff = backoff
         self._ip = list(ip_base)
+        self.network = 0  # the second byte of the pods' addresses
         self.tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.procs: dict[tuple[str, str], list[asyncio.subprocess.Process]] = {}
         self.deleting: dict[tuple[str, str], asyncio.Event] = {}
@@ -86,7 +87,7 @@ class Kubelet:
         if b > 254:
             a, b = (a % 250) + 2, 1
         self._ip = [a, b]
-        return f"127.0.{a}.{b}"
+        return f"127.{self.network}.{a}.{b}"
 
     def _event(
         self,

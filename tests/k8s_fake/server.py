@@ -58,6 +58,7 @@ class FakeKube:
         history: int = 2000,
         backoff: float = 0.5,
         kubelet_class: type[Kubelet] = Kubelet,
+        pod_network: int = 0,
     ):
         self.namespace = namespace
         self.port = free_port()
@@ -66,6 +67,7 @@ class FakeKube:
         self.images = images if images is not None else default_images(self.root)
         self._opts = dict(cpu=cpu, memory=memory, history=history, backoff=backoff)
         self.kubelet_class = kubelet_class  # e.g. lightpods.LightKubelet: no process per pod
+        self.pod_network = pod_network  # pods get 127.<pod_network>.x.y: fakes side by side
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="k8s-fake", daemon=True)
         self.runner: web.AppRunner | None = None
@@ -102,6 +104,7 @@ class FakeKube:
             memory=self._opts["memory"],
             backoff=self._opts["backoff"],
         )
+        self.kubelet.network = self.pod_network
         self.api = Api(self.store, self.kubelet)
         self.endpoints = EndpointsController(self.store, self.kubelet.hosts_file)
         self.runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
