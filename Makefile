@@ -48,9 +48,10 @@ run: setup
 test: setup /usr/bin/chromium postgresql
 	$(BIN)/pytest
 
-# The load test at scale (several minutes): 100 then 1,000 people, pangeohub vs plain KubeSpawner.
+# The load test at scale (about 12 minutes): 100 then 1,000 people, pangeohub and plain
+# KubeSpawner side by side.
 bench-scale: setup
-	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_scale.py --together
 
 lint: setup
 	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d deploy docs
