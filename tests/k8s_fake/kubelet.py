@@ -35,12 +35,13 @@ class Kubelet:
         cpu: str = "8",
         memory: str = "32Gi",
         backoff: float = 0.5,
+        network: int = 0,
     ):
         self.store, self.root = store, root
         self.images = images
         self.backoff = backoff
         self._ip = list(ip_base)
-        self.network = 0  # the second byte of the pods' addresses
+        self.network = network  # the second byte of the pods' addresses
         self.tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.procs: dict[tuple[str, str], list[asyncio.subprocess.Process]] = {}
         self.deleting: dict[tuple[str, str], asyncio.Event] = {}

@@ -103,8 +103,8 @@ class FakeKube:
             cpu=self._opts["cpu"],
             memory=self._opts["memory"],
             backoff=self._opts["backoff"],
+            network=self.pod_network,
         )
-        self.kubelet.network = self.pod_network
         self.api = Api(self.store, self.kubelet)
         self.endpoints = EndpointsController(self.store, self.kubelet.hosts_file)
         self.runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
