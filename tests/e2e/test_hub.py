@@ -179,8 +179,8 @@ def test_metrics_count_servers_by_profile_and_scratch_requests(hub):
         text = ada.get(f"{hub.url}/hub/metrics", timeout=10).text
         return metric(text, f'pangeohub_servers_running{{profile="{profile}"}}') or 0.0
 
+    hub.wait_for_stop(grace, "grace", "")  # an earlier test stopped it; counted until then
     before = running("large")
-    hub.wait_for_stop(grace, "grace", "")  # an earlier test stopped it
     body = {"user_options": {"profile": "large"}}  # her default server (named ones are used)
     assert hub.api(grace, "post", "/users/grace/server", json=body).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "")
