@@ -284,6 +284,7 @@ ZERO_CONFIG = """
         "name": cluster.name, "other_total": other_total, "dashboard": cluster.dashboard_link,
         "dashboard_page": dashboard_page,
     }))
+    cluster.close(shutdown=False)  # the test looks at its pods first, then stops it
 """
 
 
