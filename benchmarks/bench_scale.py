@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], Run]:
         for n in args.users:
             for _ in range(args.repeat):
                 workdir = Path(tmp) / f"turn{turn}"  # each run's hub has its own state
-                if args.together and len(labels) == 2:
+                if args.together:
                     done = run_together(labels, n, workdir, args)
                 else:
                     # alternate which spawner goes first, so the machine's state favours neither

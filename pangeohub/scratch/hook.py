@@ -25,10 +25,8 @@ from .base import ScratchBackend, backend_class
 
 # what this process wrote last, by path (write_client_files)
 _written: dict[str, str] = {}
-# the health check in flight, by (event loop, service URL) (check_service)
+# the last health check, by (event loop, service URL): its (status, loop time answered)
 _health_checks: dict[tuple, asyncio.Future] = {}
-# when the service last answered a health check, by the same key (loop time)
-_healthy_at: dict[tuple, float] = {}
 
 
 class ScratchEnvironment(LoggingConfigurable):
@@ -119,16 +117,17 @@ class ScratchEnvironment(LoggingConfigurable):
             return await self._check(self.service_url + "credentials", token)
         loop = asyncio.get_running_loop()
         key = (loop, self.service_url)
-        healthy_at = _healthy_at.get(key)
-        if healthy_at is not None and loop.time() - healthy_at < self.health_cache_seconds:
-            return "available"
-        pending = _health_checks.get(key)
-        if pending is None or pending.done():
-            pending = _health_checks[key] = asyncio.ensure_future(
-                self._check(self.service_url + "health", None)
-            )
-            pending.add_done_callback(lambda done: _health_check_done(key, done))
-        return await asyncio.shield(pending)
+        check = _health_checks.get(key)
+        if check is None or not _still_serves(check, loop.time(), self.health_cache_seconds):
+            for stale in [k for k in _health_checks if k[0].is_closed()]:
+                del _health_checks[stale]  # e.g. a test's loop
+            check = _health_checks[key] = asyncio.ensure_future(self._timed_health_check())
+        status, _answered_at = await asyncio.shield(check)
+        return status
+
+    async def _timed_health_check(self) -> tuple[str, float]:
+        status = await self._check(self.service_url + "health", None)
+        return status, asyncio.get_running_loop().time()
 
     async def _check(self, url: str, token: str | None) -> str:
         headers = {"Authorization": f"token {token}"} if token else {}
@@ -169,16 +168,15 @@ class ScratchEnvironment(LoggingConfigurable):
         return env
 
 
-def _health_check_done(key: tuple, done: asyncio.Future) -> None:
-    """Forget the finished check; note the time if the service answered."""
-    if _health_checks.get(key) is done:
-        _health_checks.pop(key, None)
-    for stale in [k for k in _healthy_at if k[0].is_closed()]:
-        del _healthy_at[stale]  # e.g. a test's loop
-    if not done.cancelled() and done.exception() is None and done.result() == "available":
-        _healthy_at[key] = key[0].time()
-    else:
-        _healthy_at.pop(key, None)
+def _still_serves(check: asyncio.Future, now: float, seconds: float) -> bool:
+    """A check in flight serves every start; a finished one only if it found the
+    service answering less than ``seconds`` ago."""
+    if not check.done():
+        return True
+    if check.cancelled() or check.exception() is not None:
+        return False
+    status, answered_at = check.result()
+    return status == "available" and now - answered_at < seconds
 
 
 async def scratch_environment(spawner) -> dict[str, str]:

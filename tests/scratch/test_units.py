@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -211,6 +212,22 @@ def test_every_setting_is_documented():
             assert trait.help, f"{cls.__name__}.{name} has no help="
 
 
+@contextlib.asynccontextmanager
+async def scratch_health(port: int, handler):
+    """A stand-in scratch service on loopback ``port`` answering only ``/health``."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_get("/services/scratch/health", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
 async def test_overlapping_health_checks_share_one_request():
     """Starts arriving together while the service is slow wait for one answer."""
     import asyncio
@@ -227,13 +244,8 @@ async def test_overlapping_health_checks_share_one_request():
         await answer.wait()
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_get("/services/scratch/health", health)
-    runner = web.AppRunner(app)
-    await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with scratch_health(port, health):
         scratch = ScratchEnvironment(service_url=f"http://127.0.0.1:{port}/services/scratch/")
         checks = [asyncio.ensure_future(scratch.check_service(None)) for _ in range(5)]
         for _ in range(200):  # bounded: until the one request has arrived
@@ -248,8 +260,6 @@ async def test_overlapping_health_checks_share_one_request():
         scratch.health_cache_seconds = 0
         assert await scratch.check_service(None) == "available"  # a later check asks again
         assert len(hits) == 2
-    finally:
-        await runner.cleanup()
 
 
 async def test_an_unreachable_scratch_service_is_asked_again_at_the_next_start():
@@ -273,17 +283,10 @@ async def test_an_unreachable_scratch_service_is_asked_again_at_the_next_start()
         hits.append(request.path)
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_get("/services/scratch/health", health)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with scratch_health(port, health):
         assert await scratch.check_service(None) == "available"
         assert (
             await asyncio.gather(*(scratch.check_service(None) for _ in range(3)))
             == ["available"] * 3
         )
         assert hits == ["/services/scratch/health"]  # the later ones from that answer
-    finally:
-        await runner.cleanup()
