@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from html import escape
 
 from jupyterhub.handlers import LogoutHandler
@@ -55,6 +56,11 @@ def team_groups(auth_state: dict) -> set[str]:
 
 class GitHubUnavailable(Exception):
     """GitHub answered 5xx, rate-limited us, timed out or could not be reached."""
+
+
+class GitHubRateLimited(GitHubUnavailable):
+    """GitHub refused the person's token for its rate limit: a sign-in waits, and a
+    refresh ends access (a person can exhaust their own quota at will)."""
 
 
 def _error(status: int, reason: str, text: str, html: str) -> web.HTTPError:
@@ -96,6 +102,16 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
         min=0.1,
         config=True,
         help="Seconds to wait for each GitHub request before saying GitHub could not be reached.",
+    )
+    outage_grace_seconds = FiniteFloat(
+        6 * 3600,
+        min=0,
+        config=True,
+        help="""How long someone keeps the access GitHub last confirmed while GitHub
+        answers their re-check with a server error (5xx) or cannot be reached, counted
+        from that last confirmation. Past it their access ends (tokens, servers, new
+        starts) until GitHub answers again and they sign in. A rate limit or any other
+        4xx answer ends access at once. 0: any failed re-check ends access.""",
     )
     max_team_pages = Integer(
         20,
@@ -170,10 +186,10 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
         try:
             resp = await super().fetch(req, label=label, parse_json=parse_json, **kwargs)
         except HTTPClientError as e:
-            limited = e.response is not None and _rate_limited(e.response)
-            if e.code >= 500 or limited:
-                why = "rate limit reached" if limited else f"HTTP {e.code}"
-                raise GitHubUnavailable(f"{why} from {req.method} {path}") from None
+            if e.response is not None and _rate_limited(e.response):
+                raise GitHubRateLimited(f"rate limit reached from {req.method} {path}") from None
+            if e.code >= 500:
+                raise GitHubUnavailable(f"HTTP {e.code} from {req.method} {path}") from None
             raise
         except (TimeoutError, OSError) as e:
             raise GitHubUnavailable(f"{type(e).__name__} on {req.method} {path}") from None
@@ -182,7 +198,7 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
         if not parse_json and resp.code >= 500:
             raise GitHubUnavailable(f"HTTP {resp.code} from {req.method} {path}")
         if not parse_json and _rate_limited(resp):
-            raise GitHubUnavailable(f"rate limit reached from {req.method} {path}")
+            raise GitHubRateLimited(f"rate limit reached from {req.method} {path}")
         return resp
 
     async def _paginated_fetch(self, api_url, access_token, token_type):
@@ -220,7 +236,7 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
         return await super().check_allowed(username, auth_model)
 
     # ----- what JupyterHub calls -----
-    async def authenticate(self, handler, data=None, **kwargs):
+    async def _authenticate(self, handler, data=None, **kwargs):
         try:
             return await super().authenticate(handler, data, **kwargs)
         except GitHubUnavailable as e:
@@ -258,8 +274,36 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
         self.log.info("Refused %s: not in an admitted GitHub team", username)
         raise self.not_admitted_error(username)
 
+    async def authenticate(self, handler, data=None, **kwargs):
+        model = await self._authenticate(handler, data, **kwargs)
+        return self._confirmed(model)
+
+    def _confirmed(self, model):
+        """``model`` with the time GitHub last confirmed the person (in the auth state)."""
+        if isinstance(model, dict) and isinstance(model.get("auth_state"), dict):
+            model["auth_state"]["verified_at"] = time.time()
+            self._unconfirmed_since.pop(model.get("name"), None)
+        return model
+
+    @property
+    def _unconfirmed_since(self) -> dict[str, float]:
+        if not hasattr(self, "_first_failures"):
+            self._first_failures = {}
+        return self._first_failures
+
+    async def _confirmed_at(self, user) -> float:
+        """When GitHub last confirmed ``user`` (or, for an auth state from before that
+        was recorded, when this hub first failed to re-check them)."""
+        state = await user.get_auth_state() if hasattr(user, "get_auth_state") else None
+        at = (state or {}).get("verified_at")
+        if isinstance(at, int | float):
+            return float(at)
+        return self._unconfirmed_since.setdefault(user.name, time.time())
+
     async def refresh_user(self, user, handler=None, **kwargs):
-        """Re-read teams (groups, admin); False (sign in again) if no longer admitted."""
+        """Re-read teams (groups, admin); False (sign in again) if no longer admitted,
+        if GitHub refuses the person's token (any 4xx, a rate limit included), or if it
+        has been failing for longer than ``outage_grace_seconds``."""
         try:
             model = await super().refresh_user(user, handler, **kwargs)
             if isinstance(model, dict) and not await self.is_admitted(user.name, model):
@@ -268,8 +312,29 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
                 if self._interactive(user, handler):
                     raise self.not_admitted_error(user.name, handler)
                 return False
-            return model
+            if model is False:
+                self.log.info("GitHub no longer accepts %s's sign-in: access ends", user.name)
+                self.end_access(user)
+            return self._confirmed(model)
+        except GitHubRateLimited as e:
+            self.log.info("Ending %s's access: GitHub refuses their token (%s)", user.name, e)
+            self.end_access(user)
+            if self._interactive(user, handler):
+                raise self.rate_limited_error(handler) from None
+            return False
         except GitHubUnavailable as e:
+            unconfirmed = time.time() - await self._confirmed_at(user)
+            if unconfirmed > self.outage_grace_seconds:
+                self.log.info(
+                    "Ending %s's access: GitHub has not confirmed it for %d s (%s)",
+                    user.name,
+                    unconfirmed,
+                    e,
+                )
+                self.end_access(user)
+                if self._interactive(user, handler):
+                    raise self.unavailable_error(handler) from None
+                return False
             self.log.warning("Could not refresh %s, GitHub unavailable: %s", user.name, e)
             if self._interactive(user, handler):
                 raise self.unavailable_error(handler) from None
@@ -293,6 +358,15 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
     def unavailable_error(self, handler) -> web.HTTPError:
         html = f"{escape(UNAVAILABLE)} {self._login_link(handler, 'Sign in again')}."
         return _error(503, "GitHub could not be reached", UNAVAILABLE, html)
+
+    def rate_limited_error(self, handler) -> web.HTTPError:
+        text = (
+            "GitHub is refusing requests for your account (its rate limit was reached), so "
+            "this hub cannot confirm your teams and your access has ended. Sign in again "
+            "once GitHub's limit resets (within the hour)."
+        )
+        html = f"{escape(text)} {self._login_link(handler, 'Sign in again')}."
+        return _error(403, "GitHub rate limit reached", text, html)
 
     def not_admitted_error(self, username: str, handler=None) -> web.HTTPError:
         teams = sorted(self.admitted_teams | self.admin_teams)

@@ -220,11 +220,12 @@ async def test_expired_code_asks_to_sign_in_again(make_auth, github):
     assert "Please sign in again" in info.value.jupyterhub_message
 
 
-async def test_github_fault_at_refresh(make_auth, github):
-    auth = make_auth()
+async def test_github_outage_at_refresh_keeps_access_for_a_bounded_time(make_auth, github):
+    auth = make_auth(outage_grace_seconds=3600)
     model = await sign_in(auth, github, "alice")
+    assert model["auth_state"]["verified_at"] > 0  # when GitHub last confirmed her
     user = User("alice", model["auth_state"])
-    github.fault("/user/teams", kind="rate_limit")
+    github.fault("/user/teams", status=502)
     # the person in their browser sees "try again"; they are not signed out
     with pytest.raises(web.HTTPError) as info:
         await auth.refresh_user(user, Handler(user=user))
@@ -232,6 +233,29 @@ async def test_github_fault_at_refresh(make_auth, github):
     # API requests (e.g. from their running server) keep the last known membership
     assert await auth.refresh_user(user, Handler(user=user, token_auth=True)) is True
     assert await auth.refresh_user(user, None) is True
+    # ... for outage_grace_seconds after GitHub last confirmed it, not for ever
+    user.auth_state["verified_at"] -= 3601
+    assert await auth.refresh_user(user, Handler(user=user, token_auth=True)) is False
+    assert await auth.refresh_user(user, None) is False
+
+
+async def test_rate_limit_at_refresh_ends_access(make_auth, github):
+    """Issue 28, finding 8: a person can exhaust their own GitHub quota at will; a
+    rate-limited re-check is a refusal, not an outage."""
+    auth = make_auth()
+    model = await sign_in(auth, github, "alice")
+    user = User("alice", model["auth_state"])
+    github.fault("/user/teams", kind="rate_limit")
+    with pytest.raises(web.HTTPError) as info:
+        await auth.refresh_user(user, Handler(user=user))
+    assert info.value.status_code == 403
+    assert "rate limit" in info.value.jupyterhub_message
+    assert await auth.refresh_user(user, Handler(user=user, token_auth=True)) is False
+    assert await auth.refresh_user(user, None) is False
+    for status in (429, 404, 422):  # GitHub's secondary limit; any other 4xx
+        github.clear_faults()
+        github.fault("/user/teams", status=status)
+        assert await auth.refresh_user(user, None) is False, status
 
 
 def test_entry_point_names_the_authenticator():

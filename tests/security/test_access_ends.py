@@ -19,21 +19,27 @@ from tests.hubprocess import HubProcess
 from .github_signin import hub_config, sign_in, token_for
 
 pytestmark = pytest.mark.e2e
+OUTAGE_GRACE = 4
 
 
 @pytest.fixture(scope="module")
 def github():
     with FakeGitHub() as fake:
-        for login in ("alice", "dave", "erin", "bob"):
+        for login in ("alice", "dave", "erin", "bob", "mallory", "oscar"):
             fake.add_user(login)
-        fake.add_team("pangeo-data", "climate", members=["alice", "bob"])
+        fake.add_team("pangeo-data", "climate", members=["alice", "bob", "mallory", "oscar"])
         fake.add_team("pangeo-data", "hub-admins", members=["dave", "erin"])
         yield fake
 
 
 @pytest.fixture(scope="module")
 def hub(github, tmp_path_factory):
-    hub = HubProcess(tmp_path_factory.mktemp("access"), extra_config=hub_config(github))
+    # a re-check failing on GitHub's side keeps access OUTAGE_GRACE s after the last one
+    # that succeeded (the default is hours)
+    config = (
+        hub_config(github) + f"c.GitHubTeamsAuthenticator.outage_grace_seconds = {OUTAGE_GRACE}\n"
+    )
+    hub = HubProcess(tmp_path_factory.mktemp("access"), extra_config=config)
     hub.start()
     yield hub
     hub.stop()
@@ -150,3 +156,38 @@ def test_github_outage_signs_nobody_out(hub, github):
         "a re-check during the outage",
     )
     assert call(hub, bob, "get", "/user").json()["groups"] == ["pangeo-data:climate"]
+
+
+def test_a_rate_limit_of_ones_own_making_ends_access(hub, github):
+    """Issue 28, finding 8: removed from the team, mallory keeps her own GitHub quota
+    exhausted so that every re-check is rate-limited; her access ends all the same."""
+    mallory = token_for(hub, sign_in(hub, github, "mallory"), "mallory")
+    assert call(hub, mallory, "get", "/user").status_code == 200
+    github.remove_from_team("pangeo-data", "climate", "mallory")
+    github.fault("/user", kind="rate_limit")  # her token's quota, used up
+    try:
+        until(
+            lambda: call(hub, mallory, "get", "/user").status_code == 403,
+            "a rate-limited re-check ends mallory's token",
+            timeout=30,
+        )
+        assert call(hub, mallory, "post", "/users/mallory/server", json={}).status_code == 403
+    finally:
+        github.clear_faults()
+
+
+def test_a_long_outage_ends_access_after_the_grace(hub, github):
+    oscar = token_for(hub, sign_in(hub, github, "oscar"), "oscar")
+    assert call(hub, oscar, "get", "/user").status_code == 200
+    github.fault("/user", status=502)
+    try:
+        # kept while GitHub has confirmed him within OUTAGE_GRACE seconds ...
+        assert call(hub, oscar, "get", "/user").status_code == 200
+        # ... and refused after
+        until(
+            lambda: call(hub, oscar, "get", "/user").status_code == 403,
+            "oscar's token refused once the outage outlasts the grace",
+            timeout=OUTAGE_GRACE + 30,
+        )
+    finally:
+        github.clear_faults()
