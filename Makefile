@@ -10,10 +10,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# As root, each person's servers and Dask processes run in their own space (bubblewrap).
+ROOT_TOOLS := $(shell [ "$$(id -u)" = 0 ] && echo /usr/bin/bwrap)
 
 .PHONY: setup run test lint format docs clean postgresql bench-scale
 
-setup: $(VENV)/.installed $(PROXY)
+setup: $(VENV)/.installed $(PROXY) $(ROOT_TOOLS)
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { $(SUDO) apt-get update -qq && \
@@ -31,6 +33,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 $(PROXY): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+/usr/bin/bwrap:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap >/dev/null
 
 /usr/bin/chromium:
 	$(SUDO) apt-get update -qq

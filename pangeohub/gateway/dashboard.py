@@ -202,8 +202,9 @@ def wire_dashboards(c, gateway) -> DashboardGuard | None:
     the hub's configuration ``c`` (part of :func:`pangeohub.configure`).
 
     On one machine (a managed gateway) the hub then routes the gateway's prefix to the
-    guard, which sends on what it allows to dask-gateway's proxy; servers keep talking to
-    the gateway's API directly. Otherwise (Kubernetes) the guard serves the traefik
+    guard, which sends on what it allows to dask-gateway's proxy; servers talk to the
+    gateway's API through the guard too (``DASK_GATEWAY__ADDRESS``), so a server reaches
+    a dashboard only as its person would. Otherwise (Kubernetes) the guard serves the traefik
     ``forwardAuth`` endpoint and the sign-in's callback only.
     """
     import sys
@@ -216,7 +217,7 @@ def wire_dashboards(c, gateway) -> DashboardGuard | None:
         return None
     c.DashboardGuard.port = guard.port
     settings = {k: v for k, v in c.DashboardGuard.items()}
-    settings.update(prefix=gateway.prefix, gateway_api=gateway.address)
+    settings.update(prefix=gateway.prefix, gateway_api=gateway.internal_address)
     if gateway.managed:
         settings["upstream"] = f"http://127.0.0.1:{gateway.port}"
         if "service_url" not in c.GatewayService:

@@ -101,9 +101,11 @@ class GatewayService(Configurable):
         "default: a free one, chosen when the hub starts.",
     ).tag(config=True)
     service_url = Unicode(help="URL the hub routes /services/<name>/ to.").tag(config=True)
-    address = Unicode(help="Gateway API address servers use (DASK_GATEWAY__ADDRESS).").tag(
-        config=True
-    )
+    address = Unicode(
+        help="""Gateway API address servers use (DASK_GATEWAY__ADDRESS). Default, for a
+        managed gateway: the dashboard guard in front of the gateway's proxy (servers
+        reach dashboards only through it, as browsers do); else the service URL.""",
+    ).tag(config=True)
     proxy_address = Unicode(
         help="Scheduler proxy address servers use (DASK_GATEWAY__PROXY_ADDRESS)."
     ).tag(config=True)
@@ -172,9 +174,16 @@ class GatewayService(Configurable):
 
     @default("address")
     def _default_address(self):
-        if self.managed:  # the gateway's own proxy, not the dashboard guard in front of it
-            return f"http://127.0.0.1:{self.port}{self.prefix}"
+        # a managed gateway's service URL is the dashboard guard's (wire_dashboards)
         return f"{self.service_url}{self.prefix}"
+
+    @property
+    def internal_address(self) -> str:
+        """Where the hub and the dashboard guard reach the gateway's API: a managed
+        gateway's own proxy (unguarded, so never given to a server), else ``address``."""
+        if self.managed:
+            return f"http://127.0.0.1:{self.port}{self.prefix}"
+        return self.address
 
     @default("proxy_address")
     def _default_proxy_address(self):
@@ -324,7 +333,7 @@ class GatewayService(Configurable):
         try:
             # JupyterHub's shared client for requests inside the hub (kept-alive connections)
             response = await fetch(
-                f"{self.address}{route}",
+                f"{self.internal_address}{route}",
                 method="POST",
                 data=json.dumps(body),
                 headers={

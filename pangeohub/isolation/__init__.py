@@ -17,13 +17,15 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from jupyterhub.traitlets import ByteSpecification
 from traitlets import Bool, Unicode, default
 from traitlets.config import Config, LoggingConfigurable
 
 from ..state import StateDirectory
-from .accounts import account_name
+from .accounts import AccountRegistry, account_name
 from .cgroups import cgroup_version
 from .disks import loop_devices_usable
+from .sandbox import Sandbox, sandbox_problem
 
 
 class Isolation(LoggingConfigurable):
@@ -65,6 +67,38 @@ class Isolation(LoggingConfigurable):
         its own. Default: pangeohub/<hub id>.""",
     ).tag(config=True)
 
+    sandbox = Bool(
+        True,
+        help="""Run each person's servers and Dask schedulers and workers in their own
+        space (Debian's bubblewrap): a private ``/tmp`` and ``/dev/shm`` of bounded size,
+        no view of other people's processes, homes or clusters, and no way back to more
+        privileges (set-id files do nothing). The hub refuses to start as root without
+        bubblewrap unless this is off.""",
+    ).tag(config=True)
+
+    tmp_size = ByteSpecification(
+        "1G",
+        help="""Size of each server's (and each Dask scheduler's and worker's) private
+        ``/tmp``. Writing past it fails with "No space left on device"; what is written
+        counts against the server's memory limit.""",
+    ).tag(config=True)
+
+    shm_size = ByteSpecification(
+        "512M",
+        help="""Size of each server's (and Dask process's) private ``/dev/shm``; it
+        counts against the memory limit like ``tmp_size``.""",
+    ).tag(config=True)
+
+    clusters_root = Unicode(
+        help="""Root-owned directory of the Dask clusters' working directories
+        (``<clusters_root>/<account>/<cluster>``, each closed to every other account).
+        Default: /srv/pangeohub/<hub id>/clusters.""",
+    ).tag(config=True)
+
+    @default("clusters_root")
+    def _default_clusters_root(self):
+        return f"/srv/pangeohub/{self.hub_id}/clusters"
+
     @property
     def state(self) -> StateDirectory:
         return StateDirectory.from_env()
@@ -92,8 +126,34 @@ class Isolation(LoggingConfigurable):
         return self.enabled and os.geteuid() == 0
 
     def account(self, username: str) -> str:
-        """The system account of hub user ``username``."""
-        return account_name(self.account_prefix, username)
+        """The system account of hub user ``username``: recorded in the hub's state the
+        first time (one account per hub name and one hub name per account); a name whose
+        account is another's raises :class:`~.accounts.AccountCollision`."""
+        name = account_name(self.account_prefix, username)
+        if not self.active:
+            return name
+        return AccountRegistry.at(self.state.path / "accounts.sqlite").claim(username, name)
+
+    def sandbox_for(self, uid: int, gid: int, groups=(), keep=()) -> Sandbox | None:
+        """The sandbox a person's process runs in (None: ``sandbox`` is off)."""
+        if not (self.active and self.sandbox):
+            return None
+        hide = (self.home_root, self.clusters_root)
+        return Sandbox(
+            uid,
+            gid,
+            tuple(groups),
+            int(self.tmp_size),
+            int(self.shm_size),
+            hide=hide,
+            keep=tuple(str(k) for k in keep),
+        )
+
+    def sandbox_problem(self) -> str | None:
+        """None if people's processes get their own space, else why not."""
+        if not self.sandbox:
+            return "c.Isolation.sandbox is off"
+        return sandbox_problem()
 
     def disk_problem(self) -> str | None:
         """None if servers get loop-mounted disks, else why they get directories."""
@@ -125,9 +185,15 @@ class Isolation(LoggingConfigurable):
             if problem is None
             else f"each server's disk is a plain directory without a size limit ({problem})"
         )
+        problem = self.sandbox_problem()
+        space = (
+            "each in its own space (private /tmp, own processes only)"
+            if problem is None
+            else f"sharing /tmp and the process list ({problem})"
+        )
         return (
             f"pangeohub: each person's servers run as their own account "
-            f"({self.account_prefix}<name>); {limits}; {disks}."
+            f"({self.account_prefix}<name>), {space}; {limits}; {disks}."
         )
 
 
@@ -159,6 +225,16 @@ def check_servers_can_run(executable: str = sys.executable) -> None:
             )
 
 
+def check_sandbox(isolation: Isolation) -> None:
+    """Refuse to isolate without bubblewrap, unless the admin turned the sandbox off."""
+    if isolation.sandbox and (problem := sandbox_problem()) is not None:
+        raise ValueError(
+            f"each person's processes run in their own space, but {problem}. Install it "
+            "(`apt-get install bubblewrap`), or set c.Isolation.sandbox = False to let "
+            "people share /tmp and see each other's processes."
+        )
+
+
 def _whoami() -> str:
     import pwd
 
@@ -173,6 +249,7 @@ def announce_isolation(config: Config) -> None:
     isolation = Isolation(config=config)
     if isolation.active:
         check_servers_can_run()
+        check_sandbox(isolation)
     logging.getLogger("JupyterHub").warning("%s", isolation.summary())
 
 

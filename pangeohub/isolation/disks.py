@@ -66,6 +66,14 @@ def private_directory(path: Path, mode: int = 0o711) -> None:
     os.chmod(path, mode)
 
 
+def shared_mount(path: Path) -> None:
+    """Make ``path`` a mount point of its own with shared propagation, so that what is
+    mounted under it later also appears in sandboxes made before (idempotent)."""
+    if not mounted_at(path):
+        _run(["mount", "--bind", str(path), str(path)])
+    _run(["mount", "--make-shared", str(path)])
+
+
 class ServerDisk:
     """One server's image (``image``) mounted at ``mountpoint``, owned by ``uid``."""
 
@@ -112,10 +120,13 @@ class ServerDisk:
         # The file system's root belongs to the account, and to nobody else.
         os.chown(self.mountpoint, self.uid, self.gid, follow_symlinks=False)
         os.chmod(self.mountpoint, 0o700)
-        lost = self.mountpoint / "lost+found"
-        if lost.is_dir() and not lost.is_symlink():
+        # mkfs's lost+found, removed inside the person's file system by descriptor
+        fd = os.open(self.mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
             with contextlib.suppress(OSError):
-                lost.rmdir()
+                os.rmdir("lost+found", dir_fd=fd)
+        finally:
+            os.close(fd)
 
     def unmount(self) -> None:
         """Unmount (lazily if something still holds it open); idempotent."""

@@ -9,7 +9,9 @@ plots and gets a 404. No setting of dask-labextension changes that (its front en
 its own proxy for every link outside ``<server>/proxy/``), hence this subclass: the same
 route, the same proxy, with the dashboard's path kept and the gateway reached at the
 address the server already uses for its API (``DASK_GATEWAY__ADDRESS``), not at the
-hub's public address, which a pod may not be able to reach.
+hub's public address, which a pod may not be able to reach. On one machine that address
+is the dashboard guard's, so the request carries the server's own token (its owner's
+identity) and none of the browser's cookies.
 
 Enabled with the rest of pangeohub's server settings through ``JUPYTER_CONFIG_PATH``
 (``pangeohub-lab.json``); without dask-labextension installed it does nothing.
@@ -62,6 +64,15 @@ def _handler_class():
             port = parsed.port or (443 if parsed.scheme == "https" else 80)
             self.host_allowlist = [parsed.hostname]
             return parsed.hostname, port, parsed.path.rstrip("/")
+
+        def proxy_request_headers(self):
+            headers = super().proxy_request_headers()
+            headers.pop("Cookie", None)  # the person's server cookies stay here
+            return headers
+
+        def get_request_headers_override(self):
+            token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+            return {"Authorization": f"token {token}"} if token else {}
 
         def proxy(self, cluster_id, proxied_path):
             host, port, path = self._target(cluster_id)

@@ -111,19 +111,32 @@ class SharedData(LoggingConfigurable):
 
     def link_into(self, home: Path, uid: int, gid: int) -> None:
         """Put ``home/<link_name>`` pointing at the shared directory (kept if it is there;
-        a file of the person's own by that name is left alone)."""
-        link = home / self.link_name
+        a file of the person's own by that name is left alone).
+
+        As root this works inside a directory the person controls, so every step goes
+        through the home's descriptor and never follows a link (docs/root-boundary.md)."""
         target = str(self.ensure_directory())
-        if link.is_symlink() and os.readlink(link) == target:
-            return
-        if link.is_symlink():
-            link.unlink()
-        elif link.exists():
-            self.log.info("%s exists and is not a link; the shared directory is not linked", link)
-            return
-        link.symlink_to(target)
-        if os.geteuid() == 0:
-            os.chown(link, uid, gid, follow_symlinks=False)
+        name = self.link_name
+        fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            try:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                info = None
+            if info is not None and not stat.S_ISLNK(info.st_mode):
+                self.log.info(
+                    "%s exists and is not a link; the shared directory is not linked", home / name
+                )
+                return
+            if info is not None:
+                if os.readlink(name, dir_fd=fd) == target:
+                    return
+                os.unlink(name, dir_fd=fd)
+            os.symlink(target, name, dir_fd=fd)
+            if os.geteuid() == 0:
+                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
 
     # --- Kubernetes -------------------------------------------------------
 

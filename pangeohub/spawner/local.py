@@ -23,9 +23,10 @@ from traitlets import Unicode, default
 
 from ..activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
 from ..isolation import Isolation
-from ..isolation.accounts import ensure_account, lookup
+from ..isolation.accounts import AccountCollision, ensure_account, lookup
 from ..isolation.cgroups import ServerCgroup
 from ..isolation.disks import ServerDisk, mounted_at, private_directory
+from ..isolation.sandbox import signal_sandbox
 from ..lab.environment import LAB_DATA_DIR
 from ..lab.picker import ProfilePicker, describe, mark_previous, render_fancy_form
 from ..lab.shared import SharedData
@@ -261,8 +262,11 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             env.update(launched_variables(self._launch, env))
         return env
 
+    _launching_sandbox = False  # the command being started is the sandbox (bwrap)
+
     def make_preexec_fn(self, name):
-        """Run the server in its home; as root, in its cgroup and as its account."""
+        """Run a command in the server's home; as root, in its cgroup and as its account
+        (the server's own command is the sandbox, which drops to the account itself)."""
         home = str(self.server_directory)
         if not self.isolated:
             return lambda: os.chdir(home)
@@ -270,19 +274,43 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         if account is None:
             raise RuntimeError(f"no account {self.account}")
         uid, gid = account.pw_uid, account.pw_gid
-        shared = self.shared_data
-        groups = [shared.writer_gid()] if shared.is_writer(self.account) else []
+        groups = self.account_groups()
         cgroup = self.cgroup
+        drop = not self._launching_sandbox
 
         def preexec():
             if cgroup is not None:
                 cgroup.join()  # everything the server starts stays in it
-            os.setgroups([g for g in groups if g is not None])
-            os.setgid(gid)
-            os.setuid(uid)
             os.chdir(home)
+            if drop:
+                os.setgroups(groups)
+                os.setgid(gid)
+                os.setuid(uid)
 
         return preexec
+
+    def account_groups(self) -> list[int]:
+        """The supplementary groups the server's account runs with."""
+        shared = self.shared_data
+        gid = shared.writer_gid() if shared.is_writer(self.account) else None
+        return [gid] if gid is not None else []
+
+    def sandboxed(self, command: list[str]) -> list[str]:
+        """``command`` in the person's own space (private /tmp, own processes; see
+        :mod:`pangeohub.isolation.sandbox`), or as it is when not isolated."""
+        account = lookup(self.account) if self.isolated else None
+        sandbox = account and self.isolation.sandbox_for(
+            account.pw_uid,
+            account.pw_gid,
+            self.account_groups(),
+            keep=[self.server_directory.parent],
+        )
+        return sandbox.wrap(command) if sandbox else command
+
+    async def _signal(self, sig):
+        """Signal the server itself, not the sandbox around it (which would end it at
+        once, without its own shutdown)."""
+        return signal_sandbox(self.pid, sig)
 
     @property
     def shared_data(self) -> SharedData:
@@ -330,6 +358,10 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         from ..binder.server import copy_repository, launched_command, launched_environment
 
         self._launch = launched_environment(self)  # a 4xx before any disk is made
+        try:
+            self.account  # noqa: B018 (recorded, or refused, before anything is made)
+        except AccountCollision as error:
+            raise refusal(PolicyError(409, str(error))) from None
         await self.prepare_start()
         made = await asyncio.to_thread(self.prepare_home)
         if made:
@@ -342,7 +374,12 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             if not await asyncio.to_thread(copy_repository, self._launch, home, preexec):
                 self.log.warning("Some of %s's repository files were not copied", self._log_name)
             self.cmd = launched_command(self._launch, self.cmd)
-        return await super().start()
+        wrapped = self.sandboxed(self.cmd)
+        self._launching_sandbox, self.cmd = wrapped is not self.cmd, wrapped
+        try:
+            return await super().start()
+        finally:
+            self._launching_sandbox = False
 
     def release_home(self) -> None:
         """After a stop: end what is left in the cgroup, remove it, unmount the disk."""
@@ -366,6 +403,10 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
 
     def _delete_home(self) -> None:
         if self.isolated:
+            try:
+                self.account  # noqa: B018
+            except AccountCollision:
+                return  # refused at its start: it never had a disk
             self.release_home()
             disk = self.disk
             if disk is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -18,9 +19,17 @@ from pathlib import Path
 import pytest
 
 from pangeohub.isolation import Isolation, blocked_for_others, check_servers_can_run
-from pangeohub.isolation.accounts import account_name, ensure_account, lookup, remove_account
+from pangeohub.isolation.accounts import (
+    AccountCollision,
+    AccountRegistry,
+    account_name,
+    ensure_account,
+    lookup,
+    remove_account,
+)
 from pangeohub.isolation.cgroups import ServerCgroup, cgroup_version, read_oom_kills
 from pangeohub.isolation.disks import ServerDisk, loop_devices_usable, mounted_at
+from pangeohub.isolation.sandbox import Sandbox, sandbox_problem, signal_sandbox
 from pangeohub.spawner.local import remove_tree
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="accounts, cgroups and mounts need root")
@@ -155,6 +164,90 @@ def test_deleting_a_server_directory_never_follows_a_link(tmp_path):
     assert (root / "katherine" / "work" / "thesis.txt").exists()
 
 
+def test_a_plain_name_is_never_another_names_hashed_account():
+    """Issue 28, finding 5: "ada.x" is hashed to jupyter-ada-x-<hash>; the plain name
+    "ada-x-<hash>" must not land on the same account."""
+    hashed = account_name("jupyter-", "ada.x")
+    assert hashed.startswith("jupyter-ada-x-")
+    for plain in (hashed.removeprefix("jupyter-"), hashed.removeprefix("jupyter-ada-x-")):
+        assert account_name("jupyter-", plain) != hashed
+
+
+def test_the_registry_gives_one_account_per_name_and_refuses_a_second(tmp_path):
+    registry = AccountRegistry(tmp_path / "accounts.sqlite")
+    assert registry.claim("grace", "jupyter-grace") == "jupyter-grace"
+    assert registry.claim("grace", "jupyter-other") == "jupyter-grace"  # recorded wins
+    with pytest.raises(AccountCollision, match="already belongs to another person"):
+        AccountRegistry(tmp_path / "accounts.sqlite").claim("mallory", "jupyter-grace")
+    assert registry.owner("jupyter-grace") == "grace"
+    assert stat.S_IMODE((tmp_path / "accounts.sqlite").stat().st_mode) == 0o600
+
+
+sandboxes = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
+
+
+@pytest.fixture
+def outside_tmp():
+    """A directory of the test's outside /tmp (each sandbox has its own /tmp)."""
+    import shutil
+
+    path = Path("/var/tmp") / f"pangeohub-test-{uuid.uuid4().hex[:8]}"
+    path.mkdir(mode=0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@sandboxes
+def test_a_sandbox_has_its_own_tmp_and_processes_and_no_privileges(outside_tmp):
+    hidden = outside_tmp / "hidden"
+    (hidden / "mine").mkdir(parents=True)
+    (hidden / "theirs").mkdir()
+    hidden.chmod(0o711)
+    nobody = Sandbox(
+        65534, 65534, tmp_size=8 * 2**20, hide=(str(hidden),), keep=(str(hidden / "mine"),)
+    )
+    script = f"""
+import json, os
+out = {{"uid": os.getuid(), "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+       "tmp": os.listdir("/tmp"),
+       "seen": [n for n in ("mine", "theirs") if os.path.isdir(os.path.join({str(hidden)!r}, n))],
+       "caps": open("/proc/self/status").read().split("CapEff:")[1].split()[0]}}
+try:
+    with open("/tmp/fill", "wb") as f:
+        f.write(bytes(9 * 2**20))
+    out["fill"] = "fit"
+except OSError as error:
+    out["fill"] = error.strerror
+print(json.dumps(out))
+"""
+    done = subprocess.run(
+        nobody.wrap([sys.executable, "-c", script]), capture_output=True, text=True, check=True
+    )
+    import json
+
+    seen = json.loads(done.stdout)
+    assert seen["uid"] == 65534 and int(seen["caps"], 16) == 0
+    assert seen["tmp"] == [] and seen["fill"] == "No space left on device"
+    assert seen["pids"][0] == 1 and len(seen["pids"]) <= 3  # bwrap's init, python
+    assert seen["seen"] == ["mine"]
+
+
+@sandboxes
+def test_a_sandboxed_command_gets_the_signal_not_its_sandbox():
+    script = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *a: (print('stopped', flush=True), sys.exit(0)))\n"
+        "print('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        Sandbox(65534, 65534).wrap([sys.executable, "-c", script]), stdout=subprocess.PIPE
+    )
+    assert proc.stdout.readline().strip() == b"ready"
+    assert signal_sandbox(proc.pid, 2)
+    assert proc.wait(30) == 0  # it stopped by itself, after its own handler ran
+    assert proc.stdout.read().strip() == b"stopped"
+
+
 def test_a_python_closed_to_other_accounts_is_refused(tmp_path):
     closed = tmp_path / "closed"
     (closed / "bin").mkdir(parents=True)
@@ -176,7 +269,9 @@ def test_the_hub_says_when_people_are_not_isolated():
 
 
 @root_only
-def test_a_clusters_files_go_to_the_persons_account_and_nothing_else(tmp_path):
+def test_a_clusters_files_are_roots_and_open_only_to_the_persons_group(tmp_path):
+    """Issue 28, finding 2: nothing in a cluster's directory is the person's to change
+    (root makes files there), and no other account may enter it."""
     from types import SimpleNamespace
 
     from pangeohub.isolation.gateway import PangeoIsolatedLocalBackend
@@ -187,11 +282,20 @@ def test_a_clusters_files_go_to_the_persons_account_and_nothing_else(tmp_path):
     try:
         cluster = SimpleNamespace(name="c1", username=username, tls_cert=b"c", tls_key=b"k")
         workdir = Path(backend.setup_working_directory(cluster))
-        uid = lookup(account).pw_uid
-        for path in [workdir, workdir / ".certs", workdir / "logs", *workdir.glob(".certs/*")]:
-            assert path.stat().st_uid == uid, path
+        assert workdir == tmp_path / account / "c1"
+        gid = lookup(account).pw_gid
+        for path in [workdir.parent, workdir, workdir / ".certs", workdir / "logs"]:
+            info = path.lstat()
+            assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, gid, 0o710)
+        for path in workdir.glob(".certs/*"):
+            info = path.lstat()
+            assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, gid, 0o440)
         assert len(list(workdir.glob(".certs/*"))) == 2
         assert Path("/").stat().st_uid == 0 and tmp_path.stat().st_uid == 0
+        # a second cluster's directory where a link was planted: refused, nothing followed
+        (tmp_path / account / "c2").symlink_to(tmp_path)
+        with pytest.raises(OSError):
+            backend.setup_working_directory(SimpleNamespace(**{**vars(cluster), "name": "c2"}))
     finally:
         os.chown("/", 0, 0)  # in case upstream's chown of "/" ever came back
         remove_account(account)

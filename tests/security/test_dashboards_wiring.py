@@ -5,6 +5,7 @@ it treats as dashboards."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ PREFIX = "/services/dask-gateway"
 @pytest.fixture(autouse=True)
 def state_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
 
 
 def services(c) -> dict:
@@ -67,7 +69,7 @@ def test_only_plain_paths_are_decided(path, plain):
     assert is_plain(path) is plain
 
 
-def test_one_machine_the_hub_routes_the_gateway_through_the_guard():
+def test_one_machine_the_hub_routes_the_gateway_through_the_guard(state_dir):
     c = Config()
     c.PangeoPolicy.profiles = [{"display_name": "Small"}]
     pangeohub.configure(c)
@@ -76,9 +78,14 @@ def test_one_machine_the_hub_routes_the_gateway_through_the_guard():
     assert gateway["url"] == f"http://127.0.0.1:{c.DashboardGuard.port}"
     assert gateway["oauth_no_confirm"] is True  # the guard signs people in as the gateway
     assert "url" not in guard, "the guard has no route of its own"
-    # servers talk to the gateway's own proxy, not through the guard
-    address = GatewayService(config=c).address
-    assert address == f"http://127.0.0.1:{c.GatewayService.port}{PREFIX}"
+    # servers talk to the gateway through the guard too, never to its unguarded proxy
+    # (issue 28, finding 9); the guard and the hub reach the proxy itself
+    gateway_service = GatewayService(config=c)
+    assert gateway_service.address == f"http://127.0.0.1:{c.DashboardGuard.port}{PREFIX}"
+    proxy = f"http://127.0.0.1:{c.GatewayService.port}{PREFIX}"
+    assert gateway_service.internal_address == proxy
+    settings = json.loads((state_dir / "services" / "dask-dashboards.json").read_text())
+    assert settings["DashboardGuard"]["gateway_api"] == proxy
 
 
 def test_switched_off_the_hub_routes_to_the_gateway_itself():

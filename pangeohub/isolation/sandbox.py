@@ -1,0 +1,134 @@
+"""Each person's processes in their own space: Debian's bubblewrap around a command.
+
+:func:`sandboxed` turns a command into one that runs it, as a person's account, in new
+mount, PID and IPC namespaces: a private ``/tmp`` and ``/dev/shm`` (tmpfs of a bounded
+size; their contents count against the cgroup the process is in), its own ``/proc``
+(only its own processes), and chosen root-owned trees hidden under an empty tmpfs with
+only the person's own parts bound back. ``bwrap`` runs as root (the caller's process,
+already in the person's cgroup) to make the mounts; ``setpriv`` then drops to the
+person's uid, gid and groups, with every capability and ``no_new_privs`` (set-id files
+cannot raise them again), before the command runs.
+
+Used for servers (:mod:`pangeohub.spawner.local`), Dask schedulers and workers
+(:mod:`pangeohub.isolation.gateway`) and anything else run for a person as root.
+
+bubblewrap does not pass signals on to the command (its outer process just ends, and
+takes the namespace with it), so :func:`signal_sandbox` signals the command itself,
+which lets a server or a worker stop gracefully.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BWRAP = "bwrap"
+SETPRIV = "setpriv"
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap or setpriv is missing (the message says how to install it)."""
+
+
+def sandbox_problem() -> str | None:
+    """None if commands can be sandboxed here, else why not."""
+    if os.geteuid() != 0:
+        return "the hub is not running as root"
+    for tool, package in ((BWRAP, "bubblewrap"), (SETPRIV, "util-linux")):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (Debian package {package}; `make setup` adds it)"
+    return None
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """What a person's process may see: who it runs as and which trees it keeps.
+
+    ``hide``: root-owned directories replaced by an empty tmpfs (other people's homes,
+    the Dask clusters' directories); ``keep``: paths under them bound back (the
+    person's own), in order, each only if it exists.
+    """
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+    tmp_size: int = 1 << 30
+    shm_size: int = 1 << 30
+    hide: tuple[str, ...] = ()
+    keep: tuple[str, ...] = field(default_factory=tuple)
+
+    def wrap(self, command: list[str]) -> list[str]:
+        """``command`` run inside this sandbox, as the person."""
+        if self.uid == 0 or self.gid == 0:
+            raise ValueError("a sandbox is for a person's account, not root")
+        bwrap = shutil.which(BWRAP)
+        setpriv = shutil.which(SETPRIV)
+        if bwrap is None or setpriv is None:
+            raise SandboxUnavailable(sandbox_problem() or "bubblewrap is not installed")
+        args = [bwrap, "--dev-bind", "/", "/", "--unshare-pid", "--unshare-ipc"]
+        args += ["--proc", "/proc"]
+        args += ["--size", str(int(self.tmp_size)), "--perms", "1777", "--tmpfs", "/tmp"]
+        args += ["--size", str(int(self.shm_size)), "--perms", "1777", "--tmpfs", "/dev/shm"]
+        hidden = [Path(h) for h in self.hide if os.path.isdir(h)]
+        for path in hidden:
+            args += ["--size", str(1 << 20), "--perms", "0711", "--tmpfs", str(path)]
+        for path in self.keep:
+            # directories bwrap makes on the way (in the tmpfs) are root's 0700: open them
+            for top in (h for h in hidden if Path(path).is_relative_to(h)):
+                parts = Path(path).relative_to(top).parts
+                for depth in range(1, len(parts)):
+                    args += ["--perms", "0711", "--dir", str(top.joinpath(*parts[:depth]))]
+            args += ["--bind-try", path, path]
+        groups = ",".join(str(g) for g in self.groups)
+        drop = [setpriv, "--reuid", str(self.uid), "--regid", str(self.gid)]
+        drop += [f"--groups={groups}"] if groups else ["--clear-groups"]
+        drop += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        return [*args, "--", *drop, *command]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def sandboxed_command_pid(pid: int) -> int | None:
+    """The host pid of the command running in the sandbox whose ``bwrap`` is ``pid``.
+
+    bubblewrap's outer process has one child, the namespace's init, whose one child is
+    the command (after ``setpriv``, the same process). None if it is gone or not a sandbox.
+    """
+    try:
+        if Path(f"/proc/{pid}/exe").resolve().name != BWRAP:
+            return None
+    except OSError:
+        return None
+    for init in _children(pid):
+        for command in _children(init):
+            return command
+    return None
+
+
+def signal_sandbox(pid: int, sig: int) -> bool:
+    """Send ``sig`` to the command in the sandbox ``pid`` (its ``bwrap``), or to ``pid``
+    itself when it has none (SIGKILL always goes to ``pid``: the namespace ends with
+    it). True if ``pid`` still exists."""
+    target = None if sig == signal.SIGKILL else sandboxed_command_pid(pid)
+    try:
+        os.kill(target or pid, sig)
+    except ProcessLookupError:
+        if target is None:
+            return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 0)
+        return True
+    return False
+
+
+__all__ = ["Sandbox", "SandboxUnavailable", "sandbox_problem", "signal_sandbox"]

@@ -1,0 +1,334 @@
+"""Issue 28: the back doors. Root-run hub code that works on trees a person controls,
+and what people share on one machine, attacked by a person's own code in their server.
+
+The real hub as root with the bundle's defaults (the package's hub, shared with
+test_isolation_hub); every attack is code run in a person's kernel or in their Dask
+scheduler or worker; every target is a directory this module makes, closed to everyone
+but root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pangeohub.isolation.accounts import account_name
+from tests.isolation.conftest import COLLIDER
+from tests.isolation.test_isolation_hub import Person
+from tests.isolation_cleanup import hub_id
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.geteuid() != 0, reason="isolation happens only when the hub is root"),
+]
+
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def grace(hub):
+    return Person(hub, "grace")
+
+
+@pytest.fixture(scope="module")
+def neighbour(hub):
+    """Another person on the machine (whose hub name gets a hashed account)."""
+    return Person(hub, "ada.x")
+
+
+def scratch(person) -> str:
+    """The person's scratch directory, asked for as their code does (made at first use)."""
+    code = """
+import os, urllib.request
+request = urllib.request.Request(os.environ["PANGEO_SCRATCH_SERVICE_URL"] + "credentials",
+    headers={"Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"]})
+urllib.request.urlopen(request, timeout=30).read()
+print(os.environ["PANGEO_SCRATCH"].removeprefix("file://"))
+"""
+    result = person.run(code)
+    assert result.error is None, result
+    return result.output.strip()
+
+
+@pytest.fixture
+def target(tmp_path):
+    """A directory only root may enter, as the hub's state or another's home would be."""
+    directory = tmp_path / "root-only"
+    directory.mkdir(mode=0o700)
+    (directory / "precious").write_text("kept")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def cluster(grace):
+    """grace's Dask cluster (one worker), driven from a kernel kept open for the module."""
+    kernel = grace.kernel()
+    kernel.name = run(
+        kernel,
+        """
+        import os
+        from dask_gateway import GatewayCluster
+        cluster = GatewayCluster()
+        client = cluster.get_client()
+        print(cluster.name)
+        """,
+        timeout=180,
+    )
+    yield kernel
+    kernel.run("client.close(); cluster.shutdown()", timeout=60)
+    kernel.close()
+
+
+def run(kernel, code: str, timeout: float = 120) -> str:
+    """Run ``code`` in ``kernel``; the last line it printed."""
+    result = kernel.run(textwrap.dedent(code), timeout=timeout)
+    assert result.error is None and not result.died, result
+    return result.output.strip().splitlines()[-1] if result.output.strip() else ""
+
+
+def test_a_clusters_log_files_cannot_be_sent_elsewhere(hub, cluster, target):
+    """Finding 2: the gateway (root) made each worker's log file in the cluster's
+    ``logs`` directory, which the person owned: a link there made root create files
+    wherever it pointed."""
+    swapped = run(
+        cluster,
+        f"""
+    def swap():
+        import os
+        try:
+            os.rename("logs", "logs.mine")
+            os.symlink({str(target)!r}, "logs")
+            return "swapped"
+        except OSError as error:
+            return type(error).__name__
+    print(client.run_on_scheduler(swap))
+    """,
+    )
+    run(cluster, "cluster.scale(1); client.wait_for_workers(1, timeout=120); print('ok')", 180)
+    assert sorted(p.name for p in target.iterdir()) == ["precious"], f"swap: {swapped}"
+    assert swapped == "PermissionError"
+
+
+def test_workers_are_held_to_their_memory_by_the_kernel(hub, cluster):
+    """Finding 11: workers ran outside the person's cgroup, so switching dask's own
+    memory checks off let a worker use far more than its worker_memory."""
+    facts = json.loads(
+        run(
+            cluster,
+            """
+    import json
+    def inside(dask_worker):
+        worker = dask_worker
+        worker.memory_manager.memory_pause_fraction = False
+        worker.memory_manager.memory_spill_fraction = False
+        worker.memory_manager.memory_target_fraction = False
+        worker.memory_manager.memory_terminate_fraction = False
+        return {"limit": worker.memory_manager.memory_limit,
+                "cgroup": open("/proc/self/cgroup").read()}
+    facts = list(client.run(inside).values())[0]
+    def nanny_off(dask_worker):  # the nanny's own check, which would end the worker at 95 %
+        dask_worker.memory_manager.memory_terminate_fraction = False
+    client.run(nanny_off, nanny=True)
+    client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0))
+    print(json.dumps(facts))
+    """,
+        )
+    )
+    outcome = run(
+        cluster,
+        f"""
+    def hog():
+        block = bytearray({int(facts["limit"] * 1.5)})
+        block[::4096] = b"x" * len(block[::4096])
+        return len(block)
+    try:
+        print("allocated", client.submit(hog, pure=False).result(timeout=120))
+    except Exception as error:
+        print(type(error).__name__)
+    """,
+        timeout=180,
+    )
+    assert outcome == "KilledWorker", f"a worker held 1.5 x its memory: {outcome}"
+    # in a cgroup of its own, under its person's
+    account = account_name("jupyter-", "grace")
+    assert f"/{account}/_dask-{cluster.name}/worker-" in facts["cgroup"], facts["cgroup"]
+
+
+def test_cluster_names_and_dashboards_stay_private(hub, cluster, neighbour):
+    """Finding 9: servers were given the gateway proxy's unguarded address, and every
+    cluster's name could be read from /tmp, where each cluster's directory was."""
+    dashboard = "/clusters/" + cluster.name + "/status"
+    seen = json.loads(
+        neighbour.run(
+            f"""
+import json, os, re, urllib.request, urllib.error
+names = []  # what looks like a cluster's name (32 hex digits) where clusters live
+for place in ("/tmp", {str(Path(f"/srv/pangeohub/{hub_id(hub.state_dir)}/clusters"))!r}):
+    try:
+        for entry in os.scandir(place):
+            names += re.findall("[0-9a-f]{{32}}$", entry.name)
+            if entry.is_dir():
+                for inner in os.listdir(entry.path):
+                    names += re.findall("[0-9a-f]{{32}}$", inner)
+    except OSError:
+        pass
+def get(headers):
+    request = urllib.request.Request(os.environ["DASK_GATEWAY__ADDRESS"] + {dashboard!r},
+                                     headers=headers)
+    try:
+        return urllib.request.urlopen(request, timeout=30).status
+    except urllib.error.HTTPError as error:
+        return error.code
+token = {{"Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"]}}
+print(json.dumps({{"names": names, "anonymous": get({{}}), "neighbour": get(token)}}))
+"""
+        ).output.splitlines()[-1]
+    )
+    assert cluster.name not in seen["names"], "a neighbour found grace's cluster's name"
+    assert seen["anonymous"] == 401 and seen["neighbour"] == 403, seen
+    # its owner's server reaches it, with its own token (as the Lab extension does)
+    own = run(
+        cluster,
+        f"""
+    import urllib.request
+    request = urllib.request.Request(os.environ["DASK_GATEWAY__ADDRESS"] + {dashboard!r},
+        headers={{"Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"]}})
+    print(urllib.request.urlopen(request, timeout=30).status)
+    """,
+    )
+    assert own == "200"
+
+
+def test_temporary_space_and_processes_are_each_persons_own(hub, grace, neighbour):
+    """Finding 10: /tmp and /dev/shm were shared, and distributed reuses a
+    /tmp/dask-scratch-space someone else made, so another person could swap a
+    worker's spill directory."""
+    grace.run(
+        """
+        import contextlib, os
+        open("/dev/shm/planted", "w").write("grace")
+        with contextlib.suppress(OSError):
+            os.makedirs("/tmp/dask-scratch-space/worker-planted", exist_ok=True)
+            os.chmod("/tmp/dask-scratch-space", 0o777)
+        """
+    )
+    seen = json.loads(
+        neighbour.run(
+            """
+import json, os, pathlib, tempfile
+from distributed.diskutils import WorkSpace
+space = WorkSpace(os.path.join(tempfile.gettempdir(), "dask-scratch-space"))
+owner = os.stat(space.base_dir).st_uid
+uids = set()
+for proc in pathlib.Path("/proc").iterdir():
+    if proc.name.isdigit():
+        try:
+            uids.add(proc.stat().st_uid)
+        except OSError:
+            pass
+print(json.dumps({"spill_owner": owner, "me": os.getuid(),
+                  "planted": os.path.exists("/dev/shm/planted")
+                             or os.path.exists(os.path.join(space.base_dir, "worker-planted")),
+                  "uids": sorted(uids)}))
+"""
+        ).output.splitlines()[-1]
+    )
+    assert seen["spill_owner"] == seen["me"], "the neighbour's spill space is grace's"
+    assert not seen["planted"]
+    assert set(seen["uids"]) <= {0, seen["me"]}, f"the neighbour sees others' processes: {seen}"
+
+
+def test_temporary_space_and_scratch_are_bounded(hub, grace):
+    """Finding 11: nothing held one person to a share of /tmp or of scratch."""
+    scratch(grace)
+    code = """
+import errno, os
+def fill(path, size):
+    written = 0
+    try:
+        with open(path, "wb") as f:
+            while written < size:
+                f.write(bytes(8 * 2**20))
+                f.flush()
+                written += 8 * 2**20
+            os.fsync(f.fileno())
+        return "fit"
+    except OSError as error:
+        return errno.errorcode[error.errno]
+    finally:
+        os.remove(path)
+scratch = os.environ["PANGEO_SCRATCH"].removeprefix("file://")
+print(fill("/tmp/fill", 40 * 2**20), fill(scratch + "/fill", 72 * 2**20))
+"""
+    result = grace.run(code, timeout=120)
+    assert result.output.split() == ["ENOSPC", "ENOSPC"], result
+
+
+def test_the_scratch_sweep_never_follows_a_link(hub, grace, target):
+    """Finding 3: root's sweep of old scratch files walked by path, so a directory
+    swapped for a link during the walk made root delete files wherever it pointed."""
+    names = [f"f{i}" for i in range(2000)]
+    old = time.time() - 30 * 86400
+    for name in names:  # the target holds old files of the same names
+        path = target / name
+        path.write_text("")
+        os.utime(path, (old, old))
+    outcome = grace.run(
+        f"""
+import os, time
+os.chdir({scratch(grace)!r})
+os.makedirs("d", exist_ok=True)
+old = time.time() - 30 * 86400
+for i in range({len(names)}):
+    with open(f"d/f{{i}}", "w"):
+        pass
+    os.utime(f"d/f{{i}}", (old, old))
+before = os.stat("d").st_mtime_ns
+deadline = time.time() + 60
+while os.stat("d").st_mtime_ns == before and time.time() < deadline:
+    pass  # the sweep has begun when it first removes something from d
+swapped = time.time() < deadline
+os.rename("d", "d.real")
+os.symlink({str(target)!r}, "d")
+until = time.time() + 5  # the sweep ends here, emptying d.real or what d points to
+while os.listdir("d.real") and time.time() < until:
+    time.sleep(0.05)
+os.remove("d")
+print("swapped" if swapped else "no sweep")
+""",
+        timeout=120,
+    )
+    assert outcome.output.strip().endswith("swapped"), outcome
+    assert len(list(target.iterdir())) == len(names) + 1, "root's sweep deleted the target's files"
+
+
+def test_one_account_per_hub_name(hub, neighbour):
+    """Finding 5: a plain name equal to another name's hashed account got that
+    account, and so the other's disks."""
+    neighbour.run("open('secret.txt', 'w').write('ada.x only')")
+    collider = Person(hub, COLLIDER)
+    seen = collider.run(
+        "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name, os.path.exists('secret.txt'))"
+    ).output.split()
+    assert seen[1] == "False" and seen[0] != account_name("jupyter-", "ada.x"), seen
+    # Which account is whose is recorded; a name whose account is already another's is
+    # refused with a message, never given it.
+    registry = hub.state_dir / "accounts.sqlite"
+    with sqlite3.connect(registry) as db:
+        recorded = dict(db.execute("SELECT hub_name, account FROM accounts"))
+        assert recorded["ada.x"] != recorded[COLLIDER] == seen[0]
+        db.execute(
+            "INSERT INTO accounts VALUES (?, ?, ?)",
+            ("someone-else", account_name("jupyter-", "carol"), time.time()),
+        )
+    carol = hub.login("carol")
+    response = hub.api(carol, "post", "/users/carol/server", json={})
+    assert response.status_code == 409, response.text
+    assert re.search(r"already belongs to another person", response.json()["message"])
