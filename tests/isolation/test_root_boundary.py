@@ -124,6 +124,8 @@ def test_workers_are_held_to_their_memory_by_the_kernel(hub, cluster):
             cluster,
             """
     import json
+    cluster.scale(1)
+    client.wait_for_workers(1, timeout=120)
     def inside(dask_worker):
         worker = dask_worker
         worker.memory_manager.memory_pause_fraction = False
@@ -134,7 +136,7 @@ def test_workers_are_held_to_their_memory_by_the_kernel(hub, cluster):
                 "cgroup": open("/proc/self/cgroup").read()}
     facts = list(client.run(inside).values())[0]
     def nanny_off(dask_worker):  # the nanny's own check, which would end the worker at 95 %
-        dask_worker.memory_manager.memory_terminate_fraction = False
+        dask_worker.periodic_callbacks.pop("memory_monitor").stop()
     client.run(nanny_off, nanny=True)
     client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0))
     print(json.dumps(facts))
@@ -172,13 +174,16 @@ import json, os, re, urllib.request, urllib.error
 names = []  # what looks like a cluster's name (32 hex digits) where clusters live
 for place in ("/tmp", {str(Path(f"/srv/pangeohub/{hub_id(hub.state_dir)}/clusters"))!r}):
     try:
-        for entry in os.scandir(place):
-            names += re.findall("[0-9a-f]{{32}}$", entry.name)
-            if entry.is_dir():
-                for inner in os.listdir(entry.path):
-                    names += re.findall("[0-9a-f]{{32}}$", inner)
+        entries = list(os.scandir(place))
     except OSError:
-        pass
+        entries = []
+    for entry in entries:
+        names += re.findall("[0-9a-f]{{32}}$", entry.name)
+        try:
+            names += [n for inner in os.listdir(entry.path)
+                      for n in re.findall("[0-9a-f]{{32}}$", inner)]
+        except OSError:
+            pass
 def get(headers):
     request = urllib.request.Request(os.environ["DASK_GATEWAY__ADDRESS"] + {dashboard!r},
                                      headers=headers)
