@@ -32,15 +32,36 @@ pytestmark = [
 MiB = 2**20
 
 
+class Resident(Person):
+    """A person whose notebook stays open: every cell of theirs here runs in one kernel."""
+
+    @property
+    def notebook(self):
+        if not hasattr(self, "_notebook"):
+            self._notebook = self.kernel()
+        return self._notebook
+
+    def run(self, code: str, timeout: float = 120):
+        return self.notebook.run(textwrap.dedent(code), timeout=timeout)
+
+    def close(self) -> None:
+        if hasattr(self, "_notebook"):
+            self._notebook.close()
+
+
 @pytest.fixture(scope="module")
 def grace(hub):
-    return Person(hub, "grace")
+    person = Resident(hub, "grace")
+    yield person
+    person.close()
 
 
 @pytest.fixture(scope="module")
 def neighbour(hub):
     """Another person on the machine (whose hub name gets a hashed account)."""
-    return Person(hub, "ada.x")
+    person = Resident(hub, "ada.x")
+    yield person
+    person.close()
 
 
 def scratch(person) -> str:
@@ -68,8 +89,8 @@ def target(tmp_path):
 
 @pytest.fixture(scope="module")
 def cluster(grace):
-    """grace's Dask cluster (one worker), driven from a kernel kept open for the module."""
-    kernel = grace.kernel()
+    """grace's Dask cluster, driven from her notebook (kept open for the module)."""
+    kernel = grace.notebook
     kernel.name = run(
         kernel,
         """
@@ -83,7 +104,6 @@ def cluster(grace):
     )
     yield kernel
     kernel.run("client.close(); cluster.shutdown()", timeout=60)
-    kernel.close()
 
 
 def run(kernel, code: str, timeout: float = 120) -> str:
