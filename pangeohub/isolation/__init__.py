@@ -79,8 +79,8 @@ class Isolation(LoggingConfigurable):
     tmp_size = ByteSpecification(
         "1G",
         help="""Size of each server's (and each Dask scheduler's and worker's) private
-        ``/tmp``. Writing past it fails with "No space left on device"; what is written
-        counts against the server's memory limit.""",
+        ``/tmp`` (and, apart, of its ``/var/tmp``). Writing past it fails with "No space
+        left on device"; what is written counts against the server's memory limit.""",
     ).tag(config=True)
 
     shm_size = ByteSpecification(
@@ -132,7 +132,8 @@ class Isolation(LoggingConfigurable):
         name = account_name(self.account_prefix, username)
         if not self.active:
             return name
-        return AccountRegistry.at(self.state.path / "accounts.sqlite").claim(username, name)
+        # a SQLite file of its own (not the hub database, which may be PostgreSQL)
+        return AccountRegistry.at(self.state.path / "accounts.db").claim(username, name)
 
     def sandbox_for(self, uid: int, gid: int, groups=(), keep=()) -> Sandbox | None:
         """The sandbox a person's process runs in (None: ``sandbox`` is off)."""

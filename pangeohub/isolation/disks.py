@@ -13,7 +13,10 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
+
+RELEASE_SECONDS = 10  # how long a disk's last user may take to let it go
 
 
 class DiskError(OSError):
@@ -66,12 +69,29 @@ def private_directory(path: Path, mode: int = 0o711) -> None:
     os.chmod(path, mode)
 
 
-def shared_mount(path: Path) -> None:
+def shared_mount(path: Path) -> bool:
     """Make ``path`` a mount point of its own with shared propagation, so that what is
-    mounted under it later also appears in sandboxes made before (idempotent)."""
+    mounted or unmounted under it later is mounted or unmounted in every sandbox too
+    (each has a copy of the machine's mounts); idempotent. False (nothing done) when
+    something is already mounted below a ``path`` that is not yet a mount point, as
+    servers left running by an earlier version would be: binding over them would hide
+    them."""
     if not mounted_at(path):
+        if _mounts_below(path):
+            return False
         _run(["mount", "--bind", str(path), str(path)])
     _run(["mount", "--make-shared", str(path)])
+    return True
+
+
+def _mounts_below(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> bool:
+    prefix = os.fsencode(str(path).rstrip("/") + "/")
+    with contextlib.suppress(OSError):
+        for line in mountinfo.read_bytes().splitlines():
+            fields = line.split(b" ")
+            if len(fields) > 4 and _unescape(fields[4]).startswith(prefix):
+                return True
+    return False
 
 
 class ServerDisk:
@@ -111,10 +131,37 @@ class ServerDisk:
         os.replace(partial, self.image)
         return True
 
+    def loop_devices(self) -> list[str]:
+        """The loop devices the image is attached to (a mount here or anywhere else)."""
+        found = subprocess.run(
+            ["losetup", "--noheadings", "--output", "NAME", "--associated", str(self.image)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return found.stdout.split()
+
+    def wait_released(self, timeout: float = RELEASE_SECONDS) -> bool:
+        """Wait until no loop device holds the image (the last mount of it, in any
+        mount namespace, is gone); False if one still does after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.loop_devices():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def mount(self) -> None:
-        """Mount the image at the mount point (a root-owned, link-free path); idempotent."""
+        """Mount the image at the mount point (a root-owned, link-free path); idempotent.
+
+        Refuses while the image is still attached elsewhere (a stopped server's file
+        system not yet let go): one ext4 image mounted twice would be corrupted."""
         private_directory(self.mountpoint.parent)
         if not self.mounted:
+            if not self.wait_released():
+                raise DiskError(
+                    f"{self.image.name} is still in use by a stopped server; try again shortly"
+                )
             private_directory(self.mountpoint, 0o700)
             _run(["mount", "-o", "loop,nosuid,nodev", str(self.image), str(self.mountpoint)])
         # The file system's root belongs to the account, and to nobody else.
@@ -129,13 +176,15 @@ class ServerDisk:
             os.close(fd)
 
     def unmount(self) -> None:
-        """Unmount (lazily if something still holds it open); idempotent."""
+        """Unmount (lazily if something still holds it open), then wait (bounded) until
+        the file system is let go everywhere; idempotent."""
         if not self.mounted:
             return
         try:
             _run(["umount", str(self.mountpoint)])
         except DiskError:
             _run(["umount", "--lazy", str(self.mountpoint)])
+        self.wait_released()
 
     def ensure(self) -> bool:
         """Create if needed and mount; True if the image was new."""

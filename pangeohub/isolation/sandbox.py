@@ -1,8 +1,9 @@
 """Each person's processes in their own space: Debian's bubblewrap around a command.
 
 :func:`sandboxed` turns a command into one that runs it, as a person's account, in new
-mount, PID and IPC namespaces: a private ``/tmp`` and ``/dev/shm`` (tmpfs of a bounded
-size; their contents count against the cgroup the process is in), its own ``/proc``
+mount, PID and IPC namespaces: a private ``/tmp``, ``/var/tmp``, ``/dev/shm`` and
+``/run/lock`` (tmpfs of a bounded size; their contents count against the cgroup the
+process is in), its own ``/proc``
 (only its own processes), and chosen root-owned trees hidden under an empty tmpfs with
 only the person's own parts bound back. ``bwrap`` runs as root (the caller's process,
 already in the person's cgroup) to make the mounts; ``setpriv`` then drops to the
@@ -28,6 +29,9 @@ from pathlib import Path
 
 BWRAP = "bwrap"
 SETPRIV = "setpriv"
+# Directories every account may write, each replaced by the sandbox's own tmpfs of a
+# size: "tmp" (tmp_size), "shm" (shm_size) or bytes.
+SHARED_DIRS = (("/tmp", "tmp"), ("/var/tmp", "tmp"), ("/dev/shm", "shm"), ("/run/lock", 1 << 20))
 
 
 class SandboxUnavailable(RuntimeError):
@@ -71,8 +75,12 @@ class Sandbox:
             raise SandboxUnavailable(sandbox_problem() or "bubblewrap is not installed")
         args = [bwrap, "--dev-bind", "/", "/", "--unshare-pid", "--unshare-ipc"]
         args += ["--proc", "/proc"]
-        args += ["--size", str(int(self.tmp_size)), "--perms", "1777", "--tmpfs", "/tmp"]
-        args += ["--size", str(int(self.shm_size)), "--perms", "1777", "--tmpfs", "/dev/shm"]
+        # every directory all accounts may write (/tmp, /var/tmp, /dev/shm, /run/lock):
+        # the sandbox's own, bounded
+        for path, size in SHARED_DIRS:
+            if path in ("/tmp", "/dev/shm") or os.path.isdir(path):
+                size = {"tmp": self.tmp_size, "shm": self.shm_size}.get(size, size)
+                args += ["--size", str(int(size)), "--perms", "1777", "--tmpfs", path]
         hidden = [Path(h) for h in self.hide if os.path.isdir(h)]
         for path in hidden:
             args += ["--size", str(1 << 20), "--perms", "0711", "--tmpfs", str(path)]

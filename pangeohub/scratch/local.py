@@ -136,7 +136,12 @@ class LocalScratchBackend(ScratchBackend):
             if Isolation(parent=self).active:
                 private_directory(Path(self.root))  # each user's directory is theirs alone
                 # people's scratch disks, mounted later, appear in running servers too
-                shared_mount(Path(self.root))
+                if not shared_mount(Path(self.root)):
+                    self.log.warning(
+                        "%s holds mounts from before it was shared: restart the servers "
+                        "to see scratch disks made since",
+                        self.root,
+                    )
             else:
                 Path(self.root).mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:

@@ -25,7 +25,7 @@ from ..activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
 from ..isolation import Isolation
 from ..isolation.accounts import AccountCollision, ensure_account, lookup
 from ..isolation.cgroups import ServerCgroup
-from ..isolation.disks import ServerDisk, mounted_at, private_directory
+from ..isolation.disks import ServerDisk, mounted_at, private_directory, shared_mount
 from ..isolation.sandbox import signal_sandbox
 from ..lab.environment import LAB_DATA_DIR
 from ..lab.picker import ProfilePicker, describe, mark_previous, render_fancy_form
@@ -330,6 +330,13 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
             return False
         home = self.server_directory
         private_directory(Path(self.isolation.home_root))
+        # unmounting a disk here unmounts it in every sandbox too (docs/root-boundary.md)
+        if not shared_mount(Path(self.isolation.home_root)):
+            self.log.warning(
+                "%s is not a shared mount yet (servers of an earlier version are running): "
+                "a stopped server's disk may stay in use until every server has restarted",
+                self.isolation.home_root,
+            )
         account = ensure_account(self.account, str(home.parent))
         disk = self.disk
         made = False

@@ -239,6 +239,7 @@ def test_temporary_space_and_processes_are_each_persons_own(hub, grace, neighbou
         """
         import contextlib, os
         open("/dev/shm/planted", "w").write("grace")
+        open("/var/tmp/planted", "w").write("grace")
         with contextlib.suppress(OSError):
             os.makedirs("/tmp/dask-scratch-space/worker-planted", exist_ok=True)
             os.chmod("/tmp/dask-scratch-space", 0o777)
@@ -258,10 +259,9 @@ for proc in pathlib.Path("/proc").iterdir():
             uids.add(proc.stat().st_uid)
         except OSError:
             pass
+planted = ["/dev/shm/planted", "/var/tmp/planted", space.base_dir + "/worker-planted"]
 print(json.dumps({"spill_owner": owner, "me": os.getuid(),
-                  "planted": os.path.exists("/dev/shm/planted")
-                             or os.path.exists(os.path.join(space.base_dir, "worker-planted")),
-                  "uids": sorted(uids)}))
+                  "planted": [p for p in planted if os.path.exists(p)], "uids": sorted(uids)}))
 """
         ).output.splitlines()[-1]
     )
@@ -345,7 +345,7 @@ def test_one_account_per_hub_name(hub, neighbour):
     assert seen[1] == "False" and seen[0] != account_name("jupyter-", "ada.x"), seen
     # Which account is whose is recorded; a name whose account is already another's is
     # refused with a message, never given it.
-    registry = hub.state_dir / "accounts.sqlite"
+    registry = hub.state_dir / "accounts.db"
     with sqlite3.connect(registry) as db:
         recorded = dict(db.execute("SELECT hub_name, account FROM accounts"))
         assert recorded["ada.x"] != recorded[COLLIDER] == seen[0]

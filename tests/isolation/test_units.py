@@ -174,13 +174,13 @@ def test_a_plain_name_is_never_another_names_hashed_account():
 
 
 def test_the_registry_gives_one_account_per_name_and_refuses_a_second(tmp_path):
-    registry = AccountRegistry(tmp_path / "accounts.sqlite")
+    registry = AccountRegistry(tmp_path / "accounts.db")
     assert registry.claim("grace", "jupyter-grace") == "jupyter-grace"
     assert registry.claim("grace", "jupyter-other") == "jupyter-grace"  # recorded wins
     with pytest.raises(AccountCollision, match="already belongs to another person"):
-        AccountRegistry(tmp_path / "accounts.sqlite").claim("mallory", "jupyter-grace")
+        AccountRegistry(tmp_path / "accounts.db").claim("mallory", "jupyter-grace")
     assert registry.owner("jupyter-grace") == "grace"
-    assert stat.S_IMODE((tmp_path / "accounts.sqlite").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "accounts.db").stat().st_mode) == 0o600
 
 
 sandboxes = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
@@ -191,8 +191,8 @@ def outside_tmp():
     """A directory of the test's outside /tmp (each sandbox has its own /tmp)."""
     import shutil
 
-    path = Path("/var/tmp") / f"pangeohub-test-{uuid.uuid4().hex[:8]}"
-    path.mkdir(mode=0o755)
+    path = Path("/srv/pangeohub") / f"test-sandbox-{uuid.uuid4().hex[:8]}"
+    path.mkdir(mode=0o755, parents=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -209,7 +209,7 @@ def test_a_sandbox_has_its_own_tmp_and_processes_and_no_privileges(outside_tmp):
     script = f"""
 import json, os
 out = {{"uid": os.getuid(), "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
-       "tmp": os.listdir("/tmp"),
+       "tmp": os.listdir("/tmp") + os.listdir("/var/tmp") + os.listdir("/dev/shm"),
        "seen": [n for n in ("mine", "theirs") if os.path.isdir(os.path.join({str(hidden)!r}, n))],
        "caps": open("/proc/self/status").read().split("CapEff:")[1].split()[0]}}
 try:
