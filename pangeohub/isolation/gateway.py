@@ -26,11 +26,12 @@ import signal
 import stat
 from types import SimpleNamespace
 
+from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.local import LocalBackend, wait_is_shutdown
 
 from ..gateway.backend import PangeoLocalBackend
 from . import Isolation
-from .accounts import ensure_account
+from .accounts import AccountCollision, ensure_account
 from .cgroups import ServerCgroup
 from .sandbox import signal_sandbox
 
@@ -82,6 +83,14 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
         name = self.isolation.account(username)
         ensure_account(name, f"{self.isolation.home_root}/{name}")
         return name
+
+    async def start_cluster(self, user, cluster_options):
+        """Refuse, with the reason, a user whose hub name cannot have an account."""
+        try:
+            self.isolation.account(user.name)
+        except AccountCollision as error:
+            raise PublicException(str(error)) from None
+        return await super().start_cluster(user, cluster_options)
 
     def _entry(self, username: str) -> pwd.struct_passwd:
         return pwd.getpwnam(self.account(username))

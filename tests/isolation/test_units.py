@@ -301,6 +301,25 @@ def test_a_clusters_files_are_roots_and_open_only_to_the_persons_group(tmp_path)
         remove_account(account)
 
 
+@root_only
+def test_a_name_whose_account_is_anothers_gets_no_cluster(tmp_path, monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    from dask_gateway_server.backends.base import PublicException
+
+    from pangeohub.isolation.gateway import PangeoIsolatedLocalBackend
+
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "state").mkdir(mode=0o700)
+    backend = PangeoIsolatedLocalBackend(clusters_directory=str(tmp_path / "clusters"))
+    taken = account_name("jupyter-", "carol")
+    AccountRegistry.at(tmp_path / "state" / "accounts.db").claim("someone-else", taken)
+    user = SimpleNamespace(name="carol", groups=[])
+    with pytest.raises(PublicException, match="already belongs to another person"):
+        asyncio.run(backend.start_cluster(user, {}))
+
+
 def test_the_hub_says_when_disks_are_plain_directories():
     line = Isolation(loop_disks=False).summary()
     if os.geteuid() == 0:
