@@ -17,6 +17,7 @@ culling         ``c.CullingPolicy.enabled``   jupyterhub-idle-culler, stop-only
 launch links    ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its build API
 profile picker  ``c.ProfilePicker.fancy``     jupyterhub-fancy-profiles' spawn page
 home page       ``c.HomePage.enabled``        each server's profile, disk and state
+shutdown order  (always)                      servers and their clusters before services
 ==============  ============================  =============================================
 
 Per-server hooks are not bound here: pangeohub's spawners build them for each server
@@ -37,6 +38,7 @@ from .parts import hub_part
 from .policy import PangeoPolicy
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
+from .shutdown import wire_shutdown
 
 KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
@@ -70,7 +72,15 @@ def check_claim_per_server(config: Config) -> None:
 
 
 # The parts, in order, and the checks; constants, not registries.
-PARTS = (wire_scratch, wire_gateway, wire_culling, wire_binder, wire_picker, wire_home)
+PARTS = (
+    wire_scratch,
+    wire_gateway,
+    wire_culling,
+    wire_binder,
+    wire_picker,
+    wire_home,
+    wire_shutdown,
+)
 CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
 
 

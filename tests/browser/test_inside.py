@@ -9,6 +9,7 @@ import grp
 import html
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -216,6 +217,11 @@ def test_clusters_panel_makes_a_gateway_cluster_and_its_dashboard_renders(hub, p
     dashboard.close()
 
 
+def servers_of(hub, page) -> dict:
+    """The signed-in person's running servers, as the hub's API lists them."""
+    return page.request.get(f"{hub.url}/hub/api/users/{USER}").json()["servers"]
+
+
 def hub_xsrf(page) -> str:
     cookies = page.context.cookies()
     return next(c["value"] for c in cookies if c["name"] == "_xsrf" and c["path"] == "/hub/")
@@ -268,7 +274,7 @@ def test_picker_pre_selects_the_previous_choice_and_refuses_a_forged_one(hub, pa
     )
     assert stopped.status in (202, 204)
     deadline = time.monotonic() + 60
-    while SERVER in page.request.get(f"{hub.url}/hub/api/users/{USER}").json()["servers"]:
+    while SERVER in servers_of(hub, page):
         assert time.monotonic() < deadline, "the server did not stop within 60 s"
         time.sleep(0.5)
     page.goto(f"{hub.url}/hub/spawn/{USER}/{SERVER}")
@@ -317,3 +323,39 @@ def test_a_writer_group_member_writes_to_the_shared_directory(hub):
     finally:
         hub.api(session, "delete", f"/users/{ADMIN}/server")
         hub.wait_for_stop(session, ADMIN)
+
+
+def test_ctrl_c_stops_clusters_then_services_quickly_and_quietly(hub, page):
+    """Ctrl-C in the hub's terminal (SIGINT to its process group): every server stops
+    first, its Dask clusters with it (the hub tells the gateway, which is still up), then
+    the services; no traceback and nothing killed the hard way. Last: it stops the hub."""
+    xsrf = hub_xsrf(page)
+    started = page.request.post(
+        f"{hub.url}/hub/api/users/{USER}/servers/{SERVER}",
+        headers={"X-XSRFToken": xsrf},
+        data={"profile": "small"},
+    )
+    assert started.status in (201, 202), started.text()
+    deadline = time.monotonic() + 60
+    while not servers_of(hub, page).get(SERVER, {}).get("ready"):
+        assert time.monotonic() < deadline, "the server did not start within 60 s"
+        time.sleep(0.5)
+    with gateway_as(hub, page) as gateway:  # GatewayCluster() in the server's notebook
+        options = gateway.cluster_options()
+        options.server = f"/{SERVER}"
+        cluster = gateway.submit(cluster_options=options)
+    log_start = hub.log_path.stat().st_size
+    began = time.monotonic()
+    os.killpg(hub.proc.pid, signal.SIGINT)
+    hub.proc.wait(30)  # a bound, not the measure: the log below says what took time
+    took = time.monotonic() - began
+    with open(hub.log_path, errors="replace") as f:
+        f.seek(log_start)
+        log = f.read()
+    assert hub.proc.returncode == 0, log[-3000:]
+    assert "Traceback" not in log, log
+    assert "did not answer" not in log and "never died" not in log, log
+    told = log.find(f"Stopping {USER}'s clusters of server /{SERVER}: ['{cluster}']")
+    services_stop = re.search(r"Cleaning up \d+ services", log)
+    assert services_stop and 0 <= told < services_stop.start(), log  # told while it was up
+    assert took < 15, f"the hub took {took:.1f} s to stop:\n{log}"
