@@ -33,6 +33,7 @@ from .culling import CullingPolicy, destructive_culling, wire_culling
 from .gateway.hub import GatewayService, wire_gateway
 from .isolation import announce_isolation
 from .lab.home import wire_home
+from .lab.machine import announce_fit
 from .lab.picker import wire_picker
 from .parts import hub_part
 from .policy import PangeoPolicy
@@ -81,7 +82,13 @@ PARTS = (
     wire_home,
     wire_shutdown,
 )
-CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
+CHECKS = (
+    check_profiles,
+    check_culling_keeps_disks,
+    check_claim_per_server,
+    announce_isolation,
+    announce_fit,
+)
 
 
 def configure(c: Config) -> Config:

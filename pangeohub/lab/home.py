@@ -14,6 +14,7 @@ from traitlets import Bool
 from traitlets.config import Config, Configurable
 
 from ..policy import PangeoPolicy, PolicyError, format_bytes
+from .machine import Machine
 
 TEMPLATES = str(Path(__file__).with_name("templates"))
 TEMPLATE_VAR = "pangeohub_home"
@@ -37,13 +38,16 @@ def server_state(spawner) -> str:
     return "running" if getattr(spawner, "ready", False) else "stopped"
 
 
-def server_summary(spawner, policy: PangeoPolicy, groups: list[str]) -> dict:
-    """One server's line: its profile (the one it runs, or will run next), disk, state."""
+def server_summary(spawner, policy: PangeoPolicy, groups: list[str], fit=None) -> dict:
+    """One server's line: its profile (the one it runs, or will run next, as ``fit``
+    makes it for this machine), disk, state."""
     slug = (spawner.user_options or {}).get("profile")
     try:
         profile = policy.choose_profile(slug, groups)
     except PolicyError:
         profile = None
+    if profile is not None and fit is not None:
+        profile = fit(profile)
     return {
         "profile": profile.display_name if profile else "(no profile available)",
         "resources": profile.summary() if profile else "",
@@ -59,7 +63,8 @@ def home_summary(user) -> dict:
     spawner = user.spawners[""]
     policy = getattr(spawner, "policy", None) or PangeoPolicy(parent=spawner)
     groups = [g.name for g in user.groups]
-    servers = {s.name: server_summary(s, policy, groups) for s in user.all_spawners()}
+    fit = Machine.this_one().fit if _on_one_machine(spawner) else None
+    servers = {s.name: server_summary(s, policy, groups, fit) for s in user.all_spawners()}
     named = sorted(n for n in servers if n)
     limit = policy.named_server_limit_for(groups)
     return {
@@ -67,6 +72,12 @@ def home_summary(user) -> dict:
         "limit": limit,
         "left": max(limit - len(named), 0) if limit else None,
     }
+
+
+def _on_one_machine(spawner) -> bool:
+    from ..spawner.local import PangeoLocalSpawner
+
+    return isinstance(spawner, PangeoLocalSpawner)
 
 
 def wire_home(c: Config) -> None:

@@ -16,6 +16,8 @@ import time
 import pytest
 import requests
 
+from pangeohub.lab.machine import Machine
+from pangeohub.policy import format_bytes
 from tests.chromium import headless_chromium, needs_chromium, sign_in
 from tests.hubprocess import HubProcess
 from tests.isolation_cleanup import hub_id
@@ -29,6 +31,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
+MACHINE = Machine.this_one()
 USER = "h15grace"
 ADMIN = "h15ada"  # her account joins the shared directory's writer group
 WRITERS = "h15-curators"
@@ -39,12 +42,17 @@ c.LocalGroupsAuthenticator.users = {{
     {USER!r}: {{"groups": ["pangeo-data:climate"]}},
 }}
 c.PangeoPolicy.named_server_limit = 3
+c.PangeoPolicy.max_cpu_limit = {2 * MACHINE.cpus}
+c.PangeoPolicy.max_mem_limit = {2 * MACHINE.memory}
 c.SharedData.writer_group = {WRITERS!r}
 c.PangeoPolicy.profiles = [
     {{"display_name": "Small", "slug": "small", "description": "For everyone.",
       "cpu_limit": 1, "mem_limit": "1G", "disk_size": "1Gi", "default": True}},
     {{"display_name": "Climate Large", "slug": "large", "description": "Climate team.",
-      "cpu_limit": 1.5, "mem_limit": "1536M", "disk_size": "2Gi",
+      "cpu_limit": 1, "mem_limit": "1536M", "disk_size": "2Gi",
+      "groups": ["pangeo-data:climate"]}},
+    {{"display_name": "Climate Huge", "slug": "huge", "description": "Bigger than this machine.",
+      "cpu_limit": {2 * MACHINE.cpus}, "mem_limit": {2 * MACHINE.memory},
       "groups": ["pangeo-data:climate"]}},
     {{"display_name": "Oceans Only", "slug": "oceans", "description": "Oceans team.",
       "groups": ["pangeo-data:oceans"]}},
@@ -123,7 +131,11 @@ def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page,
     page.screenshot(path=shots / "1-picker.png", full_page=True)
     text = form.inner_text()
     assert "Small" in text and "Oceans Only" not in text
-    assert "1.5 CPU, 1.5 GiB memory, 2 GiB disk" in text  # resources beside the name
+    assert "1 CPU, 1.5 GiB memory, 2 GiB disk" in text  # resources beside the name
+    # a profile larger than this machine: what a server will get, and why
+    huge = f"{MACHINE.cpus} CPU, {format_bytes(MACHINE.memory)} memory"
+    assert huge in text and "Capped to this machine's size (the profile asks for" in text, text
+    assert f"Profile 'Climate Huge' asks for {2 * MACHINE.cpus} CPU" in hub.log_tail(10_000)
     form.get_by_text("Climate Large").click()
     page.get_by_role("button", name="Start").click()
     page.wait_for_url(re.compile(rf".*/user/{USER}/{SERVER}/lab.*"), timeout=90_000)
@@ -131,20 +143,47 @@ def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page,
     page.screenshot(path=shots / "2-lab.png")
 
 
-def test_top_bar_shows_the_servers_limits_not_the_machines(hub, page, shots):
+# every bar drawn in the top bar, as the fraction of its track it fills (pangeohub's or
+# jupyter-resource-usage's own)
+BAR_FILLS_JS = """() => [...document.querySelectorAll(
+    '#jp-top-panel .pangeohub-bar-fill, #jp-top-panel .jp-IndicatorFiller')]
+  .filter(e => e.offsetParent !== null)
+  .map(e => e.getBoundingClientRect().width / e.parentElement.getBoundingClientRect().width)"""
+# what the status and top bars colour as a warning: red text or a pink background
+RED_JS = """() => [...document.querySelectorAll('#jp-main-statusbar *, #jp-top-panel *')]
+  .filter(e => {
+    const style = getComputedStyle(e);
+    const [r, g, b] = (style.color.match(/\\d+/g) || []).map(Number);
+    return (r > 150 && g < 100 && b < 100) || style.backgroundColor === "rgb(255, 210, 210)";
+  })
+  .map(e => e.textContent.trim().slice(0, 80))"""
+
+
+def test_top_bar_shows_the_servers_limits_not_the_machines(hub, page, shots, docs_images):
     top = page.locator("#jp-top-panel")
     top.get_by_text(re.compile(r"CPU: [\d.]+ of")).wait_for()
-    top.get_by_text(re.compile(r"/ 1\.\d+ GB")).wait_for()  # the disk, once measured
+    top.locator(".pangeohub-disk").get_by_text(re.compile(r"of [\d.]+ GiB")).wait_for()
     top.locator(".pangeohub-scratch").get_by_text("Scratch:").wait_for()
+    page.locator(".jp-Launcher").first.wait_for()  # the page as a person sees it, settled
+    page.locator("#filebrowser").get_by_text("shared", exact=True).wait_for()
     page.screenshot(path=shots / "3-top-bar.png")
+    page.screenshot(path=docs_images / "inside" / "top-bar.png")
     text = " ".join(top.inner_text().split())
-    # the profile's 1536M, not the machine's memory; the server's 2 GiB disk, not the host's
-    assert "/ 1536 MB" in text, text
-    disk = re.search(r"Disk: [\d.]+ / ([\d.]+) GB", text)
-    assert disk and 1.5 < float(disk.group(1)) <= 2.15, text
-    # CPU as cores of the profile's 1.5, not of the machine's count, and only once
-    assert re.search(r"CPU: \d+\.\d\d of 1\.5 cores", text), text
-    assert text.count("CPU:") == 1, text
+    # the profile's 1536M, not the machine's memory; the server's 2 GiB disk, not the
+    # host's; in the picker's units (GiB), not MB and GB
+    assert re.search(r"Mem: [\d.]+ of 1\.5 GiB", text), text
+    disk = re.search(r"Disk: [\d.]+ of ([\d.]+) GiB", text)
+    assert disk and 1.5 < float(disk.group(1)) <= 2, text
+    status = " ".join(page.locator("#jp-main-statusbar").inner_text().split())
+    assert not re.search(r"\d ?(MB|GB)\b", text + status), (text, status)
+    # CPU as cores of the profile's 1, not of the machine's count, and only once
+    assert re.search(r"CPU: \d+\.\d\d of 1 core\b", text), text
+    assert text.count("CPU:") == 1 and "cores" not in text, text
+    # at rest nothing is red (jupyter-resource-usage#107 made its CPU warning always on),
+    # and the bars show a server at rest
+    assert page.evaluate(RED_JS) == [], (page.evaluate(RED_JS), status)
+    fills = page.evaluate(BAR_FILLS_JS)
+    assert len(fills) == 2 and max(fills) < 0.5, fills
     # where am I: the server's own scratch location, as $PANGEO_SCRATCH holds it
     scratch = top.locator(".pangeohub-scratch").inner_text().replace("\u200e", "")  # marks
     scratch = " ".join(scratch.split())
@@ -154,6 +193,43 @@ def test_top_bar_shows_the_servers_limits_not_the_machines(hub, page, shots):
         f"{hub.url}/user/{USER}/{SERVER}/pangeohub/whereami", allow_redirects=False, timeout=10
     )
     assert anonymous.status_code in (302, 403), anonymous.status_code
+
+
+# the Lab's news setting as the Lab reads it (the server puts overrides in the schema)
+NEWS_SETTING_JS = """async () => {
+  const base = JSON.parse(document.getElementById("jupyter-config-data").textContent).baseUrl;
+  const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+  const url = base + "lab/api/settings/@jupyterlab/apputils-extension:notification";
+  const response = await fetch(url, {headers: {"X-XSRFToken": xsrf}});
+  return (await response.json()).schema.properties.fetchNews.default;
+}"""
+
+
+def test_no_bar_is_drawn_before_its_reading_and_no_news_prompt(hub, page):
+    """A bar shows a reading, never a full track before the first one: the Lab's later
+    readings are held, so what is drawn is what the first one said (or nothing)."""
+    lab = page.context.new_page()
+    readings = []
+
+    def first_readings_only(route):
+        readings.append(route.request.url)
+        if len(readings) <= 3:  # one for each item that polls, at most
+            route.continue_()
+        # later ones are never answered
+
+    lab.route(re.compile(r".*/api/metrics/v1.*"), first_readings_only)
+    try:
+        lab.goto(f"{hub.url}/user/{USER}/{SERVER}/lab")
+        lab.locator("#jp-top-panel").get_by_text(re.compile("Mem:")).wait_for()
+        lab.locator("#jp-top-panel").get_by_text(re.compile("Disk:")).wait_for()
+        fills = lab.evaluate(BAR_FILLS_JS)
+        assert fills and max(fills) < 0.5, fills
+        # JupyterLab's "official Jupyter news" prompt is switched off (its setting, as the
+        # Lab reads it; the main page, open for a while, shows no prompt)
+        assert lab.evaluate(NEWS_SETTING_JS) == "false"
+        assert "Jupyter news" not in page.locator("body").inner_text()
+    finally:
+        lab.close()
 
 
 def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):

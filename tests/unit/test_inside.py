@@ -245,4 +245,54 @@ def test_the_labextension_ships_in_the_package_with_its_schema():
     assert os.path.exists(os.path.join(ext, build["load"]))
     with open(os.path.join(ext, "schemas", "pangeohub-lab", "plugin.json")) as f:
         items = json.load(f)["jupyter.lab.toolbars"]["TopBar"]
-    assert {i["name"] for i in items} == {"pangeohub-cpu", "pangeohub-scratch"}
+    names = ["pangeohub-cpu", "pangeohub-memory", "pangeohub-disk", "pangeohub-scratch"]
+    assert [i["name"] for i in sorted(items, key=lambda i: i["rank"])] == names
+    # in place of jupyter-resource-usage's own items (MB and GB, a CPU warning always on)
+    with open(os.path.join(ext, "package.json")) as f:
+        disabled = json.load(f)["jupyterlab"]["disabledExtensions"]
+    assert "@jupyter-server/resource-usage:status-item" in disabled
+
+
+def test_a_profile_larger_than_the_machine_is_capped_and_says_so():
+    from pangeohub.lab.machine import Machine
+    from pangeohub.policy import Profile
+
+    machine = Machine(cpus=2, memory=8 * 2**30)
+    large = Profile(
+        slug="large",
+        display_name="Large",
+        description="Heavy analysis.",
+        cpu_limit=4,
+        mem_limit=16 * 2**30,
+        cpu_guarantee=3,
+    )
+    fitted = machine.fit(large)
+    assert (fitted.cpu_limit, fitted.mem_limit, fitted.cpu_guarantee) == (2, 8 * 2**30, 2)
+    assert fitted.summary() == "2 CPU, 8 GiB memory, 2 GiB disk"
+    assert fitted.description == (
+        "Heavy analysis. Capped to this machine's size (the profile asks for 4 CPU and "
+        "16 GiB memory)."
+    )
+    small = Profile(slug="small", display_name="Small", cpu_limit=1, mem_limit=2**30)
+    assert machine.fit(small) is small
+
+
+def test_the_start_up_log_names_each_capped_profile_on_one_machine_only(caplog):
+    from pangeohub.lab.machine import Machine, announce_fit
+
+    c = Config()
+    c.PangeoPolicy.profiles = [
+        {"display_name": "Small", "cpu_limit": 1, "mem_limit": "1G"},
+        {"display_name": "Large", "cpu_limit": 4, "mem_limit": "4G"},
+    ]
+    machine = Machine(cpus=2, memory=8 * 2**30)
+    c.JupyterHub.spawner_class = "pangeo-kubernetes"
+    announce_fit(c, machine)
+    assert caplog.records == []  # nodes are sized for profiles
+    c.JupyterHub.spawner_class = "pangeo-local"
+    announce_fit(c, machine)
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "Profile 'Large' asks for 4 CPU; this machine has 2 CPU and 8 GiB memory: its "
+        "servers get 2 CPU, 4 GiB memory, 2 GiB disk."
+    )
