@@ -31,6 +31,7 @@ from traitlets.config import Config
 from .binder.hubconfig import wire_binder
 from .culling import CullingPolicy, destructive_culling, wire_culling
 from .gateway.hub import GatewayService, wire_gateway
+from .hub_handlers import wire_quiet_handlers
 from .isolation import announce_isolation
 from .lab.home import wire_home
 from .lab.machine import announce_fit
@@ -81,6 +82,7 @@ PARTS = (
     wire_picker,
     wire_home,
     wire_shutdown,
+    wire_quiet_handlers,
 )
 CHECKS = (
     check_profiles,

@@ -17,6 +17,8 @@ from ..policy import PangeoPolicy, PolicyError, format_bytes
 from .machine import Machine
 
 TEMPLATES = str(Path(__file__).with_name("templates"))
+# the spawn page and the "starting" page, naming the server (whatever HomePage says)
+PAGES = str(Path(__file__).with_name("templates") / "pages")
 TEMPLATE_VAR = "pangeohub_home"
 
 
@@ -71,6 +73,8 @@ def home_summary(user) -> dict:
         "servers": servers,
         "limit": limit,
         "left": max(limit - len(named), 0) if limit else None,
+        "name_max": policy.server_name_max_length,
+        "name_rule": policy.server_name_rule(),
     }
 
 
@@ -81,13 +85,15 @@ def _on_one_machine(spawner) -> bool:
 
 
 def wire_home(c: Config) -> None:
-    """pangeohub's home template on the template path after the admin's own (an admin's
-    home.html still wins) and before JupyterHub's, and its variable."""
+    """pangeohub's pages (the spawn pages naming their server, always; the home page
+    unless switched off) on the template path after the admin's own (an admin's own
+    templates still win) and before JupyterHub's, and the home page's variable."""
+    paths = list(c.JupyterHub.get("template_paths", []))
+    wanted = [PAGES, TEMPLATES] if HomePage(config=c).enabled else [PAGES]
+    if any(path not in paths for path in wanted):
+        c.JupyterHub.template_paths = [*paths, *(p for p in wanted if p not in paths)]
     if not HomePage(config=c).enabled:
         return
-    paths = list(c.JupyterHub.get("template_paths", []))
-    if TEMPLATES not in paths:
-        c.JupyterHub.template_paths = [*paths, TEMPLATES]
     template_vars = dict(c.JupyterHub.get("template_vars", {}))
     template_vars.setdefault(TEMPLATE_VAR, home_summary)
     c.JupyterHub.template_vars = template_vars

@@ -33,6 +33,7 @@ pytestmark = [
 
 MACHINE = Machine.this_one()
 USER = "h15grace"
+OTHER = "h15kath"  # another person, who may not see grace's Dask dashboards
 ADMIN = "h15ada"  # her account joins the shared directory's writer group
 WRITERS = "h15-curators"
 SERVER = "work"
@@ -40,6 +41,7 @@ CONFIG = f"""
 c.LocalGroupsAuthenticator.users = {{
     {ADMIN!r}: {{"admin": True, "groups": ["pangeo-data:hub-admins"]}},
     {USER!r}: {{"groups": ["pangeo-data:climate"]}},
+    {OTHER!r}: {{"groups": ["pangeo-data:oceans"]}},
 }}
 c.PangeoPolicy.named_server_limit = 3
 c.PangeoPolicy.max_cpu_limit = {2 * MACHINE.cpus}
@@ -124,11 +126,17 @@ def open_sidebar(page, panel_id: str):
     return panel
 
 
-def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(hub, page, shots):
+def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(
+    hub, page, shots, docs_images
+):
     page.goto(f"{hub.url}/hub/spawn/{USER}/{SERVER}")
     form = page.locator("#form")
     form.get_by_text("Climate Large").wait_for()
     page.screenshot(path=shots / "1-picker.png", full_page=True)
+    page.screenshot(path=docs_images / "inside" / "picker.png")
+    # the page names the server it starts
+    heading = " ".join(page.locator("h1").first.inner_text().split())
+    assert heading == f"Start your server {SERVER}", heading
     text = form.inner_text()
     assert "Small" in text and "Oceans Only" not in text
     assert "1 CPU, 1.5 GiB memory, 2 GiB disk" in text  # resources beside the name
@@ -232,7 +240,7 @@ def test_no_bar_is_drawn_before_its_reading_and_no_news_prompt(hub, page):
         lab.close()
 
 
-def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):
+def test_shared_file_opens_and_a_write_is_refused(hub, page, shots, docs_images):
     shared = shared_dir(hub)
     with open(f"{shared}/catalogue.txt", "w") as f:  # the admin, on the hub's machine
         f.write(SHARED_TEXT + "\n")
@@ -249,6 +257,7 @@ def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):
     save = page.evaluate(SAVE_JS, {"path": "shared/catalogue.txt", "text": "Edited."})
     add = page.evaluate(SAVE_JS, {"path": "shared/mine.txt", "text": "Mine."})
     page.screenshot(path=shots / "4-shared-read-only.png")
+    page.screenshot(path=docs_images / "inside" / "shared.png")
     for status, message in (save, add):
         assert status == 403 and "Permission denied" in message, (status, message)
     with open(f"{shared}/catalogue.txt") as f:
@@ -260,28 +269,39 @@ def test_shared_file_opens_and_a_write_is_refused(hub, page, shots):
     page.locator(".jp-Dialog").wait_for(state="detached")
 
 
-def test_clusters_panel_makes_a_gateway_cluster_and_its_dashboard_renders(hub, page, shots):
+def test_clusters_panel_makes_a_gateway_cluster_and_its_dashboard_renders(
+    hub, page, shots, docs_images
+):
     panel = open_sidebar(page, "dask-dashboard-launcher")
     panel.get_by_role("button", name=re.compile("NEW")).click()
     item = panel.locator(".dask-ClusterListingItem").first
     item.wait_for(timeout=90_000)
     # the listing item appears first; its dashboard link once the cluster reports one
-    item.get_by_text(re.compile("Dashboard URL")).wait_for(timeout=90_000)
-    text = item.inner_text()
-    link = re.search(r"Dashboard URL: (\S+)", text).group(1)
+    item.locator(".dask-ClusterListingItem-link a[href]").wait_for(timeout=90_000)
+    link = item.locator(".dask-ClusterListingItem-link a").get_attribute("href")
     assert link.startswith("/services/dask-gateway/clusters/") and link.endswith("/status")
-    assert "gateway://" in text  # a Gateway cluster, not a LocalCluster
+    assert "gateway://" in item.inner_text()  # a Gateway cluster, not a LocalCluster
+    # a new cluster has no worker yet, and says how to get some
+    hint = item.locator(".pangeohub-scale-hint")
+    assert "press SCALE" in hint.inner_text(), item.inner_text()
     item.click()
+    # the dashboard's address reads as the cluster's own id (a UUID), not u-u-i-d-<name>
+    url = panel.locator("input").first.input_value()
+    assert re.fullmatch(r"dask/dashboard/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", url), url
     page.get_by_role("button", name="Task Stream").click()
     frame = page.frame_locator(".dask-DaskDashboard iframe, iframe").first
     frame.locator("canvas").first.wait_for(timeout=60_000)  # bokeh drew the plot
+    # with the 33 plot buttons listed, the cluster's whole entry is still in view
+    entry, sidebar = item.bounding_box(), panel.bounding_box()
+    assert entry["y"] + entry["height"] <= sidebar["y"] + sidebar["height"], (entry, sidebar)
     page.screenshot(path=shots / "5-dask-task-stream.png")
+    page.screenshot(path=docs_images / "inside" / "dask.png")
     # a cluster started in code (GatewayCluster() in a notebook, here the same client in
     # this process with the person's own token) shows in the panel too
     with gateway_as(hub, page) as gateway:
         name = gateway.submit()
         try:
-            panel.locator(f".dask-ClusterListingItem[data-cluster-id$='{name}']").wait_for()
+            panel.locator(".dask-ClusterListingItem-title", has_text=name).wait_for()
             page.screenshot(path=shots / "5b-dask-cluster-from-code.png")
         finally:
             gateway.stop_cluster(name)
@@ -296,6 +316,79 @@ def test_clusters_panel_makes_a_gateway_cluster_and_its_dashboard_renders(hub, p
 def servers_of(hub, page) -> dict:
     """The signed-in person's running servers, as the hub's API lists them."""
     return page.request.get(f"{hub.url}/hub/api/users/{USER}").json()["servers"]
+
+
+def test_someone_elses_dashboard_is_refused_on_a_page_like_the_hubs(hub, page, shots):
+    with gateway_as(hub, page) as gateway:
+        [cluster] = gateway.list_clusters()  # the panel's, still running
+    link = cluster.dashboard_link  # as the notebook prints it, through the hub
+    link = link if link.startswith("http") else f"{hub.url}{link}"
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        other = context.new_page()
+        other.goto(f"{hub.url}/hub/login")
+        sign_in(other, hub, OTHER)
+        other.wait_for_url(re.compile(r".*/hub/(spawn|home).*"))
+        response = other.goto(link)
+        assert response.status == 403
+        other.locator(".error h1").wait_for()
+        other.screenshot(path=shots / "6b-dask-dashboard-refused.png")
+        assert "only their own" in other.locator(".error").inner_text()
+        # the hub's look: its stylesheet applied, its logo shown, a way back
+        styled = other.evaluate(
+            """() => getComputedStyle(document.querySelector("nav.navbar")).display === "flex"
+              && document.querySelector("img.jpy-logo").naturalWidth > 0"""
+        )
+        assert styled, other.content()
+        assert other.get_by_role("link", name="Back to the hub").get_attribute("href") == (
+            "/hub/home"
+        )
+    finally:
+        context.close()
+
+
+NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "gateway-cluster",
+            "metadata": {},
+            "outputs": [],
+            "source": "from dask_gateway import GatewayCluster\n"
+            "cluster = GatewayCluster()\n"
+            "cluster",
+        }
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+SAVE_NOTEBOOK_JS = SAVE_JS.replace('type: "file", format: "text"', 'type: "notebook"')
+
+
+def test_gateway_cluster_in_a_notebook_shows_its_scale_and_adapt_widget(
+    hub, page, shots, docs_images
+):
+    """GatewayCluster() with no argument, as on Pangeo Cloud: the cluster's widget with
+    manual and adaptive scaling (ipywidgets in the server's environment)."""
+    status, body = page.evaluate(SAVE_NOTEBOOK_JS, {"path": "dask.ipynb", "text": NOTEBOOK})
+    assert status in (200, 201), body
+    page.goto(f"{hub.url}/user/{USER}/{SERVER}/lab/tree/dask.ipynb")
+    cell = page.locator(".jp-Notebook .jp-Cell").first
+    cell.wait_for()
+    status = page.locator("#jp-main-statusbar")
+    status.get_by_text(re.compile(r"Python 3.*\| Idle")).wait_for(timeout=60_000)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    cell.locator(".jp-InputPrompt", has_text=re.compile(r"\[[*1]\]")).wait_for()
+    output = cell.locator(".jp-OutputArea-output")
+    output.get_by_text("Adaptive Scaling").wait_for(timeout=90_000)
+    output.get_by_text("Manual Scaling").click()
+    output.get_by_role("button", name="Scale").wait_for()
+    page.screenshot(path=shots / "5c-dask-widget.png")
+    page.screenshot(path=docs_images / "inside" / "dask-widget.png")
+    assert "GatewayCluster" in output.inner_text(), output.inner_text()
 
 
 def hub_xsrf(page) -> str:
@@ -318,11 +411,23 @@ def gateway_as(hub, page):
     return Gateway(address=f"{hub.url}/services/dask-gateway", auth=auth)
 
 
-def test_home_page_shows_each_servers_profile_disk_and_the_limit(hub, page, shots):
+def test_home_page_shows_each_servers_profile_disk_and_the_limit(hub, page, shots, docs_images):
     page.goto(f"{hub.url}/hub/home")
     row = page.locator(f"tr[data-server-name={SERVER}]")
     row.wait_for()
     page.screenshot(path=shots / "7-home.png", full_page=True)
+    page.screenshot(path=docs_images / "inside" / "home.png")
+    # the name rule where the name is typed, in the words of the refusals, and no longer
+    # name than it allows can be typed
+    name = page.locator(".new-server-name")
+    rule = " ".join(page.locator(".pangeo-name-rule").inner_text().split())
+    assert "Use at most 20 characters: lowercase letters, digits and single hyphens" in rule
+    assert name.get_attribute("maxlength") == "20"
+    assert name.get_attribute("aria-describedby") == "pangeo-name-rule"
+    name.fill("")
+    name.press_sequentially("a-name-of-25-characters-x")
+    assert name.input_value() == "a-name-of-25-charact"  # 20 characters
+    name.fill("")
     assert "Climate Large" in row.locator(".pangeo-profile").inner_text()
     assert row.locator(".pangeo-disk").inner_text().strip() == "2 GiB"
     assert row.locator(".pangeo-state").inner_text().strip() == "running"

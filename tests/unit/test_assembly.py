@@ -146,6 +146,30 @@ def test_the_hub_stops_servers_before_its_services():
     assert getattr(JupyterHub.check_services_health, PATCHED)
 
 
+def test_jupyterhubs_extra_handlers_line_is_kept_for_the_admins_own_handlers_only():
+    import logging
+
+    from pangeohub.hub_handlers import OwnHandlersOnly
+
+    hub_log = logging.getLogger("JupyterHub")
+    pangeohub.configure(hub_config())  # pangeohub's own routes only: no line
+    assert any(isinstance(f, OwnHandlersOnly) for f in hub_log.filters)
+    record = logging.LogRecord(
+        "JupyterHub",
+        logging.WARNING,
+        "",
+        0,
+        "JupyterHub.extra_handlers is deprecated in JupyterHub 3.1.",
+        None,
+        None,
+    )
+    assert not hub_log.filter(record)
+    c = hub_config()
+    c.JupyterHub.extra_handlers = [("/admins/own", object)]
+    pangeohub.configure(c)  # the admin's own: JupyterHub's advice is for them
+    assert hub_log.filter(record)
+
+
 def test_no_pangeohub_variable_carries_settings_to_a_service():
     c = hub_config()
     pangeohub.configure(c)

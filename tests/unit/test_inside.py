@@ -14,7 +14,7 @@ from traitlets.config import Config
 
 import pangeohub
 from pangeohub.lab.dashboard import gateway_dashboard_url
-from pangeohub.lab.home import TEMPLATE_VAR, TEMPLATES, home_summary
+from pangeohub.lab.home import PAGES, TEMPLATE_VAR, TEMPLATES, home_summary
 from pangeohub.lab.picker import describe, mark_previous, render_fancy_form
 from pangeohub.lab.shared import SharedData
 from pangeohub.policy import PangeoPolicy
@@ -92,7 +92,7 @@ def test_configure_wires_picker_and_home_keeping_the_admins_own():
     c.JupyterHub.extra_handlers = [("/admin/(.*)", object)]
     pangeohub.configure(c)
     pangeohub.configure(c)  # idempotent
-    assert c.JupyterHub.template_paths == ["/admin/templates", TEMPLATES]
+    assert c.JupyterHub.template_paths == ["/admin/templates", PAGES, TEMPLATES]
     assert c.JupyterHub.template_vars == {"org": "Pangeo", TEMPLATE_VAR: "admin's"}
     routes = [h[0] for h in c.JupyterHub.extra_handlers]
     assert routes[0] == "/admin/(.*)" and "/fancy-profiles/static/(.*)" in routes
@@ -112,7 +112,7 @@ def test_configure_wires_picker_and_home_keeping_the_admins_own():
     off.HomePage.enabled = False
     off.ProfilePicker.fancy = False
     pangeohub.configure(off)
-    assert "template_paths" not in off.JupyterHub
+    assert off.JupyterHub.template_paths == [PAGES]  # the spawn pages name their server
     handlers = [h[0] for h in off.JupyterHub.get("extra_handlers", [])]
     assert "/fancy-profiles/static/(.*)" not in handlers
 

@@ -19,6 +19,10 @@
  * top-bar bars are drawn full before the first reading, and its CPU item shows a
  * percentage only. None of it has a setting. Here a bar appears with the first reading,
  * and an item warns only when the server says it is near its limit (memory, disk).
+ *
+ * It also polishes the Dask tab (dask-labextension, which has no setting for either): the
+ * cluster list keeps a share of the panel instead of following the plot buttons below the
+ * fold, and a cluster with no worker says how to get some.
  */
 (function () {
   "use strict";
@@ -125,6 +129,56 @@
     return widget;
   }
 
+  // The Dask tab (dask-labextension): its cluster list gets a share of the panel of its
+  // own instead of following the 33 plot buttons below the fold, and a new cluster with
+  // no worker says how to get some. dask-labextension has no setting for either.
+  const DASK_STYLE = `
+    .dask-DaskSidebar { display: flex; flex-direction: column; overflow: hidden; }
+    .dask-DaskSidebar > :first-child { flex: 1 1 auto; min-height: 6em; overflow: auto; }
+    .dask-DaskSidebar > .dask-DaskClusterManager {
+      flex: 0 0 auto; max-height: 55%; overflow: auto;
+    }
+    .pangeohub-scale-hint {
+      white-space: normal; margin-top: 4px; font-style: italic;
+    }`;
+  const SCALE_HINT =
+    "No workers yet: press SCALE to add some, or to let the cluster adapt to its work.";
+
+  function hintScaling(root) {
+    for (const item of root.querySelectorAll("li.dask-ClusterListingItem")) {
+      const stats = Array.from(item.querySelectorAll(".dask-ClusterListingItem-stats"));
+      const texts = stats.map((s) => s.textContent);
+      const idle =
+        texts.some((t) => /^Number of Workers: 0$/.test(t.trim())) &&
+        !texts.some((t) => t.startsWith("Minimum Workers"));
+      let hint = item.querySelector(".pangeohub-scale-hint");
+      if (idle && !hint) {
+        hint = document.createElement("div");
+        hint.className = "pangeohub-scale-hint";
+        hint.textContent = SCALE_HINT;
+        item.append(hint);
+      } else if (!idle && hint) {
+        hint.remove();
+      }
+    }
+  }
+
+  function polishDaskPanel() {
+    const style = document.createElement("style");
+    style.id = `${NAME}-dask`;
+    style.textContent = DASK_STYLE;
+    document.head.append(style);
+    let queued = false;
+    new MutationObserver(() => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => {
+        queued = false;
+        hintScaling(document);
+      });
+    }).observe(document.body, { childList: true, subtree: true, characterData: true });
+  }
+
   function plugin(Widget, IToolbarWidgetRegistry) {
     return {
       // its settings schema (schemas/pangeohub-lab/plugin.json) places the items
@@ -133,6 +187,7 @@
       autoStart: true,
       requires: [IToolbarWidgetRegistry],
       activate: (app, toolbars) => {
+        polishDaskPanel();
         const cpu = item(Widget, "pangeohub-cpu", "This server's CPU use, of its profile's limit");
         const memory = gauge(
           Widget,
