@@ -60,3 +60,15 @@ def test_docs_build_without_a_warning(tmp_path):
     reference = (tmp_path / "reference.html").read_text()
     assert "admitted_teams" in reference and "expiry_check_seconds" in reference
     assert "oauth_callback_url" not in reference  # upstream's settings stay upstream's
+
+
+def test_the_binder_pages_example_server_name_is_the_one_a_launch_makes():
+    """docs/binder.md's example is what the launcher names pangeo-data/pangeo-tutorial's
+    commit 1a2b3c4..., within the default name rule."""
+    from pangeohub.binder.launcher import BinderLauncher
+    from pangeohub.binder.spec import parse_spec
+
+    repo = parse_spec("gh", "pangeo-data/pangeo-tutorial/main")
+    name = BinderLauncher().server_name(repo, "1a2b3c4d5e6f")
+    assert len(name) <= PangeoPolicy().server_name_max_length
+    assert f"`{name}`" in (DOCS / "binder.md").read_text()
