@@ -34,6 +34,7 @@ from .gateway.hub import GatewayService, wire_gateway
 from .hub_handlers import wire_quiet_handlers
 from .isolation import announce_isolation
 from .lab.home import wire_home
+from .lab.launch_link import wire_launch_link
 from .lab.machine import announce_fit
 from .lab.picker import wire_picker
 from .parts import hub_part
@@ -79,6 +80,7 @@ PARTS = (
     wire_gateway,
     wire_culling,
     wire_binder,
+    wire_launch_link,
     wire_picker,
     wire_home,
     wire_shutdown,

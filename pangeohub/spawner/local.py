@@ -231,9 +231,13 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         """Launch from a repository (pangeohub.binder), beside the profiles."""
         from ..binder.form import launch_fields
         from ..binder.launcher import BinderLauncher
+        from ..lab.launch_link import link_generator
 
         launcher = hub_part(BinderLauncher, self)
-        return launch_fields(self.hub.base_url, launcher.github_url) if launcher.enabled else ""
+        if not launcher.enabled:
+            return ""
+        base, github = self.hub.base_url, launcher.github_url
+        return launch_fields(base, github) + link_generator(base, github)
 
     def options_from_form(self, formdata):
         """Read the chosen profile, refusing one the user may not use (4xx). A launched

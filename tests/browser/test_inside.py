@@ -126,6 +126,35 @@ def open_sidebar(page, panel_id: str):
     return panel
 
 
+def test_launch_form_makes_a_link_and_a_badge_to_share(hub, page, shots, docs_images):
+    """As mybinder.org's form: repository, ref and a file give the launch link and a
+    Markdown badge, each to copy; the link is one the hub launches, the badge its own."""
+    page.goto(f"{hub.url}/hub/spawn/{USER}/{SERVER}")
+    page.fill("#binder-repository", "https://github.com/pangeo-data/pangeo-tutorial")
+    page.fill("#binder-ref", "main")
+    page.fill("#binder-path", "notebooks/intro.ipynb")
+    link = page.input_value("#binder-share-link")
+    spec = "gh/pangeo-data/pangeo-tutorial/main"
+    assert link == f"{hub.url}/hub/v2/{spec}?labpath=notebooks%2Fintro.ipynb", link
+    badge = page.input_value("#binder-share-badge")
+    assert badge == f"[![Launch]({hub.url}/hub/launch-badge.svg)]({link})", badge
+    preview = page.locator("#binder-badge-preview")
+    preview.wait_for()
+    assert page.evaluate("document.getElementById('binder-badge-preview').naturalWidth") > 0
+    page.click("#binder-copy-link")
+    assert page.inner_text("#binder-copy-link") == "Copied"
+    page.locator(".pangeo-launch-link").scroll_into_view_if_needed()
+    page.screenshot(path=shots / "0-launch-link.png", full_page=True)
+    page.screenshot(path=docs_images / "inside" / "launch-link.png", full_page=True)
+    image = requests.get(f"{hub.url}/hub/launch-badge.svg", timeout=10)  # for anyone
+    assert image.ok and image.headers["Content-Type"] == "image/svg+xml"
+    assert "launch: Pangeo hub" in image.text
+    launch = page.request.get(link)  # the launch page (its script would start the build)
+    assert launch.ok and "Launching https://github.com/pangeo-data/pangeo-tutorial" in (
+        launch.text()
+    )
+
+
 def test_picker_shows_only_allowed_profiles_and_starts_the_chosen_one(
     hub, page, shots, docs_images
 ):

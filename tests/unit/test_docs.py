@@ -10,6 +10,7 @@ from pangeohub.auth import GitHubTeamsAuthenticator
 from pangeohub.culling import CullingPolicy
 from pangeohub.isolation import Isolation
 from pangeohub.lab.home import HomePage
+from pangeohub.lab.launch_link import LaunchLink
 from pangeohub.lab.picker import ProfilePicker
 from pangeohub.lab.shared import SharedData
 from pangeohub.local_auth import LocalGroupsAuthenticator
@@ -32,6 +33,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
         (SharedData, "inside.md"),
         (ProfilePicker, "inside.md"),
         (HomePage, "inside.md"),
+        (LaunchLink, "inside.md"),
     ],
 )
 def test_every_setting_is_documented(cls, page):
