@@ -39,6 +39,7 @@ from .lab.machine import announce_fit
 from .lab.picker import wire_picker
 from .parts import hub_part
 from .policy import PangeoPolicy
+from .ports import check_ports_free
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
 from .shutdown import wire_shutdown
@@ -90,6 +91,7 @@ CHECKS = (
     check_profiles,
     check_culling_keeps_disks,
     check_claim_per_server,
+    check_ports_free,
     announce_isolation,
     announce_fit,
 )
