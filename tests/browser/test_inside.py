@@ -126,6 +126,24 @@ def open_sidebar(page, panel_id: str):
     return panel
 
 
+def test_start_up_raises_no_false_alarm(hub):
+    """The hub's start-up log has no warning of pangeohub's making: no deprecation line
+    for pangeohub's own routes, no 404 from the hub's check of the gateway's address, no
+    failure of the gateway's proxy to read routes from a gateway not yet listening."""
+    deadline = time.monotonic() + 30
+    while "Dask gateway proxy started" not in hub.log_tail(100_000):  # the proxy is there
+        assert time.monotonic() < deadline, hub.log_tail()
+        time.sleep(0.2)
+    log = hub.log_tail(100_000)
+    for alarm in (
+        "JupyterHub.extra_handlers is deprecated",
+        "404 GET /services/dask-gateway/",
+        "Unexpected failure fetching routing table",
+        "Traceback",
+    ):
+        assert alarm not in log, f"{alarm!r} at start-up:\n{log}"
+
+
 def test_launch_form_makes_a_link_and_a_badge_to_share(hub, page, shots, docs_images):
     """As mybinder.org's form: repository, ref and a file give the launch link and a
     Markdown badge, each to copy; the link is one the hub launches, the badge its own."""
@@ -565,6 +583,7 @@ def test_ctrl_c_stops_clusters_then_services_quickly_and_quietly(hub, page):
     assert hub.proc.returncode == 0, log[-3000:]
     assert "Traceback" not in log, log
     assert "did not answer" not in log and "never died" not in log, log
+    assert "Unexpected failure" not in log, log  # the gateway's proxy stopped before it
     told = log.find(f"Stopping {USER}'s clusters of server /{SERVER}: ['{cluster}']")
     services_stop = re.search(r"Cleaning up \d+ services", log)
     assert services_stop and 0 <= told < services_stop.start(), log  # told while it was up
