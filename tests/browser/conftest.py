@@ -17,12 +17,3 @@ def pytest_runtest_makereport(item, call):
                 page.screenshot(path=shots / f"failed-{item.name}.png")
             except Exception:  # the page may be gone; the report is what matters
                 pass
-
-
-@pytest.fixture(scope="session")
-def docs_images():
-    """docs/images: the tests take the screenshots the docs show, so they never go stale
-    (a run that changes what a page looks like changes them; commit them with it)."""
-    from tests.hubprocess import REPO
-
-    return REPO / "docs" / "images"
