@@ -573,10 +573,11 @@ def test_ctrl_c_stops_clusters_then_services_quickly_and_quietly(hub, page):
         options.server = f"/{SERVER}"
         cluster = gateway.submit(cluster_options=options)
     log_start = hub.log_path.stat().st_size
-    began = time.monotonic()
     os.killpg(hub.proc.pid, signal.SIGINT)
-    hub.proc.wait(30)  # a bound, not the measure: the log below says what took time
-    took = time.monotonic() - began
+    try:  # a bound on the wait, not a measure: here it takes about 3 s
+        hub.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the hub was still stopping 20 s after Ctrl-C:\n{hub.log_tail()}")
     with open(hub.log_path, errors="replace") as f:
         f.seek(log_start)
         log = f.read()
@@ -587,4 +588,3 @@ def test_ctrl_c_stops_clusters_then_services_quickly_and_quietly(hub, page):
     told = log.find(f"Stopping {USER}'s clusters of server /{SERVER}: ['{cluster}']")
     services_stop = re.search(r"Cleaning up \d+ services", log)
     assert services_stop and 0 <= told < services_stop.start(), log  # told while it was up
-    assert took < 15, f"the hub took {took:.1f} s to stop:\n{log}"
