@@ -296,3 +296,44 @@ def test_the_start_up_log_names_each_capped_profile_on_one_machine_only(caplog):
         "Profile 'Large' asks for 4 CPU; this machine has 2 CPU and 8 GiB memory: its "
         "servers get 2 CPU, 4 GiB memory, 2 GiB disk."
     )
+
+
+def render_hub_page(name: str, **context) -> str:
+    """One of the hub's pages as JupyterHub renders it: pangeohub's pages first, then
+    JupyterHub's own (reachable as ``templates/<name>``), with the variables it passes."""
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+    from jupyterhub.app import JupyterHub
+
+    from pangeohub.lab.home import PAGES
+
+    base = JupyterHub()._template_paths_default()[0]
+    loader = ChoiceLoader(
+        [
+            PrefixLoader({"templates": FileSystemLoader([base])}, "/"),
+            FileSystemLoader([PAGES, base]),
+        ]
+    )
+    env = Environment(loader=loader, autoescape=True)
+    page = {"static_url": lambda *a, **k: "/static", "base_url": "/hub/", "user": None}
+    return env.get_template(name).render(**page, **context)
+
+
+@pytest.mark.parametrize(
+    "uri, heading",
+    [
+        ("/hub/spawn/grace/climate-run2?_xsrf=x", "Start your server <code>climate-run2</code>"),
+        ("/hub/spawn/grace?_xsrf=x", "Start your default server"),
+        ("/hub/spawn?_xsrf=x", "Start your default server"),
+    ],
+)
+def test_the_spawn_page_names_the_server_it_starts(uri, heading):
+    page = render_hub_page("spawn.html", url=uri)
+    assert heading in " ".join(page.split()), page
+    assert "Server Options" not in page
+
+
+def test_the_starting_page_names_the_server_that_starts():
+    named = render_hub_page("spawn_pending.html", spawner=SimpleNamespace(name="work"))
+    assert "Your server <code>work</code> is starting up." in " ".join(named.split())
+    default = render_hub_page("spawn_pending.html", spawner=SimpleNamespace(name=""))
+    assert "Your default server is starting up." in " ".join(default.split())
