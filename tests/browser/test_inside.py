@@ -44,6 +44,8 @@ c.LocalGroupsAuthenticator.users = {{
     {OTHER!r}: {{"groups": ["pangeo-data:oceans"]}},
 }}
 c.PangeoPolicy.named_server_limit = 3
+# the hub checks its services every second, so one check comes round while Ctrl-C stops them
+c.JupyterHub.service_check_interval = 1
 c.PangeoPolicy.max_cpu_limit = {2 * MACHINE.cpus}
 c.PangeoPolicy.max_mem_limit = {2 * MACHINE.memory}
 c.SharedData.writer_group = {WRITERS!r}
