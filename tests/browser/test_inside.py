@@ -571,19 +571,20 @@ def test_ctrl_c_stops_clusters_then_services_quickly_and_quietly(hub, page):
     first, its Dask clusters with it (the hub tells the gateway, which is still up), then
     the services; no traceback and nothing killed the hard way. Last: it stops the hub."""
     xsrf = hub_xsrf(page)
+    server = "last"  # a server of its own: a fresh disk, whatever ran before
     started = page.request.post(
-        f"{hub.url}/hub/api/users/{USER}/servers/{SERVER}",
+        f"{hub.url}/hub/api/users/{USER}/servers/{server}",
         headers={"X-XSRFToken": xsrf},
         data={"profile": "small"},
     )
     assert started.status in (201, 202), started.text()
     deadline = time.monotonic() + 60
-    while not servers_of(hub, page).get(SERVER, {}).get("ready"):
+    while not servers_of(hub, page).get(server, {}).get("ready"):
         assert time.monotonic() < deadline, "the server did not start within 60 s"
         time.sleep(0.5)
     with gateway_as(hub, page) as gateway:  # GatewayCluster() in the server's notebook
         options = gateway.cluster_options()
-        options.server = f"/{SERVER}"
+        options.server = f"/{server}"
         cluster = gateway.submit(cluster_options=options)
     log_start = hub.log_path.stat().st_size
     os.killpg(hub.proc.pid, signal.SIGINT)
@@ -598,6 +599,6 @@ def test_ctrl_c_stops_clusters_then_services_quickly_and_quietly(hub, page):
     assert "Traceback" not in log, log
     assert "did not answer" not in log and "never died" not in log, log
     assert "Unexpected failure" not in log, log  # the gateway's proxy stopped before it
-    told = log.find(f"Stopping {USER}'s clusters of server /{SERVER}: ['{cluster}']")
+    told = log.find(f"Stopping {USER}'s clusters of server /{server}: ['{cluster}']")
     services_stop = re.search(r"Cleaning up \d+ services", log)
     assert services_stop and 0 <= told < services_stop.start(), log  # told while it was up
