@@ -586,6 +586,11 @@ def test_ctrl_c_stops_clusters_then_services_quickly_and_quietly(hub, page):
         options = gateway.cluster_options()
         options.server = f"/{server}"
         cluster = gateway.submit(cluster_options=options)
+        deadline = time.monotonic() + 90
+        while (status := gateway.get_cluster(cluster).status.name) != "RUNNING":
+            assert status in ("PENDING", "STARTING"), f"the cluster is {status}"
+            assert time.monotonic() < deadline, "the cluster did not start within 90 s"
+            time.sleep(0.5)
     log_start = hub.log_path.stat().st_size
     os.killpg(hub.proc.pid, signal.SIGINT)
     try:  # a bound on the wait, not a measure: here it takes about 3 s
