@@ -17,6 +17,7 @@ culling         ``c.CullingPolicy.enabled``   jupyterhub-idle-culler, stop-only
 launch links    ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its build API
 profile picker  ``c.ProfilePicker.fancy``     jupyterhub-fancy-profiles' spawn page
 home page       ``c.HomePage.enabled``        each server's profile, disk and state
+shutdown order  (always)                      servers and their clusters before services
 ==============  ============================  =============================================
 
 Per-server hooks are not bound here: pangeohub's spawners build them for each server
@@ -30,13 +31,18 @@ from traitlets.config import Config
 from .binder.hubconfig import wire_binder
 from .culling import CullingPolicy, destructive_culling, wire_culling
 from .gateway.hub import GatewayService, wire_gateway
+from .hub_handlers import wire_quiet_handlers
 from .isolation import announce_isolation
 from .lab.home import wire_home
+from .lab.launch_link import wire_launch_link
+from .lab.machine import announce_fit
 from .lab.picker import wire_picker
 from .parts import hub_part
 from .policy import PangeoPolicy
+from .ports import check_ports_free
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
+from .shutdown import wire_shutdown
 
 KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
@@ -70,8 +76,25 @@ def check_claim_per_server(config: Config) -> None:
 
 
 # The parts, in order, and the checks; constants, not registries.
-PARTS = (wire_scratch, wire_gateway, wire_culling, wire_binder, wire_picker, wire_home)
-CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
+PARTS = (
+    wire_scratch,
+    wire_gateway,
+    wire_culling,
+    wire_binder,
+    wire_launch_link,
+    wire_picker,
+    wire_home,
+    wire_shutdown,
+    wire_quiet_handlers,
+)
+CHECKS = (
+    check_profiles,
+    check_culling_keeps_disks,
+    check_claim_per_server,
+    check_ports_free,
+    announce_isolation,
+    announce_fit,
+)
 
 
 def configure(c: Config) -> Config:
