@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test lint format docs clean postgresql bench-scale
+.PHONY: setup run test lint format docs clean postgresql bench-scale check-environment
 
 setup: $(VENV)/.installed $(PROXY)
 
@@ -42,7 +42,10 @@ postgresql:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
+# The environments the profiles run in are built on the first run (with progress) and
+# reused after (docs/environments.md).
 run: setup
+	$(BIN)/pangeohub-environments -f jupyterhub_config.py build
 	$(BIN)/jupyterhub -f jupyterhub_config.py
 
 test: setup /usr/bin/chromium postgresql
@@ -52,6 +55,11 @@ test: setup /usr/bin/chromium postgresql
 # KubeSpawner side by side.
 bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py --together
+
+# The full default environment (\`pangeo\`), built as \`make run\` builds it, in a person's
+# server on a real hub: the stack imports, and an xarray/zarr/Dask Gateway workflow runs.
+check-environment: setup
+	PANGEOHUB_FULL_ENVIRONMENT=1 $(BIN)/pytest tests/environments/test_full_environment.py
 
 lint: setup
 	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d deploy docs

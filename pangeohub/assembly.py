@@ -17,6 +17,7 @@ culling         ``c.CullingPolicy.enabled``   jupyterhub-idle-culler, stop-only
 launch links    ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its build API
 profile picker  ``c.ProfilePicker.fancy``     jupyterhub-fancy-profiles' spawn page
 home page       ``c.HomePage.enabled``        each server's profile, disk and state
+environments    ``c.Environments.enabled``    servers in their profile's environment (one machine)
 ==============  ============================  =============================================
 
 Per-server hooks are not bound here: pangeohub's spawners build them for each server
@@ -29,6 +30,7 @@ from traitlets.config import Config
 
 from .binder.hubconfig import wire_binder
 from .culling import CullingPolicy, destructive_culling, wire_culling
+from .environments.hubconfig import wire_environments
 from .gateway.hub import GatewayService, wire_gateway
 from .isolation import announce_isolation
 from .lab.home import wire_home
@@ -70,7 +72,15 @@ def check_claim_per_server(config: Config) -> None:
 
 
 # The parts, in order, and the checks; constants, not registries.
-PARTS = (wire_scratch, wire_gateway, wire_culling, wire_binder, wire_picker, wire_home)
+PARTS = (
+    wire_scratch,
+    wire_gateway,
+    wire_culling,
+    wire_binder,
+    wire_picker,
+    wire_home,
+    wire_environments,
+)
 CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
 
 

@@ -44,6 +44,7 @@ GATEWAY_SECTIONS = (
     "PangeoLocalBackend",
     "PangeoIsolatedLocalBackend",
     "Isolation",
+    "Environments",  # where servers' environments are: workers run in the same
     "DaskGateway",
     "Backend",
     "DBBackendBase",

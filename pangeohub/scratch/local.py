@@ -82,18 +82,26 @@ class LocalScratchBackend(ScratchBackend):
                 f"Cannot create the scratch directory {self.root} ({error.strerror})."
             ) from None
 
-    async def credentials(self, user: str) -> Issued:
+    def prepare(self, user: str) -> None:
+        """``user``'s directory, made theirs (as root: their account's, in the root-owned
+        scratch root, so it cannot be swapped for a link)."""
         path = self.path(user)
+        isolation = Isolation(parent=self)
+        if isolation.active:
+            private_directory(Path(self.root))
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if isolation.active:
+            name = isolation.account(user)
+            account = ensure_account(name, f"{isolation.home_root}/{name}")
+            os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+
+    async def credentials(self, user: str) -> Issued:
         try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            isolation = Isolation(parent=self)
-            if isolation.active:
-                name = isolation.account(user)
-                account = ensure_account(name, f"{isolation.home_root}/{name}")
-                os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+            self.prepare(user)
         except OSError as error:
             self.log.error("Cannot create scratch directory for %s: %s", user, error.strerror)
             raise BackendUnavailable("The scratch directory could not be created.") from None
+        path = self.path(user)
         return Issued(url=self.url(user), credentials={"path": str(path)}, expiration=None)
 
     async def ensure_expiry(self) -> None:
