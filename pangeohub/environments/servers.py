@@ -199,9 +199,10 @@ class EnvironmentSpawnerMixin:
         self._environment = None
 
     async def stop(self, now=False):
+        version = self._environment  # the stop clears the state
         await super().stop(now=now)
-        if self._environment is not None:
-            self._starting_versions.discard((self._environment.name, self._environment.key))
+        if version is not None:
+            self._starting_versions.discard((version.name, version.key))
 
     def environment_label(self, profile) -> str | None:
         """The environment the picker names for ``profile`` (None: servers run the hub's

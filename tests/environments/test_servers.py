@@ -1,0 +1,315 @@
+"""Servers, their kernels and their Dask workers run in the profile's environment.
+
+The real hub (as root: each person their own account) with a small ``pangeo``
+environment (what a server needs, at the hub's versions, and wheels made here); every
+check is code run in a person's kernel, as their notebook would run it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import requests
+
+from pangeohub.environments.versions import read_version
+from tests.hubprocess import REPO, VENV_BIN, HubProcess
+from tests.kernel import Kernel
+
+from .packages import make_wheel, small_environment
+
+pytestmark = pytest.mark.e2e
+
+HUB_PREFIX = Path(sys.prefix).resolve()  # the hub's own environment (the test's too)
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("wheels")
+    make_wheel(directory, "pangeotest-added", "1.0", {"pangeotest_added.py": "ADDED = 1\n"})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, wheels):
+    workdir = tmp_path_factory.mktemp("environments")
+    config = small_environment(workdir / "environment", wheels)
+    hub = HubProcess(workdir / "hub", extra_config=config + "c.JupyterHub.cleanup_servers = True")
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+def environments_root(hub: HubProcess) -> Path:
+    from tests.isolation_cleanup import hub_id
+
+    if hub.isolated:
+        return Path(f"/srv/pangeohub/{hub_id(hub.state_dir)}/environments")
+    return hub.state_dir / "environments"
+
+
+class Person:
+    """A signed-in person; starts and stops their server, runs code in its kernel."""
+
+    def __init__(self, hub: HubProcess, name: str):
+        self.hub, self.name = hub, name
+        self.session = hub.login(name)
+        self.url = f"{hub.url}/user/{name}/"
+        self.token = ""
+
+    def start(self, timeout: float = 180) -> list[str]:
+        """Start the server; the messages of its progress stream."""
+        response = self.hub.api(self.session, "post", f"/users/{self.name}/server", json={})
+        assert response.status_code in (201, 202), response.text
+        messages = []
+        progress = self.hub.api(
+            self.session, "get", f"/users/{self.name}/server/progress", stream=True, timeout=timeout
+        )
+        for line in progress.iter_lines():
+            if line.startswith(b"data:"):
+                event = json.loads(line[5:])
+                messages.append(event.get("message", ""))
+                if event.get("failed"):
+                    raise AssertionError(f"{self.name}'s server failed: {messages}")
+                if event.get("ready"):
+                    break
+        self.hub.wait_for_server(self.session, self.name, timeout=timeout)
+        tokens = self.hub.api(self.session, "post", f"/users/{self.name}/tokens", json={})
+        self.token = tokens.json()["token"]
+        return messages
+
+    def stop(self) -> None:
+        assert self.hub.api(self.session, "delete", f"/users/{self.name}/server").status_code in (
+            202,
+            204,
+        )
+        self.hub.wait_for_stop(self.session, self.name)
+
+    def run(self, code: str, timeout: float = 120) -> dict:
+        """Run ``code`` in a new kernel of the server; its last line of output as JSON."""
+        kernel = Kernel(self.url, self.token)
+        try:
+            result = kernel.run(textwrap.dedent(code), timeout=timeout)
+        finally:
+            kernel.close()
+        assert result.error is None, result.error + result.output
+        return json.loads(result.output.strip().splitlines()[-1])
+
+
+WHERE = """
+    import json, os, sys
+    import pangeohub, jupyterhub
+    print(json.dumps({"executable": sys.executable, "prefix": sys.prefix, "path": sys.path,
+                      "pangeohub": pangeohub.__file__, "jupyterhub": jupyterhub.__version__,
+                      "env": {k: os.environ.get(k, "") for k in ("PANGEO_ENVIRONMENT",
+                              "PANGEO_ENVIRONMENT_VERSION", "JUPYTER_IMAGE_SPEC", "PATH")}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def grace(hub):
+    person = Person(hub, "grace")
+    person.first_start = person.start()  # the first start builds the environment
+    return person
+
+
+def current_version(hub):
+    versions = list((environments_root(hub) / "pangeo").iterdir())
+    return read_version(environments_root(hub), "pangeo", max(versions, key=os.path.getmtime).name)
+
+
+def test_a_server_and_its_kernel_run_in_the_environment_not_the_hubs(hub, grace):
+    assert any("Building environment pangeo" in m for m in grace.first_start), grace.first_start
+    where = grace.run(WHERE)
+    version = read_version(
+        environments_root(hub), "pangeo", where["env"]["PANGEO_ENVIRONMENT_VERSION"]
+    )
+    assert version is not None and where["env"]["PANGEO_ENVIRONMENT"] == "pangeo"
+    assert Path(where["prefix"]) == version.prefix
+    assert where["env"]["PATH"].startswith(version.bin + os.pathsep)
+    assert where["env"]["JUPYTER_IMAGE_SPEC"] == version.image
+    # Nothing of the hub's environment is on the kernel's path; pangeohub's server-side
+    # parts are the environment's own copy, jupyterhub-singleuser at the hub's version.
+    paths = [Path(p).resolve() for p in where["path"] if p]  # "": the kernel's directory
+    assert not [p for p in paths if p.is_relative_to(HUB_PREFIX) or p.is_relative_to(REPO)]
+    assert Path(where["pangeohub"]).is_relative_to(version.site_packages)
+    import jupyterhub
+
+    assert where["jupyterhub"] == jupyterhub.__version__
+    # The server process itself runs the environment's Python.
+    env = grace.run("import json, os; print(json.dumps(dict(os.environ)))")
+    server_pid = int(env["JPY_PARENT_PID"]) if "JPY_PARENT_PID" in env else None
+    if server_pid:
+        cmdline = Path(f"/proc/{server_pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[0].decode() == version.python
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sealed for people's accounts when the hub is root")
+def test_the_environment_is_sealed_against_its_users(hub, grace):
+    version = current_version(hub)
+    for root, dirs, files in os.walk(version.path):
+        for name in (*dirs, *files):
+            info = os.lstat(os.path.join(root, name))
+            assert info.st_uid == 0
+            if not stat.S_ISLNK(info.st_mode):
+                assert not info.st_mode & 0o7222, os.path.join(root, name)  # no w, set-id
+    attempt = grace.run(
+        f"""
+        import json, pathlib
+        try:
+            pathlib.Path({str(version.site_packages / "evil.pth")!r}).write_text("import os")
+            print(json.dumps("written"))
+        except OSError as error:
+            print(json.dumps(type(error).__name__))
+        """
+    )
+    assert attempt == "PermissionError"
+
+
+WORKERS = """
+    import json, sys
+    from dask_gateway import GatewayCluster
+    cluster = GatewayCluster()
+    cluster.scale(1)
+    client = cluster.get_client()
+    client.wait_for_workers(1, timeout=90)
+    seen = client.run(lambda: [__import__("sys").executable, __import__("sys").prefix])
+    scheduler = client.run_on_scheduler(lambda: __import__("sys").prefix)
+    cluster.shutdown()
+    print(json.dumps({"workers": list(seen.values()), "scheduler": scheduler,
+                      "server": sys.prefix}))
+"""
+
+
+def test_dask_gateway_workers_run_in_the_servers_environment(hub, grace):
+    out = grace.run(WORKERS, timeout=180)
+    assert out["workers"] and all(prefix == out["server"] for _, prefix in out["workers"])
+    assert out["scheduler"] == out["server"]
+    assert not Path(out["server"]).resolve().is_relative_to(HUB_PREFIX)
+
+
+def test_pip_install_user_lands_on_the_persons_disk_and_survives_a_restart(hub, grace, tmp_path):
+    wheel = make_wheel(tmp_path, "pangeotest-mine", "1.0", {"pangeotest_mine.py": "MINE = 1\n"})
+    payload = base64.b64encode(wheel.read_bytes()).decode()
+    installed = grace.run(
+        f"""
+        import base64, json, os, pathlib, subprocess, sys
+        wheel = pathlib.Path(os.environ["HOME"]) / {wheel.name!r}
+        wheel.write_bytes(base64.b64decode({payload!r}))
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--user", "--no-index",
+                               "--quiet", str(wheel)], capture_output=True, text=True)
+        print(json.dumps([done.returncode, done.stderr[-2000:]]))
+        """
+    )
+    assert installed[0] == 0, installed[1]
+    grace.stop()
+    grace.start()
+    found = grace.run(
+        """
+        import json, os, pangeotest_mine
+        print(json.dumps([pangeotest_mine.MINE, pangeotest_mine.__file__, os.environ["HOME"]]))
+        """
+    )
+    assert found[0] == 1
+    assert found[1].startswith(os.path.join(found[2], ".local", "lib"))
+    if hub.isolated:
+        assert found[2] == str(hub.server_home("grace"))
+
+
+FIRST_SCRATCH_WRITE = """
+    import fsspec, json, os
+    fsspec.get_mapper(f"{os.environ['PANGEO_SCRATCH']}/sub/path")["hello"] = b"world"
+    back = fsspec.get_mapper(f"{os.environ['PANGEO_SCRATCH']}/sub/path")["hello"]
+    print(json.dumps([back.decode(), os.environ["PANGEO_SCRATCH"]]))
+"""
+
+
+def test_the_scratch_snippet_works_at_a_servers_first_start(hub):
+    ada = Person(hub, "ada")
+    assert not (hub.scratch_root / "ada").exists()
+    ada.start()
+    back, url = ada.run(FIRST_SCRATCH_WRITE)
+    assert back == "world" and url == f"file://{hub.scratch_root}/ada"
+    written = hub.scratch_root / "ada" / "sub" / "path" / "hello"
+    assert written.read_bytes() == b"world"
+    if hub.isolated:
+        import pwd
+
+        assert pwd.getpwuid(written.stat().st_uid).pw_name == "jupyter-ada"
+    ada.stop()
+
+
+def admin_command(hub: HubProcess, *args: str) -> subprocess.CompletedProcess:
+    """``pangeohub-environments`` as the admin runs it, on this hub's configuration."""
+    return subprocess.run(
+        [str(VENV_BIN / "pangeohub-environments"), "-f", str(hub.config_file), *args],
+        env={
+            **os.environ,
+            "PANGEOHUB_STATE_DIR": str(hub.state_dir),
+            "PANGEOHUB_CONFIG": str(hub.workdir / "test_config.py"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+IMPORTS_ADDED = """
+    import json, os
+    try:
+        import pangeotest_added
+        added = pangeotest_added.ADDED
+    except ImportError:
+        added = None
+    print(json.dumps([added, os.environ["PANGEO_ENVIRONMENT_VERSION"]]))
+"""
+
+
+def test_an_added_package_reaches_the_next_start_and_running_servers_keep_theirs(hub, grace):
+    before = grace.run(IMPORTS_ADDED)
+    assert before[0] is None
+    added = admin_command(hub, "add", "pangeotest-added")
+    assert added.returncode == 0, added.stderr + added.stdout
+    assert "for everyone" in added.stdout and "Running servers keep their version" in added.stdout
+    assert "pangeotest-added: installed, version 1.0" in added.stdout
+    # grace's running server keeps its version; katherine's new start gets the new one.
+    assert grace.run(IMPORTS_ADDED) == before
+    katherine = Person(hub, "katherine")
+    katherine.start()
+    after = katherine.run(IMPORTS_ADDED)
+    assert after[0] == 1 and after[1] != before[1]
+    root = environments_root(hub) / "pangeo"
+    assert {before[1], after[1]} <= {p.name for p in root.iterdir()}
+    # The environments page lists the new version's packages.
+    page = katherine.session.get(f"{hub.url}/hub/environments", timeout=30)
+    assert page.status_code == 200 and "pangeotest-added" in page.text and after[1] in page.text
+    # Once no server runs the old version, the next start removes it.
+    grace.stop()
+    grace.start()
+    assert grace.run(IMPORTS_ADDED) == after
+    assert {p.name for p in root.iterdir()} == {after[1]}
+    listed = admin_command(hub, "list")
+    assert listed.returncode == 0 and "pangeotest-added==1.0" in listed.stdout
+    katherine.stop()
+
+
+def test_the_picker_says_environment(hub, grace):
+    page = grace.session.get(f"{hub.url}/hub/spawn/grace/other", timeout=30)
+    assert page.status_code == 200
+    assert "environment pangeo" in page.text and "image pangeo/pangeo-notebook" not in page.text
+
+
+def test_a_refused_build_is_a_clear_error_and_keeps_the_running_version(hub, grace):
+    refused = admin_command(hub, "add", "pangeotest-no-such-package")
+    assert refused.returncode == 1
+    assert "Could not add pangeotest-no-such-package to pangeo; nothing changed." in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert grace.run(IMPORTS_ADDED)[0] == 1
+    assert requests.get(f"{hub.url}/hub/api/", timeout=10).ok
