@@ -214,3 +214,14 @@ class EnvironmentSpawnerMixin:
         """The plain picker's line under a profile's name: resources and environment."""
         label = self.environment_label(profile)
         return profile.summary() + (f" · environment {label}" if label else "")
+
+
+def workers_environment(spawner) -> dict[str, str]:
+    """What a server's Dask workers get (``c.GatewayService.worker_environment_hooks``):
+    the server's home, so packages the person installed with ``pip install --user`` (and
+    Dask's ``PipInstall`` plugin, which installs there) are on the workers' path too."""
+    version = getattr(spawner, "_environment", None)
+    home = getattr(spawner, "server_directory", None)
+    if version is None or home is None:
+        return {}
+    return {"HOME": str(home), "PYTHONUSERBASE": os.path.join(str(home), ".local")}

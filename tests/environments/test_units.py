@@ -154,3 +154,22 @@ def test_the_picker_names_the_environment_on_one_machine():
     profile = PangeoPolicy(config=c).all_profiles()[0]
     assert describe(profile, "pangeo").endswith("· environment pangeo")
     assert describe(profile).endswith("· image pangeo/pangeo-notebook:latest")  # Kubernetes
+
+
+def test_adding_a_package_says_what_it_does_and_a_failure_changes_nothing(tmp_path, capsys):
+    from pangeohub.environments import cli
+
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "pangeotest-one", "1.0", {"pangeotest_one.py": "ONE = 1\n"})
+    settings = settings_for(tmp_path, find_links=[str(wheels)], offline=True)
+    current = asyncio.run(Builder(settings).ensure("small"))
+    asyncio.run(cli.add(settings, "small", ["pangeotest-two"], dry_run=True))
+    said = capsys.readouterr().out
+    assert "adds pangeotest-two to the environment small for everyone" in said
+    assert "Running servers keep their version until they restart" in said
+    with pytest.raises(cli.Failure) as failed:
+        asyncio.run(cli.add(settings, "small", ["pangeotest-missing"], dry_run=False))
+    assert "Could not add pangeotest-missing to small; nothing changed." in str(failed.value)
+    assert "pangeotest-missing" in str(failed.value)  # uv's own words on why
+    assert not EnvironmentSpec.of(settings, "small").added.exists()
+    assert Builder(settings).current("small") == current
