@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +78,21 @@ async def run(argv: list[str], env: dict, deadline: float, what: str, progress: 
     if code != 0:
         raise BuildFailed(f"{what} failed (exit status {code}).", "\n".join(tail))
     return "\n".join(lines)
+
+
+def add_user_site_hook(python: str) -> None:
+    """The user site (``pip install --user``) found without restarting Python
+    (:mod:`pangeohub.environments.user_site`, as ``_pangeohub_user_site``)."""
+    done = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    site_packages = Path(done.stdout.strip())
+    shutil.copy(Path(__file__).with_name("user_site.py"), site_packages / "_pangeohub_user_site.py")
+    (site_packages / "_pangeohub_user_site.pth").write_text("import _pangeohub_user_site\n")
 
 
 class Builder:
@@ -214,6 +230,7 @@ class Builder:
                     "Installing pangeohub's server-side parts",
                     progress,
                 )
+            await asyncio.to_thread(add_user_site_hook, python)
             listing = await run(
                 [uv, "pip", "list", "--python", python, "--format", "json", "--quiet"],
                 env,

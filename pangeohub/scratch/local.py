@@ -95,6 +95,11 @@ class LocalScratchBackend(ScratchBackend):
             account = ensure_account(name, f"{isolation.home_root}/{name}")
             os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
 
+    def client_environment(self, user: str, files: dict[str, str]) -> dict[str, str]:
+        """fsspec makes a key's directories as it writes (as a bucket needs none): zarr's
+        stores write ``<scratch>/data.zarr/zarr.json`` without making ``data.zarr`` first."""
+        return {"FSSPEC_FILE_AUTO_MKDIR": "true"}
+
     async def credentials(self, user: str) -> Issued:
         try:
             self.prepare(user)
