@@ -80,9 +80,10 @@ async def run(argv: list[str], env: dict, deadline: float, what: str, progress: 
     return "\n".join(lines)
 
 
-def add_user_site_hook(python: str) -> None:
+def add_user_site_hook(python: str) -> Path:
     """The user site (``pip install --user``) found without restarting Python
-    (:mod:`pangeohub.environments.user_site`, as ``_pangeohub_user_site``)."""
+    (:mod:`pangeohub.environments.user_site`, as ``_pangeohub_user_site``); the
+    environment's site-packages."""
     done = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
         capture_output=True,
@@ -93,6 +94,7 @@ def add_user_site_hook(python: str) -> None:
     site_packages = Path(done.stdout.strip())
     shutil.copy(Path(__file__).with_name("user_site.py"), site_packages / "_pangeohub_user_site.py")
     (site_packages / "_pangeohub_user_site.pth").write_text("import _pangeohub_user_site\n")
+    return site_packages
 
 
 class Builder:
@@ -166,6 +168,8 @@ class Builder:
             args += ["--find-links", link]
         if settings.offline:
             args.append("--offline")
+        if settings.compile_bytecode:
+            args.append("--compile-bytecode")
         return args
 
     def _env(self) -> dict[str, str]:
@@ -230,7 +234,7 @@ class Builder:
                     "Installing pangeohub's server-side parts",
                     progress,
                 )
-            await asyncio.to_thread(add_user_site_hook, python)
+            site_packages = await asyncio.to_thread(add_user_site_hook, python)
             listing = await run(
                 [uv, "pip", "list", "--python", python, "--format", "json", "--quiet"],
                 env,
@@ -247,6 +251,7 @@ class Builder:
                 "built": time.time(),
                 "seconds": round(seconds, 1),
                 "python": spec.python,
+                "site_packages": str(site_packages.relative_to(work)),
                 "requirements": [str(p) for p in spec.requirements],
                 "added": spec.added_packages(),
                 "packages": sorted(packages, key=lambda p: p["name"].lower()),

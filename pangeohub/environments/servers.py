@@ -10,6 +10,7 @@ configuration and Lab extension come from the copy of pangeohub inside the envir
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
@@ -112,14 +113,15 @@ def versions_in_use(db, name: str) -> set[str]:
     return keys
 
 
-def remove_unused_versions(spawner, starting: set[tuple[str, str]] = frozenset()) -> None:
-    """Remove each environment's versions that no running (or starting) server uses."""
+async def remove_unused_versions(spawner, starting: set[tuple[str, str]]) -> None:
+    """Remove each environment's versions that no running (or starting) server uses (the
+    hub's database is read here, on the hub's thread; the files go in a thread)."""
     settings = settings_of(spawner)
     builder = builder_of(settings)
     for name in settings.names():
         in_use = versions_in_use(spawner.db, name) | {k for n, k in starting if n == name}
         try:
-            builder.remove_unused(name, in_use)
+            await asyncio.to_thread(builder.remove_unused, name, in_use)
         except (OSError, SpecError) as error:
             spawner.log.warning("Could not remove old versions of %s: %s", name, error)
 
@@ -140,8 +142,6 @@ class EnvironmentSpawnerMixin:
     _starting_versions: set = set()  # (name, version) of starts under way in this hub
 
     async def prepare_start(self):
-        import asyncio
-
         from ..policy import PolicyError
         from ..spawner.mixin import refusal
 
@@ -164,7 +164,7 @@ class EnvironmentSpawnerMixin:
                 self._environment_news = None
             self._environment = version
             self._starting_versions.add((version.name, version.key))
-            await asyncio.to_thread(remove_unused_versions, self, set(self._starting_versions))
+            await remove_unused_versions(self, set(self._starting_versions))
         await super().prepare_start()
 
     async def progress(self):

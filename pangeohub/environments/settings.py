@@ -112,6 +112,15 @@ class Environments(LoggingConfigurable):
             "jupyter-resource-usage",
         ]
 
+    excluded_packages = List(
+        Unicode(),
+        ["rfc3987-syntax"],
+        help="""Packages no environment installs, even when a requirement pulls them in
+        (an override that never matches). Default: jsonschema's optional IRI checker
+        (pulled in by jupyter_events), which builds a grammar at import: over a second of
+        every server start, for a check no server makes.""",
+    ).tag(config=True)
+
     constraints = List(
         Unicode(),
         help="Constraints files (``--constraint``) every build honours, e.g. to hold a version.",
@@ -189,6 +198,15 @@ class Environments(LoggingConfigurable):
         ``--system-certs``), as pip does: a campus or company proxy with its own
         certificate authority works once the machine trusts it. Off: uv's bundled Mozilla
         roots.""",
+    ).tag(config=True)
+
+    compile_bytecode = Bool(
+        True,
+        help="""Compile every module to bytecode as the environment is built (uv's
+        ``--compile-bytecode``). A sealed environment cannot cache bytecode later, so
+        without it each server start compiles what it imports again (seconds more per
+        start, for the full Pangeo stack about 10); with it a build takes longer (about 40
+        s more for the full stack on 2 cores).""",
     ).tag(config=True)
 
     build_timeout = FiniteFloat(

@@ -68,6 +68,7 @@ class EnvironmentSpec:
     requirements: tuple[Path, ...]
     added: Path
     server_packages: tuple[str, ...]
+    excluded: tuple[str, ...]
     constraints: tuple[Path, ...]
     python: str
 
@@ -83,14 +84,17 @@ class EnvironmentSpec:
             requirements=tuple(Path(p) for p in declared.get("requirements") or ()),
             added=Path(settings.added_dir) / f"{name}.txt",
             server_packages=tuple(settings.server_packages),
+            excluded=tuple(settings.excluded_packages),
             constraints=tuple(Path(p) for p in settings.constraints),
             python=settings.python,
         )
 
     @property
     def overrides(self) -> list[str]:
-        """Versions held whatever the requirements say: the hub's JupyterHub."""
-        return [f"jupyterhub=={jupyterhub.__version__}"]
+        """Versions held whatever the requirements say: the hub's JupyterHub; and the
+        excluded packages, with a marker that never matches."""
+        never = [f"{name} ; sys_platform == 'never'" for name in self.excluded]
+        return [f"jupyterhub=={jupyterhub.__version__}", *never]
 
     def added_packages(self) -> list[str]:
         """The requirements the admin added (``pangeohub-environments add``)."""

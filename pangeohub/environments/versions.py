@@ -47,6 +47,10 @@ class Version:
 
     @property
     def site_packages(self) -> Path:
+        """Its packages' directory (as the build found it; else where the hub's would be)."""
+        recorded = self.meta.get("site_packages")
+        if recorded:
+            return self.path / recorded
         relative = Path(sysconfig.get_path("purelib")).relative_to(sysconfig.get_path("data"))
         return self.prefix / relative
 

@@ -7,12 +7,13 @@ own versions (so uv takes them from its cache after the first run), plus wheels 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
+
+from tests.binder.gitrepo import make_wheel
+
+__all__ = ["make_wheel", "hub_constraints", "small_environment"]
 
 # What a server needs to start, run a kernel, reach scratch through fsspec, start Dask
 # Gateway clusters whose workers run in the same environment, and pip install --user.
@@ -25,29 +26,6 @@ dask-gateway
 distributed
 pip
 """
-
-
-def make_wheel(directory: Path, name: str, version: str, modules: dict[str, str]) -> Path:
-    """A pure-Python wheel of ``name`` at ``version`` holding ``modules`` (file -> code)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    files = dict(modules)
-    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    files[f"{info}/WHEEL"] = (
-        "Wheel-Version: 1.0\nGenerator: pangeohub-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    )
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
-    wheel = directory / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return wheel
 
 
 def hub_constraints(path: Path) -> Path:

@@ -150,7 +150,7 @@ def test_an_xarray_zarr_dask_gateway_workflow(grace):
 
 
 def test_the_pip_install_worker_plugin_as_the_docs_show_it(grace, tmp_path):
-    wheel = make_wheel(tmp_path, "pangeotest-plugin", "1.0", {"pangeotest_plugin.py": "P = 7\n"})
+    wheel = make_wheel(tmp_path, "pangeotest_plugin", "1.0", "P = 7\n")
     payload = base64.b64encode(wheel.read_bytes()).decode()
     out = grace.run(
         f"""

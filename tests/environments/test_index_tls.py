@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(
 def campus(tmp_path_factory):
     """The index, and uv seeing a trust store that knows its authority."""
     base = tmp_path_factory.mktemp("campus")
-    make_wheel(base / "wheels", "pangeotest-campus", "1.0", {"pangeotest_campus.py": "C = 1\n"})
+    make_wheel(base / "wheels", "pangeotest_campus", "1.0", "C = 1\n")
     with HTTPSIndex(base / "wheels", base / "certs") as index:
         bundle = base / "ca-certificates.crt"
         bundle.write_bytes(SYSTEM_BUNDLE.read_bytes() + b"\n" + index.ca.read_bytes())

@@ -32,7 +32,7 @@ HUB_PREFIX = Path(sys.prefix).resolve()  # the hub's own environment (the test's
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("wheels")
-    make_wheel(directory, "pangeotest-added", "1.0", {"pangeotest_added.py": "ADDED = 1\n"})
+    make_wheel(directory, "pangeotest_added", "1.0", "ADDED = 1\n")
     return directory
 
 
@@ -184,7 +184,7 @@ MINE = """
 
 
 def test_pip_install_user_lands_on_the_persons_disk(hub, grace, tmp_path):
-    wheel = make_wheel(tmp_path, "pangeotest-mine", "1.0", {"pangeotest_mine.py": "MINE = 1\n"})
+    wheel = make_wheel(tmp_path, "pangeotest_mine", "1.0", "MINE = 1\n")
     payload = base64.b64encode(wheel.read_bytes()).decode()
     installed = grace.run(
         f"""

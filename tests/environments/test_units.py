@@ -100,8 +100,8 @@ def test_sealing_makes_everything_read_only_without_set_id_and_follows_no_link(t
 
 def test_build_add_remove_and_the_image_of_a_version(tmp_path):
     wheels = tmp_path / "wheels"
-    make_wheel(wheels, "pangeotest-one", "1.0", {"pangeotest_one.py": "ONE = 1\n"})
-    make_wheel(wheels, "pangeotest-two", "1.0", {"pangeotest_two.py": "TWO = 2\n"})
+    make_wheel(wheels, "pangeotest_one", "1.0", "ONE = 1\n")
+    make_wheel(wheels, "pangeotest_two", "1.0", "TWO = 2\n")
     settings = settings_for(tmp_path, find_links=[str(wheels)], offline=True)
     builder = Builder(settings)
     lines: list[str] = []
@@ -160,7 +160,7 @@ def test_adding_a_package_says_what_it_does_and_a_failure_changes_nothing(tmp_pa
     from pangeohub.environments import cli
 
     wheels = tmp_path / "wheels"
-    make_wheel(wheels, "pangeotest-one", "1.0", {"pangeotest_one.py": "ONE = 1\n"})
+    make_wheel(wheels, "pangeotest_one", "1.0", "ONE = 1\n")
     settings = settings_for(tmp_path, find_links=[str(wheels)], offline=True)
     current = asyncio.run(Builder(settings).ensure("small"))
     asyncio.run(cli.add(settings, "small", ["pangeotest-two"], dry_run=True))
