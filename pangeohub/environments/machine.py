@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import shutil
 from pathlib import Path
 
 # What a build's uv keeps from the hub's environment (a build otherwise starts clean).
@@ -30,6 +31,16 @@ PASSED_VARIABLES = (
     "XDG_CONFIG_HOME",
     "XDG_CONFIG_DIRS",
 )
+
+
+def uv_executable() -> str:
+    """The uv installed with pangeohub (its ``uv`` dependency), else the one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv") or "uv"
 
 
 def pip_config_files(environ: dict[str, str]) -> list[Path]:

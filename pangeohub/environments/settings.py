@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from traitlets.config import LoggingConfigurable
 from ..isolation import Isolation
 from ..numbers import FiniteFloat
 from ..state import StateDirectory
+from .machine import uv_executable
 
 HERE = Path(__file__).resolve().parent
 PANGEO_LOCK = str(HERE / "pangeo" / "requirements.txt")
@@ -165,12 +165,7 @@ class Environments(LoggingConfigurable):
 
     @default("uv")
     def _default_uv(self):
-        try:
-            from uv import find_uv_bin
-
-            return find_uv_bin()
-        except (ImportError, FileNotFoundError):
-            return shutil.which("uv") or "uv"
+        return uv_executable()
 
     cache_dir = Unicode(
         "",
