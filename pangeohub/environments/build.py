@@ -105,6 +105,8 @@ class Builder:
         self.log = settings.log
         self.root = settings.root_path
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: dict[str, asyncio.Future] = {}  # builds under way, by version
+        self._listeners: dict[str, list[Progress]] = {}  # who hears each one's progress
 
     # -- what exists ------------------------------------------------------------
 
@@ -126,19 +128,43 @@ class Builder:
     # -- building ---------------------------------------------------------------
 
     async def ensure(self, name: str, progress: Progress | None = None) -> Version:
-        """The current version of ``name``, built first if it is not yet."""
-        progress = progress or (lambda line: None)
+        """The current version of ``name``, built first if it is not yet.
+
+        The build is a task of its own: a start that gives up waiting (its timeout) does
+        not stop it, and the next start finds it built, or waits for it with its own
+        progress."""
         spec = self.spec(name)
         key = spec.key()
         found = read_version(self.root, name, key)
         if found is not None:
             return found
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            await asyncio.to_thread(self._dirs, name)
-            lock_file = await asyncio.to_thread(self._lock_across_processes, name)
+        listeners = self._listeners.setdefault(key, [])
+        if progress is not None:
+            listeners.append(progress)
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = asyncio.ensure_future(self._ensure(spec, key, listeners))
+            task.add_done_callback(lambda _: self._forget(key))
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if progress is not None and progress in listeners:
+                listeners.remove(progress)
+
+    def _forget(self, key: str) -> None:
+        self._tasks.pop(key, None)
+        self._listeners.pop(key, None)
+
+    async def _ensure(self, spec: EnvironmentSpec, key: str, listeners: list) -> Version:
+        def progress(line: str) -> None:
+            for listener in list(listeners):
+                listener(line)
+
+        async with self._locks.setdefault(spec.name, asyncio.Lock()):
+            await asyncio.to_thread(self._dirs, spec.name)
+            lock_file = await asyncio.to_thread(self._lock_across_processes, spec.name)
             try:
-                found = read_version(self.root, name, key)  # built while we waited
+                found = read_version(self.root, spec.name, key)  # built while we waited
                 if found is not None:
                     return found
                 return await self._build(spec, key, progress)

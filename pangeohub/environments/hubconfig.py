@@ -6,6 +6,7 @@ import logging
 
 from ..hubconfig import config_list
 from ..policy import PangeoPolicy
+from .build import Builder
 from .page import EnvironmentsPageHandler
 from .settings import Environments
 
@@ -16,6 +17,20 @@ def servers_run_here(c) -> bool:
     """Whether servers run on this machine (pangeohub's local spawner)."""
     spawner = str(c.JupyterHub.get("spawner_class", "pangeo-local"))
     return "kube" not in spawner.lower()
+
+
+def announce_unbuilt(settings: Environments, names: set[str]) -> None:
+    """Say at start-up which environments the profiles need are not built yet (their first
+    start builds them, which for the full stack takes longer than a start may)."""
+    builder = Builder(settings)
+    unbuilt = sorted(name for name in names if builder.current(name) is None)
+    if unbuilt:
+        logging.getLogger("JupyterHub").warning(
+            "pangeohub: environment(s) %s not built yet: the first server start builds each "
+            "(the full Pangeo stack takes a few minutes). Build ahead with "
+            "`pangeohub-environments build` (make run does).",
+            ", ".join(unbuilt),
+        )
 
 
 def wire_environments(c) -> None:
@@ -30,7 +45,9 @@ def wire_environments(c) -> None:
         )
         return
     policy = PangeoPolicy(config=c)
-    settings.check(policy.all_profiles())
+    profiles = policy.all_profiles()
+    settings.check(profiles)
+    announce_unbuilt(settings, {settings.environment_of(p) for p in profiles})
     kept = [h for h in config_list(c, "extra_handlers") if h[1] is not EnvironmentsPageHandler]
     route = (ROUTE, EnvironmentsPageHandler, {"settings": settings, "policy": policy})
     c.JupyterHub.extra_handlers = [*kept, route]

@@ -115,7 +115,6 @@ def uv_environment(environ: dict[str, str], *, system_certs: bool) -> dict[str, 
     env = {k: v for k, v in environ.items() if k in PASSED_VARIABLES or k.startswith("UV_")}
     if system_certs:
         env.setdefault("UV_SYSTEM_CERTS", "1")
-    env.pop("UV_CACHE_DIR", None)  # the build chooses its cache
     if uv_has_index_settings(environ):
         return env
     pip = pip_settings(environ)

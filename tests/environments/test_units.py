@@ -173,3 +173,23 @@ def test_adding_a_package_says_what_it_does_and_a_failure_changes_nothing(tmp_pa
     assert "pangeotest-missing" in str(failed.value)  # uv's own words on why
     assert not EnvironmentSpec.of(settings, "small").added.exists()
     assert Builder(settings).current("small") == current
+
+
+def test_a_start_that_gives_up_waiting_does_not_stop_the_build(tmp_path):
+    # A spawn that times out while the environment builds: the next start finds it built.
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "pangeotest_one", "1.0", "ONE = 1\n")
+    builder = Builder(settings_for(tmp_path, find_links=[str(wheels)], offline=True))
+
+    async def scenario():
+        started = asyncio.Event()
+        first = asyncio.ensure_future(builder.ensure("small", lambda line: started.set()))
+        await asyncio.wait_for(started.wait(), 60)
+        first.cancel()  # as JupyterHub's start_timeout cancels a start
+        heard: list[str] = []
+        version = await builder.ensure("small", heard.append)
+        return first, version, heard
+
+    first, version, heard = asyncio.run(scenario())
+    assert first.cancelled() and version.package_version("pangeotest-one") == "1.0"
+    assert not any("Building environment" in line for line in heard)  # the same build
