@@ -77,8 +77,9 @@ def main() -> None:
         print(f"first build of pangeo ({packages} packages, empty cache): {first:.1f} s")
         print(f"rebuild after adding a package: {rebuild:.1f} s")
         print(f"ratio rebuild / first build: {rebuild / first:.2f}")
-        venv_hub = HubProcess(work / "venv-hub", extra_config="c.Environments.enabled = False")
-        env_hub = HubProcess(work / "env-hub", extra_config="c.Environments.enabled = True")
+        unlimited = "c.PangeoPolicy.named_server_limit = 0\n"
+        venv_hub = HubProcess(work / "venv-hub", unlimited + "c.Environments.enabled = False")
+        env_hub = HubProcess(work / "env-hub", unlimited + "c.Environments.enabled = True")
         hubs = [venv_hub.start(), env_hub.start()]
         sessions = [hub.login("grace") for hub in hubs]
         # The environment hub's first start builds pangeo (the cache is warm now): not timed.
