@@ -18,6 +18,7 @@ launch links    ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its bui
 profile picker  ``c.ProfilePicker.fancy``     jupyterhub-fancy-profiles' spawn page
 home page       ``c.HomePage.enabled``        each server's profile, disk and state
 environments    ``c.Environments.enabled``    servers in their profile's environment (one machine)
+shutdown order  (always)                      servers and their clusters before services
 ==============  ============================  =============================================
 
 Per-server hooks are not bound here: pangeohub's spawners build them for each server
@@ -32,13 +33,18 @@ from .binder.hubconfig import wire_binder
 from .culling import CullingPolicy, destructive_culling, wire_culling
 from .environments.hubconfig import wire_environments
 from .gateway.hub import GatewayService, wire_gateway
+from .hub_handlers import wire_quiet_handlers
 from .isolation import announce_isolation
 from .lab.home import wire_home
+from .lab.launch_link import wire_launch_link
+from .lab.machine import announce_fit
 from .lab.picker import wire_picker
 from .parts import hub_part
 from .policy import PangeoPolicy
+from .ports import check_ports_free
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
+from .shutdown import wire_shutdown
 
 KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
@@ -77,11 +83,21 @@ PARTS = (
     wire_gateway,
     wire_culling,
     wire_binder,
+    wire_launch_link,
     wire_picker,
     wire_home,
     wire_environments,
+    wire_shutdown,
+    wire_quiet_handlers,
 )
-CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
+CHECKS = (
+    check_profiles,
+    check_culling_keeps_disks,
+    check_claim_per_server,
+    check_ports_free,
+    announce_isolation,
+    announce_fit,
+)
 
 
 def configure(c: Config) -> Config:

@@ -334,15 +334,20 @@ class PangeoPolicy(Configurable):
                 "need from the hub's home page, then create the new one.",
             )
 
+    def server_name_rule(self) -> str:
+        """The server-name rule in words: the home page's hint, and every refusal."""
+        return (
+            f"Use at most {self.server_name_max_length} characters: lowercase letters, digits "
+            "and single hyphens, starting with a letter and ending with a letter or digit "
+            "(for example 'climate-run2')."
+        )
+
     def check_server_name(self, name: str) -> None:
         """Refuse a server name outside the rule (400), saying what a valid one looks like."""
         limit = self.server_name_max_length
         if not (len(name) <= limit and is_valid_safe_slug(name, max_length=limit)):
             raise PolicyError(
-                400,
-                f"{name[:64]!r} is not a valid server name. Use at most {limit} characters: "
-                "lowercase letters, digits and single hyphens, starting with a letter and "
-                "ending with a letter or digit (for example 'climate-run2').",
+                400, f"{name[:64]!r} is not a valid server name. {self.server_name_rule()}"
             )
 
     def check_display_name(self, display_name) -> None:

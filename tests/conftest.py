@@ -56,6 +56,13 @@ def output_dir(request) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def docs_images() -> Path:
+    """docs/images: the browser tests take the screenshots the docs show, so they never
+    go stale (a run that changes what a page looks like changes them; commit them)."""
+    return REPO / "docs" / "images"
+
+
 @pytest.fixture
 def hub_factory(tmp_path):
     """Start real hubs (``hub_factory(extra_config)``); all are stopped afterwards."""

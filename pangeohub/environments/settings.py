@@ -94,10 +94,10 @@ class Environments(LoggingConfigurable):
     server_packages = List(
         Unicode(),
         help="""What every environment gets besides its requirements: the parts a server
-        and its Dask workers run. ``jupyterhub`` is always kept at the hub's own version
-        (jupyterhub-singleuser must match the hub), and pangeohub's server-side parts
-        (activity and Lab extensions, the scratch credential helper) are installed from
-        the hub's own copy.""",
+        and its Dask workers run (ipywidgets: the widget ``GatewayCluster()`` shows).
+        ``jupyterhub`` is always kept at the hub's own version (jupyterhub-singleuser must
+        match the hub), and pangeohub's server-side parts (activity and Lab extensions,
+        the scratch credential helper) are installed from the hub's own copy.""",
     ).tag(config=True)
 
     @default("server_packages")
@@ -105,6 +105,7 @@ class Environments(LoggingConfigurable):
         return [
             "jupyterlab",
             "ipykernel",
+            "ipywidgets",
             "pip",
             "dask-gateway",
             "dask-labextension",

@@ -33,6 +33,7 @@ from ..metrics import exposition
 from ..numbers import FiniteFloat
 from ..policy import format_bytes
 from .options import SERVER_OPTION, GatewayPolicy, describe_usage, plural
+from .proxy_order import ProxyAfterApiMixin
 
 STOP_ROUTE = "/api/pangeohub/stop-server-clusters"
 SERVER_ROUTE = "/api/pangeohub/server-started"
@@ -536,8 +537,9 @@ class PangeoLocalClusterConfig(LocalClusterConfig):
     )
 
 
-class PangeoLocalBackend(PangeoBackendMixin, UnsafeLocalBackend):
-    """Local processes as the gateway's own user, with pangeohub's options and limits.
+class PangeoLocalBackend(ProxyAfterApiMixin, PangeoBackendMixin, UnsafeLocalBackend):
+    """Local processes as the gateway's own user, with pangeohub's options and limits
+    (its proxy started once its API listens: :mod:`.proxy_order`).
 
     A cluster whose image is a server's environment (pangeohub.environments) or a
     launched repository's (pangeohub.binder) runs its scheduler and workers on that

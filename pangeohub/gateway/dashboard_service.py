@@ -62,16 +62,40 @@ PRIVATE = {"cookie", "authorization"}
 
 log = logging.getLogger("pangeohub.dashboards")
 
-REFUSAL_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Dask dashboard: {status}</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 4em auto">
-<h1>Dask dashboard</h1><p>{message}</p><p><a href="{home}">Back to the hub</a></p>
+# The hub's own look (its stylesheet, logo and error layout, as its error.html draws them):
+# this page comes from the guard, a service, so it cannot render the hub's templates.
+HUB_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{status}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="{hub}static/css/style.min.css">
+<link rel="icon" href="{hub}static/favicon.ico" type="image/x-icon">
+</head><body>
+<nav class="navbar navbar-expand-sm bg-body-tertiary mb-4"><div class="container-fluid">
+<span id="jupyterhub-logo" class="navbar-brand"><a href="{home}">
+<img src="{hub}logo" alt="JupyterHub logo" class="jpy-logo" title="Home"></a></span>
+</div></nav>
+<div id="jupyterhub-main" class="container"><div class="error">
+<h1>{status}</h1><p>{message}</p>
+<p><a class="btn btn-jupyter" href="{home}">Back to the hub</a></p>
+</div></div>
 </body></html>
 """
 
 
 class _AuthFromSettings:
-    """The app's ``HubOAuth`` (JupyterHub's handlers default to a singleton)."""
+    """The app's ``HubOAuth`` (JupyterHub's handlers default to a singleton), and its
+    answers: a short page in the hub's look for a browser, JSON for everything else."""
+
+    page_title = "Dask dashboard"
+
+    def answer(self, status: int, message: str) -> None:
+        if "text/html" in self.request.headers.get("Accept", ""):
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            self.finish(hub_page(self.hub_auth.hub_prefix, status, self.page_title, message))
+        else:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"status": status, "message": message}))
 
     @property
     def hub_auth(self) -> HubOAuth:
@@ -137,17 +161,6 @@ class _HubSigned(_AuthFromSettings, HubOAuthenticated):
         if verdict.status == 401:
             self.set_header("WWW-Authenticate", 'token realm="JupyterHub"')
         self.answer(verdict.status, verdict.message)
-
-    def answer(self, status: int, message: str) -> None:
-        """A refusal: a short page for a browser, JSON for everything else."""
-        if "text/html" in self.request.headers.get("Accept", ""):
-            self.set_header("Content-Type", "text/html; charset=UTF-8")
-            home = xhtml_escape(url_path_join(self.hub_auth.hub_prefix, "home"))
-            page = REFUSAL_PAGE.format(status=status, message=xhtml_escape(message), home=home)
-            self.finish(page)
-        else:
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"status": status, "message": message}))
 
     def write_error(self, status_code, **kwargs):
         reason = self._reason
@@ -333,9 +346,36 @@ def load_guard(service_name: str) -> tuple[DashboardGuard, HubOAuth]:
     return guard, hub_auth
 
 
+class RootHandler(_AuthFromSettings, RequestHandler):
+    """The service's own address (``/services/<name>/``), which the hub checks now and
+    then and a person may open: what the gateway is for, in the hub's look."""
+
+    page_title = "Dask Gateway"
+
+    def get(self):
+        self.answer(
+            200,
+            "This is the hub's Dask Gateway. Start a cluster from JupyterLab's Dask tab, or "
+            "in a notebook with GatewayCluster() (from dask_gateway): it needs no address.",
+        )
+
+    head = get
+
+
+def hub_page(hub_prefix: str, status: int, title: str, message: str) -> str:
+    """A page in the hub's look (its stylesheet, logo and message layout)."""
+    hub = xhtml_escape(url_path_join(hub_prefix, ""))
+    home = xhtml_escape(url_path_join(hub_prefix, "home"))
+    heading = f"{status} : {title}" if status >= 400 else title
+    return HUB_PAGE.format(
+        status=xhtml_escape(heading), message=xhtml_escape(message), home=home, hub=hub
+    )
+
+
 def make_app(guard: DashboardGuard, hub_auth: HubOAuth) -> Application:
     prefix = guard.prefix.rstrip("/")
     routes = [
+        (prefix + "/?", RootHandler),
         (url_path_join(prefix, "oauth_callback"), CallbackHandler),
         (prefix + AUTH_ROUTE, ForwardAuthHandler),
     ]

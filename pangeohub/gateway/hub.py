@@ -390,6 +390,8 @@ def wire_gateway(c) -> GatewayService | None:
         c.GatewayService.port = gateway.port
         c.GatewayService.scheduler_port = gateway.scheduler_port
         extra = {"GatewayPolicy": {"server_images": gateway_server_images(c)}}
+        if not clusters_stop_with_hub(c):
+            extra["PangeoLocalBackend"] = {"stop_clusters_on_shutdown": False}
         write_service_settings(gateway.service_name, service_settings(c, GATEWAY_SECTIONS, extra))
     wire_dashboards(c, gateway)  # before the service: on one machine it takes its URL
     spec = gateway.service()
@@ -406,6 +408,26 @@ def wire_gateway(c) -> GatewayService | None:
         scopes.append(WORKER_TOKEN_SCOPE)
     register_role(c, {"name": role, "scopes": scopes, "services": [gateway.service_name]})
     return gateway
+
+
+# where an admin may say whether the gateway stops its clusters when it stops
+_STOP_CLUSTERS_SECTIONS = (
+    "PangeoLocalBackend",
+    "PangeoIsolatedLocalBackend",
+    "LocalBackend",
+    "UnsafeLocalBackend",
+    "DBBackendBase",
+)
+
+
+def clusters_stop_with_hub(c) -> bool:
+    """Whether the managed gateway stops every cluster when the hub stops: the admin's
+    ``stop_clusters_on_shutdown`` if set, else as servers do (``c.JupyterHub.cleanup_servers``:
+    servers kept running across a restart keep their clusters too)."""
+    for section in _STOP_CLUSTERS_SECTIONS:
+        if "stop_clusters_on_shutdown" in c[section]:
+            return bool(c[section].stop_clusters_on_shutdown)
+    return bool(c.JupyterHub.get("cleanup_servers", True))
 
 
 def wire_worker_tokens(c, gateway: GatewayService) -> None:

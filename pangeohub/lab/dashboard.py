@@ -18,6 +18,7 @@ Enabled with the rest of pangeohub's server settings through ``JUPYTER_CONFIG_PA
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlparse
 
 from jupyter_server.utils import url_path_join
@@ -76,11 +77,40 @@ def _handler_class():
     return GatewayDashboardHandler
 
 
+HEX_NAME = re.compile(r"^[0-9a-f]{32}$")
+
+
+def readable_cluster_id(name: str) -> str:
+    """The Dask tab's id for the Gateway cluster ``name``: the name itself, written as a
+    UUID (dask-gateway names clusters with a UUID's 32 hex digits), not
+    ``u-u-i-d-<name>``.
+
+    dask-labextension's routes take only ids of five dash-separated words (the UUID
+    pattern its own clusters have; dask-labextension#272 would relax it), so
+    dask-labextension-gateway 0.1 makes one by prefixing ``u-u-i-d-``, and the Dask tab
+    shows ``dask/dashboard/u-u-i-d-<name>``. A name that is not 32 hex digits keeps that
+    form."""
+    if HEX_NAME.match(name):
+        return f"{name[:8]}-{name[8:12]}-{name[12:16]}-{name[16:20]}-{name[20:]}"
+    return "u-u-i-d-" + re.sub(r"[^\w]+", "", name)
+
+
+def _readable_ids() -> None:
+    """dask-labextension-gateway's cluster ids made readable (:func:`readable_cluster_id`)."""
+    try:
+        import dask_labextension_gateway
+    except ImportError:
+        return
+    if hasattr(dask_labextension_gateway, "_cluster_id_from_name"):
+        dask_labextension_gateway._cluster_id_from_name = readable_cluster_id
+
+
 def _jupyter_server_extension_points():
     return [{"module": "pangeohub.lab.dashboard"}]
 
 
 def _load_jupyter_server_extension(server_app) -> None:
+    _readable_ids()
     try:
         handler = _handler_class()
     except ImportError:

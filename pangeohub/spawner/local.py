@@ -28,6 +28,7 @@ from ..isolation.accounts import ensure_account, lookup
 from ..isolation.cgroups import ServerCgroup
 from ..isolation.disks import ServerDisk, mounted_at, private_directory
 from ..lab.environment import LAB_DATA_DIR
+from ..lab.machine import Machine
 from ..lab.picker import ProfilePicker, describe, mark_previous, render_fancy_form
 from ..lab.shared import SharedData
 from ..parts import hub_part
@@ -177,9 +178,15 @@ class PangeoLocalSpawner(
             old.rename(new)
             self.log.info("Moved %s's directory to %s", self._log_name, new)
 
+    def allowed_profiles(self):
+        """The user's profiles, as this machine can run them (:class:`..lab.machine.Machine`)."""
+        machine = Machine.this_one()
+        return [machine.fit(p) for p in super().allowed_profiles()]
+
     def apply_profile(self, profile):
-        """A server's image is its environment's version (or its launched environment):
-        its Dask workers run there too."""
+        """A profile capped at this machine's size; a server's image is its environment's
+        version (or its launched environment): its Dask workers run there too."""
+        profile = Machine.this_one().fit(profile)
         if self._launch is not None:
             from ..binder.server import launched_image
 
@@ -229,9 +236,13 @@ class PangeoLocalSpawner(
         """Launch from a repository (pangeohub.binder), beside the profiles."""
         from ..binder.form import launch_fields
         from ..binder.launcher import BinderLauncher
+        from ..lab.launch_link import link_generator
 
         launcher = hub_part(BinderLauncher, self)
-        return launch_fields(self.hub.base_url, launcher.github_url) if launcher.enabled else ""
+        if not launcher.enabled:
+            return ""
+        base, github = self.hub.base_url, launcher.github_url
+        return launch_fields(base, github) + link_generator(base, github)
 
     def options_from_form(self, formdata):
         """Read the chosen profile, refusing one the user may not use (4xx). A launched

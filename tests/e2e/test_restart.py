@@ -52,3 +52,25 @@ def test_a_bad_profile_stops_start_up_with_its_reason(hub_factory):
     assert "pangeohub configuration error: Profile 'Huge': cpu_limit 999.0 exceeds" in str(
         info.value
     )
+
+
+def test_a_port_in_use_stops_start_up_saying_which(hub_factory):
+    """Another program on the proxy's API port: the hub names the port and its setting
+    (not configurable-http-proxy's EADDRINUSE and "api_request to proxy failed: 403")."""
+    import socket
+
+    from tests.hubprocess import HubError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(HubError) as info:
+            hub_factory(env={"PANGEOHUB_PROXY_API_PORT": str(port)})
+    message = str(info.value)
+    assert (
+        f"pangeohub configuration error: port {port} on 127.0.0.1, for the proxy's API "
+        "(c.ConfigurableHTTPProxy.api_url; PANGEOHUB_PROXY_API_PORT with make run), is "
+        "already in use by another program" in message
+    ), message
+    assert "403" not in message and "Traceback" not in message, message

@@ -113,6 +113,63 @@ def test_scratch_expiry_follows_the_culling_schedule_unless_set(state_dir):
     assert scratch["ScratchService"]["expiry_check_seconds"] == 120
 
 
+@pytest.mark.parametrize(
+    "settings, stop",
+    [
+        ({}, None),  # the gateway's own default: clusters stop with the hub, as servers do
+        ({"JupyterHub": {"cleanup_servers": False}}, False),  # servers run on: so do clusters
+        (
+            {
+                "JupyterHub": {"cleanup_servers": False},
+                "PangeoLocalBackend": {"stop_clusters_on_shutdown": True},
+            },
+            True,  # the admin's own choice wins
+        ),
+    ],
+)
+def test_clusters_outlive_a_hub_restart_exactly_when_servers_do(state_dir, settings, stop):
+    pangeohub.configure(hub_config(**settings))
+    gateway = json.loads((state_dir / "services" / "dask-gateway.json").read_text())
+    assert gateway.get("PangeoLocalBackend", {}).get("stop_clusters_on_shutdown") is stop
+
+
+def test_the_hub_stops_servers_before_its_services():
+    """JupyterHub's clean-up, patched once: servers (and their clusters) first."""
+    from jupyterhub.app import JupyterHub
+
+    from pangeohub.shutdown import PATCHED
+
+    pangeohub.configure(hub_config())
+    cleanup = JupyterHub.cleanup
+    pangeohub.configure(hub_config())
+    assert JupyterHub.cleanup is cleanup and getattr(cleanup, PATCHED)
+    assert getattr(JupyterHub.check_services_health, PATCHED)
+
+
+def test_jupyterhubs_extra_handlers_line_is_kept_for_the_admins_own_handlers_only():
+    import logging
+
+    from pangeohub.hub_handlers import OwnHandlersOnly
+
+    hub_log = logging.getLogger("JupyterHub")
+    pangeohub.configure(hub_config())  # pangeohub's own routes only: no line
+    assert any(isinstance(f, OwnHandlersOnly) for f in hub_log.filters)
+    record = logging.LogRecord(
+        "JupyterHub",
+        logging.WARNING,
+        "",
+        0,
+        "JupyterHub.extra_handlers is deprecated in JupyterHub 3.1.",
+        None,
+        None,
+    )
+    assert not hub_log.filter(record)
+    c = hub_config()
+    c.JupyterHub.extra_handlers = [("/admins/own", object)]
+    pangeohub.configure(c)  # the admin's own: JupyterHub's advice is for them
+    assert hub_log.filter(record)
+
+
 def test_no_pangeohub_variable_carries_settings_to_a_service():
     c = hub_config()
     pangeohub.configure(c)

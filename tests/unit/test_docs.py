@@ -11,6 +11,7 @@ from pangeohub.culling import CullingPolicy
 from pangeohub.environments import Environments
 from pangeohub.isolation import Isolation
 from pangeohub.lab.home import HomePage
+from pangeohub.lab.launch_link import LaunchLink
 from pangeohub.lab.picker import ProfilePicker
 from pangeohub.lab.shared import SharedData
 from pangeohub.local_auth import LocalGroupsAuthenticator
@@ -34,6 +35,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
         (SharedData, "inside.md"),
         (ProfilePicker, "inside.md"),
         (HomePage, "inside.md"),
+        (LaunchLink, "inside.md"),
     ],
 )
 def test_every_setting_is_documented(cls, page):
@@ -62,3 +64,15 @@ def test_docs_build_without_a_warning(tmp_path):
     reference = (tmp_path / "reference.html").read_text()
     assert "admitted_teams" in reference and "expiry_check_seconds" in reference
     assert "oauth_callback_url" not in reference  # upstream's settings stay upstream's
+
+
+def test_the_binder_pages_example_server_name_is_the_one_a_launch_makes():
+    """docs/binder.md's example is what the launcher names pangeo-data/pangeo-tutorial's
+    commit 1a2b3c4..., within the default name rule."""
+    from pangeohub.binder.launcher import BinderLauncher
+    from pangeohub.binder.spec import parse_spec
+
+    repo = parse_spec("gh", "pangeo-data/pangeo-tutorial/main")
+    name = BinderLauncher().server_name(repo, "1a2b3c4d5e6f")
+    assert len(name) <= PangeoPolicy().server_name_max_length
+    assert f"`{name}`" in (DOCS / "binder.md").read_text()

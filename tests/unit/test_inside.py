@@ -14,7 +14,7 @@ from traitlets.config import Config
 
 import pangeohub
 from pangeohub.lab.dashboard import gateway_dashboard_url
-from pangeohub.lab.home import TEMPLATE_VAR, TEMPLATES, home_summary
+from pangeohub.lab.home import PAGES, TEMPLATE_VAR, TEMPLATES, home_summary
 from pangeohub.lab.picker import describe, mark_previous, render_fancy_form
 from pangeohub.lab.shared import SharedData
 from pangeohub.policy import PangeoPolicy
@@ -92,7 +92,7 @@ def test_configure_wires_picker_and_home_keeping_the_admins_own():
     c.JupyterHub.extra_handlers = [("/admin/(.*)", object)]
     pangeohub.configure(c)
     pangeohub.configure(c)  # idempotent
-    assert c.JupyterHub.template_paths == ["/admin/templates", TEMPLATES]
+    assert c.JupyterHub.template_paths == ["/admin/templates", PAGES, TEMPLATES]
     assert c.JupyterHub.template_vars == {"org": "Pangeo", TEMPLATE_VAR: "admin's"}
     routes = [h[0] for h in c.JupyterHub.extra_handlers]
     assert routes[0] == "/admin/(.*)" and "/fancy-profiles/static/(.*)" in routes
@@ -112,7 +112,7 @@ def test_configure_wires_picker_and_home_keeping_the_admins_own():
     off.HomePage.enabled = False
     off.ProfilePicker.fancy = False
     pangeohub.configure(off)
-    assert "template_paths" not in off.JupyterHub
+    assert off.JupyterHub.template_paths == [PAGES]  # the spawn pages name their server
     handlers = [h[0] for h in off.JupyterHub.get("extra_handlers", [])]
     assert "/fancy-profiles/static/(.*)" not in handlers
 
@@ -245,4 +245,95 @@ def test_the_labextension_ships_in_the_package_with_its_schema():
     assert os.path.exists(os.path.join(ext, build["load"]))
     with open(os.path.join(ext, "schemas", "pangeohub-lab", "plugin.json")) as f:
         items = json.load(f)["jupyter.lab.toolbars"]["TopBar"]
-    assert {i["name"] for i in items} == {"pangeohub-cpu", "pangeohub-scratch"}
+    names = ["pangeohub-cpu", "pangeohub-memory", "pangeohub-disk", "pangeohub-scratch"]
+    assert [i["name"] for i in sorted(items, key=lambda i: i["rank"])] == names
+    # in place of jupyter-resource-usage's own items (MB and GB, a CPU warning always on)
+    with open(os.path.join(ext, "package.json")) as f:
+        disabled = json.load(f)["jupyterlab"]["disabledExtensions"]
+    assert "@jupyter-server/resource-usage:status-item" in disabled
+
+
+def test_a_profile_larger_than_the_machine_is_capped_and_says_so():
+    from pangeohub.lab.machine import Machine
+    from pangeohub.policy import Profile
+
+    machine = Machine(cpus=2, memory=8 * 2**30)
+    large = Profile(
+        slug="large",
+        display_name="Large",
+        description="Heavy analysis.",
+        cpu_limit=4,
+        mem_limit=16 * 2**30,
+        cpu_guarantee=3,
+    )
+    fitted = machine.fit(large)
+    assert (fitted.cpu_limit, fitted.mem_limit, fitted.cpu_guarantee) == (2, 8 * 2**30, 2)
+    assert fitted.summary() == "2 CPU, 8 GiB memory, 2 GiB disk"
+    assert fitted.description == (
+        "Heavy analysis. Capped to this machine's size (the profile asks for 4 CPU and "
+        "16 GiB memory)."
+    )
+    small = Profile(slug="small", display_name="Small", cpu_limit=1, mem_limit=2**30)
+    assert machine.fit(small) is small
+
+
+def test_the_start_up_log_names_each_capped_profile_on_one_machine_only(caplog):
+    from pangeohub.lab.machine import Machine, announce_fit
+
+    c = Config()
+    c.PangeoPolicy.profiles = [
+        {"display_name": "Small", "cpu_limit": 1, "mem_limit": "1G"},
+        {"display_name": "Large", "cpu_limit": 4, "mem_limit": "4G"},
+    ]
+    machine = Machine(cpus=2, memory=8 * 2**30)
+    c.JupyterHub.spawner_class = "pangeo-kubernetes"
+    announce_fit(c, machine)
+    assert caplog.records == []  # nodes are sized for profiles
+    c.JupyterHub.spawner_class = "pangeo-local"
+    announce_fit(c, machine)
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "Profile 'Large' asks for 4 CPU; this machine has 2 CPU and 8 GiB memory: its "
+        "servers get 2 CPU, 4 GiB memory, 2 GiB disk."
+    )
+
+
+def render_hub_page(name: str, **context) -> str:
+    """One of the hub's pages as JupyterHub renders it: pangeohub's pages first, then
+    JupyterHub's own (reachable as ``templates/<name>``), with the variables it passes."""
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+    from jupyterhub.app import JupyterHub
+
+    from pangeohub.lab.home import PAGES
+
+    base = JupyterHub()._template_paths_default()[0]
+    loader = ChoiceLoader(
+        [
+            PrefixLoader({"templates": FileSystemLoader([base])}, "/"),
+            FileSystemLoader([PAGES, base]),
+        ]
+    )
+    env = Environment(loader=loader, autoescape=True)
+    page = {"static_url": lambda *a, **k: "/static", "base_url": "/hub/", "user": None}
+    return env.get_template(name).render(**page, **context)
+
+
+@pytest.mark.parametrize(
+    "uri, heading",
+    [
+        ("/hub/spawn/grace/climate-run2?_xsrf=x", "Start your server <code>climate-run2</code>"),
+        ("/hub/spawn/grace?_xsrf=x", "Start your default server"),
+        ("/hub/spawn?_xsrf=x", "Start your default server"),
+    ],
+)
+def test_the_spawn_page_names_the_server_it_starts(uri, heading):
+    page = render_hub_page("spawn.html", url=uri)
+    assert heading in " ".join(page.split()), page
+    assert "Server Options" not in page
+
+
+def test_the_starting_page_names_the_server_that_starts():
+    named = render_hub_page("spawn_pending.html", spawner=SimpleNamespace(name="work"))
+    assert "Your server <code>work</code> is starting up." in " ".join(named.split())
+    default = render_hub_page("spawn_pending.html", spawner=SimpleNamespace(name=""))
+    assert "Your default server is starting up." in " ".join(default.split())
