@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root, each person's servers and Dask processes run in their own space (bubblewrap).
 ROOT_TOOLS := $(shell [ "$$(id -u)" = 0 ] && echo /usr/bin/bwrap)
 
-.PHONY: setup run test lint format docs clean postgresql bench-scale
+.PHONY: setup run test lint format docs clean postgresql bench-scale check-environment
 
 setup: $(VENV)/.installed $(PROXY) $(ROOT_TOOLS)
 
@@ -48,7 +48,10 @@ postgresql:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
+# The environments the profiles run in are built on the first run (with progress) and
+# reused after (docs/environments.md).
 run: setup
+	$(BIN)/pangeohub-environments -f jupyterhub_config.py build
 	$(BIN)/jupyterhub -f jupyterhub_config.py
 
 test: setup /usr/bin/chromium postgresql
@@ -58,6 +61,11 @@ test: setup /usr/bin/chromium postgresql
 # KubeSpawner side by side.
 bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py --together
+
+# The full default environment (\`pangeo\`), built as \`make run\` builds it, in a person's
+# server on a real hub: the stack imports, and an xarray/zarr/Dask Gateway workflow runs.
+check-environment: setup
+	PANGEOHUB_FULL_ENVIRONMENT=1 $(BIN)/pytest tests/environments/test_full_environment.py
 
 lint: setup
 	$(BIN)/ruff check pangeohub tests benchmarks jupyterhub_config.py jupyterhub_config.d deploy docs

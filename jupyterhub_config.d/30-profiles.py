@@ -1,4 +1,5 @@
-"""Hardware/image profiles, each optionally limited to groups (org:team)."""
+"""Hardware profiles, each optionally limited to groups (org:team), and the environment
+each runs in on one machine (c.Environments; the bundle's "pangeo" is the Pangeo stack)."""
 
 c = get_config()  # noqa: F821
 
@@ -9,6 +10,7 @@ c.PangeoPolicy.profiles = [
         "description": "Exploring data and light analysis.",
         "cpu_limit": 1,
         "mem_limit": "2G",
+        "environment": "pangeo",
         "default": True,
     },
     {
@@ -18,6 +20,7 @@ c.PangeoPolicy.profiles = [
         "cpu_limit": 4,
         "mem_limit": "16G",
         "disk_size": "10Gi",
+        "environment": "pangeo",
         "groups": ["pangeo-data:climate", "pangeo-data:hub-admins"],
     },
 ]

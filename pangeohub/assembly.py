@@ -17,6 +17,7 @@ culling         ``c.CullingPolicy.enabled``   jupyterhub-idle-culler, stop-only
 launch links    ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its build API
 profile picker  ``c.ProfilePicker.fancy``     jupyterhub-fancy-profiles' spawn page
 home page       ``c.HomePage.enabled``        each server's profile, disk and state
+environments    ``c.Environments.enabled``    servers in their profile's environment (one machine)
 shutdown order  (always)                      servers and their clusters before services
 ==============  ============================  =============================================
 
@@ -30,6 +31,7 @@ from traitlets.config import Config
 
 from .binder.hubconfig import wire_binder
 from .culling import CullingPolicy, destructive_culling, wire_culling
+from .environments.hubconfig import wire_environments
 from .gateway.hub import GatewayService, wire_gateway
 from .hub_handlers import wire_quiet_handlers
 from .isolation import announce_isolation
@@ -84,6 +86,7 @@ PARTS = (
     wire_launch_link,
     wire_picker,
     wire_home,
+    wire_environments,
     wire_shutdown,
     wire_quiet_handlers,
 )

@@ -79,6 +79,7 @@ class Profile:
     cpu_guarantee: float | None = None
     mem_guarantee: int | None = None
     image: str = ""
+    environment: str = ""
     disk_size: int = 2 * 1024**3
     default: bool = False
     groups: frozenset[str] = frozenset()
@@ -107,7 +108,9 @@ class PangeoPolicy(Configurable):
 
         Each is a dict with ``display_name`` (required), and optionally ``slug``,
         ``description``, ``cpu_limit``, ``mem_limit`` (e.g. "4G"), ``cpu_guarantee``,
-        ``mem_guarantee``, ``image``, ``disk_size`` (e.g. "10Gi"), ``default`` (bool),
+        ``mem_guarantee``, ``image`` (Kubernetes), ``environment`` (one machine: a name
+        in ``c.Environments.environments``; empty: its default), ``disk_size`` (e.g.
+        "10Gi"), ``default`` (bool),
         ``groups`` (JupyterHub groups such as "org:team" that may use it; empty or
         missing means everyone) and ``kubespawner_override`` (extra KubeSpawner
         settings, Kubernetes only). Unset resources take the ``default_*`` settings.
@@ -226,6 +229,7 @@ class PangeoPolicy(Configurable):
             ),
             mem_guarantee=parse_bytes(mem_guarantee) if mem_guarantee else None,
             image=spec.get("image") or self.default_image,
+            environment=str(spec.get("environment") or ""),
             disk_size=parse_bytes(spec.get("disk_size", self.default_disk_size)),
             default=bool(spec.get("default", False)),
             groups=frozenset(g.lower() for g in spec.get("groups") or ()),

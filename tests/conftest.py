@@ -16,6 +16,9 @@ from .isolation_cleanup import clean_hub, clean_leftovers, pangeohub_accounts, r
 NODE_BIN = REPO / "node_modules" / ".bin"
 os.environ["PATH"] = f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 OUTPUT_DIR = Path(os.environ.get("PANGEOHUB_TEST_OUTPUT", REPO / "test-output"))
+# Test hubs run servers on the hub's own Python unless a test sets c.Environments.enabled
+# (tests/environments builds small environments; `make check-environment` the full one).
+os.environ.setdefault("PANGEOHUB_ENVIRONMENTS", "off")
 
 
 @pytest.fixture(scope="session", autouse=True)

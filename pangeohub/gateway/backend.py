@@ -541,13 +541,16 @@ class PangeoLocalBackend(ProxyAfterApiMixin, PangeoBackendMixin, UnsafeLocalBack
     """Local processes as the gateway's own user, with pangeohub's options and limits
     (its proxy started once its API listens: :mod:`.proxy_order`).
 
-    A cluster whose image is a launched repository's environment (pangeohub.binder)
-    runs its scheduler and workers on that environment's Python."""
+    A cluster whose image is a server's environment (pangeohub.environments) or a
+    launched repository's (pangeohub.binder) runs its scheduler and workers on that
+    environment's Python."""
 
     def _in_image(self, cluster, command: list[str]) -> list[str]:
         from ..binder.server import python_of_image
+        from ..environments.servers import environment_python
 
-        python = python_of_image(getattr(cluster.config, "image", ""))
+        image = getattr(cluster.config, "image", "")
+        python = python_of_image(image) or environment_python(image, self.config)
         if python and command and command[0] == sys.executable:
             return [python, *command[1:]]
         return command

@@ -44,6 +44,7 @@ GATEWAY_SECTIONS = (
     "PangeoLocalBackend",
     "PangeoIsolatedLocalBackend",
     "Isolation",
+    "Environments",  # where servers' environments are: workers run in the same
     "DaskGateway",
     "Backend",
     "DBBackendBase",
@@ -121,7 +122,8 @@ class GatewayService(Configurable):
         Callable(),
         help="""Callables ``hook(spawner) -> dict`` (may be async) whose variables go to
         the workers of clusters started from that server, e.g. the scratch variables.
-        Default: pangeohub's scratch hook (when scratch is enabled).""",
+        Default: pangeohub's scratch hook (when scratch is enabled) and, on one machine,
+        the server's home (its ``pip install --user`` packages).""",
     ).tag(config=True)
     worker_token_scopes = List(
         Unicode(),
@@ -143,10 +145,12 @@ class GatewayService(Configurable):
 
     @default("worker_environment_hooks")
     def _default_worker_environment_hooks(self):
+        from ..environments.servers import workers_environment
         from ..scratch.hook import scratch_environment
         from ..scratch.settings import ScratchService
 
-        return [scratch_environment] if ScratchService(parent=self).enabled else []
+        hooks = [scratch_environment] if ScratchService(parent=self).enabled else []
+        return [*hooks, workers_environment]
 
     request_timeout = FiniteFloat(
         10,

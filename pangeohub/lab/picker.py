@@ -37,9 +37,11 @@ class ProfilePicker(Configurable):
         return self.fancy and jupyterhub_fancy_profiles is not None
 
 
-def describe(profile: Profile) -> str:
-    """What the picker says under a profile's name: its description, resources, image."""
-    parts = [profile.description, profile.summary(), f"image {profile.image}"]
+def describe(profile: Profile, environment: str | None = None) -> str:
+    """What the picker says under a profile's name: its description, resources, and the
+    image it runs (Kubernetes) or its ``environment`` (one machine)."""
+    runs = f"environment {environment}" if environment else f"image {profile.image}"
+    parts = [profile.description, profile.summary(), runs]
     return " · ".join(p for p in parts if p)
 
 

@@ -126,6 +126,10 @@ class ScratchBackend(LoggingConfigurable):
         """Credentials reaching only ``user``'s prefix (cached; raise BackendUnavailable)."""
         raise NotImplementedError
 
+    def prepare(self, user: str) -> None:
+        """Make ``user``'s scratch space usable before their server starts (the hub calls
+        it at every start, without any credential request). A bucket prefix needs nothing."""
+
     async def ensure_expiry(self) -> None:
         """Apply and verify (or run) the deletion of data older than ``expiry_days``."""
 

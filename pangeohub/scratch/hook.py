@@ -154,6 +154,12 @@ class ScratchEnvironment(LoggingConfigurable):
 
     async def environment(self, user: str, token: str | None = None) -> dict[str, str]:
         backend = self.backend()
+        try:  # the person's scratch space works at their server's first start
+            await asyncio.to_thread(backend.prepare, user)
+        except OSError as error:
+            self.log.error("Could not prepare %s's scratch space: %s", user, error.strerror)
+        except ValueError as error:  # a name refused for its account (said at the start)
+            self.log.warning("Could not prepare %s's scratch space: %s", user, error)
         url = backend.url(user)
         paths = self.write_client_files(
             backend.client_files(self.credential_command, self.service_url)

@@ -149,21 +149,34 @@ class LocalScratchBackend(ScratchBackend):
                 f"Cannot create the scratch directory {self.root} ({error.strerror})."
             ) from None
 
-    async def credentials(self, user: str) -> Issued:
+    def prepare(self, user: str) -> None:
+        """``user``'s directory made theirs before their server starts: as root, their
+        account's (a disk of ``size_limit`` where there is one) in the root-owned scratch
+        root, never through a link."""
         path = self.path(user)
+        isolation = Isolation(parent=self)
+        if not isolation.active:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return
+        private_directory(Path(self.root))
+        name = isolation.account(user)
+        account = ensure_account(name, f"{isolation.home_root}/{name}")
+        self._make_own(path, account.pw_uid, account.pw_gid)
+
+    def client_environment(self, user: str, files: dict[str, str]) -> dict[str, str]:
+        """fsspec makes a key's directories as it writes (as a bucket needs none): zarr's
+        stores write ``<scratch>/data.zarr/zarr.json`` without making ``data.zarr`` first."""
+        return {"FSSPEC_FILE_AUTO_MKDIR": "true"}
+
+    async def credentials(self, user: str) -> Issued:
         try:
-            isolation = Isolation(parent=self)
-            if isolation.active:
-                name = isolation.account(user)
-                account = ensure_account(name, f"{isolation.home_root}/{name}")
-                await asyncio.to_thread(self._make_own, path, account.pw_uid, account.pw_gid)
-            else:
-                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            await asyncio.to_thread(self.prepare, user)
         except AccountCollision as error:
             raise UnsafeName(str(error)) from None
         except OSError as error:
             self.log.error("Cannot create scratch directory for %s: %s", user, error.strerror)
             raise BackendUnavailable("The scratch directory could not be created.") from None
+        path = self.path(user)
         return Issued(url=self.url(user), credentials={"path": str(path)}, expiration=None)
 
     def _make_own(self, path: Path, uid: int, gid: int) -> None:

@@ -22,6 +22,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode, default
 
 from ..activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
+from ..environments import servers as environments
 from ..isolation import Isolation
 from ..isolation.accounts import AccountCollision, ensure_account, lookup
 from ..isolation.cgroups import ServerCgroup
@@ -62,7 +63,9 @@ def remove_tree(root: Path, parts: list[str], log) -> None:
     shutil.rmtree(path)  # rmtree never follows links below the top
 
 
-class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
+class PangeoLocalSpawner(
+    environments.EnvironmentSpawnerMixin, PangeoSpawnerMixin, LocalProcessSpawner
+):
     """Local process spawner carrying pangeohub's policies and isolation.
 
     Each server has its own home: kept when the server stops, deleted when (and only
@@ -182,13 +185,15 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         return [machine.fit(p) for p in super().allowed_profiles()]
 
     def apply_profile(self, profile):
-        """A profile capped at this machine's size; a launched server's image is its
-        environment (its Dask workers run there too)."""
+        """A profile capped at this machine's size; a server's image is its environment's
+        version (or its launched environment): its Dask workers run there too."""
         profile = Machine.this_one().fit(profile)
         if self._launch is not None:
             from ..binder.server import launched_image
 
             profile = dataclasses.replace(profile, image=launched_image(self._launch))
+        elif self._environment is not None:
+            profile = dataclasses.replace(profile, image=self._environment.image)
         super().apply_profile(profile)
 
     def render_profile_picker(self, spawner=None) -> str:
@@ -205,7 +210,7 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
                 {
                     "display_name": p.display_name,
                     "slug": p.slug,
-                    "description": describe(p),
+                    "description": describe(p, self.environment_label(p)),
                     "default": p.default,
                 }
                 for p in profiles
@@ -222,7 +227,7 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
                 f'<label class="pangeo-profile list-group-item">'
                 f'<input type="radio" name="profile" value="{html.escape(p.slug)}"{checked}> '
                 f"<strong>{html.escape(p.display_name)}</strong> "
-                f'<span class="text-muted">{html.escape(p.summary())}</span>'
+                f'<span class="text-muted">{html.escape(self.resources_line(p))}</span>'
                 f"<br><small>{html.escape(p.description)}</small></label>"
             )
         picker = '<div class="list-group pangeo-profiles">' + "".join(items) + "</div>"
@@ -262,6 +267,9 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         env["USER"] = env["LOGNAME"] = self.account if self.isolated else _whoami()
         if self.profile is not None:
             env["PANGEO_DISK_SIZE"] = str(self.profile.disk_size)
+        if self._environment is not None:  # its own copy of pangeohub's extensions
+            env.update(environments.server_variables(self._environment, env))
+            return env
         # Enable pangeohub's activity extension (a computing kernel counts as activity).
         config_path = [ACTIVITY_CONFIG_DIR, env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
@@ -388,6 +396,8 @@ class PangeoLocalSpawner(PangeoSpawnerMixin, LocalProcessSpawner):
         if self._configured_cmd is None:
             self._configured_cmd = list(self.cmd)
         self.cmd = list(self._configured_cmd)
+        if self._environment is not None:
+            self.cmd = environments.server_command(self._environment, self.cmd)
         if self._launch is not None:
             home, preexec = str(self.server_directory), self.make_preexec_fn(self.user.name)
             if not await asyncio.to_thread(copy_repository, self._launch, home, preexec):

@@ -8,6 +8,7 @@ import pytest
 
 from pangeohub.auth import GitHubTeamsAuthenticator
 from pangeohub.culling import CullingPolicy
+from pangeohub.environments import Environments
 from pangeohub.isolation import Isolation
 from pangeohub.lab.home import HomePage
 from pangeohub.lab.launch_link import LaunchLink
@@ -28,6 +29,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
         (PangeoLocalSpawner, "policies.md"),
         (LocalGroupsAuthenticator, "policies.md"),
         (CullingPolicy, "culling.md"),
+        (Environments, "environments.md"),
         (Isolation, "isolation.md"),
         (GitHubTeamsAuthenticator, "github-teams.md"),
         (SharedData, "inside.md"),
