@@ -1,7 +1,8 @@
-"""Run a build step as the person who launched it, with a deadline, its output line by line.
+"""Run a build step as a build account, with a deadline, its output line by line.
 
-As root each step runs as the person's own account (code from the repository never runs
-as root or as the hub); as an ordinary account, as that account. The step is a process
+As root each step runs as the build's own system account (:mod:`.accounts`; code from
+the repository never runs as root, as the hub or as a person); as an ordinary account,
+as that account. The step is a process
 group of its own, killed whole when the deadline passes. When the step's own process has
 ended but something it started still holds its output open (a daemon, even in a session
 of its own), that is ended too (the whole build cgroup, where there is one) instead of the
@@ -32,14 +33,22 @@ class StepFailed(Exception):
 
 @dataclass(frozen=True)
 class RunAs:
-    """The account build steps run as (None uid: the hub's own)."""
+    """The account build steps run as (None uid: the hub's own).
+
+    ``sandbox``: a wrapper with ``wrap(argv)`` that starts each step in namespaces of its
+    own (private ``/tmp``, its own PIDs) and drops to ``uid`` itself; None: the step drops
+    to ``uid`` in the child before it runs."""
 
     name: str
     uid: int | None = None
     gid: int | None = None
+    sandbox: object | None = None
+
+    def command(self, argv: list[str]) -> list[str]:
+        return self.sandbox.wrap(argv) if self.sandbox is not None else list(argv)
 
     def preexec(self):
-        if self.uid is None:
+        if self.uid is None or self.sandbox is not None:
             return None
         uid, gid = self.uid, self.gid
 
@@ -80,7 +89,7 @@ async def run_step(
     if limits is not None:
         preexec = limits.preexec(preexec)
     process = await asyncio.create_subprocess_exec(
-        *argv,
+        *run_as.command(argv),
         cwd=cwd,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,

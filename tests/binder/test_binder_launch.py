@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.e2e]
 
 TIMINGS: dict[str, float] = {}
 BUILD_MEMORY = 384 * 2**20  # c.BinderBuilder.mem_limit of this module's hub
+BUILD_DISK = 256 * 2**20  # its c.BinderBuilder.max_size: the disk one build writes on
 
 REPO_FILES = {
     "binder/requirements.txt": "h14tinypkg==1.0\n",
@@ -58,6 +59,10 @@ def wheels():
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def hub_repos_url(hub) -> str:
+    return hub.repos_url
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, repos, wheels):
     config = f"""
@@ -71,8 +76,11 @@ def hub(tmp_path_factory, repos, wheels):
         c.PangeoPolicy.named_server_limit = 3
         c.BinderBuilder.mem_limit = {BUILD_MEMORY}
         c.BinderBuilder.cpu_limit = 1.5
+        c.BinderBuilder.max_size = {BUILD_DISK}
+        c.BinderLauncher.trusted_repositories = [{repos.url + "/h14trusted/*"!r}]
     """
     hub = HubProcess(tmp_path_factory.mktemp("h14hub"), extra_config=config)
+    hub.repos_url = repos.url
     hub.start()
     yield hub
     hub.stop()
@@ -83,11 +91,20 @@ def demo(repos):
     return repos.publish("h14org", "demo", REPO_FILES)
 
 
-def launch(hub, session, spec: str, query: str = "", timeout: float = 180):
-    """Follow the build API's event stream; (status, events or error body)."""
+def api_token(hub, session) -> str:
+    """A token of the session's person (all their scopes), as a script would use."""
+    name = hub.api(session, "get", "/user").json()["name"]
+    return token_for(hub, session, name)
+
+
+def launch(hub, session, spec: str, query: str = "", timeout: float = 180, headers=None):
+    """Follow the build API's event stream with the person's API token (the programmatic
+    path: no confirmation page); (status, events or error body)."""
     url = f"{hub.url}/hub/api/binder/build/{spec}{query}"
+    if headers is None:
+        headers = {"Authorization": f"token {api_token(hub, session)}"}
     events = []
-    with session.get(url, stream=True, timeout=timeout) as response:
+    with requests.get(url, stream=True, timeout=timeout, headers=headers) as response:
         if response.status_code != 200:
             return response.status_code, response.json()
         assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -127,6 +144,12 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
     page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/main?labpath=index.ipynb")
     page.wait_for_selector("#username_input")
     sign_in(page, hub, "h14ann")
+    # Not a trusted repository: the page says what would be built, and asks.
+    page.wait_for_selector("#binder-confirm-button, #binder-bar")
+    page.screenshot(path=output_dir / "launch-confirm.png", full_page=True)
+    assert page.inner_text("#binder-confirm-url") == f"{hub_repos_url(hub)}/h14org/demo"
+    assert page.inner_text("#binder-confirm-ref") == "main"
+    page.click("#binder-confirm-button")
     page.wait_for_selector("#binder-log:has-text('postBuild runs'), #binder-failure:visible")
     page.screenshot(path=output_dir / "launch-progress.png", full_page=True)
     assert not page.is_visible("#binder-failure"), page.inner_text("#binder-launch")
@@ -154,7 +177,9 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
     )
     seen = json.loads(checks)
     assert seen["value"] == "only in the repository environment"
-    assert seen["me"] == seen["start"] == seen["built_by"] == "jupyter-h14ann"
+    assert seen["me"] == seen["start"] == "jupyter-h14ann"
+    # built by no person: the hub's build account, never the launcher's
+    assert seen["built_by"].startswith("pangeohub-build-") if hub.isolated else seen["built_by"]
     assert {"index.ipynb", "README.md", "binder"} <= set(seen["files"])
     # The hub's rules hold in a launched server: scratch, and its own disk as home.
     assert seen["scratch"], "a launched server has no scratch"
@@ -266,6 +291,7 @@ def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos, browser,
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/broken")
     sign_in(page, hub, "h14ann")
+    page.click("#binder-confirm-button")
     page.wait_for_selector("#binder-failure:visible", timeout=60_000)
     page.screenshot(path=output_dir / "launch-failed.png", full_page=True)
     assert "requirements.txt" in page.inner_text("#binder-failure-message")

@@ -296,12 +296,23 @@ def test_links_a_build_leaves_are_never_followed_by_root(tmp_path, served, wheel
             "binder/postBuild": (
                 "#!/bin/sh\nset -e\n"
                 f'ln -s {victim} "$REPO_DIR/../pangeohub-binder.json"\n'
-                f'ln -s {victim} "$VIRTUAL_ENV/linked"\n'
+                'ln -s /usr/bin/env "$VIRTUAL_ENV/linked"\n'
             ),
         },
     )
     events = build(builder(tmp_path, wheels), served, "links")
     assert events[-1]["phase"] == "built", events[-1]
+    assert victim.read_text() == "untouched\n" and (victim.stat().st_mode & 0o777) == 0o600
+
+    # A link out of the environment to where others than root can write is refused:
+    # whoever can change its target could change every later launch.
+    served.publish(
+        "h14org", "links", {"binder/postBuild": f'#!/bin/sh\nln -s {victim} "$VIRTUAL_ENV/x"\n'}
+    )
+    events = build(builder(tmp_path, wheels), served, "links")
+    assert events[-1]["phase"] == "failed", events[-1]
+    assert "env/x is a link to" in events[-1]["message"]
+    assert "others than root can change" in events[-1]["message"]
     assert victim.read_text() == "untouched\n" and (victim.stat().st_mode & 0o777) == 0o600
 
     served.publish(
