@@ -1,15 +1,14 @@
 """Launch from a repository on one machine: the real hub, a Git repository served over
 HTTP on loopback, uv installing from a local wheel (no external network).
 
-One hub for the module; people are ``h14ann`` and ``h14bob`` (accounts jupyter-h14*).
+The package's hub (conftest.py); people here are ``h14ann`` and ``h14bob`` (accounts
+jupyter-h14*).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -19,16 +18,12 @@ import requests
 
 from pangeohub.isolation.disks import mounted_at
 from tests.chromium import headless_chromium, sign_in
-from tests.hubprocess import HubProcess
-from tests.kernel import Kernel
 
-from .gitrepo import ServedRepos, make_wheel
+from .launching import BUILD_MEMORY, hub_env_root, launch, run_in
 
 pytestmark = [pytest.mark.e2e]
 
 TIMINGS: dict[str, float] = {}
-BUILD_MEMORY = 384 * 2**20  # c.BinderBuilder.mem_limit of this module's hub
-BUILD_DISK = 256 * 2**20  # its c.BinderBuilder.max_size: the disk one build writes on
 
 REPO_FILES = {
     "binder/requirements.txt": "h14tinypkg==1.0\n",
@@ -42,92 +37,8 @@ REPO_FILES = {
 
 
 @pytest.fixture(scope="module")
-def repos(tmp_path_factory):
-    served = ServedRepos(tmp_path_factory.mktemp("h14git") / "served")
-    os.chmod(served.root.parent, 0o755)
-    yield served
-    served.stop()
-
-
-@pytest.fixture(scope="module")
-def wheels():
-    """Local wheels, readable by people's accounts (pytest's own directories are not)."""
-    directory = Path(tempfile.mkdtemp(prefix="h14-wheels-"))
-    os.chmod(directory, 0o755)
-    make_wheel(directory, "h14tinypkg", "1.0", "VALUE = 'only in the repository environment'\n")
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def hub_repos_url(hub) -> str:
-    return hub.repos_url
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory, repos, wheels):
-    config = f"""
-        c.LocalGroupsAuthenticator.users = {{
-            "h14ann": {{"groups": ["pangeo-data:climate"]}},
-            "h14bob": {{"groups": ["pangeo-data:oceans"]}},
-        }}
-        c.BinderLauncher.github_url = {repos.url!r}
-        c.BinderBuilder.find_links = [{str(wheels)!r}]
-        c.BinderBuilder.offline = True
-        c.PangeoPolicy.named_server_limit = 3
-        c.BinderBuilder.mem_limit = {BUILD_MEMORY}
-        c.BinderBuilder.cpu_limit = 1.5
-        c.BinderBuilder.max_size = {BUILD_DISK}
-        c.BinderLauncher.trusted_repositories = [{repos.url + "/h14trusted/*"!r}]
-    """
-    hub = HubProcess(tmp_path_factory.mktemp("h14hub"), extra_config=config)
-    hub.repos_url = repos.url
-    hub.start()
-    yield hub
-    hub.stop()
-
-
-@pytest.fixture(scope="module")
 def demo(repos):
     return repos.publish("h14org", "demo", REPO_FILES)
-
-
-def api_token(hub, session) -> str:
-    """A token of the session's person (all their scopes), as a script would use."""
-    name = hub.api(session, "get", "/user").json()["name"]
-    return token_for(hub, session, name)
-
-
-def launch(hub, session, spec: str, query: str = "", timeout: float = 180, headers=None):
-    """Follow the build API's event stream with the person's API token (the programmatic
-    path: no confirmation page); (status, events or error body)."""
-    url = f"{hub.url}/hub/api/binder/build/{spec}{query}"
-    if headers is None:
-        headers = {"Authorization": f"token {api_token(hub, session)}"}
-    events = []
-    with requests.get(url, stream=True, timeout=timeout, headers=headers) as response:
-        if response.status_code != 200:
-            return response.status_code, response.json()
-        assert response.headers["Content-Type"].startswith("text/event-stream")
-        for line in response.iter_lines(decode_unicode=True):
-            if line and line.startswith("data: "):
-                events.append(json.loads(line[len("data: ") :]))
-                if events[-1]["phase"] in ("ready", "failed"):
-                    break
-    return 200, events
-
-
-def token_for(hub, session, name):
-    return hub.api(session, "post", f"/users/{name}/tokens", json={}).json()["token"]
-
-
-def run_in(hub, session, name, server, code):
-    kernel = Kernel(f"{hub.url}/user/{name}/{server}/", token_for(hub, session, name))
-    try:
-        result = kernel.run(code, timeout=150)
-    finally:
-        kernel.close()
-    assert result.error is None, result.error
-    return result.output.strip()
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +58,7 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
     # Not a trusted repository: the page says what would be built, and asks.
     page.wait_for_selector("#binder-confirm-button, #binder-bar")
     page.screenshot(path=output_dir / "launch-confirm.png", full_page=True)
-    assert page.inner_text("#binder-confirm-url") == f"{hub_repos_url(hub)}/h14org/demo"
+    assert page.inner_text("#binder-confirm-url") == f"{hub.repos_url}/h14org/demo"
     assert page.inner_text("#binder-confirm-ref") == "main"
     page.click("#binder-confirm-button")
     page.wait_for_selector("#binder-log:has-text('postBuild runs'), #binder-failure:visible")
@@ -402,14 +313,6 @@ def running(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state not in ("Z", "X")  # a zombie is dead, only not yet reaped
-
-
-def hub_env_root(hub: HubProcess):
-    from tests.isolation_cleanup import hub_id
-
-    if hub.isolated:
-        return Path("/srv/pangeohub") / hub_id(hub.state_dir) / "binder" / "envs"
-    return hub.state_dir / "binder" / "envs"
 
 
 @pytest.mark.parametrize(
