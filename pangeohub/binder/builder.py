@@ -225,6 +225,7 @@ class BinderBuilder(LoggingConfigurable):
     _per_user: dict | None = None
     _key_locks: dict | None = None
     _active: set | None = None
+    _stale_removed: asyncio.Future | None = None  # what an earlier hub process left
 
     @property
     def root(self) -> Path:
@@ -428,14 +429,17 @@ class BinderBuilder(LoggingConfigurable):
                 if not self._per_user[username]:
                     del self._per_user[username]
 
+    def _remove_stale(self) -> None:
+        """The builds a stopped or killed hub process left (none of this one's yet)."""
+        self._dirs()
+        remove_stale_builds(self.root / "building", set())
+
     def _prepare(self, key: str, slot: int) -> BuildWorkspace:
         """The slot's account (nothing of an earlier build still running as it) and the
         build's directories."""
         self._dirs()
         run_as = self.slot_run_as(slot)
         self.end_processes(run_as)
-        if not self._active:  # the first build of this hub process: clear what others left
-            remove_stale_builds(self.root / "building", set())
         use_disk = self.build_disks and run_as.uid is not None and disks_problem() is None
         workspace = BuildWorkspace(
             self.root / "building", key, run_as, self.max_size if use_disk else None
@@ -452,6 +456,9 @@ class BinderBuilder(LoggingConfigurable):
     async def _build(self, repo: RepoSpec, commit: str, key: str, username: str, slot: int):
         started = time.monotonic()
         deadline = started + self.timeout
+        if self._stale_removed is None:  # once per hub process, before its first build
+            self._stale_removed = asyncio.ensure_future(asyncio.to_thread(self._remove_stale))
+        await self._stale_removed
         workspace = await asyncio.to_thread(self._prepare, key, slot)
         limits = BuildCgroup.for_build(self, workspace.dir.name, self.mem_limit, self.cpu_limit)
         log: list[str] = []

@@ -21,6 +21,7 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1 << 20
+MAX_DEPTH = 64  # directories nested deeper than this are refused (each level holds a descriptor)
 
 
 class SealError(Exception):
@@ -32,20 +33,45 @@ def open_dir(name: str | os.PathLike, dir_fd: int | None = None) -> int:
     return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
 
 
-def tree_size(top: str | os.PathLike) -> int:
-    """Bytes on disk under the directory ``top`` (walked by descriptors, links not followed)."""
+def _too_deep(where: str) -> SealError:
+    return SealError(
+        f"{where} is nested more than {MAX_DEPTH} directories deep; the environment cannot be used."
+    )
+
+
+def _size_under(fd: int, depth: int, where: str) -> int:
     total = 0
-    try:
-        walk = os.fwalk(top, follow_symlinks=False)
-        for _, dirs, files, root_fd in walk:
-            for name in (*dirs, *files):
-                try:
-                    total += os.stat(name, dir_fd=root_fd, follow_symlinks=False).st_blocks * 512
-                except OSError:
-                    pass
-    except OSError:
-        pass
+    for name in os.listdir(fd):
+        try:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            continue
+        total += info.st_blocks * 512
+        if stat.S_ISDIR(info.st_mode):
+            if depth >= MAX_DEPTH:
+                raise _too_deep(f"{where}/{name}")
+            try:
+                child = open_dir(name, fd)
+            except OSError:
+                continue  # swapped for a link meanwhile: not followed
+            try:
+                total += _size_under(child, depth + 1, f"{where}/{name}")
+            finally:
+                os.close(child)
     return total
+
+
+def tree_size(top: str | os.PathLike) -> int:
+    """Bytes on disk under the directory ``top``, walked by descriptors that never follow
+    links (a :class:`SealError` past ``MAX_DEPTH`` levels)."""
+    try:
+        fd = open_dir(top)
+    except OSError:
+        return 0
+    try:
+        return _size_under(fd, 0, os.path.basename(os.fspath(top)))
+    finally:
+        os.close(fd)
 
 
 class _Copier:
@@ -67,13 +93,15 @@ class _Copier:
                 "the environment cannot be used."
             )
 
-    def copy_dir(self, src: int, dst: int, where: str) -> None:
+    def copy_dir(self, src: int, dst: int, where: str, depth: int) -> None:
         for name in sorted(os.listdir(src)):
             path = f"{where}/{name}"
             info = os.stat(name, dir_fd=src, follow_symlinks=False)
             self.check_owner(info, path)
             if stat.S_ISDIR(info.st_mode):
-                self.copy_subdir(src, dst, name, path)
+                if depth >= MAX_DEPTH:
+                    raise _too_deep(path)
+                self.copy_subdir(src, dst, name, path, depth + 1)
             elif stat.S_ISREG(info.st_mode):
                 self.copy_file(src, dst, name, path)
             elif stat.S_ISLNK(info.st_mode):
@@ -81,7 +109,7 @@ class _Copier:
                 self.charge(512, path)
             # sockets, pipes: nothing an environment needs; left behind
 
-    def copy_subdir(self, src: int, dst: int, name: str, where: str) -> None:
+    def copy_subdir(self, src: int, dst: int, name: str, where: str, depth: int = 0) -> None:
         child_src = open_dir(name, src)
         try:
             info = os.fstat(child_src)
@@ -89,7 +117,7 @@ class _Copier:
             os.mkdir(name, 0o700, dir_fd=dst)
             child_dst = open_dir(name, dst)
             try:
-                self.copy_dir(child_src, child_dst, where)
+                self.copy_dir(child_src, child_dst, where, depth)
                 os.fchmod(child_dst, 0o755)
                 os.utime(child_dst, ns=(info.st_atime_ns, info.st_mtime_ns))
             finally:
