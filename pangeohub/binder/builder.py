@@ -308,7 +308,16 @@ class BinderBuilder(LoggingConfigurable):
             return RunAs("hub")
         self.check_build_account()
         entry = ensure_build_account(slot_account(self.build_account, slot))
-        return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
+        return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, self.build_sandbox(entry))
+
+    def build_sandbox(self, account) -> object | None:
+        """The sandbox a build slot's steps run in (``wrap(argv)``: a private ``/tmp`` and
+        ``/dev/shm``, only its own processes in view, dropping to ``account`` itself).
+
+        The hook for pangeohub.isolation's per-person sandbox; None until it is wired
+        here: steps then drop to the account in the child and see the machine's ``/tmp``
+        (their ``TMPDIR`` is on the build's own disk)."""
+        return None
 
     def end_processes(self, run_as: RunAs) -> None:
         """End everything running as a build slot's account (nothing of a build outlives

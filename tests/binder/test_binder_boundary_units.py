@@ -121,3 +121,27 @@ def test_trees_nested_too_deep_are_refused(tmp_path):
 def test_trusted_repositories_match_by_whole_path_segments(url, trusted):
     patterns = ["https://github.com/pangeo-data/*", "https://gitlab.example.org/group/handbook"]
     assert is_trusted(url, patterns) is trusted
+
+
+def test_a_build_account_a_person_could_have_is_refused_at_start_up():
+    from traitlets.config import Config
+
+    from pangeohub.binder.builder import BinderBuilder
+
+    for bad in ("jupyter-builds", "Build Accounts", "x" * 40):
+        config = Config()
+        config.BinderBuilder.build_account = bad
+        with pytest.raises(ValueError, match="build_account"):
+            BinderBuilder(config=config).check_build_account()
+    BinderBuilder().check_build_account()  # the default: pangeohub-build-<hub id>
+
+
+def test_only_a_sealed_environment_names_a_python_for_dask(tmp_path):
+    from pangeohub.binder.server import python_of_image
+
+    env = tmp_path / "env-of-someone"
+    (env / "env" / "bin").mkdir(parents=True)
+    (env / "env" / "bin" / "python").symlink_to("/usr/bin/env")
+    (env / "pangeohub-binder.json").write_text("{}")
+    os.chmod(tmp_path, 0o777)  # anyone could have put it there
+    assert python_of_image(f"uv-env:{env}") is None
