@@ -210,35 +210,56 @@ def test_a_build_runs_as_no_person_and_reaches_none_of_the_launchers_things(plan
 
 # --- finding 6: root reads the checkout's files for the person -----------------------
 
-# Eve's code: learn where her build checks out (the clone's command line), wait for the
-# checkout to finish (its index appears), then swap the checkout for a link to someone
-# else's files: the hub then reads the recipe through the link.
+# Eve's code: learn where her build checks out (the clone's command line), wait for its
+# `git checkout` to end, then at once swap the checkout for a link to someone else's
+# files: the hub then reads the recipe through the link.
 SWAP_CHECKOUT = r"""
 import json, os, time
 victim, stop = H14_VICTIM, H14_STOP
 deadline = time.monotonic() + 120
 report = {"seen": None, "swapped": False, "errors": []}
 open("h14-watching", "w").close()  # in her home: the test launches once she watches
-while time.monotonic() < deadline and not os.path.exists(stop) and not report["seen"]:
+
+
+def processes():
     for pid in os.listdir("/proc"):
         try:
-            args = open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")
+            yield pid, open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")
         except OSError:
-            continue
+            pass
+
+
+def ended(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def going_on():
+    return time.monotonic() < deadline and not os.path.exists(stop)
+
+
+while going_on() and not report["seen"]:
+    for pid, args in processes():
         if "clone" in args and args[-2].endswith("/repo") and "/binder/building/" in args[-2]:
             report["seen"] = args[-2]
-            break
-repo = report["seen"]
-while repo and time.monotonic() < deadline and not os.path.exists(stop):
-    if os.path.exists(repo + "/.git/index"):  # readable only if the build is hers
-        try:
-            os.rename(repo, repo + ".h14")
-            os.symlink(victim, repo)
-            report["swapped"] = True
-        except OSError as error:
-            report["errors"].append(type(error).__name__)
-        break
-    time.sleep(0.001)
+checkout = None
+while report["seen"] and going_on() and checkout is None:
+    for pid, args in processes():
+        if args[0].endswith("git") and "checkout" in args:
+            checkout = pid
+while checkout and not ended(checkout):
+    pass
+if checkout:
+    repo = report["seen"]
+    try:
+        os.rename(repo, repo + ".h14")
+        os.symlink(victim, repo)
+        report["swapped"] = True
+    except OSError as error:
+        report["errors"].append(type(error).__name__)
 print(json.dumps(report))
 """
 
@@ -250,7 +271,7 @@ def test_root_never_reads_the_checkout_for_the_person(hub, repos, eve, places):
         "readsfor",
         # a big file makes the checkout last long enough to be seen; runtime.txt fails
         # the build honestly (no server) when nothing is swapped
-        {"runtime.txt": "python-2.7\n", "big.bin": os.urandom(8 * 2**20)},
+        {"runtime.txt": "python-2.7\n", "big.bin": os.urandom(16 * 2**20)},
     )
     stop = places["gate"] / "stop-swapping"
     code = SWAP_CHECKOUT.replace("H14_VICTIM", repr(str(places["victim"])))
