@@ -600,6 +600,16 @@ class BinderBuilder(LoggingConfigurable):
         files = ", ".join(recipe.files()) or "no environment files (the hub's own packages)"
         yield event("building", f"Building from {files}.", 20)
         self._check_python(recipe)
+        async for item in self._make_environment(step, venv):
+            yield item
+        async for item in self._install(step, recipe, checkout, venv, log):
+            yield item
+        async for item in self._post_build(step, recipe, checkout, venv, env["PATH"]):
+            yield item
+        result["recipe"] = recipe
+
+    async def _make_environment(self, step, venv: Path):
+        """The virtual environment on ``python``, the hub's packages layered under it."""
         async for item in step(
             [self.uv, "venv", "--relocatable", "--quiet", "--python", self.python, str(venv)],
             "Making the virtual environment",
@@ -616,6 +626,10 @@ class BinderBuilder(LoggingConfigurable):
             [str(venv / "bin" / "python"), "-c", write_pth, pth], "Layering the hub's packages"
         ):
             yield item
+
+    async def _install(self, step, recipe: Recipe, checkout: Path, venv: Path, log: list):
+        """What the repository's files ask uv to install, and the repository itself."""
+        out_of_memory, out_of_disk = self._limit_messages()
         install = [self.uv, "pip", "install", "--python", str(venv / "bin" / "python")]
         install += self._uv_args()
         if recipe.conda_requirements:
@@ -666,11 +680,14 @@ class BinderBuilder(LoggingConfigurable):
                 [*install, *extra, str(checkout)], "Installing the repository's package", checkout
             ):
                 yield item
+
+    async def _post_build(self, step, recipe: Recipe, checkout: Path, venv: Path, path: str):
+        """The repository's ``postBuild``, with the environment active."""
         if recipe.post_build:
             yield event("building", f"Running {recipe.post_build}.", 50)
             script = checkout / recipe.post_build
             activated = {
-                "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+                "PATH": f"{venv / 'bin'}{os.pathsep}{path}",
                 "VIRTUAL_ENV": str(venv),
                 "REPO_DIR": str(checkout),
             }
@@ -681,7 +698,6 @@ class BinderBuilder(LoggingConfigurable):
                 extra_env=activated,
             ):
                 yield item
-        result["recipe"] = recipe
 
     async def _read_recipe(self, step, checkout: Path) -> Recipe:
         """The repository's recipe, read by the build's account (a child of the hub's
