@@ -21,6 +21,7 @@ adds, and a Python version other than the hub's is refused with a message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -50,13 +51,17 @@ from .spec import LaunchError, RepoSpec, is_commit
 from .workspace import BuildWorkspace, disks_problem, remove_stale_builds
 
 META = "pangeohub-binder.json"
+# Environments sealed by root's copy (seal.py) say so in their META; older ones were
+# sealed where their launcher's account built them, so they are never used again.
+SEAL = 2
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
 
 
 def env_key(url: str, commit: str) -> str:
-    """The environment's name: readable repository name, commit, and a hash of the URL."""
+    """The environment's name: readable repository name, commit, and a hash of the URL
+    (and of how it is sealed, so no older environment has the same name)."""
     name = re.sub(r"[^a-z0-9]+", "-", url.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-")
-    digest = hashlib.sha256(f"{url}\n{commit}".encode()).hexdigest()[:10]
+    digest = hashlib.sha256(f"{url}\n{commit}\nseal {SEAL}".encode()).hexdigest()[:10]
     return f"{name[:30] or 'repo'}-{commit[:12]}-{digest}"
 
 
@@ -262,6 +267,8 @@ class BinderBuilder(LoggingConfigurable):
             meta = json.loads((path / META).read_text())
         except (OSError, ValueError):
             return None
+        if not isinstance(meta, dict) or meta.get("seal") != SEAL:
+            return None  # sealed by an older hub: not trusted, rebuilt under a new name
         return Environment(key, path, meta)
 
     def environments(self) -> list[Environment]:
@@ -438,10 +445,28 @@ class BinderBuilder(LoggingConfigurable):
                 if not self._per_user[username]:
                     del self._per_user[username]
 
-    def _remove_stale(self) -> None:
-        """The builds a stopped or killed hub process left (none of this one's yet)."""
+    def _remove_stale(self, in_use: set[str]) -> None:
+        """The builds a stopped or killed hub process left (none of this one's yet), and
+        environments an older hub sealed that no running server uses (``in_use``)."""
         self._dirs()
         remove_stale_builds(self.root / "building", set())
+        self.remove_unsealed(in_use)
+
+    def remove_unsealed(self, in_use: set[str]) -> list[str]:
+        """Remove what is in ``envs/`` but not a sealed environment (an older hub's, or
+        broken), unless a running server uses it."""
+        removed = []
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.root / "envs"):
+                if entry.name in in_use or self.environment(entry.name) is not None:
+                    continue
+                trash = self.root / "building" / f".evicted-{entry.name}-{secrets.token_hex(4)}"
+                os.rename(entry.path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+                (self.root / "used" / entry.name).unlink(missing_ok=True)
+                removed.append(entry.name)
+                self.log.info("Removed %s: not sealed by this hub's builder", entry.name)
+        return removed
 
     def _prepare(self, key: str, slot: int) -> BuildWorkspace:
         """The slot's account (nothing of an earlier build still running as it) and the
@@ -466,7 +491,10 @@ class BinderBuilder(LoggingConfigurable):
         started = time.monotonic()
         deadline = started + self.timeout
         if self._stale_removed is None:  # once per hub process, before its first build
-            self._stale_removed = asyncio.ensure_future(asyncio.to_thread(self._remove_stale))
+            in_use = self.in_use_hook()
+            self._stale_removed = asyncio.ensure_future(
+                asyncio.to_thread(self._remove_stale, in_use)
+            )
         await self._stale_removed
         workspace = await asyncio.to_thread(self._prepare, key, slot)
         limits = BuildCgroup.for_build(self, workspace.dir.name, self.mem_limit, self.cpu_limit)
@@ -743,6 +771,7 @@ class BinderBuilder(LoggingConfigurable):
             "built": time.time(),
             "start": recipe.start,
             "files": recipe.files(),
+            "seal": SEAL,
         }
         fd = open_dir(sealed)
         try:

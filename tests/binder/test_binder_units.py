@@ -5,6 +5,7 @@ Git repository over HTTP and the real uv, as the hub's own account (no hub)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -355,3 +356,24 @@ def test_a_step_ends_with_its_process_though_a_daemon_holds_its_output(monkeypat
         assert time.monotonic() - started < 30  # ended with its process, not its deadline
     finally:
         os.kill(int(lines[0]), 9)  # no build cgroup here to end it (not root)
+
+
+def test_an_environment_an_older_hub_sealed_is_never_used_and_goes_unless_in_use(
+    tmp_path, served, wheels
+):
+    """Upgrading from a hub that sealed environments where their launcher built them:
+    those may hold the launcher's changes, so they are neither reused nor kept."""
+    b = builder(tmp_path, wheels)
+    commit = served.publish("h14org", "legacy", {"requirements.txt": "h14tinypkg\n"})
+    events = build(b, served, "legacy")
+    assert events[-1]["phase"] == "built", events[-1]
+    legacy, running = b.root / "envs" / "legacy-old", b.root / "envs" / "running-old"
+    for old in (legacy, running):
+        shutil.copytree(b.environment(events[-1]["environment"]).path, old)
+        meta = json.loads((old / "pangeohub-binder.json").read_text())
+        del meta["seal"]  # as an older hub wrote it
+        (old / "pangeohub-binder.json").write_text(json.dumps(meta))
+    assert b.environment("legacy-old") is None  # a stopped server of it says: launch again
+    assert b.remove_unsealed(in_use={"running-old"}) == ["legacy-old"]
+    assert not legacy.exists() and running.exists()
+    assert env_key(f"{served.url}/h14org/legacy", commit) == events[-1]["environment"]
