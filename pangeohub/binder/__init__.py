@@ -9,7 +9,18 @@ workspace of its own (:mod:`.workspace`), which root seals through descriptors
 server through the REST API, :mod:`.server` runs it there.
 """
 
-from .builder import BinderBuilder
-from .launcher import BinderLauncher
-
 __all__ = ["BinderBuilder", "BinderLauncher"]
+
+
+def __getattr__(name: str):
+    """The package's classes, imported when first asked for: a build's own processes
+    import :mod:`.recipe` from here and need none of the hub's modules."""
+    if name == "BinderBuilder":
+        from .builder import BinderBuilder
+
+        return BinderBuilder
+    if name == "BinderLauncher":
+        from .launcher import BinderLauncher
+
+        return BinderLauncher
+    raise AttributeError(name)

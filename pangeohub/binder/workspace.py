@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 from ..isolation.disks import DiskError, ServerDisk, loop_devices_usable, mounted_at
@@ -81,21 +82,18 @@ class BuildWorkspace:
         return False
 
     def remove(self) -> None:
-        """Unmount the build's disk and delete everything (the build's processes must be
+        """Detach the build's disk and delete everything (the build's processes must be
         gone: see :func:`~pangeohub.binder.accounts.kill_processes_of`)."""
-        if self.disk is not None:
-            with contextlib.suppress(DiskError):
-                self.disk.unmount()
         remove_build_dir(self.dir)
 
 
 def remove_build_dir(path: Path) -> None:
-    """Delete a build's directory, unmounting its disk first if it is still mounted."""
+    """Delete a build's directory, detaching its disk first if it is still mounted (lazily:
+    what the build wrote is thrown away with the image, not written back first)."""
     work = path / "work"
     if mounted_at(work):
-        with contextlib.suppress(DiskError):
-            ServerDisk(path / "disk.img", work, 0, 0, 0).unmount()
-    if mounted_at(work):  # still busy: never delete through a mounted disk's files
+        subprocess.run(["umount", "--lazy", str(work)], capture_output=True, check=False)
+    if mounted_at(work):  # still there: never delete through a mounted disk's files
         return
     if not shutil.rmtree.avoids_symlink_attacks:
         raise RuntimeError("this platform's rmtree could follow links; refusing to delete")
