@@ -273,7 +273,7 @@ def test_root_never_reads_the_checkout_for_the_person(hub, repos, eve, places):
         # the build honestly (no server) when nothing is swapped
         {"runtime.txt": "python-2.7\n", "big.bin": os.urandom(16 * 2**20)},
     )
-    stop = places["gate"] / "stop-swapping"
+    stop = hub.server_home(EVE, "") / "h14-stop-swapping"  # hers to see, whatever she sees
     code = SWAP_CHECKOUT.replace("H14_VICTIM", repr(str(places["victim"])))
     code = code.replace("H14_STOP", repr(str(stop)))
     swapping = in_background(run_in, hub, eve, EVE, "", code)
