@@ -21,6 +21,7 @@ from tornado import web
 from .spec import RepoSpec
 
 TICKET = "pangeohub-binder-launch"
+TICKET_PARAM = "launch_token"  # a query argument JupyterHub's request log scrubs ("token")
 TICKET_MINUTES = 10
 
 

@@ -36,7 +36,7 @@ from ..numbers import FiniteFloat
 from ..policy import PangeoPolicy
 from .binderhub import binderhub_build
 from .builder import BinderBuilder, event
-from .consent import is_trusted, issue_ticket, ticket_allows
+from .consent import TICKET_PARAM, is_trusted, issue_ticket, ticket_allows
 from .page import CONFIRM_PAGE, PROGRESS_PAGE
 from .spec import LaunchError, RepoSpec, landing_path, parse_spec
 
@@ -181,7 +181,7 @@ class LaunchPageHandler(BaseHandler):
         """The page that follows the build, with a ticket for this person and repository."""
         kept = ("urlpath", "labpath", "profile")
         query = {k: self.get_argument(k) for k in kept if self.get_argument(k, "")}
-        query["ticket"] = issue_ticket(self, self.current_user.name, repo)
+        query[TICKET_PARAM] = issue_ticket(self, self.current_user.name, repo)
         # A browser's cookie-authenticated API request carries the hub's XSRF token.
         query["_xsrf"] = self.xsrf_token.decode("ascii")
         raw_spec = self.request.path.split("/v2/", 1)[1]  # as sent, still URL-encoded
@@ -253,7 +253,7 @@ class BuildAPIHandler(APIHandler):
             repo, _ = _launch_request(self, provider, spec)
         except LaunchError:
             return  # refused with its own message by the launch
-        if not ticket_allows(self, self.get_argument("ticket", ""), user.name, repo):
+        if not ticket_allows(self, self.get_argument(TICKET_PARAM, ""), user.name, repo):
             raise web.HTTPError(
                 403,
                 "This launch was not confirmed. Open the launch link "

@@ -313,15 +313,16 @@ def test_a_launch_link_asks_before_it_builds_and_only_a_confirmed_post_builds(
     # A ticket is for one repository: another page's ticket does not build this one.
     trusted = eve.get(f"{hub.url}/hub/v2/gh/h14trusted/anything/main", timeout=30)
     other = stream_url(trusted.text)
-    assert other and "ticket=" in other, "a trusted repository's link builds at once"
-    ticket = other.split("ticket=", 1)[1].split("&", 1)[0]
-    status, body = follow(f"{hub.url}/hub/api/binder/build/{spec}?ticket={ticket}", session=eve)
+    assert other and "launch_token=" in other, "a trusted repository's link builds at once"
+    ticket = other.split("launch_token=", 1)[1].split("&", 1)[0]
+    elsewhere = f"{hub.url}/hub/api/binder/build/{spec}?launch_token={ticket}"
+    status, body = follow(elsewhere, session=eve)
     assert status == 403, body
     # The person's confirmation (a POST with the hub's XSRF token) is what builds.
     confirmed = confirm(hub, eve, spec, "?urlpath=lab")
     assert confirmed.status_code == 200
     stream = stream_url(confirmed.text)
-    assert stream and "ticket=" in stream
+    assert stream and "launch_token=" in stream
     status, events = follow(f"{hub.url}{stream}", session=eve)
     assert status == 200 and events[-1]["phase"] == "ready", events[-1]
 
