@@ -448,9 +448,12 @@ class BinderBuilder(LoggingConfigurable):
     def _remove_stale(self, in_use: set[str]) -> None:
         """The builds a stopped or killed hub process left (none of this one's yet), and
         environments an older hub sealed that no running server uses (``in_use``)."""
-        self._dirs()
-        remove_stale_builds(self.root / "building", set())
-        self.remove_unsealed(in_use)
+        try:
+            self._dirs()
+            remove_stale_builds(self.root / "building", set())
+            self.remove_unsealed(in_use)
+        except OSError as error:  # never in the way of building
+            self.log.warning("Could not remove what earlier builds left: %s", error)
 
     def remove_unsealed(self, in_use: set[str]) -> list[str]:
         """Remove what is in ``envs/`` but not a sealed environment (an older hub's, or
@@ -479,7 +482,11 @@ class BinderBuilder(LoggingConfigurable):
             self.root / "building", key, run_as, self.max_size if use_disk else None
         )
         self._active.add(workspace.dir.name)
-        workspace.create()
+        try:
+            workspace.create()
+        except BaseException:
+            self._discard(workspace)
+            raise
         return workspace
 
     def _discard(self, workspace: BuildWorkspace) -> None:
