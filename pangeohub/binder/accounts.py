@@ -43,6 +43,30 @@ def ensure_build_account(name: str) -> pwd.struct_passwd:
         raise OSError(f"useradd could not make the build account {name}") from None
 
 
+SHARED_TEMPORARY = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+
+
+def remove_shared_files_of(uid: int, gid: int) -> None:
+    """Remove what the account ``uid`` left in the machine's shared temporary directories
+    (what one build leaves there could wait for the next build of the same slot). Run
+    as that account, so it can remove only its own."""
+    if uid == 0 or uid == os.geteuid():
+        raise ValueError("only a build account's own files are removed")
+    places = [p for p in SHARED_TEMPORARY if os.path.isdir(p)]
+    script = 'find "$@" -mindepth 1 -maxdepth 1 -user "$(id -u)" -exec rm -rf -- {} + 2>/dev/null'
+
+    def drop():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    subprocess.run(
+        ["/bin/sh", "-c", script, "sh", *places],
+        preexec_fn=drop, cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+
 def processes_of(uid: int) -> list[int]:
     """Live processes (not zombies) with ``uid`` as any of their user ids."""
     found = []

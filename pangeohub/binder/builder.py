@@ -42,7 +42,13 @@ from traitlets.config import LoggingConfigurable
 from ..isolation import Isolation
 from ..numbers import FiniteFloat
 from ..state import StateDirectory
-from .accounts import RESOLVER, ensure_build_account, kill_processes_of, slot_account
+from .accounts import (
+    RESOLVER,
+    ensure_build_account,
+    kill_processes_of,
+    remove_shared_files_of,
+    slot_account,
+)
 from .limits import BuildCgroup, remove_stale
 from .recipe import Recipe, recipe_from_json
 from .run import RunAs, StepFailed, run_step
@@ -332,6 +338,13 @@ class BinderBuilder(LoggingConfigurable):
         if run_as.uid is not None:
             kill_processes_of(run_as.uid)
 
+    def clear_slot(self, run_as: RunAs) -> None:
+        """Nothing of an earlier build of this slot is left for the next one: no process,
+        no file in the machine's shared temporary directories."""
+        if run_as.uid is not None:
+            kill_processes_of(run_as.uid)
+            remove_shared_files_of(run_as.uid, run_as.gid)
+
     def check_can_build(self, username: str) -> None:
         """A 429 if ``username`` already has ``max_builds_per_user`` builds under way."""
         if (self._per_user or {}).get(username, 0) >= self.max_builds_per_user:
@@ -476,7 +489,7 @@ class BinderBuilder(LoggingConfigurable):
         build's directories."""
         self._dirs()
         run_as = self.slot_run_as(slot)
-        self.end_processes(run_as)
+        self.clear_slot(run_as)
         use_disk = self.build_disks and run_as.uid is not None and disks_problem() is None
         workspace = BuildWorkspace(
             self.root / "building", key, run_as, self.max_size if use_disk else None
@@ -490,7 +503,7 @@ class BinderBuilder(LoggingConfigurable):
         return workspace
 
     def _discard(self, workspace: BuildWorkspace) -> None:
-        self.end_processes(workspace.run_as)
+        self.clear_slot(workspace.run_as)
         workspace.remove()
         self._active.discard(workspace.dir.name)
 

@@ -56,6 +56,7 @@ def places(hub):
     secret.chmod(0o600)
     yield made
     shutil.rmtree(top, ignore_errors=True)
+    Path(tmp_mark(hub)).unlink(missing_ok=True)  # left only where a build outlives itself
 
 
 def in_background(target, *args):
@@ -103,6 +104,8 @@ ln -s ROOT_ONLY/h14-owned "$VIRTUAL_ENV/.h14suid.pangeohub-copy"
 ln -s ROOT_ONLY/h14-owned-again "$VIRTUAL_ENV/.h14suid-again.pangeohub-copy"
 ls LAUNCHER_HOME >/dev/null 2>&1 && echo "h14 listed the launcher's home" || echo "h14 home closed"
 grep -ls JUPYTERHUB_API_TOKEN /proc/[0-9]*/environ | sed 's/^/h14 token readable: /'
+grep NoNewPrivs /proc/self/status | sed 's/^/h14 /'
+touch TMP_MARK && echo "h14 left TMP_MARK"
 echo "h14 waiting for the gate"
 i=0; while [ ! -e GATE/open ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
 echo "h14 gate passed"
@@ -142,6 +145,11 @@ print(json.dumps({"found": sorted(bases), "planted": planted, "refused": refused
 """
 
 
+def tmp_mark(hub) -> str:
+    """What the planted build leaves in the machine's shared /tmp."""
+    return f"/tmp/h14-left-by-a-build-{hub_id(hub.state_dir)}"
+
+
 def said(events, text: str) -> bool:
     return any(text in e.get("message", "") for e in events)
 
@@ -154,6 +162,7 @@ def planted(hub, repos, eve, places):
         PLANTED_POST_BUILD.replace("ROOT_ONLY", str(places["root-only"]))
         .replace("LAUNCHER_HOME", str(hub.server_home(EVE, "")))
         .replace("GATE", str(places["gate"]))
+        .replace("TMP_MARK", tmp_mark(hub))
     )
     repos.publish("h14atk", "planted", {"binder/postBuild": post_build})
     seen: list[dict] = []
@@ -200,12 +209,17 @@ def test_the_launchers_server_cannot_change_what_others_will_run(hub, planted):
     assert ran.stdout.strip() == "None"
 
 
-def test_a_build_runs_as_no_person_and_reaches_none_of_the_launchers_things(planted):
+def test_a_build_runs_as_no_person_and_reaches_none_of_the_launchers_things(hub, planted):
     """Finding 7's second half: the build's code is not the launcher's."""
     _, events = planted
     log = [e["message"] for e in events if e["phase"] == "log"]
     assert "h14 home closed" in log, log
     assert not [line for line in log if line.startswith("h14 token readable")], log
+    # no set-id program gives it more (crontab, at, su: nothing to wait for a later build)
+    assert "h14 NoNewPrivs:\t1" in log, log
+    # and what it left in the shared /tmp is gone with it
+    assert f"h14 left {tmp_mark(hub)}" in log
+    assert not os.path.lexists(tmp_mark(hub))
 
 
 # --- finding 6: root reads the checkout's files for the person -----------------------
