@@ -131,15 +131,21 @@ class LaunchPageHandler(BaseHandler):
         super().initialize()
         self.launcher = launcher
 
-    async def refused_page(self, error: LaunchError):
-        self.set_status(error.status)
-        html = await self.render_template(
-            "error.html",
-            status_code=error.status,
-            status_message="Cannot launch",
-            message=error.message,
-        )
-        self.finish(html)
+    async def requested_repo(self, provider: str, spec: str) -> RepoSpec | None:
+        """The repository the link names; None after answering a bad link with its 4xx."""
+        try:
+            repo, _ = _launch_request(self, provider, spec)
+        except LaunchError as error:
+            self.set_status(error.status)
+            html = await self.render_template(
+                "error.html",
+                status_code=error.status,
+                status_message="Cannot launch",
+                message=error.message,
+            )
+            self.finish(html)
+            return None
+        return repo
 
     async def render_string_template(self, source: str, **values) -> str:
         template = self.settings["jinja2_env"].from_string(source)
@@ -148,10 +154,8 @@ class LaunchPageHandler(BaseHandler):
 
     @web.authenticated
     async def get(self, provider: str, spec: str):
-        try:
-            repo, _ = _launch_request(self, provider, spec)
-        except LaunchError as error:
-            await self.refused_page(error)
+        repo = await self.requested_repo(provider, spec)
+        if repo is None:
             return
         if self.launcher.trusts(repo):
             await self.progress_page(repo)
@@ -170,12 +174,9 @@ class LaunchPageHandler(BaseHandler):
 
     @web.authenticated
     async def post(self, provider: str, spec: str):
-        try:
-            repo, _ = _launch_request(self, provider, spec)
-        except LaunchError as error:
-            await self.refused_page(error)
-            return
-        await self.progress_page(repo)
+        repo = await self.requested_repo(provider, spec)
+        if repo is not None:
+            await self.progress_page(repo)
 
     async def progress_page(self, repo: RepoSpec):
         """The page that follows the build, with a ticket for this person and repository."""
