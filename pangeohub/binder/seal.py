@@ -161,6 +161,12 @@ def seal_copy(work: str | os.PathLike, names: list[str], sealed: str | os.PathLi
         sealed_fd = open_dir(sealed)
         try:
             for name in names:
+                try:
+                    info = os.stat(name, dir_fd=work_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    info = None
+                if info is None or not stat.S_ISDIR(info.st_mode):
+                    raise SealError(f"the build left no directory {name}; it cannot be used.")
                 copier.copy_subdir(work_fd, sealed_fd, name, name)
         finally:
             os.close(sealed_fd)

@@ -50,6 +50,15 @@ def test_sealing_copies_into_fresh_files_without_set_id_bits(tmp_path):
     verify(sealed, str(tmp_path / "final"), trusted_uids={0, os.geteuid()})
 
 
+def test_a_build_that_replaced_its_environment_by_a_link_is_refused(tmp_path):
+    work = tmp_path / "work"
+    make_build(work)
+    (work / "env").rename(work / "elsewhere")
+    (work / "env").symlink_to(work / "elsewhere")
+    with pytest.raises(SealError, match="left no directory env"):
+        seal_copy(work, ["env", "repo"], tmp_path / "sealed", owner=os.geteuid(), limit=2**20)
+
+
 def test_sealing_stops_at_its_size_limit(tmp_path):
     work = tmp_path / "work"
     make_build(work)
