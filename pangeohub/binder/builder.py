@@ -60,6 +60,7 @@ META = "pangeohub-binder.json"
 # Environments sealed by root's copy (seal.py) say so in their META; older ones were
 # sealed where their launcher's account built them, so they are never used again.
 SEAL = 2
+RESOLVES_PER_USER = 2  # refs one person may have being resolved at once
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
 
 
@@ -238,6 +239,10 @@ class BinderBuilder(LoggingConfigurable):
     _active: set | None = None
     _stale_removed: asyncio.Future | None = None  # what an earlier hub process left
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._resolving: dict[str, int] = {}  # person -> refs being resolved now
+
     @property
     def root(self) -> Path:
         return Path(self.env_root)
@@ -367,7 +372,24 @@ class BinderBuilder(LoggingConfigurable):
 
     async def resolve(self, repo: RepoSpec, username: str = "") -> str:
         """The commit ``repo.ref`` names now (``git ls-remote``, as the resolving build
-        account, never a person), or a 4xx."""
+        account, never a person), or a 4xx. One person has at most ``RESOLVES_PER_USER``
+        under way (each is a process on the hub's machine until ``git_timeout``)."""
+        resolving = self._resolving.get(username, 0)
+        if resolving >= RESOLVES_PER_USER:
+            raise LaunchError(
+                429,
+                f"You already have {resolving} launches waiting for their repository to "
+                "answer. Wait for them to start or fail, then launch again.",
+            )
+        self._resolving[username] = resolving + 1
+        try:
+            return await self._resolve(repo)
+        finally:
+            self._resolving[username] -= 1
+            if not self._resolving[username]:
+                del self._resolving[username]
+
+    async def _resolve(self, repo: RepoSpec) -> str:
         run_as = await asyncio.to_thread(self.slot_run_as, RESOLVER)
         lines: list[str] = []
         deadline = time.monotonic() + self.git_timeout

@@ -377,3 +377,35 @@ def test_an_environment_an_older_hub_sealed_is_never_used_and_goes_unless_in_use
     assert b.remove_unsealed(in_use={"running-old"}) == ["legacy-old"]
     assert not legacy.exists() and running.exists()
     assert env_key(f"{served.url}/h14org/legacy", commit) == events[-1]["environment"]
+
+
+def test_a_person_has_at_most_two_refs_being_resolved(tmp_path, wheels):
+    """Each resolve is a git process until git_timeout: one person cannot start many."""
+    import socket
+
+    silent = socket.socket()  # accepts connections (the backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    b = builder(tmp_path, wheels, git_timeout=60)
+    repo = parse_spec("git", f"http%3A%2F%2F127.0.0.1%3A{silent.getsockname()[1]}%2Fr/main")
+
+    async def run():
+        hanging = [asyncio.ensure_future(b.resolve(repo, "h14one")) for _ in range(2)]
+        while sum(b._resolving.values()) < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(LaunchError) as refused:
+            await b.resolve(repo, "h14one")
+        other = asyncio.ensure_future(b.resolve(repo, "h14two"))  # someone else is not held
+        await asyncio.sleep(0)
+        assert b._resolving.get("h14two") == 1
+        for task in (*hanging, other):
+            task.cancel()
+        await asyncio.gather(*hanging, other, return_exceptions=True)
+        return refused.value
+
+    try:
+        refused = asyncio.run(run())
+    finally:
+        silent.close()
+    assert refused.status == 429 and "waiting for their repository" in refused.message
+    assert b._resolving == {}
