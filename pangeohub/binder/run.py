@@ -12,6 +12,7 @@ build waiting for its deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -156,6 +157,9 @@ async def run_step(
         if reader is not None:
             reader.cancel()
         _kill(process)  # whatever the step left behind in its group
+        if process.returncode is None:  # reaped here, even when the step was cancelled
+            with contextlib.suppress(TimeoutError, ProcessLookupError):
+                await asyncio.wait_for(process.wait(), 5)
     if code != 0:
         raise StepFailed(f"{what} failed (exit status {code}).", failing_lines(list(tail)))
 
