@@ -68,6 +68,17 @@ def clean_hub(state_dir: Path) -> None:
     for point in mounts_under(HOMES / ident):
         subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
     shutil.rmtree(HOMES / ident, ignore_errors=True)
+    remove_build_accounts(ident)
+
+
+def remove_build_accounts(ident: str) -> None:
+    """The hub's Binder build accounts (pangeohub.binder.accounts), and what runs as them."""
+    from pangeohub.binder.accounts import kill_processes_of
+
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(f"pangeohub-build-{ident}-"):
+            kill_processes_of(entry.pw_uid)
+            subprocess.run(["userdel", entry.pw_name], check=False, capture_output=True)
 
 
 def clean_leftovers() -> None:

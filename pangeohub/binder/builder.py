@@ -1,11 +1,15 @@
 """The builder on one machine: a repository's commit into a virtual environment, with uv.
 
-Each environment is built once per (repository, commit), as the person who launched it,
-into a directory of its own under ``building/``; only when every step has passed is it
-handed to root, made read-only for everyone, and renamed into ``envs/<key>``. A failed,
-timed-out or oversized build leaves nothing in ``envs/``. Everyone who launches the same
-commit gets the same environment; environments are evicted, least recently launched
-first, when all of them together outgrow ``total_size``.
+Each environment is built once per (repository, commit), by **no person**: as root every
+step (git, uv, ``postBuild``) runs as a build slot's system account (:mod:`.accounts`),
+in a directory of its own under ``building/`` that no person can reach, on a disk of
+``max_size`` where the machine allows (:mod:`.workspace`). When every step has passed,
+everything still running as that account is killed, and root copies the result through
+directory descriptors into a fresh tree of its own, read-only for everyone, checks it
+(:mod:`.seal`) and renames it into ``envs/<key>``. A failed, timed-out or oversized build
+leaves nothing in ``envs/``. Everyone who launches the same commit gets the same
+environment; environments are evicted, least recently launched first, when all of them
+together outgrow ``total_size``.
 
 The environment is a *layered* virtual environment on the hub's own Python: a ``.pth``
 file adds the hub's site-packages after the environment's own, so Jupyter Server,
@@ -17,13 +21,13 @@ adds, and a Python version other than the hub's is refused with a message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import stat
 import sys
 import sysconfig
 import time
@@ -36,35 +40,36 @@ from traitlets import Bool, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..isolation import Isolation
-from ..isolation.accounts import ensure_account
 from ..numbers import FiniteFloat
 from ..state import StateDirectory
+from .accounts import (
+    RESOLVER,
+    ensure_build_account,
+    kill_processes_of,
+    remove_shared_files_of,
+    slot_account,
+)
 from .limits import BuildCgroup, remove_stale
-from .recipe import Recipe, read_recipe
+from .recipe import Recipe, recipe_from_json
 from .run import RunAs, StepFailed, run_step
+from .seal import SealError, executable_file, open_dir, seal_copy, tree_size, verify
 from .spec import LaunchError, RepoSpec, is_commit
+from .workspace import BuildWorkspace, disks_problem, remove_stale_builds
 
 META = "pangeohub-binder.json"
+# Environments sealed by root's copy (seal.py) say so in their META; older ones were
+# sealed where their launcher's account built them, so they are never used again.
+SEAL = 2
+RESOLVES_PER_USER = 2  # refs one person may have being resolved at once
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
 
 
 def env_key(url: str, commit: str) -> str:
-    """The environment's name: readable repository name, commit, and a hash of the URL."""
+    """The environment's name: readable repository name, commit, and a hash of the URL
+    (and of how it is sealed, so no older environment has the same name)."""
     name = re.sub(r"[^a-z0-9]+", "-", url.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-")
-    digest = hashlib.sha256(f"{url}\n{commit}".encode()).hexdigest()[:10]
+    digest = hashlib.sha256(f"{url}\n{commit}\nseal {SEAL}".encode()).hexdigest()[:10]
     return f"{name[:30] or 'repo'}-{commit[:12]}-{digest}"
-
-
-def tree_size(path: Path) -> int:
-    """Bytes on disk under ``path`` (links not followed)."""
-    total = 0
-    for root, dirs, files in os.walk(path):
-        for name in (*dirs, *files):
-            try:
-                total += os.lstat(os.path.join(root, name)).st_blocks * 512
-            except OSError:
-                pass
-    return total
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,12 @@ class BinderBuilder(LoggingConfigurable):
     ).tag(config=True)
 
     max_size = Int(
-        5 * 2**30, min=1, help="Bytes one environment (with the repository's files) may take."
+        5 * 2**30,
+        min=1,
+        help="""Bytes one build may write and one environment (with the repository's
+        files) may take. As root with loop devices each build writes on a disk of its own
+        of this size, so the kernel stops it there; elsewhere the size is checked after
+        each step. With ``max_builds_per_user`` it bounds what one person's builds take.""",
     ).tag(config=True)
 
     total_size = Int(
@@ -194,17 +204,44 @@ class BinderBuilder(LoggingConfigurable):
     )
 
     max_builds = Int(
-        2, min=1, help="Builds under way on the hub at once; further ones wait their turn."
+        2,
+        min=1,
+        help="""Builds under way on the hub at once; further ones wait their turn. As root
+        each runs as its own build account (``<build_account>-1`` ...).""",
     ).tag(config=True)
 
     git_timeout = FiniteFloat(
         60, min=1, help="Seconds to resolve a ref (``git ls-remote``) before giving up."
     ).tag(config=True)
 
+    build_account = Unicode(
+        help="""Base name of the system accounts builds run as when the hub is root:
+        ``<name>-0`` resolves refs, ``<name>-1`` to ``<name>-<max_builds>`` run one build
+        each. No person's process may run as them (so it must not start with
+        ``c.Isolation.account_prefix``). Default: pangeohub-build-<hub id>.""",
+    ).tag(config=True)
+
+    @default("build_account")
+    def _default_build_account(self):
+        return f"pangeohub-build-{Isolation(parent=self).hub_id}"
+
+    build_disks = Bool(
+        True,
+        help="""As root with loop devices, give each build a loop-mounted disk of exactly
+        ``max_size`` to write on (the kernel stops it there). Off, or where the machine
+        has no loop devices: a plain directory, its size checked after each step.""",
+    ).tag(config=True)
+
     # -- in-memory bookkeeping of builds under way (one hub process)
-    _slots: asyncio.Semaphore | None = None
+    _slots: asyncio.Queue | None = None
     _per_user: dict | None = None
     _key_locks: dict | None = None
+    _active: set | None = None
+    _stale_removed: asyncio.Future | None = None  # what an earlier hub process left
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._resolving: dict[str, int] = {}  # person -> refs being resolved now
 
     @property
     def root(self) -> Path:
@@ -216,6 +253,19 @@ class BinderBuilder(LoggingConfigurable):
             os.chmod(path, mode)
         for name in ("building", "used"):
             (self.root / name).mkdir(mode=0o711, exist_ok=True)
+            os.chmod(self.root / name, 0o711)
+
+    def check_build_account(self) -> None:
+        """Refuse (ValueError) a build account name a person's account could have."""
+        isolation = Isolation(parent=self)
+        if self.build_account.startswith(isolation.account_prefix) or not re.match(
+            r"^[a-z][a-z0-9-]{0,28}$", self.build_account
+        ):
+            raise ValueError(
+                f"c.BinderBuilder.build_account = {self.build_account!r} could be a person's "
+                f"account (people's start with {isolation.account_prefix!r}) or is not a "
+                "valid account name; choose another prefix, such as 'pangeohub-build'."
+            )
 
     # -- environments -------------------------------------------------------
 
@@ -228,6 +278,8 @@ class BinderBuilder(LoggingConfigurable):
             meta = json.loads((path / META).read_text())
         except (OSError, ValueError):
             return None
+        if not isinstance(meta, dict) or meta.get("seal") != SEAL:
+            return None  # sealed by an older hub: not trusted, rebuilt under a new name
         return Environment(key, path, meta)
 
     def environments(self) -> list[Environment]:
@@ -267,14 +319,36 @@ class BinderBuilder(LoggingConfigurable):
 
     # -- who builds ---------------------------------------------------------
 
-    def run_as(self, username: str) -> RunAs:
-        """The account build steps for ``username`` run as (made if needed, as root)."""
-        isolation = Isolation(parent=self)
-        if not isolation.active:
-            return RunAs(username)
-        account = isolation.account(username)
-        entry = ensure_account(account, str(Path(isolation.home_root) / account))
-        return RunAs(account, entry.pw_uid, entry.pw_gid)
+    def slot_run_as(self, slot: int) -> RunAs:
+        """The account build slot ``slot`` runs as (made if needed, as root); the hub's
+        own account when the hub is not root (or isolation is off)."""
+        if not Isolation(parent=self).active:
+            return RunAs("hub")
+        self.check_build_account()
+        entry = ensure_build_account(slot_account(self.build_account, slot))
+        return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, self.build_sandbox(entry))
+
+    def build_sandbox(self, account) -> object | None:
+        """The sandbox a build slot's steps run in (``wrap(argv)``: a private ``/tmp`` and
+        ``/dev/shm``, only its own processes in view, dropping to ``account`` itself).
+
+        The hook for pangeohub.isolation's per-person sandbox; None until it is wired
+        here: steps then drop to the account in the child and see the machine's ``/tmp``
+        (their ``TMPDIR`` is on the build's own disk)."""
+        return None
+
+    def end_processes(self, run_as: RunAs) -> None:
+        """End everything running as a build slot's account (nothing of a build outlives
+        its steps: no process of it can change what root seals)."""
+        if run_as.uid is not None:
+            kill_processes_of(run_as.uid)
+
+    def clear_slot(self, run_as: RunAs) -> None:
+        """Nothing of an earlier build of this slot is left for the next one: no process,
+        no file in the machine's shared temporary directories."""
+        if run_as.uid is not None:
+            kill_processes_of(run_as.uid)
+            remove_shared_files_of(run_as.uid, run_as.gid)
 
     def check_can_build(self, username: str) -> None:
         """A 429 if ``username`` already has ``max_builds_per_user`` builds under way."""
@@ -296,9 +370,27 @@ class BinderBuilder(LoggingConfigurable):
             "LANG": "C.UTF-8",
         }
 
-    async def resolve(self, repo: RepoSpec, username: str) -> str:
-        """The commit ``repo.ref`` names now (``git ls-remote``, as the person), or a 4xx."""
-        run_as = await asyncio.to_thread(self.run_as, username)
+    async def resolve(self, repo: RepoSpec, username: str = "") -> str:
+        """The commit ``repo.ref`` names now (``git ls-remote``, as the resolving build
+        account, never a person), or a 4xx. One person has at most ``RESOLVES_PER_USER``
+        under way (each is a process on the hub's machine until ``git_timeout``)."""
+        resolving = self._resolving.get(username, 0)
+        if resolving >= RESOLVES_PER_USER:
+            raise LaunchError(
+                429,
+                f"You already have {resolving} launches waiting for their repository to "
+                "answer. Wait for them to start or fail, then launch again.",
+            )
+        self._resolving[username] = resolving + 1
+        try:
+            return await self._resolve(repo)
+        finally:
+            self._resolving[username] -= 1
+            if not self._resolving[username]:
+                del self._resolving[username]
+
+    async def _resolve(self, repo: RepoSpec) -> str:
+        run_as = await asyncio.to_thread(self.slot_run_as, RESOLVER)
         lines: list[str] = []
         deadline = time.monotonic() + self.git_timeout
         try:
@@ -342,13 +434,18 @@ class BinderBuilder(LoggingConfigurable):
 
     # -- building -----------------------------------------------------------
 
+    def _bookkeeping(self) -> None:
+        if self._key_locks is None:
+            self._key_locks, self._per_user, self._active = {}, {}, set()
+            self._slots = asyncio.Queue()
+            for slot in range(1, self.max_builds + 1):
+                self._slots.put_nowait(slot)
+
     async def build(self, repo: RepoSpec, commit: str, username: str) -> AsyncIterator[dict]:
         """Events of building (or reusing) ``repo`` at ``commit``; the last one is
         ``built`` (with ``environment``) or ``failed`` (with ``message`` and ``line``)."""
         key = env_key(repo.url, commit)
-        if self._key_locks is None:
-            self._key_locks, self._per_user = {}, {}
-            self._slots = asyncio.Semaphore(self.max_builds)
+        self._bookkeeping()
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         if lock.locked():
             yield event("waiting", "Another launch is building this commit; waiting for it.", 15)
@@ -370,37 +467,94 @@ class BinderBuilder(LoggingConfigurable):
                 return
             self._per_user[username] = self._per_user.get(username, 0) + 1
             try:
-                if self._slots.locked():
+                if self._slots.empty():
                     yield event("waiting", "Waiting for a free build slot on this hub.", 15)
-                async with self._slots:
-                    async for item in self._build(repo, commit, key, username):
+                slot = await self._slots.get()
+                try:
+                    async for item in self._build(repo, commit, key, username, slot):
                         yield item
+                finally:
+                    self._slots.put_nowait(slot)
             finally:
                 self._per_user[username] -= 1
                 if not self._per_user[username]:
                     del self._per_user[username]
 
-    async def _build(self, repo: RepoSpec, commit: str, key: str, username: str):
+    def _remove_stale(self, in_use: set[str]) -> None:
+        """The builds a stopped or killed hub process left (none of this one's yet), and
+        environments an older hub sealed that no running server uses (``in_use``)."""
+        try:
+            self._dirs()
+            remove_stale_builds(self.root / "building", set())
+            self.remove_unsealed(in_use)
+        except OSError as error:  # never in the way of building
+            self.log.warning("Could not remove what earlier builds left: %s", error)
+
+    def remove_unsealed(self, in_use: set[str]) -> list[str]:
+        """Remove what is in ``envs/`` but not a sealed environment (an older hub's, or
+        broken), unless a running server uses it."""
+        removed = []
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.root / "envs"):
+                if entry.name in in_use or self.environment(entry.name) is not None:
+                    continue
+                trash = self.root / "building" / f".evicted-{entry.name}-{secrets.token_hex(4)}"
+                os.rename(entry.path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+                (self.root / "used" / entry.name).unlink(missing_ok=True)
+                removed.append(entry.name)
+                self.log.info("Removed %s: not sealed by this hub's builder", entry.name)
+        return removed
+
+    def _prepare(self, key: str, slot: int) -> BuildWorkspace:
+        """The slot's account (nothing of an earlier build still running as it) and the
+        build's directories."""
+        self._dirs()
+        run_as = self.slot_run_as(slot)
+        self.clear_slot(run_as)
+        use_disk = self.build_disks and run_as.uid is not None and disks_problem() is None
+        workspace = BuildWorkspace(
+            self.root / "building", key, run_as, self.max_size if use_disk else None
+        )
+        self._active.add(workspace.dir.name)
+        try:
+            workspace.create()
+        except BaseException:
+            self._discard(workspace)
+            raise
+        return workspace
+
+    def _discard(self, workspace: BuildWorkspace) -> None:
+        self.clear_slot(workspace.run_as)
+        workspace.remove()
+        self._active.discard(workspace.dir.name)
+
+    async def _build(self, repo: RepoSpec, commit: str, key: str, username: str, slot: int):
         started = time.monotonic()
         deadline = started + self.timeout
-        await asyncio.to_thread(self._dirs)
-        run_as = await asyncio.to_thread(self.run_as, username)
-        work = self.root / "building" / f"{key}-{secrets.token_hex(4)}"
-        work.mkdir(mode=0o700)
-        run_as.chown(work)
-        limits = BuildCgroup.for_build(self, work.name, self.mem_limit, self.cpu_limit)
+        if self._stale_removed is None:  # once per hub process, before its first build
+            in_use = self.in_use_hook()
+            self._stale_removed = asyncio.ensure_future(
+                asyncio.to_thread(self._remove_stale, in_use)
+            )
+        await self._stale_removed
+        workspace = await asyncio.to_thread(self._prepare, key, slot)
+        limits = BuildCgroup.for_build(self, workspace.dir.name, self.mem_limit, self.cpu_limit)
         log: list[str] = []
         step_name = "Preparing"
         try:
             await asyncio.to_thread(remove_stale, self, self.root / "building")
             await asyncio.to_thread(limits.create)
             result: dict = {}
-            steps = self._steps(repo, commit, work, run_as, deadline, log, result, limits)
+            steps = self._steps(repo, commit, workspace, deadline, log, result, limits)
             async for item in steps:
                 if item["phase"] != "log":
                     step_name = item["message"]
                 yield item
-            size = await asyncio.to_thread(self._finish, work, key, repo, commit, result["recipe"])
+            step_name = "Sealing the environment"
+            size = await asyncio.to_thread(
+                self._seal, workspace, key, repo, commit, result["recipe"]
+            )
             elapsed = time.monotonic() - started
             self.log.info("Built environment %s for %s in %.1f s", key, username, elapsed)
             yield event(
@@ -413,19 +567,20 @@ class BinderBuilder(LoggingConfigurable):
             )
             in_use = {key}
             await asyncio.to_thread(self.evict, in_use | self.in_use_hook())
-        except StepFailed as failure:
+        except (StepFailed, SealError) as failure:
             step = step_name.rstrip(".")
-            message = failure.message
+            message = str(failure) if isinstance(failure, SealError) else failure.message
+            line = getattr(failure, "line", "")
             if not message.startswith(step):  # e.g. a limit: say which step it stopped
                 message = f"{step}: {message}"
-            self.log.warning("Build of %s for %s failed: %s", key, username, failure.message)
+            self.log.warning("Build of %s for %s failed: %s", key, username, message)
             await asyncio.to_thread(limits.remove)  # as the build's files: gone before
-            await asyncio.to_thread(shutil.rmtree, work, True)  # anyone hears
-            yield event("failed", message, 100, line=failure.line, log=log[-200:])
+            await asyncio.to_thread(self._discard, workspace)  # anyone hears
+            yield event("failed", message, 100, line=line, log=log[-200:])
         finally:
             await asyncio.to_thread(limits.remove)
-            if work.exists():
-                await asyncio.to_thread(shutil.rmtree, work, True)
+            if workspace.dir.name in self._active:
+                await asyncio.to_thread(self._discard, workspace)
 
     in_use_hook = staticmethod(lambda: set())  # replaced by the launcher: keys servers run
 
@@ -439,18 +594,31 @@ class BinderBuilder(LoggingConfigurable):
             args.append("--offline")
         return args
 
-    async def _steps(self, repo, commit, work, run_as: RunAs, deadline: float, log, result, limits):
-        checkout, venv, home = work / "repo", work / "env", work / "home"
-        hint = f"the build is limited to {self.timeout:g} s (c.BinderBuilder.timeout)"
-        env = self._git_env(str(home))
-        env.update(UV_CACHE_DIR=str(work / "cache"), UV_NO_PROGRESS="1", NO_COLOR="1")
+    def _limit_messages(self) -> tuple[str, str]:
         out_of_memory = (
             f"ran out of memory: a build may use {self.mem_limit / 2**20:.0f} MiB "
             "(c.BinderBuilder.mem_limit). Make the build need less memory, or ask a hub "
             "admin for a higher limit."
         )
+        out_of_disk = (
+            f"ran out of disk space: a build may write {self.max_size / 2**20:.0f} MiB "
+            "(c.BinderBuilder.max_size). Make the environment smaller, or ask a hub admin "
+            "for a higher limit."
+        )
+        return out_of_memory, out_of_disk
 
-        async def step(argv, what, cwd=work, extra_env=None):
+    async def _steps(self, repo, commit, workspace: BuildWorkspace, deadline, log, result, limits):
+        work, run_as = workspace.work, workspace.run_as
+        checkout, venv = work / "repo", work / "env"
+        hint = f"the build is limited to {self.timeout:g} s (c.BinderBuilder.timeout)"
+        env = self._git_env(str(work / "home"))
+        env.update(
+            UV_CACHE_DIR=str(work / "cache"), TMPDIR=str(work / "tmp"), UV_NO_PROGRESS="1",
+            NO_COLOR="1",
+        )  # fmt: skip
+        out_of_memory, out_of_disk = self._limit_messages()
+
+        async def step(argv, what, cwd=work, extra_env=None, quiet=False):
             try:
                 async for line in run_step(
                     argv,
@@ -462,14 +630,20 @@ class BinderBuilder(LoggingConfigurable):
                     timeout_hint=hint,
                     limits=limits,
                 ):
+                    if quiet:
+                        yield line
+                        continue
                     log.append(line)
                     yield event("log", line)
             except StepFailed as failure:
                 if limits.ran_out_of_memory():
                     raise StepFailed(f"{what} {out_of_memory}", failure.line) from None
+                if await asyncio.to_thread(workspace.full):
+                    raise StepFailed(f"{what} {out_of_disk}", failure.line) from None
                 raise
             finally:
                 await asyncio.to_thread(limits.end_step)  # nothing of a step outlives it
+                await asyncio.to_thread(self.end_processes, run_as)
             if limits.ran_out_of_memory():  # a process killed that the step did not mind
                 raise StepFailed(f"{what} {out_of_memory}", log[-1] if log else "")
             size = await asyncio.to_thread(tree_size, work)
@@ -481,8 +655,6 @@ class BinderBuilder(LoggingConfigurable):
                 )
 
         yield event("fetching", f"Fetching {repo.url} at commit {commit[:12]}.", 5)
-        home.mkdir(mode=0o700)
-        run_as.chown(home)
         async for item in step(
             ["git", "clone", "--no-checkout", "--quiet", "--", repo.url, str(checkout)],
             "Fetching the repository",
@@ -494,13 +666,20 @@ class BinderBuilder(LoggingConfigurable):
             cwd=checkout,
         ):
             yield item
-        try:
-            recipe = read_recipe(checkout)
-        except LaunchError as error:
-            raise StepFailed(error.message) from None
+        recipe = await self._read_recipe(step, checkout)
         files = ", ".join(recipe.files()) or "no environment files (the hub's own packages)"
         yield event("building", f"Building from {files}.", 20)
         self._check_python(recipe)
+        async for item in self._make_environment(step, venv):
+            yield item
+        async for item in self._install(step, recipe, checkout, venv, log):
+            yield item
+        async for item in self._post_build(step, recipe, checkout, venv, env["PATH"]):
+            yield item
+        result["recipe"] = recipe
+
+    async def _make_environment(self, step, venv: Path):
+        """The virtual environment on ``python``, the hub's packages layered under it."""
         async for item in step(
             [self.uv, "venv", "--relocatable", "--quiet", "--python", self.python, str(venv)],
             "Making the virtual environment",
@@ -517,6 +696,10 @@ class BinderBuilder(LoggingConfigurable):
             [str(venv / "bin" / "python"), "-c", write_pth, pth], "Layering the hub's packages"
         ):
             yield item
+
+    async def _install(self, step, recipe: Recipe, checkout: Path, venv: Path, log: list):
+        """What the repository's files ask uv to install, and the repository itself."""
+        out_of_memory, out_of_disk = self._limit_messages()
         install = [self.uv, "pip", "install", "--python", str(venv / "bin" / "python")]
         install += self._uv_args()
         if recipe.conda_requirements:
@@ -530,6 +713,8 @@ class BinderBuilder(LoggingConfigurable):
                 ):
                     yield item
             except StepFailed as failure:
+                if failure.message.endswith((out_of_memory, out_of_disk)):
+                    raise
                 missing = [
                     r
                     for r in recipe.conda_requirements
@@ -565,11 +750,14 @@ class BinderBuilder(LoggingConfigurable):
                 [*install, *extra, str(checkout)], "Installing the repository's package", checkout
             ):
                 yield item
+
+    async def _post_build(self, step, recipe: Recipe, checkout: Path, venv: Path, path: str):
+        """The repository's ``postBuild``, with the environment active."""
         if recipe.post_build:
             yield event("building", f"Running {recipe.post_build}.", 50)
             script = checkout / recipe.post_build
             activated = {
-                "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+                "PATH": f"{venv / 'bin'}{os.pathsep}{path}",
                 "VIRTUAL_ENV": str(venv),
                 "REPO_DIR": str(checkout),
             }
@@ -580,7 +768,19 @@ class BinderBuilder(LoggingConfigurable):
                 extra_env=activated,
             ):
                 yield item
-        result["recipe"] = recipe
+
+    async def _read_recipe(self, step, checkout: Path) -> Recipe:
+        """The repository's recipe, read by the build's account (a child of the hub's
+        Python), never by root: the checkout is the build's to change."""
+        argv = [sys.executable, "-I", "-m", "pangeohub.binder.recipe", str(checkout)]
+        lines = [line async for line in step(argv, "Reading the repository's files",
+                                             cwd=checkout, quiet=True)]  # fmt: skip
+        try:
+            return recipe_from_json(lines[-1] if lines else "{}")
+        except LaunchError as error:
+            raise StepFailed(error.message) from None
+        except ValueError:
+            raise StepFailed("The repository's files could not be read.", lines[-1][:200]) from None
 
     def _check_python(self, recipe: Recipe) -> None:
         ours = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -592,44 +792,19 @@ class BinderBuilder(LoggingConfigurable):
                 f"python {recipe.python}",
             )
 
-    def _finish(self, work: Path, key: str, repo: RepoSpec, commit: str, recipe: Recipe) -> int:
-        """Hand the finished build to root, read-only for all, and move it into envs/.
-
-        The build ran as the person, so nothing in ``work`` is trusted: the directory is
-        closed to them first, links are never followed, a file with other names outside
-        (a hard link) is replaced by a copy before it is given to root, and set-id bits go.
-        """
-        as_root = os.geteuid() == 0
-        if as_root:
-            os.chown(work, 0, 0, follow_symlinks=False)
-        os.chmod(work, 0o700)  # from here on the person cannot reach inside
-        for name in ("cache", "home"):
-            shutil.rmtree(work / name, ignore_errors=True)
-        for root, dirs, files in os.walk(work):
-            for name in (*dirs, *files):
-                path = os.path.join(root, name)
-                info = os.lstat(path)
-                if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-                    copy = os.path.join(root, f".{name}.pangeohub-copy")
-                    shutil.copy2(path, copy, follow_symlinks=False)
-                    os.replace(copy, path)
-                    info = os.lstat(path)
-                if as_root:
-                    os.chown(path, 0, 0, follow_symlinks=False)
-                if stat.S_ISLNK(info.st_mode):
-                    continue  # a link's own mode means nothing; its target is walked itself
-                if stat.S_ISDIR(info.st_mode) or info.st_mode & 0o100:
-                    os.chmod(path, 0o755)
-                elif stat.S_ISREG(info.st_mode):
-                    os.chmod(path, 0o644)
+    def _seal(
+        self, workspace: BuildWorkspace, key: str, repo: RepoSpec, commit: str, recipe: Recipe
+    ) -> int:
+        """Root's own copy of the finished build, read-only for all, checked, and moved
+        into ``envs/`` in one step (see :mod:`.seal`)."""
+        self.end_processes(workspace.run_as)  # nothing of the build runs while root copies
+        owner = workspace.run_as.uid if workspace.run_as.uid is not None else os.geteuid()
+        sealed = workspace.sealed
+        size = seal_copy(workspace.work, ["env", "repo"], sealed, owner=owner, limit=self.max_size)
         if recipe.start:
-            start = work / "repo" / recipe.start
-            for part in (start.parent, start):  # repo/binder and start: no link on the way
-                mode = os.lstat(part).st_mode
-                if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                    raise StepFailed(f"{recipe.start} is not a plain file; it cannot be used.")
-            os.chmod(start, 0o755)
-        size = tree_size(work)
+            executable_file(sealed, f"repo/{recipe.start}")
+        target = self.root / "envs" / key
+        verify(sealed, str(target), trusted_uids={0, os.geteuid()})
         meta = {
             "repository": repo.url,
             "ref": repo.ref,
@@ -638,17 +813,16 @@ class BinderBuilder(LoggingConfigurable):
             "built": time.time(),
             "start": recipe.start,
             "files": recipe.files(),
+            "seal": SEAL,
         }
-        meta_path = work / META
-        if meta_path.is_dir() and not meta_path.is_symlink():  # the build's, not ours
-            shutil.rmtree(meta_path)
-        elif os.path.lexists(meta_path):
-            meta_path.unlink()
-        fd = os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(meta, indent=1) + "\n")
-        os.chmod(work, 0o755)
-        target = self.root / "envs" / key
-        os.rename(work, target)  # atomic: the environment appears whole or not at all
+        fd = open_dir(sealed)
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            with os.fdopen(os.open(META, flags, 0o644, dir_fd=fd), "w") as f:
+                f.write(json.dumps(meta, indent=1) + "\n")
+            os.fchmod(fd, 0o755)
+        finally:
+            os.close(fd)
+        os.rename(sealed, target)  # atomic: the environment appears whole or not at all
         self.mark_used(key)
         return size

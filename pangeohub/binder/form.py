@@ -1,8 +1,9 @@
 """The spawn page's "launch from a repository" fields, beside the profiles.
 
-They do not submit the spawn form: the button opens the launch link for what was typed
-(``gh/<org>/<repo>/<ref>`` for a repository under ``github_url``, else
-``git/<url-encoded URL>/<ref>``), so the build is followed on the launch page.
+They do not submit the spawn form: the button posts to the launch link for what was
+typed (``gh/<org>/<repo>/<ref>`` for a repository under ``github_url``, else
+``git/<url-encoded URL>/<ref>``) with the page's XSRF token, so pressing **Launch** is the
+person's confirmation (:mod:`.consent`) and the build is followed on the launch page.
 """
 
 from __future__ import annotations
@@ -38,7 +39,16 @@ document.getElementById("binder-launch-button").addEventListener("click", functi
   }} else {{
     spec = "git/" + encodeURIComponent(repo) + "/" + ref;
   }}
-  window.location.href = {base_json} + "v2/" + spec;
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = {base_json} + "v2/" + spec;
+  const xsrf = document.createElement("input");
+  xsrf.type = "hidden";
+  xsrf.name = "_xsrf";
+  xsrf.value = window.jhdata.xsrf_token;
+  form.appendChild(xsrf);
+  document.body.appendChild(form);
+  form.submit();
 }});
 </script>
 """

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from ..hubconfig import config_list, register_role, register_service
+from ..isolation import Isolation
 from ..state import StateDirectory
+from .builder import BinderBuilder
 from .launcher import BinderLauncher, BuildAPIHandler, LaunchPageHandler, launch_handlers
 
 SERVICE = "binder-launcher"  # not "binder": that is BinderHub's own service on Kubernetes
@@ -30,6 +32,8 @@ def wire_binder(c) -> None:
             "c.BinderLauncher.enabled = False to silence this)."
         )
         return
+    if not launcher.binderhub_url and Isolation(config=c).active:
+        BinderBuilder(config=c).check_build_account()  # a ValueError: refused at start-up
     token = StateDirectory.from_env().secret("binder_service_token")
     register_service(c, {"name": SERVICE, "api_token": token})
     register_role(

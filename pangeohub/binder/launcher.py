@@ -1,8 +1,10 @@
 """Launch links on the hub: ``/hub/v2/<provider>/<spec>`` (a page) and
 ``/hub/api/binder/build/<provider>/<spec>`` (BinderHub's event stream, the REST API).
 
-The page signs the person in first (the hub's own login), then follows the stream: each
-step, the build log, a progress bar, and a clear end. The stream resolves the ref,
+The page signs the person in first (the hub's own login). For a repository not on the
+admin's trusted list it only shows what would be built and from where, and goes on after
+the person confirms with a POST (:mod:`.consent`). It then follows the stream: each step,
+the build log, a progress bar, and a clear end. The stream resolves the ref,
 builds the environment (or reuses the one built for that commit), then starts a named
 server of the person's own **through the hub's REST API** with the environment in its
 options, so the hub's rules (profile, named-server limit and name rule, disk, scratch,
@@ -18,7 +20,7 @@ import json
 import re
 import time
 from contextlib import aclosing
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
@@ -27,14 +29,15 @@ from jupyterhub.scopes import has_scope
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.iostream import StreamClosedError
-from traitlets import Bool, Unicode
+from traitlets import Bool, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..numbers import FiniteFloat
 from ..policy import PangeoPolicy
 from .binderhub import binderhub_build
 from .builder import BinderBuilder, event
-from .page import PROGRESS_PAGE
+from .consent import TICKET_PARAM, is_trusted, issue_ticket, ticket_allows
+from .page import CONFIRM_PAGE, PROGRESS_PAGE
 from .spec import LaunchError, RepoSpec, landing_path, parse_spec
 
 OPTION = "binder"  # the key of a launch in a server's user_options
@@ -52,6 +55,14 @@ class BinderLauncher(LoggingConfigurable):
     github_url = Unicode(
         "https://github.com",
         help="Where ``gh/<org>/<repo>`` is fetched from: ``<github_url>/<org>/<repo>``.",
+    ).tag(config=True)
+
+    trusted_repositories = List(
+        Unicode(),
+        help="""Repositories whose launch links build at once, without asking: patterns of
+        repository URLs where ``*`` matches within one path segment, e.g.
+        ``https://github.com/pangeo-data/*``. A link to any other repository first shows
+        what would be built and from where, and builds only after the person confirms.""",
     ).tag(config=True)
 
     ready_timeout = FiniteFloat(
@@ -88,6 +99,10 @@ class BinderLauncher(LoggingConfigurable):
             self._builder = BinderBuilder(parent=self)
         return self._builder
 
+    def trusts(self, repo: RepoSpec) -> bool:
+        """Whether ``repo``'s launch links may build without asking the person first."""
+        return is_trusted(repo.url, self.trusted_repositories)
+
     def server_name(self, repo: RepoSpec, commit: str) -> str:
         """A server name within the hub's name rule: ``<repo>-<commit>``."""
         limit = PangeoPolicy(parent=self).server_name_max_length
@@ -107,14 +122,17 @@ def _launch_request(handler, provider: str, spec: str):
 
 
 class LaunchPageHandler(BaseHandler):
-    """``/hub/v2/<provider>/<spec>``: the launch page (sign-in first if needed)."""
+    """``/hub/v2/<provider>/<spec>``: the launch page (sign-in first if needed).
+
+    GET: a trusted repository's build starts at once; any other shows what would be
+    built and asks. POST (the confirmation, XSRF-checked by the hub): the build starts."""
 
     def initialize(self, launcher: BinderLauncher):
         super().initialize()
         self.launcher = launcher
 
-    @web.authenticated
-    async def get(self, provider: str, spec: str):
+    async def requested_repo(self, provider: str, spec: str) -> RepoSpec | None:
+        """The repository the link names; None after answering a bad link with its 4xx."""
         try:
             repo, _ = _launch_request(self, provider, spec)
         except LaunchError as error:
@@ -126,16 +144,52 @@ class LaunchPageHandler(BaseHandler):
                 message=error.message,
             )
             self.finish(html)
+            return None
+        return repo
+
+    async def render_string_template(self, source: str, **values) -> str:
+        template = self.settings["jinja2_env"].from_string(source)
+        ns = dict(self.template_namespace, xsrf_token=self.xsrf_token.decode("ascii"))
+        return await template.render_async(**ns, **values)
+
+    @web.authenticated
+    async def get(self, provider: str, spec: str):
+        repo = await self.requested_repo(provider, spec)
+        if repo is None:
             return
+        if self.launcher.trusts(repo):
+            await self.progress_page(repo)
+            return
+        parts = urlsplit(repo.url)
+        html = await self.render_string_template(
+            CONFIRM_PAGE,
+            repository_name=repo.name,
+            url=repo.url,
+            host=parts.netloc,
+            ref=repo.ref,
+            profile=self.get_argument("profile", ""),
+            action=self.request.uri,
+        )
+        self.finish(html)
+
+    @web.authenticated
+    async def post(self, provider: str, spec: str):
+        repo = await self.requested_repo(provider, spec)
+        if repo is not None:
+            await self.progress_page(repo)
+
+    async def progress_page(self, repo: RepoSpec):
+        """The page that follows the build, with a ticket for this person and repository."""
         kept = ("urlpath", "labpath", "profile")
         query = {k: self.get_argument(k) for k in kept if self.get_argument(k, "")}
+        query[TICKET_PARAM] = issue_ticket(self, self.current_user.name, repo)
         # A browser's cookie-authenticated API request carries the hub's XSRF token.
         query["_xsrf"] = self.xsrf_token.decode("ascii")
         raw_spec = self.request.path.split("/v2/", 1)[1]  # as sent, still URL-encoded
         stream = f"{self.hub.base_url}api/binder/build/{raw_spec}?{urlencode(query)}"
-        template = self.settings["jinja2_env"].from_string(PROGRESS_PAGE)
-        ns = dict(self.template_namespace, xsrf_token=self.xsrf_token.decode("ascii"))
-        html = await template.render_async(**ns, repository=repo.display, stream_url=stream)
+        html = await self.render_string_template(
+            PROGRESS_PAGE, repository=repo.display, stream_url=stream
+        )
         self.finish(html)
 
 
@@ -191,12 +245,30 @@ class BuildAPIHandler(APIHandler):
                 raise web.HTTPError(500, message) from None
             await self.send(event("failed", message, 100, line=""))
 
+    def check_confirmed(self, user, provider: str, spec: str) -> None:
+        """A browser (the hub's cookie) needs the ticket of a confirmed (or trusted)
+        launch; an API token with the ``servers`` scope is its holder's own decision."""
+        if getattr(self, "_token_authenticated", False):
+            return
+        try:
+            repo, _ = _launch_request(self, provider, spec)
+        except LaunchError:
+            return  # refused with its own message by the launch
+        if not ticket_allows(self, self.get_argument(TICKET_PARAM, ""), user.name, repo):
+            raise web.HTTPError(
+                403,
+                "This launch was not confirmed. Open the launch link "
+                f"({self.hub.base_url}v2/{provider}/...) and confirm it there, or call "
+                "this API with a token that may start your servers.",
+            )
+
     async def launch(self, provider: str, spec: str):
         user = self.current_user
         if user is None or getattr(user, "kind", "user") != "user":
             raise web.HTTPError(403, "Sign in as a person to launch a repository.")
         if not has_scope(f"servers!user={user.name}", self.parsed_scopes):
             raise web.HTTPError(403, "This token may not start your servers (it lacks 'servers').")
+        self.check_confirmed(user, provider, spec)
         launcher, builder = self.launcher, self.launcher.builder
         if launcher.binderhub_url:
             await self.launch_from_binderhub(user, provider, spec)

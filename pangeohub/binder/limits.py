@@ -2,7 +2,7 @@
 
 The servers' cgroups (:mod:`pangeohub.isolation.cgroups`) are reused: every step of a
 build (git, uv, postBuild) joins ``<cgroup_parent>/binder-builds/<build>`` before it drops
-to the person's account, so the kernel holds the whole build to ``c.BinderBuilder``'s
+to the build's account, so the kernel holds the whole build to ``c.BinderBuilder``'s
 ``mem_limit`` and ``cpu_limit``. Past the memory limit the kernel's OOM killer ends the
 biggest process; the build then fails saying it ran out of memory. After each step
 whatever the step left running (even a process that left its process group) is killed,

@@ -76,3 +76,34 @@ PROGRESS_PAGE = r"""{% extends "page.html" %}
 </script>
 {% endblock %}
 """
+
+CONFIRM_PAGE = r"""{% extends "page.html" %}
+{% block main %}
+<div class="container" id="binder-confirm">
+  <h1 class="h3">Launch {{ repository_name }}?</h1>
+  <p class="lead">This repository is not on this hub's list of trusted repositories.
+    Launch it only if you trust whoever can change it.</p>
+  <dl class="row">
+    <dt class="col-sm-3">Repository</dt>
+    <dd class="col-sm-9"><code id="binder-confirm-url">{{ url }}</code></dd>
+    <dt class="col-sm-3">Fetched from</dt>
+    <dd class="col-sm-9"><code id="binder-confirm-host">{{ host }}</code></dd>
+    <dt class="col-sm-3">Branch, tag or commit</dt>
+    <dd class="col-sm-9"><code id="binder-confirm-ref">{{ ref }}</code></dd>
+    {% if profile %}<dt class="col-sm-3">Profile</dt>
+    <dd class="col-sm-9"><code>{{ profile }}</code></dd>{% endif %}
+  </dl>
+  <p>The hub builds the repository's environment from its files (<code>requirements.txt</code>,
+    <code>environment.yml</code>, <code>postBuild</code>, ... in <code>binder/</code> or at its
+    root), then starts a new server of yours in it. That server runs the repository's code
+    <strong>as you</strong>: it can read and change your files, your scratch bucket and your
+    other servers' data, and use your Dask clusters.</p>
+  <form method="post" action="{{ action }}" class="d-flex gap-2">
+    <input type="hidden" name="_xsrf" value="{{ xsrf_token }}">
+    <button type="submit" class="btn btn-primary" id="binder-confirm-button">
+      Build and launch</button>
+    <a class="btn btn-outline-secondary" href="{{ base_url }}home">Cancel</a>
+  </form>
+</div>
+{% endblock %}
+"""

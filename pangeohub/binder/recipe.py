@@ -9,8 +9,10 @@ section), ``requirements.txt``, ``postBuild`` and ``start``; a ``pyproject.toml`
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -130,3 +132,44 @@ def _read_environment(recipe: Recipe, path: Path, shown: str) -> None:
                     recipe.python_from = shown
             elif name.lower() not in _CONDA_BUILTINS:
                 recipe.conda_requirements.append(_conda_to_pip(dep.split("::")[-1]))
+
+
+def recipe_from_json(text: str) -> Recipe:
+    """The :class:`Recipe` a reading child printed (or the LaunchError it reported)."""
+    data = json.loads(text)
+    if "error" in data:
+        raise LaunchError(422, str(data["error"])[:500])
+    recipe = Recipe()
+    for name, default in asdict(recipe).items():
+        value = data.get(name, default)
+        if isinstance(default, list):
+            value = [str(v) for v in value] if isinstance(value, list) else []
+        elif isinstance(default, bool):
+            value = bool(value)
+        elif value is not None:
+            value = str(value)
+        setattr(recipe, name, value)
+    if recipe.config_dir not in ("", "binder"):
+        raise LaunchError(422, "The repository's files could not be read.")
+    for name, file in (("requirements", "requirements.txt"), ("post_build", "postBuild"),
+                       ("start", "start")):  # fmt: skip
+        if getattr(recipe, name) not in (None, recipe._path(file)):
+            raise LaunchError(422, "The repository's files could not be read.")
+    return recipe
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pangeohub.binder.recipe <checkout>``: the recipe as one JSON line.
+
+    The builder runs this as the build's own account, so root never reads a file of
+    the checkout, which the build's account can change."""
+    checkout = Path((argv if argv is not None else sys.argv[1:])[0])
+    try:
+        print(json.dumps(asdict(read_recipe(checkout))))
+    except LaunchError as error:
+        print(json.dumps({"error": error.message}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

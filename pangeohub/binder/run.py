@@ -1,7 +1,8 @@
-"""Run a build step as the person who launched it, with a deadline, its output line by line.
+"""Run a build step as a build account, with a deadline, its output line by line.
 
-As root each step runs as the person's own account (code from the repository never runs
-as root or as the hub); as an ordinary account, as that account. The step is a process
+As root each step runs as the build's own system account (:mod:`.accounts`; code from
+the repository never runs as root, as the hub or as a person); as an ordinary account,
+as that account. The step is a process
 group of its own, killed whole when the deadline passes. When the step's own process has
 ended but something it started still holds its output open (a daemon, even in a session
 of its own), that is ended too (the whole build cgroup, where there is one) instead of the
@@ -11,6 +12,8 @@ build waiting for its deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
 import signal
 import time
@@ -32,14 +35,22 @@ class StepFailed(Exception):
 
 @dataclass(frozen=True)
 class RunAs:
-    """The account build steps run as (None uid: the hub's own)."""
+    """The account build steps run as (None uid: the hub's own).
+
+    ``sandbox``: a wrapper with ``wrap(argv)`` that starts each step in namespaces of its
+    own (private ``/tmp``, its own PIDs) and drops to ``uid`` itself; None: the step drops
+    to ``uid`` in the child before it runs."""
 
     name: str
     uid: int | None = None
     gid: int | None = None
+    sandbox: object | None = None
+
+    def command(self, argv: list[str]) -> list[str]:
+        return self.sandbox.wrap(argv) if self.sandbox is not None else list(argv)
 
     def preexec(self):
-        if self.uid is None:
+        if self.uid is None or self.sandbox is not None:
             return None
         uid, gid = self.uid, self.gid
 
@@ -47,12 +58,24 @@ class RunAs:
             os.setgroups([])
             os.setgid(gid)
             os.setuid(uid)
+            no_new_privileges()
 
         return drop
 
     def chown(self, path: str | os.PathLike) -> None:
         if self.uid is not None:
             os.chown(path, self.uid, self.gid, follow_symlinks=False)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def no_new_privileges() -> None:
+    """From here on no exec gains privileges (set-id files such as ``crontab``, ``at``,
+    ``su`` run without them), for this process and all it starts."""
+    if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:
@@ -80,7 +103,7 @@ async def run_step(
     if limits is not None:
         preexec = limits.preexec(preexec)
     process = await asyncio.create_subprocess_exec(
-        *argv,
+        *run_as.command(argv),
         cwd=cwd,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
@@ -134,6 +157,9 @@ async def run_step(
         if reader is not None:
             reader.cancel()
         _kill(process)  # whatever the step left behind in its group
+        if process.returncode is None:  # reaped here, even when the step was cancelled
+            with contextlib.suppress(TimeoutError, ProcessLookupError):
+                await asyncio.wait_for(process.wait(), 5)
     if code != 0:
         raise StepFailed(f"{what} failed (exit status {code}).", failing_lines(list(tail)))
 

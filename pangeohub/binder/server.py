@@ -18,6 +18,7 @@ from ..policy import PolicyError
 from ..spawner.mixin import refusal
 from .builder import META, BinderBuilder, Environment
 from .launcher import OPTION
+from .seal import trusted_target
 
 
 def launched_environment(spawner) -> Environment | None:
@@ -54,7 +55,9 @@ def python_of_image(image: str) -> str | None:
         return None
     path = Path(image[len(IMAGE_PREFIX) :])
     python = path / "env" / "bin" / "python"
-    if not path.is_absolute() or not (path / META).is_file() or not python.exists():
+    if not path.is_absolute() or not trusted_target(str(python), {0, os.geteuid()}):
+        return None  # only a sealed environment: no one but root (or the hub) changes it
+    if not (path / META).is_file() or not python.exists():
         return None
     return str(python)
 

@@ -72,8 +72,11 @@ class ServedRepos:
         self.server.shutdown()
         self.server.server_close()
 
-    def publish(self, org: str, name: str, files: dict[str, str], branch: str = "main") -> str:
-        """Commit ``files`` on ``branch`` of ``org/name`` and publish it; the commit."""
+    def publish(
+        self, org: str, name: str, files: dict[str, str | bytes], branch: str = "main"
+    ) -> str:
+        """Commit ``files`` (text, or bytes) on ``branch`` of ``org/name`` and publish it;
+        the commit."""
         work = self.root.parent / "work" / org / name
         bare = self.root / org / name
         if not work.exists():
@@ -86,6 +89,9 @@ class ServedRepos:
         for path, text in files.items():
             target = work / path
             target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(text, bytes):
+                target.write_bytes(text)
+                continue
             target.write_text(text)
             if text.startswith("#!"):
                 target.chmod(0o755)

@@ -18,7 +18,7 @@ from tests.kubernetes.conftest import make_user
 from tests.kubernetes.test_e2e import hub_config, names
 
 from .fake_binderhub import IMAGE_PREFIX, FakeBinderHub
-from .test_binder_launch import launch
+from .launching import confirm, follow, launch, stream_url
 
 IMAGE = f"{IMAGE_PREFIX}h14org-2ddemo-abcdef:{'a' * 40}"  # what the stand-in reports
 PERSON = "h14kate"
@@ -133,10 +133,17 @@ def test_a_launch_through_the_hub_runs_binderhubs_image_and_lands_at_the_path(
     kube_hub, fake, binderhub
 ):
     session = kube_hub.login(PERSON)
-    page = session.get(f"{kube_hub.url}/hub/v2/gh/h14org/demo/main?urlpath=lab", timeout=30)
-    assert page.status_code == 200 and "api/binder/build/gh/h14org/demo/main" in page.text
-
-    status, events = launch(kube_hub, session, "gh/h14org/demo/main", "?urlpath=lab/tree/x.md")
+    spec, query = "gh/h14org/demo/main", "?urlpath=lab/tree/x.md"
+    page = session.get(f"{kube_hub.url}/hub/v2/{spec}{query}", timeout=30)
+    # not a trusted repository: the link asks first, and the page follows no build yet
+    assert page.status_code == 200 and "binder-confirm-button" in page.text
+    assert stream_url(page.text) is None
+    confirmed = confirm(kube_hub, session, spec, query)
+    assert confirmed.status_code == 200
+    stream = stream_url(confirmed.text)
+    assert stream.startswith(f"/hub/api/binder/build/{spec}?")
+    # the browser's way: the hub's cookie, its XSRF token and the confirmed launch's ticket
+    status, events = follow(f"{kube_hub.url}{stream}", session=session)
     assert status == 200, events
     phases = [e["phase"] for e in events]
     assert phases[:2] == ["waiting", "log"] and phases[-3:] == ["built", "launching", "ready"]

@@ -1,15 +1,14 @@
 """Launch from a repository on one machine: the real hub, a Git repository served over
 HTTP on loopback, uv installing from a local wheel (no external network).
 
-One hub for the module; people are ``h14ann`` and ``h14bob`` (accounts jupyter-h14*).
+The package's hub (conftest.py); people here are ``h14ann`` and ``h14bob`` (accounts
+jupyter-h14*).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -19,15 +18,12 @@ import requests
 
 from pangeohub.isolation.disks import mounted_at
 from tests.chromium import headless_chromium, sign_in
-from tests.hubprocess import HubProcess
-from tests.kernel import Kernel
 
-from .gitrepo import ServedRepos, make_wheel
+from .launching import BUILD_MEMORY, hub_env_root, launch, run_in
 
 pytestmark = [pytest.mark.e2e]
 
 TIMINGS: dict[str, float] = {}
-BUILD_MEMORY = 384 * 2**20  # c.BinderBuilder.mem_limit of this module's hub
 
 REPO_FILES = {
     "binder/requirements.txt": "h14tinypkg==1.0\n",
@@ -41,76 +37,8 @@ REPO_FILES = {
 
 
 @pytest.fixture(scope="module")
-def repos(tmp_path_factory):
-    served = ServedRepos(tmp_path_factory.mktemp("h14git") / "served")
-    os.chmod(served.root.parent, 0o755)
-    yield served
-    served.stop()
-
-
-@pytest.fixture(scope="module")
-def wheels():
-    """Local wheels, readable by people's accounts (pytest's own directories are not)."""
-    directory = Path(tempfile.mkdtemp(prefix="h14-wheels-"))
-    os.chmod(directory, 0o755)
-    make_wheel(directory, "h14tinypkg", "1.0", "VALUE = 'only in the repository environment'\n")
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory, repos, wheels):
-    config = f"""
-        c.LocalGroupsAuthenticator.users = {{
-            "h14ann": {{"groups": ["pangeo-data:climate"]}},
-            "h14bob": {{"groups": ["pangeo-data:oceans"]}},
-        }}
-        c.BinderLauncher.github_url = {repos.url!r}
-        c.BinderBuilder.find_links = [{str(wheels)!r}]
-        c.BinderBuilder.offline = True
-        c.PangeoPolicy.named_server_limit = 3
-        c.BinderBuilder.mem_limit = {BUILD_MEMORY}
-        c.BinderBuilder.cpu_limit = 1.5
-    """
-    hub = HubProcess(tmp_path_factory.mktemp("h14hub"), extra_config=config)
-    hub.start()
-    yield hub
-    hub.stop()
-
-
-@pytest.fixture(scope="module")
 def demo(repos):
     return repos.publish("h14org", "demo", REPO_FILES)
-
-
-def launch(hub, session, spec: str, query: str = "", timeout: float = 180):
-    """Follow the build API's event stream; (status, events or error body)."""
-    url = f"{hub.url}/hub/api/binder/build/{spec}{query}"
-    events = []
-    with session.get(url, stream=True, timeout=timeout) as response:
-        if response.status_code != 200:
-            return response.status_code, response.json()
-        assert response.headers["Content-Type"].startswith("text/event-stream")
-        for line in response.iter_lines(decode_unicode=True):
-            if line and line.startswith("data: "):
-                events.append(json.loads(line[len("data: ") :]))
-                if events[-1]["phase"] in ("ready", "failed"):
-                    break
-    return 200, events
-
-
-def token_for(hub, session, name):
-    return hub.api(session, "post", f"/users/{name}/tokens", json={}).json()["token"]
-
-
-def run_in(hub, session, name, server, code):
-    kernel = Kernel(f"{hub.url}/user/{name}/{server}/", token_for(hub, session, name))
-    try:
-        result = kernel.run(code, timeout=150)
-    finally:
-        kernel.close()
-    assert result.error is None, result.error
-    return result.output.strip()
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +55,12 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
     page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/main?labpath=index.ipynb")
     page.wait_for_selector("#username_input")
     sign_in(page, hub, "h14ann")
+    # Not a trusted repository: the page says what would be built, and asks.
+    page.wait_for_selector("#binder-confirm-button, #binder-bar")
+    page.screenshot(path=output_dir / "launch-confirm.png", full_page=True)
+    assert page.inner_text("#binder-confirm-url") == f"{hub.repos_url}/h14org/demo"
+    assert page.inner_text("#binder-confirm-ref") == "main"
+    page.click("#binder-confirm-button")
     page.wait_for_selector("#binder-log:has-text('postBuild runs'), #binder-failure:visible")
     page.screenshot(path=output_dir / "launch-progress.png", full_page=True)
     assert not page.is_visible("#binder-failure"), page.inner_text("#binder-launch")
@@ -154,7 +88,9 @@ def test_a_launch_link_builds_and_lands_in_jupyterlab_at_the_path(hub, demo, bro
     )
     seen = json.loads(checks)
     assert seen["value"] == "only in the repository environment"
-    assert seen["me"] == seen["start"] == seen["built_by"] == "jupyter-h14ann"
+    assert seen["me"] == seen["start"] == "jupyter-h14ann"
+    # built by no person: the hub's build account, never the launcher's
+    assert seen["built_by"].startswith("pangeohub-build-") if hub.isolated else seen["built_by"]
     assert {"index.ipynb", "README.md", "binder"} <= set(seen["files"])
     # The hub's rules hold in a launched server: scratch, and its own disk as home.
     assert seen["scratch"], "a launched server has no scratch"
@@ -266,6 +202,7 @@ def test_a_failing_build_shows_its_log_and_the_failing_line(hub, repos, browser,
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{hub.url}/hub/v2/gh/h14org/demo/broken")
     sign_in(page, hub, "h14ann")
+    page.click("#binder-confirm-button")
     page.wait_for_selector("#binder-failure:visible", timeout=60_000)
     page.screenshot(path=output_dir / "launch-failed.png", full_page=True)
     assert "requirements.txt" in page.inner_text("#binder-failure-message")
@@ -376,14 +313,6 @@ def running(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state not in ("Z", "X")  # a zombie is dead, only not yet reaped
-
-
-def hub_env_root(hub: HubProcess):
-    from tests.isolation_cleanup import hub_id
-
-    if hub.isolated:
-        return Path("/srv/pangeohub") / hub_id(hub.state_dir) / "binder" / "envs"
-    return hub.state_dir / "binder" / "envs"
 
 
 @pytest.mark.parametrize(

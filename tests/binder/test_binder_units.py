@@ -5,6 +5,7 @@ Git repository over HTTP and the real uv, as the hub's own account (no hub)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -296,12 +297,23 @@ def test_links_a_build_leaves_are_never_followed_by_root(tmp_path, served, wheel
             "binder/postBuild": (
                 "#!/bin/sh\nset -e\n"
                 f'ln -s {victim} "$REPO_DIR/../pangeohub-binder.json"\n'
-                f'ln -s {victim} "$VIRTUAL_ENV/linked"\n'
+                'ln -s /usr/bin/env "$VIRTUAL_ENV/linked"\n'
             ),
         },
     )
     events = build(builder(tmp_path, wheels), served, "links")
     assert events[-1]["phase"] == "built", events[-1]
+    assert victim.read_text() == "untouched\n" and (victim.stat().st_mode & 0o777) == 0o600
+
+    # A link out of the environment to where others than root can write is refused:
+    # whoever can change its target could change every later launch.
+    served.publish(
+        "h14org", "links", {"binder/postBuild": f'#!/bin/sh\nln -s {victim} "$VIRTUAL_ENV/x"\n'}
+    )
+    events = build(builder(tmp_path, wheels), served, "links")
+    assert events[-1]["phase"] == "failed", events[-1]
+    assert "env/x is a link to" in events[-1]["message"]
+    assert "others than root can change" in events[-1]["message"]
     assert victim.read_text() == "untouched\n" and (victim.stat().st_mode & 0o777) == 0o600
 
     served.publish(
@@ -344,3 +356,56 @@ def test_a_step_ends_with_its_process_though_a_daemon_holds_its_output(monkeypat
         assert time.monotonic() - started < 30  # ended with its process, not its deadline
     finally:
         os.kill(int(lines[0]), 9)  # no build cgroup here to end it (not root)
+
+
+def test_an_environment_an_older_hub_sealed_is_never_used_and_goes_unless_in_use(
+    tmp_path, served, wheels
+):
+    """Upgrading from a hub that sealed environments where their launcher built them:
+    those may hold the launcher's changes, so they are neither reused nor kept."""
+    b = builder(tmp_path, wheels)
+    commit = served.publish("h14org", "legacy", {"requirements.txt": "h14tinypkg\n"})
+    events = build(b, served, "legacy")
+    assert events[-1]["phase"] == "built", events[-1]
+    legacy, running = b.root / "envs" / "legacy-old", b.root / "envs" / "running-old"
+    for old in (legacy, running):
+        shutil.copytree(b.environment(events[-1]["environment"]).path, old)
+        meta = json.loads((old / "pangeohub-binder.json").read_text())
+        del meta["seal"]  # as an older hub wrote it
+        (old / "pangeohub-binder.json").write_text(json.dumps(meta))
+    assert b.environment("legacy-old") is None  # a stopped server of it says: launch again
+    assert b.remove_unsealed(in_use={"running-old"}) == ["legacy-old"]
+    assert not legacy.exists() and running.exists()
+    assert env_key(f"{served.url}/h14org/legacy", commit) == events[-1]["environment"]
+
+
+def test_a_person_has_at_most_two_refs_being_resolved(tmp_path, wheels):
+    """Each resolve is a git process until git_timeout: one person cannot start many."""
+    import socket
+
+    silent = socket.socket()  # accepts connections (the backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    b = builder(tmp_path, wheels, git_timeout=60)
+    repo = parse_spec("git", f"http%3A%2F%2F127.0.0.1%3A{silent.getsockname()[1]}%2Fr/main")
+
+    async def run():
+        hanging = [asyncio.ensure_future(b.resolve(repo, "h14one")) for _ in range(2)]
+        while sum(b._resolving.values()) < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(LaunchError) as refused:
+            await b.resolve(repo, "h14one")
+        other = asyncio.ensure_future(b.resolve(repo, "h14two"))  # someone else is not held
+        await asyncio.sleep(0)
+        assert b._resolving.get("h14two") == 1
+        for task in (*hanging, other):
+            task.cancel()
+        await asyncio.gather(*hanging, other, return_exceptions=True)
+        return refused.value
+
+    try:
+        refused = asyncio.run(run())
+    finally:
+        silent.close()
+    assert refused.status == 429 and "waiting for their repository" in refused.message
+    assert b._resolving == {}
