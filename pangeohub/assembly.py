@@ -37,6 +37,7 @@ from .parts import hub_part
 from .policy import PangeoPolicy
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
+from .spawner.chart_settings import adopt_chart_settings, on_kubernetes
 
 KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
@@ -69,9 +70,29 @@ def check_claim_per_server(config: Config) -> None:
             )
 
 
+def announce_isolation_here(config: Config) -> None:
+    """One machine: say what is isolated. On Kubernetes every server is a pod of its
+    own with the profile's limits, and a line about this machine's accounts is wrong."""
+    if not on_kubernetes(config):
+        announce_isolation(config)
+
+
 # The parts, in order, and the checks; constants, not registries.
-PARTS = (wire_scratch, wire_gateway, wire_culling, wire_binder, wire_picker, wire_home)
-CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
+PARTS = (
+    adopt_chart_settings,
+    wire_scratch,
+    wire_gateway,
+    wire_culling,
+    wire_binder,
+    wire_picker,
+    wire_home,
+)
+CHECKS = (
+    check_profiles,
+    check_culling_keeps_disks,
+    check_claim_per_server,
+    announce_isolation_here,
+)
 
 
 def configure(c: Config) -> Config:

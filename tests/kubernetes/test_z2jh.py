@@ -37,6 +37,7 @@ from tests.hubprocess import HubProcess, free_port, stop_process_group, wait_for
 from tests.scratch.conftest import session_policy_of
 
 from ..k8s_fake import FakeKube, default_images
+from .z2jh_chart import CHART_NEWEST, CHART_PINNED
 
 pytestmark = pytest.mark.e2e
 
@@ -85,10 +86,10 @@ def cluster():
 @pytest.fixture(scope="module")
 def github():
     fake = FakeGitHub().start()
-    for login in ("grace", "katherine", "carol"):
+    for login in ("grace", "katherine", "carol", "hedy"):
         fake.add_user(login)
     fake.add_team("pangeo-data", "climate", members=["grace"])
-    fake.add_team("pangeo-data", "oceans", members=["katherine"])
+    fake.add_team("pangeo-data", "oceans", members=["katherine", "hedy"])
     fake.add_team("pangeo-data", "hub-admins", members=[])
     yield fake
     fake.stop()
@@ -223,8 +224,16 @@ class ExternalGateway:
         return json.loads(result.stdout.replace("'", '"'))
 
 
-def chart_hub(workdir: Path, cluster, github, moto_url, extra_values: dict | None = None):
-    """A HubProcess configured by the chart stand-in from the deploy files and an overlay."""
+def chart_hub(
+    workdir: Path,
+    cluster,
+    github,
+    moto_url,
+    extra_values: dict | None = None,
+    version: str = CHART_PINNED,
+):
+    """A HubProcess configured by the chart stand-in (the chart ``version``'s defaults)
+    from the deploy files and an overlay."""
     hub = HubProcess(workdir, config_file=REPO / "tests" / "kubernetes" / "z2jh_hub_config.py")
     scratch_port = free_port()
     (workdir / "gateway").mkdir(exist_ok=True)
@@ -241,6 +250,7 @@ def chart_hub(workdir: Path, cluster, github, moto_url, extra_values: dict | Non
     token_file = workdir / "web-identity-token"
     token_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.sig")
     hub.extra_env = {
+        "Z2JH_CHART_VERSION": version,
         "Z2JH_VALUES": os.pathsep.join(str(f) for f in files),
         "Z2JH_CONFIG_D": str(config_d),
         "Z2JH_PUBLIC_PORT": str(hub.port),
@@ -333,14 +343,15 @@ def test_sign_in_by_team_shows_only_that_teams_profiles(hub, github, cluster):
     )
     assert forged.status_code == 403
     assert "You may not use the profile 'large'" in html.unescape(forged.text)
-    # The chart answers spawn requests at once (slow_spawn_timeout 0): the API accepts the
-    # request, and the refusal is what the progress stream (the spawn page) shows.
-    response = hub.api(katherine, "post", "/users/katherine/server", json={"profile": "large"})
-    assert response.status_code in (202, 403), response.text
-    if response.status_code == 202:
-        progress = hub.api(katherine, "get", "/users/katherine/server/progress", timeout=30)
-        assert "You may not use the profile 'large'" in progress.text, progress.text
+    # The chart answers spawn requests at once (slow_spawn_timeout 0); a forbidden profile
+    # is refused before any spawn all the same, for the default server as for a named one.
+    for server in ("server", "servers/big"):
+        for body in ({"profile": "large"}, {"user_options": {"profile": "large"}}):
+            response = hub.api(katherine, "post", f"/users/katherine/{server}", json=body)
+            assert response.status_code == 403, response.text
+            assert "You may not use the profile 'large'" in response.json()["message"]
     assert cluster.get("pods", pod_name("katherine")) is None
+    assert "big" not in hub.api(katherine, "get", "/user").json()["servers"]
 
     github.signed_in = "carol"  # in no admitted team
     carol = requests.Session()
@@ -480,6 +491,8 @@ def test_hub_registers_the_external_gateway_without_starting_it(hub, grace_pod):
     log = hub.log_path.read_text(errors="replace")
     assert "Starting service 'scratch'" in log and "Starting service 'idle-culler'" in log
     assert "Starting service 'dask-gateway'" not in log
+    # the one-machine isolation line says nothing true of pods
+    assert "isolated" not in log and "their own account" not in log
     scopes = hub.api(grace, "get", "/user").json()["scopes"]
     assert "access:services!service=dask-gateway" in scopes
 
@@ -518,3 +531,48 @@ def test_destructive_culler_in_extra_config_is_refused_at_start_up(
     assert "pangeohub configuration error" in message
     assert "'my-culler' runs the idle culler with --remove-named-servers" in message
     assert "Traceback" not in message
+
+
+def test_placeholder_bucket_stops_the_hub_with_one_line(cluster, github, moto_url, tmp_path):
+    """docs/kubernetes.md step 6: the values' YOUR-SCRATCH-BUCKET, left as it is."""
+    extra = {"hub": {"config": {"S3ScratchBackend": {"bucket": "YOUR-SCRATCH-BUCKET"}}}}
+    hub = chart_hub(tmp_path, cluster, github, moto_url, extra_values=extra)
+    with pytest.raises(Exception) as failed:
+        hub.start(timeout=60)
+    hub.stop()
+    log = hub.log_path.read_text(errors="replace")
+    lines = [line for line in log.splitlines() if "pangeohub configuration error" in line]
+    assert lines == [
+        "pangeohub configuration error: scratch: Bucket name 'YOUR-SCRATCH-BUCKET' is not "
+        "valid: use 3-63 lower-case letters, digits, '.' or '-'. Set c.S3ScratchBackend.bucket."
+    ], str(failed.value)
+    assert "Starting service 'scratch'" not in log and "Traceback" not in log
+
+
+# --- the newest chart version ------------------------------------------------------------
+
+
+def test_deploy_files_start_servers_under_the_newest_chart(cluster, github, moto_url, tmp_path):
+    """The pinned version's hub is the module's; this one starts a server under the
+    newest chart's defaults, with the profile's resources and image."""
+    hub = chart_hub(tmp_path, cluster, github, moto_url, version=CHART_NEWEST)
+    hub.gateway.start()
+    try:
+        hub.start(timeout=90)
+        hedy = github_sign_in(hub, github, "hedy")
+        assert "Small" in hedy.get(f"{hub.url}/hub/spawn", timeout=10).text
+        response = hub.api(hedy, "post", "/users/hedy/server", json={"profile": "small"})
+        assert response.status_code in (201, 202), response.text
+        hub.wait_for_server(hedy, "hedy")
+        container = cluster.get("pods", pod_name("hedy"))["spec"]["containers"][0]
+        assert container["image"] == IMAGE
+        resources = container["resources"]  # the values' Small profile
+        assert resources["limits"] == {"cpu": "1", "memory": str(4 * 1024**3)}
+        assert resources["requests"] == {"cpu": "500m", "memory": str(2 * 1024**3)}
+        assert cluster.get("persistentvolumeclaims", "claim-hedy") is not None
+        response = hub.api(hedy, "delete", "/users/hedy/server")
+        assert response.status_code in (202, 204), response.text
+        hub.wait_for_stop(hedy, "hedy")
+    finally:
+        hub.stop()
+        hub.gateway.stop()

@@ -179,6 +179,10 @@ def test_pangeohub_entry_point_sorts_last_in_extra_config(values):
     assert "pangeohub.configure(c)" in values["hub"]["extraConfig"][entries[-1]]
 
 
+# what an admin replaces in the values (YOUR-... placeholders)
+ADMIN_SETS = {"hub": {"config": {"S3ScratchBackend": {"bucket": "pangeo-scratch"}}}}
+
+
 @pytest.fixture
 def chart_configuration(values, tmp_path, monkeypatch):
     """configure(extra) -> the hub's configuration from the deploy files (+ extra values),
@@ -192,7 +196,7 @@ def chart_configuration(values, tmp_path, monkeypatch):
 
     def configure(extra: dict) -> Config:
         c = Config()
-        apply_chart(c, merge(values, extra), config_d, tmp_path)
+        apply_chart(c, merge(merge(values, ADMIN_SETS), extra), config_d, tmp_path)
         return c
 
     return configure
