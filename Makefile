@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test lint format docs clean postgresql bench-scale
+.PHONY: setup run test lint format docs clean postgresql bench-scale test-images test-upgrade
 
 setup: $(VENV)/.installed $(PROXY)
 
@@ -47,6 +47,11 @@ run: setup
 
 test: setup /usr/bin/chromium postgresql
 	$(BIN)/pytest
+
+# The image recipes' installs for real, in clean environments (a few minutes; the default
+# suite resolves them instead): tests/kubernetes/test_images.py.
+test-images: setup
+	PANGEOHUB_IMAGE_INSTALLS=1 $(BIN)/pytest tests/kubernetes/test_images.py
 
 # The load test at scale (about 12 minutes): 100 then 1,000 people, pangeohub and plain
 # KubeSpawner side by side.

@@ -37,7 +37,7 @@ from tests.hubprocess import HubProcess, free_port, stop_process_group, wait_for
 from tests.scratch.conftest import session_policy_of
 
 from ..k8s_fake import FakeKube, default_images
-from .z2jh_chart import CHART_NEWEST, CHART_PINNED
+from .z2jh_chart import CHART_NEWEST, CHART_PINNED, write_config_d
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ NAMESPACE = "pangeo"
 BUCKET = "pangeo-scratch-z2jh"
 USER_ROLE = "arn:aws:iam::123456789012:role/hub-scratch-user"
 HUB_ROLE = "arn:aws:iam::123456789012:role/hub-scratch-broker"
-IMAGE = "pangeo/pangeo-notebook:2024.01.01"  # the values' Small profile's default image
+IMAGE = "pangeo/pangeo-notebook:2024.01.15"  # the values' Small profile's default image
 
 
 def user_image(root: Path) -> dict:
@@ -62,7 +62,7 @@ def user_image(root: Path) -> dict:
     # a copy: dask-labextension writes its default labextension.yaml into DASK_CONFIG
     dask_config = Path(root) / "user-image-dask"
     shutil.copytree(DEPLOY / "user-image" / "dask", dask_config, dirs_exist_ok=True)
-    for name in ("pangeo/pangeo-notebook:2024.01.01", "pangeo/ml-notebook:2024.01.01"):
+    for name in ("pangeo/pangeo-notebook:2024.01.15", "pangeo/ml-notebook:2024.01.15"):
         env = images[name]["env"]
         paths = [str(REPO / "pangeohub" / "jupyter-config"), env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in paths if p)
@@ -244,9 +244,7 @@ def chart_hub(
     if extra_values:
         (workdir / "extra.yaml").write_text(yaml.safe_dump(extra_values))
         files.append(workdir / "extra.yaml")
-    config_d = workdir / "jupyterhub_config.d"  # the hub image's, as deploy/Dockerfile makes it
-    config_d.mkdir(exist_ok=True)
-    (config_d / "50-pangeohub.py").write_text((DEPLOY / "pangeohub_z2jh.py").read_text())
+    config_d = write_config_d(workdir / "jupyterhub_config.d")  # as deploy/Dockerfile makes it
     token_file = workdir / "web-identity-token"
     token_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.sig")
     hub.extra_env = {

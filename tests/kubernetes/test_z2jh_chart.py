@@ -28,6 +28,7 @@ from .z2jh_chart import (
     load_values,
     mappings,
     merge,
+    write_config_d,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,9 +171,7 @@ def chart(tmp_path, monkeypatch):
     for name in ("Z2JH_PUBLIC_PORT", "Z2JH_HUB_PORT", "Z2JH_PROXY_API_PORT"):
         monkeypatch.setenv(name, "1")
     monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
-    config_d = tmp_path / "config.d"
-    config_d.mkdir()
-    (config_d / "50-pangeohub.py").write_text((DEPLOY / "pangeohub_z2jh.py").read_text())
+    config_d = write_config_d(tmp_path / "config.d")  # as deploy/Dockerfile makes it
 
     def configure(version: str, extra: dict | None = None, entry_point: bool = True) -> Config:
         values = merge(load_values(DEPLOY / "values.yaml", version=version), ADMIN_SETS)
@@ -218,7 +217,7 @@ def test_the_charts_empty_profile_list_lands_on_kubespawner(chart, version):
     c = chart(version, entry_point=False)
     assert c.KubeSpawner.profile_list == []
     assert c.KubeSpawner.mem_guarantee == "1G"
-    assert c.KubeSpawner.image == "pangeo/pangeo-notebook:2024.01.01"  # the values
+    assert c.KubeSpawner.image == "pangeo/pangeo-notebook:2024.01.15"  # the values
 
 
 @pytest.mark.parametrize("version", CHART_VERSIONS)
@@ -230,7 +229,7 @@ async def test_deploy_files_give_servers_pangeohubs_profiles(chart, kubeconfig, 
     assert [p["slug"] for p in ada.profile_list(ada)] == ["small"]
     assert [p["slug"] for p in grace.profile_list(grace)] == ["small", "large"]
     small = ada.profile_list(ada)[0]["kubespawner_override"]
-    assert (small["image"], small["cpu_limit"]) == ("pangeo/pangeo-notebook:2024.01.01", 1.0)
+    assert (small["image"], small["cpu_limit"]) == ("pangeo/pangeo-notebook:2024.01.15", 1.0)
 
 
 @pytest.mark.parametrize("version", CHART_VERSIONS)
@@ -294,7 +293,7 @@ def test_chart_defaults_become_pangeohubs_defaults_when_the_values_set_none(char
         "singleuser": {"storage": {"capacity": None}},
     }
     c = chart(CHART_NEWEST, unset)
-    assert c.PangeoPolicy.default_image == "pangeo/pangeo-notebook:2024.01.01"  # singleuser.image
+    assert c.PangeoPolicy.default_image == "pangeo/pangeo-notebook:2024.01.15"  # singleuser.image
     assert "default_disk_size" not in c.PangeoPolicy  # capacity removed: pangeohub's own
     c = chart(CHART_NEWEST, {"hub": {"config": {"PangeoPolicy": {"default_disk_size": None}}}})
     assert c.PangeoPolicy.default_disk_size == "2Gi"  # the values singleuser.storage.capacity

@@ -18,7 +18,7 @@ from traitlets.config import Config
 
 from pangeohub.scratch.hook import ScratchEnvironment
 
-from .z2jh_chart import apply_chart, load_values, lookup, merge
+from .z2jh_chart import apply_chart, load_values, lookup, merge, write_config_d
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -153,9 +153,7 @@ def test_hub_image_config_d_sets_defaults_and_keeps_the_values(values, tmp_path,
     monkeypatch.setenv("Z2JH_PUBLIC_PORT", "1")
     monkeypatch.setenv("Z2JH_HUB_PORT", "2")
     monkeypatch.setenv("Z2JH_PROXY_API_PORT", "3")
-    config_d = tmp_path / "config.d"
-    config_d.mkdir()
-    (config_d / "50-pangeohub.py").write_text((DEPLOY / "pangeohub_z2jh.py").read_text())
+    config_d = write_config_d(tmp_path / "config.d")  # as deploy/Dockerfile makes it
 
     without_extra = merge(values, {"hub": {"extraConfig": None}})
     c = Config()
@@ -190,9 +188,7 @@ def chart_configuration(values, tmp_path, monkeypatch):
     for name in ("Z2JH_PUBLIC_PORT", "Z2JH_HUB_PORT", "Z2JH_PROXY_API_PORT"):
         monkeypatch.setenv(name, "1")
     monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
-    config_d = tmp_path / "config.d"
-    config_d.mkdir()
-    (config_d / "50-pangeohub.py").write_text((DEPLOY / "pangeohub_z2jh.py").read_text())
+    config_d = write_config_d(tmp_path / "config.d")  # as deploy/Dockerfile makes it
 
     def configure(extra: dict) -> Config:
         c = Config()

@@ -648,6 +648,31 @@ def apply_chart(
         exec(compile(source, f"hub.extraConfig.{key}", "exec"), namespace)
 
 
+# Where the chart's hub configuration loads the image's own files from.
+CONFIG_D = "/usr/local/etc/jupyterhub/jupyterhub_config.d/"
+
+
+def hub_image_config_d(recipe: Path = REPO / "deploy" / "Dockerfile") -> dict[str, Path]:
+    """File name -> repository file, for what the hub image's recipe copies into the
+    chart's config.d (the files the chart test loads, :func:`write_config_d`)."""
+    from .images import copy_steps
+
+    placed = {}
+    for sources, destination in copy_steps(recipe):
+        if destination.startswith(CONFIG_D):
+            name = destination[len(CONFIG_D) :] or Path(sources[0]).name
+            placed[name] = REPO / sources[0]
+    return placed
+
+
+def write_config_d(directory: Path) -> Path:
+    """The hub image's config.d, made from the recipe's own COPY steps."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, source in hub_image_config_d().items():
+        (directory / name).write_text(source.read_text())
+    return directory
+
+
 def apply_from_environment(c) -> None:
     """:func:`apply_chart` with ``$Z2JH_VALUES`` (paths joined by ``:``), ``$Z2JH_CONFIG_D``
     and ``$Z2JH_CHART_VERSION`` (default: the pinned version)."""
