@@ -107,8 +107,12 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
             parent=self,
             name="pod",
             client=self.core_client,
-            method="list_pod_for_all_namespaces",
-            method_kwargs=dict(label_selector=self.label_selector),
+            # the clusters' namespace only: the gateway's Role grants no more
+            method="list_namespaced_pod",
+            method_kwargs=dict(
+                namespace=self.cluster_config_class(parent=self).namespace,
+                label_selector=self.label_selector,
+            ),
             on_update=self._on_pod,
             on_delete=self._on_pod_gone,
         )
