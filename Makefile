@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test lint format docs clean postgresql bench-scale test-images test-upgrade
+.PHONY: setup run test lint format docs clean postgresql bench-scale test-images
 
 setup: $(VENV)/.installed $(PROXY)
 

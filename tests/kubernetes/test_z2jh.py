@@ -18,6 +18,7 @@ token file, which the scratch service exchanges at (moto's) STS for its own iden
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
 import os
@@ -37,7 +38,7 @@ from tests.hubprocess import HubProcess, free_port, stop_process_group, wait_for
 from tests.scratch.conftest import session_policy_of
 
 from ..k8s_fake import FakeKube, default_images
-from .z2jh_chart import CHART_NEWEST, CHART_PINNED, write_config_d
+from .z2jh_chart import CHART_NEWEST, CHART_PINNED, HUB_IMAGE, write_config_d
 
 pytestmark = pytest.mark.e2e
 
@@ -86,9 +87,9 @@ def cluster():
 @pytest.fixture(scope="module")
 def github():
     fake = FakeGitHub().start()
-    for login in ("grace", "katherine", "carol", "hedy"):
+    for login in ("grace", "katherine", "carol", "hedy", "ada"):
         fake.add_user(login)
-    fake.add_team("pangeo-data", "climate", members=["grace"])
+    fake.add_team("pangeo-data", "climate", members=["grace", "ada"])
     fake.add_team("pangeo-data", "oceans", members=["katherine", "hedy"])
     fake.add_team("pangeo-data", "hub-admins", members=[])
     yield fake
@@ -547,17 +548,89 @@ def test_placeholder_bucket_stops_the_hub_with_one_line(cluster, github, moto_ur
     assert "Starting service 'scratch'" not in log and "Traceback" not in log
 
 
-# --- the newest chart version ------------------------------------------------------------
+# --- upgrade from the chart image's JupyterHub 5 ------------------------------------------
 
 
-def test_deploy_files_start_servers_under_the_newest_chart(cluster, github, moto_url, tmp_path):
-    """The pinned version's hub is the module's; this one starts a server under the
-    newest chart's defaults, with the profile's resources and image."""
+def jupyterhub5_python(version: str = CHART_PINNED) -> Path:
+    """A Python with the chart's hub image's JupyterHub 5 (its recorded pins), made once
+    with uv and kept under the user's cache directory between runs."""
+    pins = HUB_IMAGE[version]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    home = cache / "pangeohub-tests" / f"k8s-hub-{version}"
+    python = home / "bin" / "python"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / f"k8s-hub-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be making it
+        if not (home / "ready").exists():
+            uv = str(Path(sys.executable).with_name("uv"))
+            subprocess.run(
+                [uv, "venv", "--quiet", "--clear", "-p", "python3", str(home)], check=True
+            )
+            packages = [f"{name}=={pins[name]}" for name in ("jupyterhub", "sqlalchemy", "alembic")]
+            subprocess.run(
+                [uv, "pip", "install", "--quiet", "-p", str(python), *packages],
+                check=True,
+                timeout=600,
+            )
+            (home / "ready").write_text(json.dumps(pins))
+    return python
+
+
+def test_the_newest_chart_upgrades_a_jupyterhub_5_database_and_starts_servers(
+    cluster, github, moto_url, tmp_path
+):
+    """Chart 4.1.0's hub image ships JupyterHub 5; deploy/Dockerfile installs 6. A database
+    JupyterHub 5.2.1 made (users, groups, named servers, tokens) is upgraded by the hub
+    image's JupyterHub 6, started as the newest chart starts it (--upgrade-db with
+    sqlite-pvc) from the deploy files, and everything in it is kept; then a server starts
+    with pangeohub's profile under the newest chart's defaults (the pinned version's hub
+    is the module's)."""
     hub = chart_hub(tmp_path, cluster, github, moto_url, version=CHART_NEWEST)
+    made = tmp_path / "jupyterhub5"
+    made.mkdir()
+    making = subprocess.Popen(  # while the gateway starts
+        [
+            str(jupyterhub5_python()),
+            str(Path(__file__).with_name("jupyterhub5_db.py")),
+            f"sqlite:///{tmp_path / 'jupyterhub.sqlite'}",  # where the chart keeps it
+            str(made / "made.json"),
+        ],
+        cwd=made,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     hub.gateway.start()
     try:
+        output, _ = making.communicate(timeout=120)
+        assert making.returncode == 0, output.decode(errors="replace")[-3000:]
+        old = json.loads((made / "made.json").read_text())
+        assert old["version"] == HUB_IMAGE[CHART_PINNED]["jupyterhub"]
         hub.start(timeout=90)
+        log = hub.log_path.read_text(errors="replace")
+        assert "Upgrading sqlite:///" in log, "the hub did not upgrade the database"
+
+        def api(login: str, path: str) -> requests.Response:
+            headers = {"Authorization": f"token {old['tokens'][login]}"}
+            return requests.get(f"{hub.url}/hub/api{path}", headers=headers, timeout=10)
+
+        # A token made before the upgrade waits for its owner's next sign-in with GitHub:
+        # JupyterHub 5's database holds no GitHub credentials to check their teams with.
+        refused = api("ada", "/user")
+        assert refused.status_code == 403, refused.text
+        github_sign_in(hub, github, "ada")
         hedy = github_sign_in(hub, github, "hedy")
+
+        ada = api("ada", "/users/ada?include_stopped_servers=1").json()
+        assert ada["groups"] == ["pangeo-data:climate"]
+        servers = {name: s["user_options"] for name, s in ada["servers"].items()}
+        assert servers == {"": {"profile": "large"}, "run1": {"profile": "small"}}
+        tokens = api("ada", "/users/ada/tokens").json()["api_tokens"]
+        assert "notebook on my laptop" in [t["note"] for t in tokens]
+        mine = api("hedy", "/users/hedy?include_stopped_servers=1").json()
+        assert mine["groups"] == ["pangeo-data:oceans"]
+        # a name JupyterHub 6 would not accept for a new server, kept with its options
+        assert mine["servers"]["big_run"]["user_options"] == {"profile": "small"}
+
         assert "Small" in hedy.get(f"{hub.url}/hub/spawn", timeout=10).text
         response = hub.api(hedy, "post", "/users/hedy/server", json={"profile": "small"})
         assert response.status_code in (201, 202), response.text

@@ -84,6 +84,7 @@ MODELLED = [
     ("singleuser.extraPodConfig", "KubeSpawner.extra_pod_config", {}),
     ("hub.db.type", "JupyterHub.db_url", "sqlite-pvc"),
     ("hub.db.url", "JupyterHub.db_url", None),
+    ("hub.db.upgrade", "JupyterHub.upgrade_db", None),
     ("hub.consecutiveFailureLimit", "Spawner.consecutive_failure_limit", 5),
     ("singleuser.image.name", "KubeSpawner.image", "quay.io/jupyterhub/k8s-singleuser-sample"),
     ("singleuser.image.tag", "KubeSpawner.image", "4.1.0"),

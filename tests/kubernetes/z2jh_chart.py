@@ -287,6 +287,7 @@ KUBESPAWNER_KEYS = [
 OTHER_KEYS = [
     ("hub.db.type", "JupyterHub.db_url"),
     ("hub.db.url", "JupyterHub.db_url"),
+    ("hub.db.upgrade", "JupyterHub.upgrade_db"),
     ("hub.consecutiveFailureLimit", "Spawner.consecutive_failure_limit"),
     ("singleuser.image.name", "KubeSpawner.image"),
     ("singleuser.image.tag", "KubeSpawner.image"),
@@ -402,6 +403,11 @@ def apply_hub(c, values: dict, workdir: Path) -> None:
         c.JupyterHub.db_url = "sqlite://"
     elif get("hub.db.url") is not None:
         c.JupyterHub.db_url = get("hub.db.url")
+    # the hub's command line: --upgrade-db when hub.db.upgrade says so, or by default
+    # (hub.db.upgrade null) with sqlite-pvc
+    upgrade = lookup(values, "hub.db.upgrade")
+    if upgrade or (upgrade is None and db_type == "sqlite-pvc"):
+        c.JupyterHub.upgrade_db = True
 
     for key, trait in JUPYTERHUB_KEYS:
         if get(key) is not None:
@@ -409,7 +415,8 @@ def apply_hub(c, values: dict, workdir: Path) -> None:
 
     # The chart: the hub listens on all addresses of its pod (http://:8081) and the proxy
     # and services reach it through its Service (http://hub:8081). Stand-in: the hub's
-    # address on loopback, and the Service's address from $Z2JH_HUB_SERVICE_HOST.
+    # address on loopback ($Z2JH_HUB_IP: "" for all, in a network namespace of its own),
+    # and the Service's name or address from $Z2JH_HUB_SERVICE_HOST.
     port = os.environ["Z2JH_HUB_PORT"]
     service_host = os.environ.get("Z2JH_HUB_SERVICE_HOST", "127.0.0.1")
     c.JupyterHub.hub_bind_url = f"http://{os.environ.get('Z2JH_HUB_IP', '127.0.0.1')}:{port}"
@@ -626,6 +633,8 @@ def apply_chart(
     apply_server_command(c, values)
 
     c.JupyterHub.cookie_secret = bytes.fromhex(_secret(workdir, "cookie"))
+    # the chart gives the hub its proxy token in $CONFIGPROXY_AUTH_TOKEN, from its Secret
+    c.ConfigurableHTTPProxy.auth_token = _secret(workdir, "proxy-token")
     c.CryptKeeper.keys = [_secret(workdir, "crypt-key")]
     for section, cfg in copy.deepcopy(lookup(values, "hub.config") or {}).items():
         if section == "JupyterHub":
