@@ -4,7 +4,7 @@ The chart turns its ``singleuser.*`` values into ``c.KubeSpawner`` settings, eac
 default of its own, before the admin's ``hub.config`` and pangeohub's entry point run.
 Some of them land on what pangeohub decides per server from ``c.PangeoPolicy``. Each is
 honoured or refused at start-up, never dropped in silence (docs/kubernetes.md,
-"Chart settings pangeohub reads"):
+"Chart settings pangeohub decides itself"):
 
 - ``singleuser.profileList`` (``profile_list``): ``[]``, the chart's default, is unset;
   any other list is refused, naming ``c.PangeoPolicy.profiles``;
