@@ -34,6 +34,7 @@ async def make(db_url: str) -> dict:
     for user, name, options in (
         (ada, "", {"profile": "large"}),
         (ada, "run1", {"profile": "small"}),
+        (hedy, "", {"profile": "large"}),  # a profile her team may no longer use
         (hedy, "big_run", {"profile": "small"}),
     ):
         spawner = orm.Spawner(user=user, name=name, user_options=options)

@@ -628,9 +628,15 @@ def test_the_newest_chart_upgrades_a_jupyterhub_5_database_and_starts_servers(
         assert "notebook on my laptop" in [t["note"] for t in tokens]
         mine = api("hedy", "/users/hedy?include_stopped_servers=1").json()
         assert mine["groups"] == ["pangeo-data:oceans"]
+        assert mine["servers"][""]["user_options"] == {"profile": "large"}
         # a name JupyterHub 6 would not accept for a new server, kept with its options
         assert mine["servers"]["big_run"]["user_options"] == {"profile": "small"}
 
+        # restarting a server whose profile she may no longer use: refused before any spawn
+        response = hub.api(hedy, "post", "/users/hedy/server")
+        assert response.status_code == 403, response.text
+        assert "You may not use the profile 'large'" in response.json()["message"]
+        assert cluster.get("pods", pod_name("hedy")) is None
         assert "Small" in hedy.get(f"{hub.url}/hub/spawn", timeout=10).text
         response = hub.api(hedy, "post", "/users/hedy/server", json={"profile": "small"})
         assert response.status_code in (201, 202), response.text
