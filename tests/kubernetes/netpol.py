@@ -11,9 +11,10 @@ the semantics of the Kubernetes documentation:
 - RBAC: a request (verb, API group, resource, namespace, name) is allowed when a rule of
   a Role in that namespace, or of a ClusterRole bound to the subject, matches it.
 
-:func:`chart_policies` renders the Zero to JupyterHub chart's own policies for the hub
-and user pods (its templates/hub/netpol.yaml, singleuser/netpol.yaml and the egress
-rules of _helpers-netpol.tpl) from the values, defaults included.
+:func:`chart_policies` renders the Zero to JupyterHub chart's own policies for the hub,
+the proxy and user pods (its templates/hub/netpol.yaml, proxy/netpol.yaml,
+singleuser/netpol.yaml and the egress rules of _helpers-netpol.tpl) from the values,
+defaults included.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def _chart_labels(component: str) -> dict:
 
 
 def chart_policies(values: dict) -> list[dict]:
-    """The chart's NetworkPolicies for the hub and user pods (interNamespaceAccessLabels
+    """The chart's NetworkPolicies for the hub, proxy and user pods (interNamespaceAccessLabels
     "ignore", allowedIngressPorts empty: the defaults pangeohub's values keep)."""
     policies = []
     hub = values["hub"]["networkPolicy"]
@@ -200,6 +201,33 @@ def chart_policies(values: dict) -> list[dict]:
                     "ingress": [{"ports": [{"port": "http"}], "from": [access]}]
                     + list(hub.get("ingress") or []),
                     "egress": egress + _egress_allow_rules(values, hub),
+                },
+            }
+        )
+    proxy = values["proxy"]["chp"]["networkPolicy"]
+    if proxy.get("enabled"):
+        ingress = [{"ports": [{"port": p} for p in proxy.get("allowedIngressPorts") or []]}]
+        for port, label in (("http", "proxy-http"), ("api", "proxy-api")):
+            access = {"matchLabels": {f"hub.jupyter.org/network-access-{label}": "true"}}
+            ingress.append({"ports": [{"port": port}], "from": [{"podSelector": access}]})
+        egress = [
+            {
+                "to": [{"podSelector": {"matchLabels": _chart_labels("hub")}}],
+                "ports": [{"port": 8081}],
+            },
+            {
+                "to": [{"podSelector": {"matchLabels": _chart_labels("singleuser-server")}}],
+                "ports": [{"port": 8888}],
+            },
+        ]
+        policies.append(
+            {
+                "metadata": {"name": "proxy"},
+                "spec": {
+                    "podSelector": {"matchLabels": _chart_labels("proxy")},
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": ingress + list(proxy.get("ingress") or []),
+                    "egress": egress + _egress_allow_rules(values, proxy),
                 },
             }
         )

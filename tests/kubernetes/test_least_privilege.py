@@ -27,7 +27,8 @@ def documents(name: str) -> list[dict]:
 
 def chart_pod(component: str, ip: str, **labels) -> Pod:
     base = {"app": "jupyterhub", "release": "pangeo", "component": component}
-    return Pod(component, ip, {**base, **labels}, ports={"http": 8081, "notebook-port": 8888})
+    ports = {"http": 8000 if component == "proxy" else 8081, "api": 8001, "https": 8443}
+    return Pod(component, ip, {**base, **labels}, ports={**ports, "notebook-port": 8888})
 
 
 def dask_pod(name: str, component: str, ip: str, cluster: str | None = None) -> Pod:
@@ -120,8 +121,16 @@ PATHS = [
     (OTHER_WORKER, WORKER, 40123, True),
     (OTHER_WORKER, SCHEDULER, 8787, False),
     (OTHER_WORKER, SCHEDULER, 8788, False),
-    # the hub
+    # the hub and the proxy (the routes of the hub's services, at the hub's Service)
     (HUB, ADA, 8888, True),
+    (HUB, PROXY, 8001, True),  # the proxy's API
+    (PROXY, HUB, 8081, True),
+    (PROXY, HUB, 10101, True),  # /services/scratch
+    (PROXY, TRAEFIK, 8000, True),  # /services/dask-gateway
+    (PROXY, ADA, 8888, True),
+    (INTERNET, PROXY, 8000, True),  # the chart's public port
+    (INTERNET, PROXY, 8001, False),
+    (ADA, PROXY, 8001, False),
 ]
 
 
@@ -154,7 +163,7 @@ def test_user_pods_egress_is_the_charts_default_plus_hub_scratch_and_gateway():
 
 def test_every_network_policy_is_valid_kubernetes():
     policies = chart_policies(VALUES) + documents("dask-gateway-netpol.yaml")
-    assert len(policies) == 4
+    assert len(policies) == 5
     for policy in policies:
         doc = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", **policy}
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)

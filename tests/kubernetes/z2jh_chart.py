@@ -125,6 +125,25 @@ def _defaults_4_1_0() -> dict:
                 "allowedIngressPorts": [],
             },
         },
+        "proxy": {
+            "chp": {
+                "networkPolicy": {
+                    "enabled": True,
+                    "ingress": [],
+                    "egress": [],
+                    "egressAllowRules": {
+                        "cloudMetadataServer": True,
+                        "dnsPortsCloudMetadataServer": True,
+                        "dnsPortsKubeSystemNamespace": True,
+                        "dnsPortsPrivateIPs": True,
+                        "nonPrivateIPs": True,
+                        "privateIPs": True,
+                    },
+                    "interNamespaceAccessLabels": "ignore",
+                    "allowedIngressPorts": ["http", "https"],
+                }
+            }
+        },
         "singleuser": {
             "podNameTemplate": None,
             "extraTolerations": [],
