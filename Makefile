@@ -45,7 +45,13 @@ postgresql:
 run: setup
 	$(BIN)/jupyterhub -f jupyterhub_config.py
 
-test: setup /usr/bin/chromium postgresql
+# The chart-layout test runs a hub in a network namespace of its own (util-linux's unshare
+# and nsenter, and ip to bring its loopback up).
+/usr/sbin/ip:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iproute2 >/dev/null
+
+test: setup /usr/bin/chromium postgresql /usr/sbin/ip
 	$(BIN)/pytest
 
 # The image recipes' installs for real, in clean environments (a few minutes; the default

@@ -28,8 +28,8 @@ from .z2jh_chart import REPO, write_config_d
 HUB_SERVICE_IP = "127.0.0.2"  # the hub's Service, as the name "hub" resolves in the pod
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("nsenter"),
-    reason="needs root for a network and mount namespace (unshare, nsenter)",
+    os.geteuid() != 0 or not all(shutil.which(c) for c in ("unshare", "nsenter", "ip")),
+    reason="needs root for a network and mount namespace (unshare, nsenter, ip)",
 )
 
 
