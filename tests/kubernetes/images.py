@@ -25,23 +25,18 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .z2jh_chart import CHART_PINNED, HUB_IMAGE
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 RECIPES = sorted(p for p in DEPLOY.rglob("Dockerfile*") if not p.name.endswith(".dockerignore"))
 
 # base image -> what the recipe's steps rely on in it (Python minor, pins)
 BASE_IMAGES = {
-    # Zero to JupyterHub's hub image (images/hub: python:3.12-slim-bookworm, requirements.txt)
-    "quay.io/jupyterhub/k8s-hub:4.1.0": {
-        "python": "3.12",
-        "packages": [
-            "jupyterhub==5.2.1",
-            "jupyterhub-kubespawner==7.0.0",
-            "oauthenticator==17.3.0",
-            "jupyterhub-idle-culler==1.4.0",
-            "sqlalchemy==2.0.37",
-            "alembic==1.14.0",
-        ],
+    # Zero to JupyterHub's hub image (z2jh_chart.HUB_IMAGE)
+    f"quay.io/jupyterhub/k8s-hub:{CHART_PINNED}": {
+        "python": HUB_IMAGE[CHART_PINNED]["python"],
+        "packages": [f"{k}=={v}" for k, v in HUB_IMAGE[CHART_PINNED].items() if k != "python"],
     },
     # dask-gateway-server's image (dask-gateway-server/Dockerfile: python:3.13-slim-bullseye)
     "ghcr.io/dask/dask-gateway-server:2026.3.0": {

@@ -175,90 +175,57 @@ def _chart_labels(component: str) -> dict:
     return {"app": "jupyterhub", "release": RELEASE, "component": component}
 
 
+def _to(component: str, *ports) -> dict:
+    """An egress rule to the chart's ``component`` pods on ``ports``."""
+    selector = {"podSelector": {"matchLabels": _chart_labels(component)}}
+    return {"to": [selector], "ports": [{"port": p} for p in ports]}
+
+
+def _from_labelled(access: str, port) -> dict:
+    """An ingress rule on ``port`` from pods labelled hub.jupyter.org/network-access-<access>."""
+    labels = {f"hub.jupyter.org/network-access-{access}": "true"}
+    return {"ports": [{"port": port}], "from": [{"podSelector": {"matchLabels": labels}}]}
+
+
+# component -> (where its networkPolicy is in the values, its own ingress and egress rules)
+CHART_POLICIES = {
+    "hub": (
+        "hub.networkPolicy",
+        [_from_labelled("hub", "http")],
+        [_to("proxy", 8001), _to("singleuser-server", 8888)],
+    ),
+    "proxy": (
+        "proxy.chp.networkPolicy",
+        [_from_labelled("proxy-http", "http"), _from_labelled("proxy-api", "api")],
+        [_to("hub", 8081), _to("singleuser-server", 8888)],
+    ),
+    "singleuser-server": (
+        "singleuser.networkPolicy",
+        [_from_labelled("singleuser", "notebook-port")],
+        [_to("hub", 8081), _to("proxy", 8000), _to("autohttps", 8080, 8443)],
+    ),
+}
+
+
 def chart_policies(values: dict) -> list[dict]:
-    """The chart's NetworkPolicies for the hub, proxy and user pods (interNamespaceAccessLabels
-    "ignore", allowedIngressPorts empty: the defaults pangeohub's values keep)."""
+    """The chart's NetworkPolicies for the hub, proxy and user pods, from the values
+    (interNamespaceAccessLabels "ignore", the default pangeohub's values keep)."""
     policies = []
-    hub = values["hub"]["networkPolicy"]
-    if hub.get("enabled"):
-        access = {"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-hub": "true"}}}
-        egress = [
-            {
-                "to": [{"podSelector": {"matchLabels": _chart_labels("proxy")}}],
-                "ports": [{"port": 8001}],
-            },
-            {
-                "to": [{"podSelector": {"matchLabels": _chart_labels("singleuser-server")}}],
-                "ports": [{"port": 8888}],
-            },
-        ]
+    for component, (key, ingress, egress) in CHART_POLICIES.items():
+        netpol = lookup(values, key)
+        if not netpol.get("enabled"):
+            continue
+        open_ports = netpol.get("allowedIngressPorts") or []
+        if open_ports:
+            ingress = [{"ports": [{"port": p} for p in open_ports]}, *ingress]
         policies.append(
             {
-                "metadata": {"name": "hub"},
+                "metadata": {"name": component},
                 "spec": {
-                    "podSelector": {"matchLabels": _chart_labels("hub")},
+                    "podSelector": {"matchLabels": _chart_labels(component)},
                     "policyTypes": ["Ingress", "Egress"],
-                    "ingress": [{"ports": [{"port": "http"}], "from": [access]}]
-                    + list(hub.get("ingress") or []),
-                    "egress": egress + _egress_allow_rules(values, hub),
-                },
-            }
-        )
-    proxy = values["proxy"]["chp"]["networkPolicy"]
-    if proxy.get("enabled"):
-        ingress = [{"ports": [{"port": p} for p in proxy.get("allowedIngressPorts") or []]}]
-        for port, label in (("http", "proxy-http"), ("api", "proxy-api")):
-            access = {"matchLabels": {f"hub.jupyter.org/network-access-{label}": "true"}}
-            ingress.append({"ports": [{"port": port}], "from": [{"podSelector": access}]})
-        egress = [
-            {
-                "to": [{"podSelector": {"matchLabels": _chart_labels("hub")}}],
-                "ports": [{"port": 8081}],
-            },
-            {
-                "to": [{"podSelector": {"matchLabels": _chart_labels("singleuser-server")}}],
-                "ports": [{"port": 8888}],
-            },
-        ]
-        policies.append(
-            {
-                "metadata": {"name": "proxy"},
-                "spec": {
-                    "podSelector": {"matchLabels": _chart_labels("proxy")},
-                    "policyTypes": ["Ingress", "Egress"],
-                    "ingress": ingress + list(proxy.get("ingress") or []),
-                    "egress": egress + _egress_allow_rules(values, proxy),
-                },
-            }
-        )
-    user = values["singleuser"]["networkPolicy"]
-    if user.get("enabled"):
-        access = {
-            "podSelector": {"matchLabels": {"hub.jupyter.org/network-access-singleuser": "true"}}
-        }
-        egress = [
-            {
-                "to": [{"podSelector": {"matchLabels": _chart_labels("hub")}}],
-                "ports": [{"port": 8081}],
-            },
-            {
-                "to": [{"podSelector": {"matchLabels": _chart_labels("proxy")}}],
-                "ports": [{"port": 8000}],
-            },
-            {
-                "to": [{"podSelector": {"matchLabels": _chart_labels("autohttps")}}],
-                "ports": [{"port": 8080}, {"port": 8443}],
-            },
-        ]
-        policies.append(
-            {
-                "metadata": {"name": "singleuser"},
-                "spec": {
-                    "podSelector": {"matchLabels": _chart_labels("singleuser-server")},
-                    "policyTypes": ["Ingress", "Egress"],
-                    "ingress": [{"ports": [{"port": "notebook-port"}], "from": [access]}]
-                    + list(user.get("ingress") or []),
-                    "egress": egress + _egress_allow_rules(values, user),
+                    "ingress": ingress + list(netpol.get("ingress") or []),
+                    "egress": egress + _egress_allow_rules(values, netpol),
                 },
             }
         )

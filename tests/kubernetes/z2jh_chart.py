@@ -84,6 +84,21 @@ _USER_TOLERATIONS = [
 ]
 
 
+def _network_policy(ingress_ports=(), **allow) -> dict:
+    """A ``networkPolicy`` block of the chart's values: every egressAllowRules flag on
+    unless ``allow`` says otherwise."""
+    flags = ("cloudMetadataServer", "dnsPortsCloudMetadataServer", "dnsPortsKubeSystemNamespace")
+    flags += ("dnsPortsPrivateIPs", "nonPrivateIPs", "privateIPs")
+    return {
+        "enabled": True,
+        "ingress": [],
+        "egress": [],
+        "egressAllowRules": {flag: allow.get(flag, True) for flag in flags},
+        "interNamespaceAccessLabels": "ignore",
+        "allowedIngressPorts": list(ingress_ports),
+    }
+
+
 def _defaults_4_1_0() -> dict:
     """The chart's values.yaml at 4.1.0, for the keys its hub configuration reads
     (and the network policy keys test_least_privilege.py compares with)."""
@@ -109,41 +124,9 @@ def _defaults_4_1_0() -> dict:
             "shutdownOnLogout": None,
             "templatePaths": [],
             "templateVars": {},
-            "networkPolicy": {
-                "enabled": True,
-                "ingress": [],
-                "egress": [],
-                "egressAllowRules": {
-                    "cloudMetadataServer": True,
-                    "dnsPortsCloudMetadataServer": True,
-                    "dnsPortsKubeSystemNamespace": True,
-                    "dnsPortsPrivateIPs": True,
-                    "nonPrivateIPs": True,
-                    "privateIPs": True,
-                },
-                "interNamespaceAccessLabels": "ignore",
-                "allowedIngressPorts": [],
-            },
+            "networkPolicy": _network_policy(),
         },
-        "proxy": {
-            "chp": {
-                "networkPolicy": {
-                    "enabled": True,
-                    "ingress": [],
-                    "egress": [],
-                    "egressAllowRules": {
-                        "cloudMetadataServer": True,
-                        "dnsPortsCloudMetadataServer": True,
-                        "dnsPortsKubeSystemNamespace": True,
-                        "dnsPortsPrivateIPs": True,
-                        "nonPrivateIPs": True,
-                        "privateIPs": True,
-                    },
-                    "interNamespaceAccessLabels": "ignore",
-                    "allowedIngressPorts": ["http", "https"],
-                }
-            }
-        },
+        "proxy": {"chp": {"networkPolicy": _network_policy(ingress_ports=["http", "https"])}},
         "singleuser": {
             "podNameTemplate": None,
             "extraTolerations": [],
@@ -156,21 +139,7 @@ def _defaults_4_1_0() -> dict:
                 "resources": {},
             },
             "cloudMetadata": {"blockWithIptables": True, "ip": "169.254.169.254"},
-            "networkPolicy": {
-                "enabled": True,
-                "ingress": [],
-                "egress": [],
-                "egressAllowRules": {
-                    "cloudMetadataServer": False,
-                    "dnsPortsCloudMetadataServer": True,
-                    "dnsPortsKubeSystemNamespace": True,
-                    "dnsPortsPrivateIPs": True,
-                    "nonPrivateIPs": True,
-                    "privateIPs": False,
-                },
-                "interNamespaceAccessLabels": "ignore",
-                "allowedIngressPorts": [],
-            },
+            "networkPolicy": _network_policy(cloudMetadataServer=False, privateIPs=False),
             "events": True,
             "extraAnnotations": {},
             "extraLabels": {"hub.jupyter.org/network-access-hub": "true"},
