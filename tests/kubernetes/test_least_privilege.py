@@ -14,6 +14,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from pangeohub.gateway.kube_netpol import cluster_network_policies
+
 from .netpol import Access, Network, Pod, chart_policies
 from .z2jh_chart import CHART_PINNED, load_values
 
@@ -52,18 +54,30 @@ ADA = chart_pod("singleuser-server", "10.0.1.1", **USER_LABELS)
 GRACE = chart_pod("singleuser-server", "10.0.1.2", **USER_LABELS)
 TRAEFIK = dask_pod("traefik", "traefik", "10.0.2.1")
 GATEWAY = dask_pod("gateway", "gateway", "10.0.2.2")
-SCHEDULER = dask_pod("scheduler-a", "dask-scheduler", "10.0.3.1", "pangeo.a")
-WORKER = dask_pod("worker-a", "dask-worker", "10.0.3.2", "pangeo.a")
-OTHER_WORKER = dask_pod("worker-b", "dask-worker", "10.0.4.2", "pangeo.b")
+SCHEDULER = dask_pod("scheduler-a", "dask-scheduler", "10.0.3.1", "a")
+WORKER = dask_pod("worker-a", "dask-worker", "10.0.3.2", "a")
+OTHER_WORKER = dask_pod("worker-b", "dask-worker", "10.0.4.2", "b")
 DNS = Pod("kube-dns", "10.96.0.10", {"k8s-app": "kube-dns"}, namespace="kube-system")
 METADATA = Pod("metadata", "169.254.169.254", in_cluster=False)
 INTERNET = Pod("internet", "93.184.216.34", in_cluster=False)
 DATABASE = Pod("database", "10.200.0.5", in_cluster=False)  # a private address
 
 
+def clusters_policies() -> list[dict]:
+    """What pangeohub's gateway makes for two clusters, "a" and "b" (kube_netpol.py)."""
+    return [
+        policy
+        for name in ("a", "b")
+        for policy in cluster_network_policies(
+            {"metadata": {"name": name, "uid": f"uid-{name}"}}, "dask-gateway", {}
+        )
+    ]
+
+
 @pytest.fixture(scope="module")
 def network() -> Network:
-    return Network(chart_policies(VALUES) + documents("dask-gateway-netpol.yaml"))
+    static = chart_policies(VALUES) + documents("dask-gateway-netpol.yaml")
+    return Network(static + clusters_policies())
 
 
 # (source, target, port, allowed); 53 is DNS over UDP, every other port TCP
@@ -106,7 +120,7 @@ PATHS = [
     # a cluster's workers
     (WORKER, SCHEDULER, 8786, True),
     (WORKER, SCHEDULER, 8787, False),
-    (WORKER, SCHEDULER, 8788, False),
+    (WORKER, SCHEDULER, 8788, True),  # its own scheduler's API (token-protected)
     (WORKER, HUB, 10101, True),  # scratch credentials for the workers
     (WORKER, HUB, 8081, False),
     (WORKER, METADATA, 80, False),
@@ -116,11 +130,14 @@ PATHS = [
     (WORKER, ADA, 8888, False),
     (WORKER, PROXY, 8000, False),
     (WORKER, DNS, 53, True),
-    # another person's cluster: only the TLS ports (the cluster's own certificate)
+    # another cluster's pods (another person's code): nothing of this cluster
     (OTHER_WORKER, WORKER, 8787, False),
-    (OTHER_WORKER, WORKER, 40123, True),
+    (OTHER_WORKER, WORKER, 40123, False),
+    (OTHER_WORKER, SCHEDULER, 8786, False),
     (OTHER_WORKER, SCHEDULER, 8787, False),
     (OTHER_WORKER, SCHEDULER, 8788, False),
+    (GATEWAY, WORKER, 8787, False),
+    (HUB, SCHEDULER, 8786, False),
     # the hub and the proxy (the routes of the hub's services, at the hub's Service)
     (HUB, ADA, 8888, True),
     (HUB, PROXY, 8001, True),  # the proxy's API
@@ -163,7 +180,8 @@ def test_user_pods_egress_is_the_charts_default_plus_hub_scratch_and_gateway():
 
 def test_every_network_policy_is_valid_kubernetes():
     policies = chart_policies(VALUES) + documents("dask-gateway-netpol.yaml")
-    assert len(policies) == 5
+    policies += clusters_policies()
+    assert len(policies) == 9
     for policy in policies:
         doc = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", **policy}
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -204,7 +222,10 @@ REQUESTS = [
     ("list", "pods", "pangeo", "", True),
     ("watch", "pods", "pangeo", "", True),
     ("delete", "pods", "pangeo", "", True),
+    ("create", "networkpolicies", "pangeo", "networking.k8s.io", True),  # each cluster's
     # what it may not
+    ("delete", "networkpolicies", "pangeo", "networking.k8s.io", False),  # GC deletes them
+    ("create", "networkpolicies", "kube-system", "networking.k8s.io", False),
     ("create", "daskclusters", "kube-system", "gateway.dask.org", False),
     ("get", "secrets", "kube-system", "", False),
     ("list", "secrets", None, "", False),  # every Secret of the cluster
