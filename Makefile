@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test lint format docs clean postgresql bench-scale test-images
+.PHONY: setup run test lint format docs clean postgresql bench-scale test-images test-image-builds
 
 setup: $(VENV)/.installed $(PROXY)
 
@@ -58,6 +58,15 @@ test: setup /usr/bin/chromium postgresql /usr/sbin/ip
 # suite resolves them instead): tests/kubernetes/test_images.py.
 test-images: setup
 	PANGEOHUB_IMAGE_INSTALLS=1 $(BIN)/pytest tests/kubernetes/test_images.py
+
+# The image recipes built for real with buildah, from stand-in bases made with debootstrap
+# (the base images' registries are out of reach; about ten minutes the first time):
+# tests/kubernetes/test_image_builds.py.
+test-image-builds: setup
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq buildah debootstrap >/dev/null; }
+	PANGEOHUB_IMAGE_BUILDS=1 $(BIN)/pytest tests/kubernetes/test_image_builds.py
 
 # The load test at scale (about 12 minutes): 100 then 1,000 people, pangeohub and plain
 # KubeSpawner side by side.
