@@ -51,7 +51,7 @@ def buildah(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def debian(tmp_path_factory) -> str:
+def debian(tmp_path_factory):
     """Debian 12 with Python, as an image in buildah's store (made once, kept)."""
     if os.geteuid() != 0 or not (shutil.which("buildah") and shutil.which("debootstrap")):
         pytest.fail("run as root with buildah and debootstrap: make test-image-builds")
@@ -78,7 +78,11 @@ def debian(tmp_path_factory) -> str:
         buildah("commit", "--quiet", container, DEBIAN)
     finally:
         buildah("rm", container)
-    return DEBIAN
+    yield DEBIAN
+    # the images made here (gigabytes): only the Debian tree is kept for the next run
+    made = buildah("images", "--format", "{{.Name}}:{{.Tag}}").stdout.split()
+    ours = [name for name in made if name.startswith("localhost/pangeohub-test-")]
+    subprocess.run(["buildah", "rmi", "--force", *ours], capture_output=True)
 
 
 def stand_in(debian: str, recipe: str, workdir: Path) -> str:
