@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root, each person's servers and Dask processes run in their own space (bubblewrap).
 ROOT_TOOLS := $(shell [ "$$(id -u)" = 0 ] && echo /usr/bin/bwrap)
 
-.PHONY: setup run test lint format docs clean postgresql bench-scale check-environment
+.PHONY: setup run test lint format docs clean postgresql bench-scale check-environment test-images test-image-builds
 
 setup: $(VENV)/.installed $(PROXY) $(ROOT_TOOLS)
 
@@ -54,8 +54,28 @@ run: setup
 	$(BIN)/pangeohub-environments -f jupyterhub_config.py build
 	$(BIN)/jupyterhub -f jupyterhub_config.py
 
-test: setup /usr/bin/chromium postgresql
+# The chart-layout test runs a hub in a network namespace of its own (util-linux's unshare
+# and nsenter, and ip to bring its loopback up).
+/usr/sbin/ip:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iproute2 >/dev/null
+
+test: setup /usr/bin/chromium postgresql /usr/sbin/ip
 	$(BIN)/pytest
+
+# The image recipes' installs for real, in clean environments (a few minutes; the default
+# suite resolves them instead): tests/kubernetes/test_images.py.
+test-images: setup
+	PANGEOHUB_IMAGE_INSTALLS=1 $(BIN)/pytest tests/kubernetes/test_images.py
+
+# The image recipes built for real with buildah, from stand-in bases made with debootstrap
+# (the base images' registries are out of reach; about ten minutes the first time):
+# tests/kubernetes/test_image_builds.py.
+test-image-builds: setup
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq buildah debootstrap >/dev/null; }
+	PANGEOHUB_IMAGE_BUILDS=1 $(BIN)/pytest tests/kubernetes/test_image_builds.py
 
 # The load test at scale (about 12 minutes): 100 then 1,000 people, pangeohub and plain
 # KubeSpawner side by side.

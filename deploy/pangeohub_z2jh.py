@@ -14,7 +14,8 @@ from pangeohub.servers import NamedServerGate
 # The chart selects plain KubeSpawner; use pangeohub's subclass unless the values chose one.
 if c.JupyterHub.spawner_class in ("kubespawner.KubeSpawner", "kubespawner", "kubernetes"):  # noqa: F821
     c.JupyterHub.spawner_class = "pangeo-kubernetes"  # noqa: F821
-c.JupyterHub.setdefault("allow_named_servers", True)  # noqa: F821
+# Named servers are the values' choice: the chart always sets allow_named_servers (from
+# hub.allowNamedServers, false by default), so a default here would never apply.
 # The named-server limit and name rule, per group (c.PangeoPolicy).
 c.JupyterHub.setdefault("named_server_limit_per_user", NamedServerGate())  # noqa: F821
 # What the user image (deploy/user-image/) provides, at the paths it provides it.

@@ -45,6 +45,7 @@ from .ports import check_ports_free
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
 from .shutdown import wire_shutdown
+from .spawner.chart_settings import adopt_chart_settings, on_kubernetes
 
 KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
@@ -77,8 +78,16 @@ def check_claim_per_server(config: Config) -> None:
             )
 
 
+def announce_isolation_here(config: Config) -> None:
+    """One machine: say what is isolated. On Kubernetes every server is a pod of its
+    own with the profile's limits, and a line about this machine's accounts is wrong."""
+    if not on_kubernetes(config):
+        announce_isolation(config)
+
+
 # The parts, in order, and the checks; constants, not registries.
 PARTS = (
+    adopt_chart_settings,
     wire_scratch,
     wire_gateway,
     wire_culling,
@@ -95,7 +104,7 @@ CHECKS = (
     check_culling_keeps_disks,
     check_claim_per_server,
     check_ports_free,
-    announce_isolation,
+    announce_isolation_here,
     announce_fit,
 )
 

@@ -23,10 +23,12 @@ import json
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.apihandlers.users import UserServerAPIHandler
+from jupyterhub.scopes import needs_scope
 from jupyterhub.slugs import is_valid_safe_slug
 from sqlalchemy import event
 from tornado import web
 
+from .parts import hub_part
 from .policy import PangeoPolicy, PolicyError
 from .spawner.mixin import refusal
 
@@ -65,13 +67,40 @@ PATCH_FIELDS = {"name": str, "display_name": str, "user_options": dict}
 
 
 class ServerAPIHandler(UserServerAPIHandler):
-    """JupyterHub's server API, with PATCH bodies checked before JupyterHub reads them.
+    """JupyterHub's server API, with the profile of a start and PATCH bodies checked
+    before JupyterHub acts on them.
+
+    A start (``POST``) asking for a profile the target user may not use, or restarting a
+    server whose profile they may no longer use, is refused (4xx) before anything is
+    spawned, for the default server as for named ones: with Zero to JupyterHub's
+    ``slow_spawn_timeout: 0`` a refusal from the spawner would be a 202 and a failed spawn.
 
     Workaround for JupyterHub 6.1 (``apihandlers/users.py``, ``UserServerAPIHandler.patch``):
     a body that is not an object, an unknown field (its message calls ``set.join``) or a
     ``name`` that is not text ends in a 500. No upstream issue was found to name; drop
     this class once JupyterHub answers those with a 400.
     """
+
+    @needs_scope("start:servers")
+    async def post(self, user_name, server_name=""):
+        self._check_profile(user_name, server_name)
+        return await super().post(user_name, server_name)
+
+    def _check_profile(self, user_name: str, server_name: str) -> None:
+        user = self.find_user(user_name)
+        if user is None:
+            return  # JupyterHub answers 404
+        options = (self.get_server_json_body() or {}).get("user_options")
+        if options is None:  # a restart: the server keeps the options it had
+            orm_spawner = user.orm_spawners.get(server_name)
+            options = (orm_spawner.user_options if orm_spawner is not None else None) or {}
+        profile = options.get("profile") if isinstance(options, dict) else None
+        if not profile:
+            return
+        try:
+            hub_part(PangeoPolicy, self).choose_profile(profile, [g.name for g in user.groups])
+        except PolicyError as error:
+            raise refusal(error) from None
 
     async def patch(self, user_name, server_name=""):
         body = self.get_json_body()

@@ -19,7 +19,9 @@ Besides the options, bounds and limits of :class:`~.backend.PangeoBackendMixin`:
   a create the API answers too slowly is abandoned and the object deleted when it
   appears;
 - what the hub reported about each server is kept in a Secret owned by the server's
-  pod (:mod:`.kube_records`), so a restarted gateway still knows it.
+  pod (:mod:`.kube_records`), so a restarted gateway still knows it;
+- each cluster gets network policies of its own (:mod:`.kube_netpol`): only its own pods,
+  the gateway's proxy and the gateway reach its scheduler and workers.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ from dask_gateway_server import models
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.kubernetes import KubeBackend
 from dask_gateway_server.backends.kubernetes.utils import Informer
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Bool
 
 from ..numbers import FiniteFloat
 from .backend import PangeoBackendMixin
+from .kube_netpol import cluster_network_policies
 from .kube_pods import IMAGE, pod_trouble, start_failure_message, workers_removed_message
 from .kube_records import ServerRecords
 from .options import SERVER_OPTION
@@ -69,6 +73,17 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         pod (ownerReference), so that Kubernetes deletes the cluster when the pod goes.
         Needs the hub to report its servers' pods (pangeohub's hub does) and the gateway
         to read pods in the clusters' namespace.""",
+    ).tag(config=True)
+
+    network_policies = Bool(
+        True,
+        help="""Give each cluster NetworkPolicies of its own, owned by its DaskCluster:
+        only the cluster's own pods, the gateway's proxy (traefik) and the gateway reach
+        its scheduler and workers (no other person's workers or servers, and dashboards
+        only through traefik). Needs "create" on networkpolicies in the clusters'
+        namespace (deploy/dask-gateway-rbac.yaml); a cluster whose policies cannot be made
+        is not started. False: the clusters' pods take connections from anywhere the
+        admin's own policies allow.""",
     ).tag(config=True)
 
     image_pull_timeout = FiniteFloat(
@@ -102,13 +117,18 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         self._short: dict[str, tuple[int, str, float]] = {}  # cluster -> (kept, why, until)
         self._abandoned: dict[str, float] = {}  # "namespace.name" -> watch until
         await super().setup(app)
+        self.networking_client = client.NetworkingV1Api(api_client=self.api_client)
         await self._load_server_records()
         self.pod_informer = Informer(
             parent=self,
             name="pod",
             client=self.core_client,
-            method="list_pod_for_all_namespaces",
-            method_kwargs=dict(label_selector=self.label_selector),
+            # the clusters' namespace only: the gateway's Role grants no more
+            method="list_namespaced_pod",
+            method_kwargs=dict(
+                namespace=self.cluster_config_class(parent=self).namespace,
+                label_selector=self.label_selector,
+            ),
             on_update=self._on_pod,
             on_delete=self._on_pod_gone,
         )
@@ -341,7 +361,7 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
             token = _owner.set(await self._server_pod_owner(user.name, cluster_options))
             try:
                 return await asyncio.wait_for(
-                    super().start_cluster(user, cluster_options), self.k8s_api_timeout
+                    self._start_isolated(user, cluster_options), self.k8s_api_timeout
                 )
             finally:
                 _owner.reset(token)
@@ -381,6 +401,26 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
             ) from None
         finally:
             _made.reset(made_token)
+
+    async def _start_isolated(self, user, cluster_options) -> str:
+        """Make the cluster, then its network policies; a cluster without them is
+        deleted again (the caller says why)."""
+        cluster_name = await super().start_cluster(user, cluster_options)
+        if not self.network_policies:
+            return cluster_name
+        namespace, name = cluster_name.split(".", 1)
+        try:
+            cluster = await self.custom_client.get_namespaced_custom_object(
+                "gateway.dask.org", self.crd_version, namespace, "daskclusters", name
+            )
+            labels = self.common_labels
+            for policy in cluster_network_policies(cluster, self.gateway_instance, labels):
+                await self.networking_client.create_namespaced_network_policy(namespace, policy)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._delete_cluster_object(cluster_name)
+            raise
+        return cluster_name
 
     async def _server_pod_owner(self, username: str, request) -> dict | None:
         """The ownerReference to the pod of the server named in the request, if any."""

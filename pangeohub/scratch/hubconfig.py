@@ -15,7 +15,7 @@ from ..hubconfig import (
     write_service_settings,
 )
 from ..state import STATE_DIR_ENV, StateDirectory
-from .base import ScratchBackend
+from .base import ScratchBackend, ScratchConfigError
 from .gcs import GCSScratchBackend
 from .hook import ScratchEnvironment
 from .local import LocalScratchBackend
@@ -35,12 +35,16 @@ SERVICE_CLASSES = (
 )
 
 
-def hub_side_url(listen: str) -> str:
-    """How the hub (and the proxy beside it) reaches a service listening on ``listen``."""
+def hub_side_url(listen: str, hub_connect_url: str = "") -> str:
+    """How the hub and the proxy reach a service the hub runs, listening on ``listen``.
+
+    A service listening on every address is reached where the proxy reaches the hub
+    (``c.JupyterHub.hub_connect_url``'s host: the hub's Service under Zero to JupyterHub,
+    whose proxy runs in a pod of its own), else on loopback."""
     parsed = urlparse(listen)
     host = parsed.hostname or "127.0.0.1"
     if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
+        host = urlparse(hub_connect_url).hostname or "127.0.0.1"
     return f"{parsed.scheme or 'http'}://{host}:{parsed.port}"
 
 
@@ -50,11 +54,15 @@ def wire_scratch(c) -> None:
     settings = ScratchService(config=c)
     if not settings.enabled:
         return
+    try:  # a placeholder or invalid bucket stops the hub here, not the service later
+        ScratchEnvironment(config=c).backend().check_config()
+    except ScratchConfigError as error:
+        raise ValueError(f"scratch: {error}") from None
     name = settings.service_name
     if not settings.url:  # chosen once and kept, so configure(c) is idempotent
         c.ScratchService.url = f"http://127.0.0.1:{free_port()}"
     listen = c.ScratchService.url
-    url = hub_side_url(listen)
+    url = hub_side_url(listen, c.JupyterHub.get("hub_connect_url", ""))
     base_url = c.JupyterHub.get("base_url", "/").rstrip("/")
     prefix = f"{base_url}/services/{name}/"
     if "service_url" not in c.ScratchEnvironment:

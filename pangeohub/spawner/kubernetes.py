@@ -130,6 +130,12 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
     def _default_profile_list(self):
         return self.kube_profile_list
 
+    @validate("profile_list")
+    def _empty_profile_list_is_unset(self, proposal):
+        # Zero to JupyterHub's default singleuser.profileList is []: pangeohub's profiles.
+        # configure(c) refuses any other profile_list at start-up (spawner/chart_settings.py).
+        return proposal["value"] or self.kube_profile_list
+
     @default("apply_user_options")
     def _default_apply_user_options(self):
         # options are checked and applied at start, in load_user_options
@@ -279,9 +285,19 @@ class PangeoKubeSpawner(PangeoSpawnerMixin, KubeSpawner):
         for key, value in self._resources(self.profile).items():
             if key != "image":
                 setattr(self, key, value)
+        self._cap_guarantees()
         self._apply_launched_image()
         self._add_shared_volume()
         await self._find_existing_claim()
+
+    def _cap_guarantees(self) -> None:
+        """A profile that sets no guarantee gets KubeSpawner's (Zero to JupyterHub's
+        ``singleuser.cpu.guarantee`` / ``memory.guarantee``, 1G by default), at most its
+        limit: a request above the limit is a pod Kubernetes refuses."""
+        if self.cpu_guarantee and self.cpu_limit and self.cpu_guarantee > self.cpu_limit:
+            self.cpu_guarantee = self.cpu_limit
+        if self.mem_guarantee and self.mem_limit and self.mem_guarantee > self.mem_limit:
+            self.mem_guarantee = self.mem_limit
 
     def _apply_launched_image(self) -> None:
         """A launch from a repository (pangeohub.binder) runs the image BinderHub built."""

@@ -35,4 +35,7 @@ DASK_GATEWAY_CRDS = [
     crd("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes"),
     crd("traefik.io", "v1alpha1", "IngressRouteTCP", "ingressroutetcps"),
     crd("traefik.io", "v1alpha1", "Middleware", "middlewares"),
+    # not a custom resource on a real API server (networking.k8s.io is built in), served
+    # here the same way: pangeohub's gateway makes each cluster's policies
+    crd("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
 ]

@@ -39,6 +39,9 @@ def default_images(root: Path) -> dict:
             "pangeo/base-notebook:2024.01.01",
             "pangeo/pangeo-notebook:2024.01.01",
             "pangeo/ml-notebook:2024.01.01",
+            # the tags deploy/ names (pangeo-docker-images has no 2024.01.01)
+            "pangeo/pangeo-notebook:2024.01.15",
+            "pangeo/ml-notebook:2024.01.15",
         )
     }
 

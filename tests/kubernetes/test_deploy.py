@@ -38,23 +38,6 @@ def test_values_select_pangeohub_and_one_claim_per_server():
     assert set(config.PangeoKubeSpawner.profile_options) <= slugs
 
 
-def test_gateway_rbac_validates_and_grants_pods_and_records():
-    docs = list(yaml.safe_load_all((DEPLOY / "dask-gateway-rbac.yaml").read_text()))
-    for doc in docs:
-        kubernetes_validate.validate(doc, "1.31", strict=True)
-    assert docs[0]["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
-    ]
-    # in its namespace: delete workers that cannot start, keep servers' records
-    namespaced = {r["resources"][0]: set(r["verbs"]) for r in docs[2]["rules"]}
-    assert namespaced == {
-        "pods": {"delete"},
-        "secrets": {"create", "get", "list", "update", "delete"},
-    }
-    # the chart's gateway service account: api-<release fullname>
-    assert {docs[1]["subjects"][0]["name"], docs[3]["subjects"][0]["name"]} == {"api-dask-gateway"}
-
-
 def test_docs_show_the_gateway_values_the_tests_run():
     page = (DEPLOY.parent / "docs" / "dask-gateway.md").read_text()
     assert "```{literalinclude} ../deploy/dask-gateway-values.yaml" in page

@@ -312,6 +312,18 @@ def test_zero_configuration_cluster_from_a_users_pod(stack):
             "uid": server_pod["metadata"]["uid"],
         }
     ]
+    # Its own network policies, owned by its DaskCluster (test_least_privilege.py
+    # evaluates what they admit).
+    name = out["name"].split(".", 1)[1]
+    policies = stack.kube.list("networkpolicies", NS, f"gateway.dask.org/cluster={name}")
+    assert sorted(p["metadata"]["name"] for p in policies) == [
+        f"dask-scheduler-{name}",
+        f"dask-worker-{name}",
+    ]
+    owner = [{"apiVersion": "gateway.dask.org/v1alpha1", "kind": "DaskCluster", "name": name}]
+    for policy in policies:
+        (ref,) = policy["metadata"]["ownerReferences"]
+        assert ref["uid"] == obj["metadata"]["uid"] and {k: ref[k] for k in owner[0]} == owner[0]
     grace = stack.gateway("grace")
     grace.stop_cluster(out["name"])
     close(grace)

@@ -18,6 +18,7 @@ token file, which the scratch service exchanges at (moto's) STS for its own iden
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
 import os
@@ -37,6 +38,7 @@ from tests.hubprocess import HubProcess, free_port, stop_process_group, wait_for
 from tests.scratch.conftest import session_policy_of
 
 from ..k8s_fake import FakeKube, default_images
+from .z2jh_chart import CHART_NEWEST, CHART_PINNED, HUB_IMAGE, write_config_d
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +48,7 @@ NAMESPACE = "pangeo"
 BUCKET = "pangeo-scratch-z2jh"
 USER_ROLE = "arn:aws:iam::123456789012:role/hub-scratch-user"
 HUB_ROLE = "arn:aws:iam::123456789012:role/hub-scratch-broker"
-IMAGE = "pangeo/pangeo-notebook:2024.01.01"  # the values' Small profile's default image
+IMAGE = "pangeo/pangeo-notebook:2024.01.15"  # the values' Small profile's default image
 
 
 def user_image(root: Path) -> dict:
@@ -61,7 +63,7 @@ def user_image(root: Path) -> dict:
     # a copy: dask-labextension writes its default labextension.yaml into DASK_CONFIG
     dask_config = Path(root) / "user-image-dask"
     shutil.copytree(DEPLOY / "user-image" / "dask", dask_config, dirs_exist_ok=True)
-    for name in ("pangeo/pangeo-notebook:2024.01.01", "pangeo/ml-notebook:2024.01.01"):
+    for name in ("pangeo/pangeo-notebook:2024.01.15", "pangeo/ml-notebook:2024.01.15"):
         env = images[name]["env"]
         paths = [str(REPO / "pangeohub" / "jupyter-config"), env.get("JUPYTER_CONFIG_PATH", "")]
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in paths if p)
@@ -85,10 +87,10 @@ def cluster():
 @pytest.fixture(scope="module")
 def github():
     fake = FakeGitHub().start()
-    for login in ("grace", "katherine", "carol"):
+    for login in ("grace", "katherine", "carol", "hedy", "ada"):
         fake.add_user(login)
-    fake.add_team("pangeo-data", "climate", members=["grace"])
-    fake.add_team("pangeo-data", "oceans", members=["katherine"])
+    fake.add_team("pangeo-data", "climate", members=["grace", "ada"])
+    fake.add_team("pangeo-data", "oceans", members=["katherine", "hedy"])
     fake.add_team("pangeo-data", "hub-admins", members=[])
     yield fake
     fake.stop()
@@ -223,8 +225,16 @@ class ExternalGateway:
         return json.loads(result.stdout.replace("'", '"'))
 
 
-def chart_hub(workdir: Path, cluster, github, moto_url, extra_values: dict | None = None):
-    """A HubProcess configured by the chart stand-in from the deploy files and an overlay."""
+def chart_hub(
+    workdir: Path,
+    cluster,
+    github,
+    moto_url,
+    extra_values: dict | None = None,
+    version: str = CHART_PINNED,
+):
+    """A HubProcess configured by the chart stand-in (the chart ``version``'s defaults)
+    from the deploy files and an overlay."""
     hub = HubProcess(workdir, config_file=REPO / "tests" / "kubernetes" / "z2jh_hub_config.py")
     scratch_port = free_port()
     (workdir / "gateway").mkdir(exist_ok=True)
@@ -235,12 +245,11 @@ def chart_hub(workdir: Path, cluster, github, moto_url, extra_values: dict | Non
     if extra_values:
         (workdir / "extra.yaml").write_text(yaml.safe_dump(extra_values))
         files.append(workdir / "extra.yaml")
-    config_d = workdir / "jupyterhub_config.d"  # the hub image's, as deploy/Dockerfile makes it
-    config_d.mkdir(exist_ok=True)
-    (config_d / "50-pangeohub.py").write_text((DEPLOY / "pangeohub_z2jh.py").read_text())
+    config_d = write_config_d(workdir / "jupyterhub_config.d")  # as deploy/Dockerfile makes it
     token_file = workdir / "web-identity-token"
     token_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.sig")
     hub.extra_env = {
+        "Z2JH_CHART_VERSION": version,
         "Z2JH_VALUES": os.pathsep.join(str(f) for f in files),
         "Z2JH_CONFIG_D": str(config_d),
         "Z2JH_PUBLIC_PORT": str(hub.port),
@@ -333,14 +342,15 @@ def test_sign_in_by_team_shows_only_that_teams_profiles(hub, github, cluster):
     )
     assert forged.status_code == 403
     assert "You may not use the profile 'large'" in html.unescape(forged.text)
-    # The chart answers spawn requests at once (slow_spawn_timeout 0): the API accepts the
-    # request, and the refusal is what the progress stream (the spawn page) shows.
-    response = hub.api(katherine, "post", "/users/katherine/server", json={"profile": "large"})
-    assert response.status_code in (202, 403), response.text
-    if response.status_code == 202:
-        progress = hub.api(katherine, "get", "/users/katherine/server/progress", timeout=30)
-        assert "You may not use the profile 'large'" in progress.text, progress.text
+    # The chart answers spawn requests at once (slow_spawn_timeout 0); a forbidden profile
+    # is refused before any spawn all the same, for the default server as for a named one.
+    for server in ("server", "servers/big"):
+        for body in ({"profile": "large"}, {"user_options": {"profile": "large"}}):
+            response = hub.api(katherine, "post", f"/users/katherine/{server}", json=body)
+            assert response.status_code == 403, response.text
+            assert "You may not use the profile 'large'" in response.json()["message"]
     assert cluster.get("pods", pod_name("katherine")) is None
+    assert "big" not in hub.api(katherine, "get", "/user").json()["servers"]
 
     github.signed_in = "carol"  # in no admitted team
     carol = requests.Session()
@@ -480,6 +490,8 @@ def test_hub_registers_the_external_gateway_without_starting_it(hub, grace_pod):
     log = hub.log_path.read_text(errors="replace")
     assert "Starting service 'scratch'" in log and "Starting service 'idle-culler'" in log
     assert "Starting service 'dask-gateway'" not in log
+    # the one-machine isolation line says nothing true of pods
+    assert "isolated" not in log and "their own account" not in log
     scopes = hub.api(grace, "get", "/user").json()["scopes"]
     assert "access:services!service=dask-gateway" in scopes
 
@@ -518,3 +530,126 @@ def test_destructive_culler_in_extra_config_is_refused_at_start_up(
     assert "pangeohub configuration error" in message
     assert "'my-culler' runs the idle culler with --remove-named-servers" in message
     assert "Traceback" not in message
+
+
+def test_placeholder_bucket_stops_the_hub_with_one_line(cluster, github, moto_url, tmp_path):
+    """docs/kubernetes.md step 6: the values' YOUR-SCRATCH-BUCKET, left as it is."""
+    extra = {"hub": {"config": {"S3ScratchBackend": {"bucket": "YOUR-SCRATCH-BUCKET"}}}}
+    hub = chart_hub(tmp_path, cluster, github, moto_url, extra_values=extra)
+    with pytest.raises(Exception) as failed:
+        hub.start(timeout=60)
+    hub.stop()
+    log = hub.log_path.read_text(errors="replace")
+    lines = [line for line in log.splitlines() if "pangeohub configuration error" in line]
+    assert lines == [
+        "pangeohub configuration error: scratch: Bucket name 'YOUR-SCRATCH-BUCKET' is not "
+        "valid: use 3-63 lower-case letters, digits, '.' or '-'. Set c.S3ScratchBackend.bucket."
+    ], str(failed.value)
+    assert "Starting service 'scratch'" not in log and "Traceback" not in log
+
+
+# --- upgrade from the chart image's JupyterHub 5 ------------------------------------------
+
+
+def jupyterhub5_python(version: str = CHART_PINNED) -> Path:
+    """A Python with the chart's hub image's JupyterHub 5 (its recorded pins), made once
+    with uv and kept under the user's cache directory between runs."""
+    pins = HUB_IMAGE[version]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    home = cache / "pangeohub-tests" / f"k8s-hub-{version}"
+    python = home / "bin" / "python"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / f"k8s-hub-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be making it
+        if not (home / "ready").exists():
+            uv = str(Path(sys.executable).with_name("uv"))
+            subprocess.run(
+                [uv, "venv", "--quiet", "--clear", "-p", "python3", str(home)], check=True
+            )
+            packages = [f"{name}=={pins[name]}" for name in ("jupyterhub", "sqlalchemy", "alembic")]
+            subprocess.run(
+                [uv, "pip", "install", "--quiet", "-p", str(python), *packages],
+                check=True,
+                timeout=600,
+            )
+            (home / "ready").write_text(json.dumps(pins))
+    return python
+
+
+def test_the_newest_chart_upgrades_a_jupyterhub_5_database_and_starts_servers(
+    cluster, github, moto_url, tmp_path
+):
+    """Chart 4.1.0's hub image ships JupyterHub 5; deploy/Dockerfile installs 6. A database
+    JupyterHub 5.2.1 made (users, groups, named servers, tokens) is upgraded by the hub
+    image's JupyterHub 6, started as the newest chart starts it (--upgrade-db with
+    sqlite-pvc) from the deploy files, and everything in it is kept; then a server starts
+    with pangeohub's profile under the newest chart's defaults (the pinned version's hub
+    is the module's)."""
+    hub = chart_hub(tmp_path, cluster, github, moto_url, version=CHART_NEWEST)
+    made = tmp_path / "jupyterhub5"
+    made.mkdir()
+    making = subprocess.Popen(  # while the gateway starts
+        [
+            str(jupyterhub5_python()),
+            str(Path(__file__).with_name("jupyterhub5_db.py")),
+            f"sqlite:///{tmp_path / 'jupyterhub.sqlite'}",  # where the chart keeps it
+            str(made / "made.json"),
+        ],
+        cwd=made,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    hub.gateway.start()
+    try:
+        output, _ = making.communicate(timeout=120)
+        assert making.returncode == 0, output.decode(errors="replace")[-3000:]
+        old = json.loads((made / "made.json").read_text())
+        assert old["version"] == HUB_IMAGE[CHART_PINNED]["jupyterhub"]
+        hub.start(timeout=90)
+        log = hub.log_path.read_text(errors="replace")
+        assert "Upgrading sqlite:///" in log, "the hub did not upgrade the database"
+
+        def api(login: str, path: str) -> requests.Response:
+            headers = {"Authorization": f"token {old['tokens'][login]}"}
+            return requests.get(f"{hub.url}/hub/api{path}", headers=headers, timeout=10)
+
+        # A token made before the upgrade waits for its owner's next sign-in with GitHub:
+        # JupyterHub 5's database holds no GitHub credentials to check their teams with.
+        refused = api("ada", "/user")
+        assert refused.status_code == 403, refused.text
+        github_sign_in(hub, github, "ada")
+        hedy = github_sign_in(hub, github, "hedy")
+
+        ada = api("ada", "/users/ada?include_stopped_servers=1").json()
+        assert ada["groups"] == ["pangeo-data:climate"]
+        servers = {name: s["user_options"] for name, s in ada["servers"].items()}
+        assert servers == {"": {"profile": "large"}, "run1": {"profile": "small"}}
+        tokens = api("ada", "/users/ada/tokens").json()["api_tokens"]
+        assert "notebook on my laptop" in [t["note"] for t in tokens]
+        mine = api("hedy", "/users/hedy?include_stopped_servers=1").json()
+        assert mine["groups"] == ["pangeo-data:oceans"]
+        assert mine["servers"][""]["user_options"] == {"profile": "large"}
+        # a name JupyterHub 6 would not accept for a new server, kept with its options
+        assert mine["servers"]["big_run"]["user_options"] == {"profile": "small"}
+
+        # restarting a server whose profile she may no longer use: refused before any spawn
+        response = hub.api(hedy, "post", "/users/hedy/server")
+        assert response.status_code == 403, response.text
+        assert "You may not use the profile 'large'" in response.json()["message"]
+        assert cluster.get("pods", pod_name("hedy")) is None
+        assert "Small" in hedy.get(f"{hub.url}/hub/spawn", timeout=10).text
+        response = hub.api(hedy, "post", "/users/hedy/server", json={"profile": "small"})
+        assert response.status_code in (201, 202), response.text
+        hub.wait_for_server(hedy, "hedy")
+        container = cluster.get("pods", pod_name("hedy"))["spec"]["containers"][0]
+        assert container["image"] == IMAGE
+        resources = container["resources"]  # the values' Small profile
+        assert resources["limits"] == {"cpu": "1", "memory": str(4 * 1024**3)}
+        assert resources["requests"] == {"cpu": "500m", "memory": str(2 * 1024**3)}
+        assert cluster.get("persistentvolumeclaims", "claim-hedy") is not None
+        response = hub.api(hedy, "delete", "/users/hedy/server")
+        assert response.status_code in (202, 204), response.text
+        hub.wait_for_stop(hedy, "hedy")
+    finally:
+        hub.stop()
+        hub.gateway.stop()

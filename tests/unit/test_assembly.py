@@ -76,10 +76,13 @@ def test_one_setting_switches_a_part_off(switch, service):
 ALL_SERVICES = {"scratch", "dask-dashboards", "dask-gateway", "idle-culler", "binder-launcher"}
 
 
+ROLE = "arn:aws:iam::123456789012:role/hub-scratch-user"
+
+
 def test_services_read_the_admins_settings_from_the_hubs_configuration(state_dir):
     c = hub_config(
         ScratchService={"backend": "s3", "expiry_check_seconds": 123},
-        S3ScratchBackend={"bucket": "hub-scratch"},
+        S3ScratchBackend={"bucket": "hub-scratch", "role_arn": ROLE},
         GatewayPolicy={"user_limits": {"clusters": 1}},
         IdleCuller={"api_page_size": 50},
         CullingPolicy={"timeout": 900, "cull_admin_servers": False},
@@ -90,7 +93,7 @@ def test_services_read_the_admins_settings_from_the_hubs_configuration(state_dir
     scratch = json.loads((files / "scratch.json").read_text())
     assert scratch["ScratchService"]["backend"] == "s3"
     assert scratch["ScratchService"]["expiry_check_seconds"] == 123  # the admin's, kept
-    assert scratch["S3ScratchBackend"] == {"bucket": "hub-scratch"}
+    assert scratch["S3ScratchBackend"] == {"bucket": "hub-scratch", "role_arn": ROLE}
     gateway = json.loads((files / "dask-gateway.json").read_text())
     assert gateway["GatewayPolicy"]["user_limits"] == {"clusters": 1}
     culler = json.loads((files / "idle-culler.json").read_text())
