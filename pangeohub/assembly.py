@@ -33,6 +33,7 @@ from .gateway.hub import GatewayService, wire_gateway
 from .isolation import announce_isolation
 from .lab.home import wire_home
 from .lab.picker import wire_picker
+from .local_auth import wire_local_accounts
 from .parts import hub_part
 from .policy import PangeoPolicy
 from .scratch.hubconfig import wire_scratch
@@ -70,7 +71,15 @@ def check_claim_per_server(config: Config) -> None:
 
 
 # The parts, in order, and the checks; constants, not registries.
-PARTS = (wire_scratch, wire_gateway, wire_culling, wire_binder, wire_picker, wire_home)
+PARTS = (
+    wire_scratch,
+    wire_gateway,
+    wire_culling,
+    wire_binder,
+    wire_picker,
+    wire_home,
+    wire_local_accounts,
+)
 CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
 
 
