@@ -34,6 +34,7 @@ from .isolation import announce_isolation
 from .lab.home import wire_home
 from .lab.picker import wire_picker
 from .local_auth import wire_local_accounts
+from .operate.https import check_https
 from .parts import hub_part
 from .policy import PangeoPolicy
 from .scratch.hubconfig import wire_scratch
@@ -80,7 +81,13 @@ PARTS = (
     wire_home,
     wire_local_accounts,
 )
-CHECKS = (check_profiles, check_culling_keeps_disks, check_claim_per_server, announce_isolation)
+CHECKS = (
+    check_profiles,
+    check_culling_keeps_disks,
+    check_claim_per_server,
+    check_https,
+    announce_isolation,
+)
 
 
 def configure(c: Config) -> Config:

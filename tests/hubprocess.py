@@ -96,8 +96,9 @@ class HubProcess:
 
     # --- lifecycle -------------------------------------------------------
 
-    def start(self, timeout: float = 60) -> HubProcess:
-        """Start the hub and wait until its API answers."""
+    def prepare(self) -> dict[str, str]:
+        """Write the test's admin file; the environment the hub runs with (what a
+        systemd unit of this hub sets)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self._started_once:  # what a killed earlier run with this directory left
             clean_hub(self.state_dir)
@@ -123,6 +124,11 @@ class HubProcess:
             PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         )
         env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60) -> HubProcess:
+        """Start the hub and wait until its API answers."""
+        env = self.prepare()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "jupyterhub"), "-f", str(self.config_file)],

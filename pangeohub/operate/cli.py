@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -31,11 +32,81 @@ def _set_password(hub: Hub, args) -> int:
     return 0
 
 
+def _proxy(hub: Hub, args) -> int:
+    from .proxy import proxy_command
+
+    command, env = proxy_command(hub)
+    os.execvpe(command[0], command, {**os.environ, **env})
+
+
+def _https(hub: Hub, args) -> int:
+    from .https import HTTPS, proxy_upstream
+
+    https = hub.part(HTTPS)
+    if not https.enabled:
+        raise CommandError("c.HTTPS.domain is not set in the hub's configuration: no HTTPS.")
+    problem = https.problem()
+    if problem:
+        raise CommandError(problem)
+    caddyfile = https.write_caddyfile(proxy_upstream(hub.config))
+    if args.write_only:
+        print(caddyfile)
+        return 0
+    storage = https.storage
+    env = {**os.environ, "HOME": storage, "XDG_DATA_HOME": storage, "XDG_CONFIG_HOME": storage}
+    command = https.command(caddyfile)
+    os.execvpe(command[0], command, env)
+
+
+def _install_service(hub: Hub, args) -> int:
+    from .service import install, systemd_running
+
+    written = install(hub, args.units_dir, enable=not args.no_enable)
+    for path in written:
+        print(f"wrote {path}")
+    names = " ".join(path.name for path in written)
+    if args.no_enable or not systemd_running():
+        print(
+            "systemd is not running here; on the VM: "
+            f"systemctl daemon-reload && systemctl enable --now {names}"
+        )
+    else:
+        print(f"enabled and started: {names}")
+    return 0
+
+
 class CommandError(RuntimeError):
     """A refusal the admin can act on (printed without a traceback)."""
 
 
 COMMANDS = {
+    "install-service": (
+        _install_service,
+        "write the hub's systemd units (checked with systemd-analyze), enable and start them",
+        lambda p: (
+            p.add_argument(
+                "--units-dir",
+                type=Path,
+                default=Path("/etc/systemd/system"),
+                help="where to write the units (default: /etc/systemd/system)",
+            ),
+            p.add_argument(
+                "--no-enable", action="store_true", help="only write and check the units"
+            ),
+        ),
+    ),
+    "proxy": (
+        _proxy,
+        "run configurable-http-proxy for the hub (the pangeohub-proxy unit's command)",
+        lambda p: None,
+    ),
+    "https": (
+        _https,
+        "write the Caddyfile from c.HTTPS and run caddy (the pangeohub-https unit's command)",
+        lambda p: p.add_argument(
+            "--write-only", action="store_true", help="write the Caddyfile, print its path, stop"
+        ),
+    ),
     "set-password": (
         _set_password,
         "set a local account's password (made and approved if missing); the hub must be stopped",

@@ -22,6 +22,21 @@ CONFIG_FILE = BUNDLE / "jupyterhub_config.py"
 
 
 @contextmanager
+def _settings_only():
+    """Load the configuration files without ``pangeohub.configure``: its wiring writes
+    the services' settings files (with ports picked at each load), which are the running
+    hub's alone; the admin tools only read settings."""
+    import pangeohub
+
+    configure = pangeohub.configure
+    pangeohub.configure = lambda c: c
+    try:
+        yield
+    finally:
+        pangeohub.configure = configure
+
+
+@contextmanager
 def _quiet(logger: str = "JupyterHub"):
     """The hub's start-up announcements are for the hub's log, not an admin command."""
     log = logging.getLogger(logger)
@@ -47,7 +62,7 @@ class Hub:
     def config(self) -> Config:
         if self._config is None:
             loader = PyFileConfigLoader(self.config_file.name, path=str(self.config_file.parent))
-            with _quiet():
+            with _quiet(), _settings_only():
                 self._config = loader.load_config()
         return self._config
 

@@ -1,0 +1,181 @@
+"""The hub as a service, as root: units an admin can read (systemd-analyze verify), run by
+the tests' supervisor; HTTPS by caddy with a certificate from a real ACME server (pebble)
+or the admin's own; restarts on failure; a machine restart that brings everything back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+import urllib3
+
+from pangeohub.operate.service import verify
+from tests.hubprocess import wait_for_http
+from tests.isolation_cleanup import mounts_under, remove_cgroups
+
+from .conftest import DOMAIN, as_person, https_config, server_model, wait_until
+from .pebble import self_signed
+
+pytestmark = pytest.mark.e2e
+
+
+def https_get(machine, path: str, ca: Path, timeout: float = 10):
+    """GET ``path`` over HTTPS from caddy, as a browser reaching DOMAIN would."""
+    pool = urllib3.HTTPSConnectionPool(
+        "127.0.0.1",
+        machine.https_port,
+        server_hostname=DOMAIN,
+        assert_hostname=DOMAIN,
+        ca_certs=str(ca),
+        cert_reqs="CERT_REQUIRED",
+        retries=False,
+        timeout=timeout,
+    )
+    return pool.request("GET", path, headers={"Host": DOMAIN}, redirect=False)
+
+
+def served_certificate(machine) -> bytes:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", machine.https_port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=DOMAIN) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def listening(port: int) -> set[str]:
+    """The addresses a TCP port listens on (from /proc/net/tcp, tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_the_units_are_readable_and_pass_systemd_analyze(machine):
+    names = sorted(p.name for p in machine.units_dir.iterdir())
+    assert names == ["pangeohub-https.service", "pangeohub-proxy.service", "pangeohub.service"]
+    for path in machine.units_dir.iterdir():
+        text = path.read_text()
+        assert "Restart=on-failure" in text and "WantedBy=multi-user.target" in text
+        assert f"Environment=PANGEOHUB_STATE_DIR={machine.hub.state_dir}" in text
+    hub_unit = (machine.units_dir / "pangeohub.service").read_text()
+    assert "--ConfigurableHTTPProxy.should_start=False" in hub_unit
+    assert verify(list(machine.units_dir.iterdir())) is None
+    broken = machine.workdir / "broken" / "pangeohub.service"
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text(hub_unit.replace("ExecStart=/", "ExecStart=/no/such/"))
+    assert "is not executable" in verify([broken])
+
+
+def test_https_with_a_certificate_from_acme_and_http_redirected(machine):
+    root = machine.pebble.root()
+    response = wait_until(
+        lambda: _answer(machine, "/hub/api/", root), timeout=60, what="HTTPS with pebble's cert"
+    )
+    assert response.status == 200 and "version" in response.json()
+    plain = requests.get(
+        f"http://127.0.0.1:{machine.http_port}/hub/login",
+        headers={"Host": DOMAIN},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert plain.status_code == 308
+    assert plain.headers["Location"].startswith(f"https://{DOMAIN}")
+    # Only caddy faces the network; the proxy's API and the hub answer on loopback only.
+    hub = machine.hub
+    for port in (hub.port, hub.hub_port, hub.proxy_api_port):
+        assert listening(port) and listening(port) <= {"0100007F"}, port
+    stored = list(Path(hub.state_dir, "caddy", "certificates").rglob(f"{DOMAIN}.crt"))
+    assert stored, "caddy keeps the certificate in the hub's state directory"
+    assert os.stat(hub.state_dir / "caddy").st_mode & 0o077 == 0
+
+
+def _answer(machine, path, root):
+    try:
+        return https_get(machine, path, root)
+    except urllib3.exceptions.HTTPError:
+        return None
+
+
+def test_a_failed_hub_or_proxy_is_restarted(machine):
+    supervisor = machine.supervisor
+    for name in ("pangeohub.service", "pangeohub-proxy.service"):
+        unit = supervisor.unit(name)
+        starts = unit.starts
+        os.kill(unit.proc.pid, signal.SIGKILL)
+        wait_until(lambda: unit.starts > starts, what=f"{name} restarted")
+        assert wait_for_http(f"{machine.hub.url}/hub/api/", 60)
+
+
+def test_the_admins_own_certificate(machine, tmp_path):
+    cert, key = self_signed(tmp_path, "own", [DOMAIN])
+    hub = machine.hub
+    hub.extra_config = https_config(
+        machine.pebble,
+        machine.http_port,
+        machine.https_port,
+        f"c.HTTPS.certificate = {str(cert)!r}\nc.HTTPS.key = {str(key)!r}",
+    )
+    hub.prepare()  # the admin edits their file, then restarts the HTTPS service
+    machine.supervisor.restart("pangeohub-https.service")
+    own = ssl.PEM_cert_to_DER_cert(cert.read_text())
+    wait_until(lambda: _served_or_none(machine) == own, what="caddy serving the admin's cert")
+    assert https_get(machine, "/hub/api/", cert).status == 200
+
+
+def _served_or_none(machine):
+    try:
+        return served_certificate(machine)
+    except OSError:
+        return None
+
+
+def test_a_machine_restart_brings_the_hub_and_everyones_files_back(machine):
+    hub = machine.hub
+    grace = hub.login("grace")
+    assert hub.api(grace, "post", "/users/grace/servers/thesis", json={}).status_code in (201, 202)
+    hub.wait_for_server(grace, "grace", "thesis", timeout=90)
+    token = hub.api(grace, "post", "/users/grace/tokens", json={}).json()["token"]
+    headers = {"Authorization": f"token {token}"}
+    contents = f"{hub.url}/user/grace/thesis/api/contents/chapter1.txt"
+    put = requests.put(
+        contents,
+        json={"type": "file", "format": "text", "content": "It was a dark night."},
+        headers=headers,
+        timeout=30,
+    )
+    assert put.status_code in (200, 201), put.text
+    scratch = requests.get(f"{hub.url}/services/scratch/credentials", headers=headers, timeout=30)
+    assert scratch.status_code == 200, scratch.text
+    scratch_dir = Path(scratch.json()["url"].removeprefix("file://"))
+    as_person(machine.account("grace"), f"echo results > {scratch_dir}/run.csv")
+    image = hub.state_dir / "disks" / machine.account("grace") / "thesis.img"
+    assert image.exists()
+
+    # The machine restarts: every process dies, mounts and cgroups are gone.
+    machine.supervisor.power_off()
+    hub.kill_leftover_servers()
+    remove_cgroups(f"pangeohub/{machine.homes.parent.name}")
+    for point in mounts_under(machine.homes):
+        subprocess.run(["umount", "--lazy", point], check=True)
+    assert not mounts_under(machine.homes)
+    machine.boot()
+
+    grace = hub.login("grace")
+    wait_until(lambda: server_model(hub, grace, "grace", "thesis")["stopped"], what="shown stopped")
+    assert hub.api(grace, "post", "/users/grace/servers/thesis", json={}).status_code in (201, 202)
+    hub.wait_for_server(grace, "grace", "thesis", timeout=90)
+    token = hub.api(grace, "post", "/users/grace/tokens", json={}).json()["token"]
+    again = requests.get(contents, headers={"Authorization": f"token {token}"}, timeout=30)
+    assert again.status_code == 200 and again.json()["content"] == "It was a dark night."
+    assert (scratch_dir / "run.csv").read_text() == "results\n"
