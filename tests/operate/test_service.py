@@ -113,7 +113,7 @@ def test_a_failed_hub_or_proxy_is_restarted(machine):
         unit = supervisor.unit(name)
         starts = unit.starts
         os.kill(unit.proc.pid, signal.SIGKILL)
-        wait_until(lambda: unit.starts > starts, what=f"{name} restarted")
+        wait_until(lambda u=unit, s=starts: u.starts > s, what=f"{name} restarted")
         assert wait_for_http(f"{machine.hub.url}/hub/api/", 60)
 
 
