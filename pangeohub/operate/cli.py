@@ -75,11 +75,39 @@ def _install_service(hub: Hub, args) -> int:
     return 0
 
 
+def _backup(hub: Hub, args) -> int:
+    from .backup import backup
+
+    backup(hub, args.destination, scratch=args.scratch)
+    return 0
+
+
+def _restore(hub: Hub, args) -> int:
+    from .backup import restore
+
+    restore(hub, args.backup)
+    return 0
+
+
 class CommandError(RuntimeError):
     """A refusal the admin can act on (printed without a traceback)."""
 
 
 COMMANDS = {
+    "backup": (
+        _backup,
+        "back up the database, secrets and state, every server's disk (running ones frozen "
+        "while copied) and the shared data into a new directory",
+        lambda p: (
+            p.add_argument("destination", type=Path, help="a new (or empty) directory"),
+            p.add_argument("--scratch", action="store_true", help="people's scratch too"),
+        ),
+    ),
+    "restore": (
+        _restore,
+        "restore a backup into this hub's state directory (a new one; the hub stopped)",
+        lambda p: p.add_argument("backup", type=Path, help="a directory made by backup"),
+    ),
     "install-service": (
         _install_service,
         "write the hub's systemd units (checked with systemd-analyze), enable and start them",

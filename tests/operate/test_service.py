@@ -4,11 +4,14 @@ or the admin's own; restarts on failure; a machine restart that brings everythin
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import ssl
+import stat
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,9 +19,10 @@ import requests
 import urllib3
 
 from pangeohub.operate.service import verify
-from tests.hubprocess import wait_for_http
-from tests.isolation_cleanup import mounts_under, remove_cgroups
+from tests.hubprocess import HubProcess, wait_for_http
+from tests.isolation_cleanup import hub_id, mounts_under, remove_cgroups
 
+from .admin import admin
 from .conftest import DOMAIN, as_person, https_config, server_model, wait_until
 from .pebble import self_signed
 
@@ -179,3 +183,75 @@ def test_a_machine_restart_brings_the_hub_and_everyones_files_back(machine):
     again = requests.get(contents, headers={"Authorization": f"token {token}"}, timeout=30)
     assert again.status_code == 200 and again.json()["content"] == "It was a dark night."
     assert (scratch_dir / "run.csv").read_text() == "results\n"
+
+
+def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_factory):
+    """Taken while grace's server runs (its disk frozen while copied), restored into a
+    new state directory: same users, groups, servers (stopped), files, secrets; sign-in
+    cookies and tokens keep working."""
+    hub = machine.hub
+    ada, grace = hub.login("ada"), hub.login("grace")
+    group = "/groups/pangeo-data:oceans/users"
+    assert hub.api(ada, "post", group, json={"users": ["grace"]}).status_code == 200
+    assert server_model(hub, grace, "grace", "thesis")["ready"]
+    token = hub.api(grace, "post", "/users/grace/tokens", json={}).json()["token"]
+    scratch_dir = Path(
+        requests.get(
+            f"{hub.url}/services/scratch/credentials",
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
+        .json()["url"]
+        .removeprefix("file://")
+    )
+    # grace's own code leaves a link to the hub's secrets in her scratch space.
+    as_person(machine.account("grace"), f"ln -s {hub.state_dir} {scratch_dir}/secrets")
+    shared = Path("/srv/pangeohub") / machine.homes.parent.name / "shared"
+    (shared / "README.txt").write_text("Data for everyone.\n")  # the admin, as root
+
+    destination = tmp_path_factory.mktemp("backups") / "monday"
+    made = admin(hub, "backup", str(destination), "--scratch")
+    assert made.returncode == 0, made.stderr
+    assert "thesis.img (frozen while copied)" in made.stdout
+    manifest = json.loads((destination / "manifest.json").read_text())
+    assert manifest["database"] == "sqlite"
+    image = destination / "disks" / machine.account("grace") / "thesis.img"
+    original = hub.state_dir / "disks" / machine.account("grace") / "thesis.img"
+    assert image.stat().st_size == original.stat().st_size
+    assert image.stat().st_blocks * 512 < image.stat().st_size / 4, "holes were filled"
+    assert stat.S_IMODE(destination.stat().st_mode) == 0o700
+    with tarfile.open(destination / "scratch.tar") as tar:
+        link = tar.getmember("scratch/grace/secrets")
+        assert link.issym() and link.linkname == str(hub.state_dir)
+        assert not [m for m in tar.getnames() if "cookie_secret" in m]
+
+    restored = HubProcess(tmp_path_factory.mktemp("restored"))
+    restored.extra_config = "c.Authenticator.auth_refresh_age = 3600"
+    back = admin(restored, "restore", str(destination))
+    assert back.returncode == 0, back.stderr
+    try:
+        restored.start()
+        for secret in ("cookie_secret", "crypt_key", "proxy_auth_token"):
+            assert (restored.state_dir / secret).read_bytes() == (
+                hub.state_dir / secret
+            ).read_bytes()
+        # The same cookie and token, now against the restored hub.
+        assert restored.api(grace, "get", "/users/grace").status_code == 200
+        me = requests.get(
+            f"{restored.url}/hub/api/user",
+            headers={"Authorization": f"token {token}"},
+            timeout=10,
+        )
+        assert me.status_code == 200 and "pangeo-data:oceans" in me.json()["groups"]
+        grace_again = restored.login("grace", hub.password("grace"))
+        assert server_model(restored, grace_again, "grace", "thesis")["stopped"]
+        started = restored.api(grace_again, "post", "/users/grace/servers/thesis", json={})
+        assert started.status_code in (201, 202), started.text
+        restored.wait_for_server(grace_again, "grace", "thesis", timeout=90)
+        assert restored.read_server_file("grace", "thesis", "chapter1.txt").startswith("It was")
+        assert (restored.scratch_root / "grace" / "run.csv").read_text() == "results\n"
+        assert (restored.scratch_root / "grace" / "secrets").is_symlink()
+        new_shared = Path("/srv/pangeohub") / hub_id(restored.state_dir) / "shared"
+        assert (new_shared / "README.txt").read_text() == "Data for everyone.\n"
+    finally:
+        restored.stop()
