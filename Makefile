@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test lint format docs clean postgresql bench-scale
+.PHONY: setup run test lint format docs clean postgresql bench-scale test-upgrade
 
 setup: $(VENV)/.installed $(PROXY)
 
@@ -47,6 +47,11 @@ run: setup
 
 test: setup /usr/bin/chromium postgresql
 	$(BIN)/pytest
+
+# An upgrade from an earlier release, as root (about a minute and a half): a hub made by
+# an older commit's code, `pangeohub-admin upgrade`, the new code's hub (docs/operate/upgrade.md).
+test-upgrade: setup postgresql
+	$(BIN)/pytest -m opt_in tests/operate/test_upgrade.py
 
 # The load test at scale (about 12 minutes): 100 then 1,000 people, pangeohub and plain
 # KubeSpawner side by side.

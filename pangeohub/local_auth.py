@@ -208,7 +208,7 @@ class LocalGroupsAuthenticator(AccessEndsAuthenticator, NativeAuthenticator):
                 is_authorized=True,
             )
         )
-        if spec is not None and user.name not in legacy:
+        if spec is not None:
             for name in sorted({g.lower() for g in spec.get("groups", [])}):
                 group = orm.Group.find(self.db, name)
                 if group is None:

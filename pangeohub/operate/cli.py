@@ -89,11 +89,26 @@ def _restore(hub: Hub, args) -> int:
     return 0
 
 
+def _upgrade(hub: Hub, args) -> int:
+    from .upgrade import upgrade
+
+    upgrade(hub, args.backup_to)
+    return 0
+
+
 class CommandError(RuntimeError):
     """A refusal the admin can act on (printed without a traceback)."""
 
 
 COMMANDS = {
+    "upgrade": (
+        _upgrade,
+        "after installing a new pangeohub, with the hub stopped: back up, upgrade the "
+        "database (jupyterhub upgrade-db), migrate pangeohub's state",
+        lambda p: p.add_argument(
+            "--backup-to", type=Path, required=True, help="a new directory for the backup"
+        ),
+    ),
     "backup": (
         _backup,
         "back up the database, secrets and state, every server's disk (running ones frozen "
