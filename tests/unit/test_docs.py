@@ -13,6 +13,7 @@ from pangeohub.lab.home import HomePage
 from pangeohub.lab.picker import ProfilePicker
 from pangeohub.lab.shared import SharedData
 from pangeohub.local_auth import LocalGroupsAuthenticator
+from pangeohub.operate.https import HTTPS
 from pangeohub.policy import PangeoPolicy
 from pangeohub.spawner import PangeoLocalSpawner, PangeoSpawnerMixin
 
@@ -32,6 +33,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
         (SharedData, "inside.md"),
         (ProfilePicker, "inside.md"),
         (HomePage, "inside.md"),
+        (HTTPS, "operate/https.md"),
     ],
 )
 def test_every_setting_is_documented(cls, page):
