@@ -1,21 +1,29 @@
 # pangeohub: `make run` starts a hub on http://127.0.0.1:8000; `make test` runs the suite.
 # Each does its own set-up: a virtualenv in .venv, configurable-http-proxy from npm in
-# node_modules, and (for the browser tests) Debian's chromium and (for the database tests)
-# Debian's PostgreSQL server.
+# node_modules, and (for the browser tests) Debian's chromium, (for the database tests)
+# Debian's PostgreSQL server and (for docs/operate) Debian's caddy and pebble.
 
-# As root, servers run as people's own accounts: build the environment on a Python every
-# account can run (a Python under /root is out of their reach).
-PYTHON ?= $(shell [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
+# pangeohub needs Python 3.11 or newer. As root, servers run as people's own accounts:
+# build the environment on a Python every account can run (a Python under /root is out of
+# their reach). Where the system's is older (Ubuntu 22.04 ships 3.10), uv installs 3.12
+# into PYTHON_HOME, readable by every account (docs/operate/platforms.md).
+# `make PYTHON=/path/to/python3.x` chooses one.
+SYSTEM_PYTHON ?= $(shell [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
+PYTHON_HOME ?= $(shell [ "$$(id -u)" = 0 ] && echo /opt/pangeohub/python || echo $$HOME/.local/share/pangeohub/python)
+UV_PYTHON := $(PYTHON_HOME)/bin/python3
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell $(SYSTEM_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $(SYSTEM_PYTHON) || echo $(UV_PYTHON))
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 PROXY := node_modules/.bin/configurable-http-proxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test lint format docs clean postgresql bench-scale test-upgrade
+.PHONY: setup run test lint format docs clean postgresql operate-tools bench-scale test-upgrade
 
 setup: $(VENV)/.installed $(PROXY)
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml | $(filter $(UV_PYTHON),$(PYTHON))
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +35,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
 	$(BIN)/python -c "import pangeohub, jupyterhub, kubespawner, oauthenticator"
 	touch $@
+
+# A Python for set-up where the system's is too old: uv (from PyPI) installs one.
+$(UV_PYTHON):
+	@$(SYSTEM_PYTHON) -c "import ensurepip" 2>/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv >/dev/null; }
+	$(SYSTEM_PYTHON) -m venv $(PYTHON_HOME)/uv
+	$(PYTHON_HOME)/uv/bin/python -m pip install --quiet uv
+	UV_PYTHON_INSTALL_DIR=$(PYTHON_HOME)/versions $(PYTHON_HOME)/uv/bin/uv python install 3.12
+	mkdir -p $(PYTHON_HOME)/bin
+	ln -sf "$$(UV_PYTHON_INSTALL_DIR=$(PYTHON_HOME)/versions $(PYTHON_HOME)/uv/bin/uv python find 3.12)" $@
+	chmod -R a+rX $(PYTHON_HOME)
 
 $(PROXY): package.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -45,12 +64,18 @@ postgresql:
 run: setup
 	$(BIN)/jupyterhub -f jupyterhub_config.py
 
-test: setup /usr/bin/chromium postgresql
+# HTTPS (caddy), the tests' ACME server (pebble), unit checks (systemd-analyze).
+operate-tools:
+	@command -v caddy >/dev/null && command -v pebble >/dev/null && \
+		command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq caddy pebble systemd >/dev/null; }
+
+test: setup /usr/bin/chromium postgresql operate-tools
 	$(BIN)/pytest
 
 # An upgrade from an earlier release, as root (about a minute and a half): a hub made by
 # an older commit's code, `pangeohub-admin upgrade`, the new code's hub (docs/operate/upgrade.md).
-test-upgrade: setup postgresql
+test-upgrade: setup operate-tools
 	$(BIN)/pytest -m opt_in tests/operate/test_upgrade.py
 
 # The load test at scale (about 12 minutes): 100 then 1,000 people, pangeohub and plain

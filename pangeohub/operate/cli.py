@@ -32,13 +32,6 @@ def _set_password(hub: Hub, args) -> int:
     return 0
 
 
-def _proxy(hub: Hub, args) -> int:
-    from .proxy import proxy_command
-
-    command, env = proxy_command(hub)
-    os.execvpe(command[0], command, {**os.environ, **env})
-
-
 def _https(hub: Hub, args) -> int:
     from .https import HTTPS, proxy_upstream
 
@@ -137,11 +130,6 @@ COMMANDS = {
                 "--no-enable", action="store_true", help="only write and check the units"
             ),
         ),
-    ),
-    "proxy": (
-        _proxy,
-        "run configurable-http-proxy for the hub (the pangeohub-proxy unit's command)",
-        lambda p: None,
     ),
     "https": (
         _https,

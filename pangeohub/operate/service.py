@@ -1,13 +1,18 @@
 """The hub as systemd services: unit files an admin can read, one command to install.
 
-Three units, each restarted on failure and started at boot:
+Two units, each restarted on failure and started at boot:
 
-- ``pangeohub-proxy.service``: configurable-http-proxy on loopback (``pangeohub-admin
-  proxy``), apart from the hub so a restart of the hub keeps the routes;
-- ``pangeohub.service``: JupyterHub with pangeohub's configuration; it starts the managed
-  services (scratch, Dask Gateway, the culler) and restarts any that fails;
+- ``pangeohub.service``: JupyterHub with pangeohub's configuration. It starts
+  configurable-http-proxy on loopback and the managed services (scratch, Dask Gateway,
+  the dashboards guard, the culler), and starts again any of them that dies (the proxy
+  within ``c.ConfigurableHTTPProxy.check_running_interval``, its routes restored);
 - ``pangeohub-https.service`` (with ``c.HTTPS.domain``): caddy in front of the proxy
   (``pangeohub-admin https``).
+
+The pid files JupyterHub keeps in the state directory survive a machine restart, and
+JupyterHub kills the process a proxy pid file names: after a restart that number may be
+another program's. The hub unit removes them before each start (none can be current:
+systemd runs one hub at a time).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ ENVIRONMENT = (
     "PANGEOHUB_HUB_PORT",
     "PANGEOHUB_PROXY_API_PORT",
 )
-PROXY, HUB, HTTPS_UNIT = "pangeohub-proxy.service", "pangeohub.service", "pangeohub-https.service"
+HUB, HTTPS_UNIT = "pangeohub.service", "pangeohub-https.service"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -58,33 +63,32 @@ def units(hub: Hub, bin_dir: Path = Path(sys.executable).parent) -> dict[str, st
     ]
     admin = bin_dir / "pangeohub-admin"
     network = ["network-online.target"]
+    c = hub.config
+    pid_files = [
+        c.JupyterHub.get("pid_file", str(hub.state.path / "jupyterhub.pid")),
+        c.ConfigurableHTTPProxy.get("pid_file", str(hub.state.path / "proxy.pid")),
+    ]
     result = {
-        PROXY: _unit(
-            "pangeohub: configurable-http-proxy (the hub's routes, on loopback)",
-            network,
-            [f"ExecStart={admin} proxy", *common],
-            wants=network,
-        ),
         HUB: _unit(
-            "pangeohub: JupyterHub and its services (scratch, Dask Gateway, culler)",
-            [*network, PROXY],
+            "pangeohub: JupyterHub, its proxy and its services (scratch, Dask Gateway, culler)",
+            network,
             [
-                f"ExecStart={bin_dir / 'jupyterhub'} -f {hub.config_file} "
-                "--ConfigurableHTTPProxy.should_start=False",
+                f"ExecStartPre=/bin/rm -f {' '.join(pid_files)}",
+                f"ExecStart={bin_dir / 'jupyterhub'} -f {hub.config_file}",
                 *common,
                 # The hub stops its servers and services itself; what is left is then killed.
                 "KillMode=mixed",
                 "TimeoutStopSec=120",
             ],
-            wants=[*network, PROXY],
+            wants=network,
         ),
     }
     if hub.part(HTTPS).enabled:
         result[HTTPS_UNIT] = _unit(
-            "pangeohub: HTTPS (caddy in front of the proxy; ACME certificates renewed)",
-            [*network, PROXY],
+            "pangeohub: HTTPS (caddy in front of the hub's proxy; ACME certificates renewed)",
+            [*network, HUB],
             [f"ExecStart={admin} https", *common, "AmbientCapabilities=CAP_NET_BIND_SERVICE"],
-            wants=[*network, PROXY],
+            wants=network,
         )
     return result
 

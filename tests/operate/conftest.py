@@ -14,10 +14,11 @@ import requests
 
 from pangeohub.hubconfig import free_port
 from pangeohub.isolation.accounts import account_name
-from tests.hubprocess import HubProcess, wait_for_http
+from tests.hubprocess import HubError, HubProcess, wait_for_http
 from tests.isolation_cleanup import hub_id
 
 from .admin import admin
+from .docs_commands import doc_command
 from .pebble import Pebble
 from .supervisor import Supervisor
 
@@ -56,12 +57,13 @@ class Machine:
         self.supervisor: Supervisor | None = None
 
     def install(self) -> subprocess.CompletedProcess:
-        return admin(self.hub, "install-service", "--units-dir", str(self.units_dir))
+        """As docs/operate/service.md says (the units in the test's directory)."""
+        command = doc_command("service.md", "install-service")
+        return admin(self.hub, *command, "--units-dir", str(self.units_dir))
 
     def boot(self, timeout: float = 90) -> None:
         """Start every unit, as the machine does at boot; wait for the hub's API."""
-        units = [self.units_dir / n for n in ("pangeohub-proxy.service", "pangeohub.service")]
-        units.append(self.units_dir / "pangeohub-https.service")
+        units = [self.units_dir / n for n in ("pangeohub.service", "pangeohub-https.service")]
         self.supervisor = Supervisor(units, self.workdir)
         self.supervisor.start()
         if not wait_for_http(f"{self.hub.url}/hub/api/", timeout):
@@ -119,3 +121,11 @@ def wait_until(condition, timeout: float = 60, what: str = "the condition"):
 def server_model(hub: HubProcess, session: requests.Session, user: str, server: str):
     model = hub.api(session, "get", f"/users/{user}?include_stopped_servers=1").json()
     return model["servers"].get(server)
+
+
+def can_sign_in(hub: HubProcess, name: str, password: str) -> bool:
+    try:
+        hub.login(name, password)
+        return True
+    except HubError:
+        return False

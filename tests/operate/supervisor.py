@@ -1,10 +1,11 @@
 """The tests' own small init: runs systemd unit files' commands where systemd is not PID 1.
 
-It reads what systemd would read from each unit (``ExecStart``, ``Environment``,
-``WorkingDirectory``, ``Restart``, ``RestartSec``), starts the units in the order given,
-restarts one that exits with a failure when its ``Restart=`` says so, and stops them
-as systemd does (SIGTERM, then SIGKILL). :meth:`Supervisor.power_off` kills every
-process at once, as a machine losing power does.
+It reads what systemd would read from each unit (``ExecStartPre``, ``ExecStart``,
+``Environment``, ``WorkingDirectory``, ``Restart``, ``RestartSec``), starts the units in
+the order given, restarts one that exits with a failure when its ``Restart=`` says so,
+kills what a unit's main process leaves behind when it dies (systemd's cgroup), and stops
+units as ``KillMode=mixed`` does (SIGTERM to the main process, then SIGKILL to the rest).
+:meth:`Supervisor.power_off` kills every process at once, as a machine losing power does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 @dataclass
 class Unit:
     name: str
+    pre: list[list[str]]
     command: list[str]
     environment: dict[str, str]
     workdir: str | None
@@ -33,6 +35,7 @@ class Unit:
     starts: int = 0
     log: Path | None = None
     stopping: bool = field(default=False)
+    family: dict = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> Unit:
@@ -48,8 +51,12 @@ class Unit:
                 lines.append(line)
         parser.read_string("\n".join(lines))
         service = parser["Service"]
+        prefix = "ExecStartPre="
         return cls(
             name=path.name,
+            pre=[
+                shlex.split(line.removeprefix(prefix)) for line in lines if line.startswith(prefix)
+            ],
             command=shlex.split(service["ExecStart"]),
             environment=environment,
             workdir=service.get("WorkingDirectory"),
@@ -73,10 +80,13 @@ class Supervisor:
 
     def _spawn(self, unit: Unit) -> None:
         unit.log = self.log_dir / f"{unit.name}.log"
+        env = {**{"LANG": "C.UTF-8"}, **unit.environment}
         with open(unit.log, "ab") as log:
+            for pre in unit.pre:
+                subprocess.run(pre, env=env, cwd=unit.workdir, stdout=log, stderr=log, check=True)
             unit.proc = subprocess.Popen(
                 unit.command,
-                env={**{"LANG": "C.UTF-8"}, **unit.environment},
+                env=env,
                 cwd=unit.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -99,8 +109,12 @@ class Supervisor:
         while self._watching:
             with self._lock:
                 for unit in self.units:
-                    if unit.proc is None or unit.stopping or unit.proc.poll() is None:
+                    if unit.proc is None or unit.stopping:
                         continue
+                    if unit.proc.poll() is None:
+                        unit.family = descendants(unit.proc.pid)  # what its cgroup holds
+                        continue
+                    kill(unit.family)  # systemd ends what a dead main process left
                     failed = unit.proc.returncode != 0
                     if unit.restart == "always" or (unit.restart == "on-failure" and failed):
                         time.sleep(unit.restart_sec)

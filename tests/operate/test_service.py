@@ -23,7 +23,8 @@ from tests.hubprocess import HubProcess, wait_for_http
 from tests.isolation_cleanup import hub_id, mounts_under, remove_cgroups
 
 from .admin import admin
-from .conftest import DOMAIN, as_person, https_config, server_model, wait_until
+from .conftest import DOMAIN, as_person, can_sign_in, https_config, server_model, wait_until
+from .docs_commands import doc_command
 from .pebble import self_signed
 
 pytestmark = pytest.mark.e2e
@@ -67,13 +68,13 @@ def listening(port: int) -> set[str]:
 
 def test_the_units_are_readable_and_pass_systemd_analyze(machine):
     names = sorted(p.name for p in machine.units_dir.iterdir())
-    assert names == ["pangeohub-https.service", "pangeohub-proxy.service", "pangeohub.service"]
+    assert names == ["pangeohub-https.service", "pangeohub.service"]
     for path in machine.units_dir.iterdir():
         text = path.read_text()
         assert "Restart=on-failure" in text and "WantedBy=multi-user.target" in text
         assert f"Environment=PANGEOHUB_STATE_DIR={machine.hub.state_dir}" in text
     hub_unit = (machine.units_dir / "pangeohub.service").read_text()
-    assert "--ConfigurableHTTPProxy.should_start=False" in hub_unit
+    assert f"ExecStartPre=/bin/rm -f {machine.hub.state_dir}/jupyterhub.pid" in hub_unit
     assert verify(list(machine.units_dir.iterdir())) is None
     broken = machine.workdir / "broken" / "pangeohub.service"
     broken.parent.mkdir(exist_ok=True)
@@ -111,14 +112,25 @@ def _answer(machine, path, root):
         return None
 
 
-def test_a_failed_hub_or_proxy_is_restarted(machine):
-    supervisor = machine.supervisor
-    for name in ("pangeohub.service", "pangeohub-proxy.service"):
-        unit = supervisor.unit(name)
-        starts = unit.starts
-        os.kill(unit.proc.pid, signal.SIGKILL)
-        wait_until(lambda u=unit, s=starts: u.starts > s, what=f"{name} restarted")
-        assert wait_for_http(f"{machine.hub.url}/hub/api/", 60)
+def test_a_failed_proxy_is_restarted_with_its_routes(machine):
+    """The hub's unit restarts the hub (Restart=on-failure, above); the hub restarts its
+    proxy and managed services."""
+    hub = machine.hub
+    pid = int((hub.state_dir / "proxy.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_until(
+        lambda: _pid_file(hub.state_dir / "proxy.pid") not in (None, pid), what="a new proxy"
+    )
+    assert wait_for_http(f"{hub.url}/hub/api/", 30)
+    health = f"{hub.url}/services/scratch/health"
+    wait_until(lambda: requests.get(health, timeout=5).status_code != 404, what="routes back")
+
+
+def _pid_file(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def test_the_admins_own_certificate(machine, tmp_path):
@@ -145,8 +157,17 @@ def _served_or_none(machine):
 
 
 def test_a_machine_restart_brings_the_hub_and_everyones_files_back(machine):
+    """And what admins changed holds: groups set on the admin API (the configuration's
+    first groups are not given again) decide the next start's profiles, and the password
+    root set from the shell while the machine was down is ada's."""
     hub = machine.hub
-    grace = hub.login("grace")
+    grace, ada = hub.login("grace"), hub.login("ada")
+    climate, oceans = "/groups/pangeo-data:climate/users", "/groups/pangeo-data:oceans/users"
+    assert hub.api(ada, "delete", climate, json={"users": ["grace"]}).status_code == 200
+    assert hub.api(ada, "post", oceans, json={"users": ["grace"]}).status_code == 200
+    set_password = doc_command("accounts.md", "set-password")  # ada's, as the docs show
+    refused = admin(hub, *set_password)
+    assert refused.returncode == 1 and "stop it first" in refused.stderr
     assert hub.api(grace, "post", "/users/grace/servers/thesis", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "thesis", timeout=90)
     token = hub.api(grace, "post", "/users/grace/tokens", json={}).json()["token"]
@@ -173,9 +194,22 @@ def test_a_machine_restart_brings_the_hub_and_everyones_files_back(machine):
     for point in mounts_under(machine.homes):
         subprocess.run(["umount", "--lazy", point], check=True)
     assert not mounts_under(machine.homes)
+    # After a restart the proxy's old pid is another program's (here: one of the test's).
+    bystander = subprocess.Popen(["sleep", "600"])
+    (hub.state_dir / "proxy.pid").write_text(str(bystander.pid))
+    reset = admin(hub, *set_password)
+    assert reset.returncode == 0, reset.stderr
     machine.boot()
 
+    assert bystander.poll() is None, "the hub killed the process a stale pid file named"
+    bystander.kill()
+    ada_password = reset.stdout.strip().rsplit(": ", 1)[1]
+    assert hub.login("ada", ada_password) and not can_sign_in(hub, "ada", hub.password("ada"))
     grace = hub.login("grace")
+    groups = hub.api(grace, "get", "/users/grace").json()["groups"]
+    assert groups == ["pangeo-data:oceans"]
+    large = hub.api(grace, "post", "/users/grace/servers/thesis", json={"profile": "large"})
+    assert large.status_code == 403, large.text
     wait_until(lambda: server_model(hub, grace, "grace", "thesis")["stopped"], what="shown stopped")
     assert hub.api(grace, "post", "/users/grace/servers/thesis", json={}).status_code in (201, 202)
     hub.wait_for_server(grace, "grace", "thesis", timeout=90)
@@ -190,9 +224,7 @@ def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_facto
     new state directory: same users, groups, servers (stopped), files, secrets; sign-in
     cookies and tokens keep working."""
     hub = machine.hub
-    ada, grace = hub.login("ada"), hub.login("grace")
-    group = "/groups/pangeo-data:oceans/users"
-    assert hub.api(ada, "post", group, json={"users": ["grace"]}).status_code == 200
+    grace = hub.login("grace")
     assert server_model(hub, grace, "grace", "thesis")["ready"]
     token = hub.api(grace, "post", "/users/grace/tokens", json={}).json()["token"]
     scratch_dir = Path(
@@ -209,8 +241,10 @@ def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_facto
     shared = Path("/srv/pangeohub") / machine.homes.parent.name / "shared"
     (shared / "README.txt").write_text("Data for everyone.\n")  # the admin, as root
 
-    destination = tmp_path_factory.mktemp("backups") / "monday"
-    made = admin(hub, "backup", str(destination), "--scratch")
+    backups = tmp_path_factory.mktemp("backups")
+    moved = {"/var/backups/pangeohub": str(backups)}
+    made = admin(hub, *doc_command("backups.md", "backup", moved))  # as docs/operate shows
+    destination = backups / "monday"
     assert made.returncode == 0, made.stderr
     assert "thesis.img (frozen while copied)" in made.stdout
     manifest = json.loads((destination / "manifest.json").read_text())
@@ -227,7 +261,7 @@ def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_facto
 
     restored = HubProcess(tmp_path_factory.mktemp("restored"))
     restored.extra_config = "c.Authenticator.auth_refresh_age = 3600"
-    back = admin(restored, "restore", str(destination))
+    back = admin(restored, *doc_command("backups.md", "restore", moved))
     assert back.returncode == 0, back.stderr
     try:
         restored.start()
@@ -245,9 +279,8 @@ def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_facto
         assert me.status_code == 200 and "pangeo-data:oceans" in me.json()["groups"]
         grace_again = restored.login("grace", hub.password("grace"))
         assert server_model(restored, grace_again, "grace", "thesis")["stopped"]
-        started = restored.api(grace_again, "post", "/users/grace/servers/thesis", json={})
-        assert started.status_code in (201, 202), started.text
-        restored.wait_for_server(grace_again, "grace", "thesis", timeout=90)
+        # Her disk, as the restored hub will mount it (starting servers again after a
+        # restart is shown above).
         assert restored.read_server_file("grace", "thesis", "chapter1.txt").startswith("It was")
         assert (restored.scratch_root / "grace" / "run.csv").read_text() == "results\n"
         assert (restored.scratch_root / "grace" / "secrets").is_symlink()

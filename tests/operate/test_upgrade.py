@@ -18,6 +18,7 @@ import requests
 from tests.hubprocess import REPO, HubProcess, stop_process_group
 
 from .admin import admin
+from .docs_commands import doc_command
 
 OLD_COMMIT = "3f8d978"  # main's tip before the operate work (#30)
 
@@ -69,7 +70,8 @@ def test_a_hub_made_by_an_earlier_release_starts_on_the_new_code(old_code, tmp_p
 
     new = HubProcess(workdir)  # the same directory: the same state and database
     new._started_once = True  # keep what the old hub left (its disk images, accounts)
-    upgraded = admin(new, "upgrade", "--backup-to", str(workdir / "before-upgrade"))
+    moved = {"/var/backups/pangeohub": str(workdir)}
+    upgraded = admin(new, *doc_command("upgrade.md", "upgrade", moved))  # as the docs show
     assert upgraded.returncode == 0, upgraded.stderr
     assert "local passwords hashed into the database: ada, grace, katherine" in upgraded.stdout
     assert (workdir / "before-upgrade" / "manifest.json").exists()
