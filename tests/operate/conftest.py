@@ -1,6 +1,6 @@
 """One machine set up as docs/operate/ says, as root: the hub installed as systemd units
 (run by the tests' supervisor), HTTPS by caddy from pebble, people with servers and files.
-The service, HTTPS, reboot and backup tests share it."""
+The accounts, service, HTTPS, reboot and backup tests share it (in that order)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,17 @@ from .pebble import Pebble
 from .supervisor import Supervisor
 
 DOMAIN = "hub.pangeohub.test"
+# The parts these tests need (scratch, disks, shared data); Dask Gateway and launch links
+# only make each of the machine's starts slower.
+MACHINE_CONFIG = """
+c.GatewayService.enabled = False
+c.BinderLauncher.enabled = False
+c.Authenticator.admin_users = {"ada", "chief"}
+c.Authenticator.auth_refresh_age = 1
+"""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pebble(tmp_path_factory):
     server = Pebble(tmp_path_factory.mktemp("pebble")).start()
     yield server
@@ -33,7 +41,7 @@ def pebble(tmp_path_factory):
 
 
 def https_config(pebble: Pebble, http_port: int, https_port: int, extra: str = "") -> str:
-    return (
+    return MACHINE_CONFIG + (
         f"c.HTTPS.domain = {DOMAIN!r}\n"
         f"c.HTTPS.acme_ca = {pebble.directory!r}\n"
         f"c.HTTPS.acme_ca_root = {str(pebble.listener_cert)!r}\n"
@@ -51,7 +59,8 @@ class Machine:
         self.pebble = pebble
         self.http_port, self.https_port = free_port(), free_port()
         self.hub = HubProcess(
-            workdir / "hub", extra_config=https_config(pebble, self.http_port, self.https_port)
+            workdir / "hub",
+            extra_config=https_config(pebble, self.http_port, self.https_port),
         )
         self.units_dir = workdir / "units"
         self.supervisor: Supervisor | None = None
@@ -83,7 +92,7 @@ class Machine:
         self.hub.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def machine(tmp_path_factory, pebble):
     if os.geteuid() != 0:
         pytest.fail("the operate tests run the hub as root (as `make test` does on CI)")
