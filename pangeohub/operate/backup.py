@@ -103,10 +103,7 @@ def backup(hub: Hub, destination: Path, scratch: bool = False, say=print) -> dic
     }
     say(f"database: {manifest['database']}")
     with tarfile.open(destination / "state.tar", "w") as tar:
-        skip = layout.inside_state()
-        for entry in sorted(layout.state.iterdir()):
-            if entry.name not in skip:
-                tar.add(entry, arcname=f"state/{entry.name}")  # root's own tree
+        archive_tree(layout.state, tar, "state", leave_out=frozenset(layout.inside_state()))
     manifest["disks"] = _backup_disks(layout, destination, say)
     manifest["accounts"] = _accounts(manifest["disks"])
     for name, path, include in (
@@ -280,6 +277,7 @@ def restore(hub: Hub, source: Path, say=print) -> dict:
         for member in tar:
             name = member.name.removeprefix("state/")
             if member.name.startswith("state/") and name.split("/")[0] not in SKIP_STATE:
+                member.mode &= 0o1777  # no set-id bits
                 member.name = name  # state/<name> -> <state dir>/<name>
                 tar.extract(member, layout.state, set_attrs=True)
     _restore_database(layout, source, manifest["database"])

@@ -19,16 +19,26 @@ from pathlib import Path
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def archive_tree(root: Path, tar: tarfile.TarFile, arcname: str, owner_only: bool = False) -> int:
+def archive_tree(
+    root: Path,
+    tar: tarfile.TarFile,
+    arcname: str,
+    owner_only: bool = False,
+    leave_out: frozenset[str] = frozenset(),
+) -> int:
     """Add the tree at ``root`` to ``tar`` under ``arcname``; the number of entries
     skipped. With ``owner_only`` each top-level directory is one person's: entries inside
-    it that another account owns (a hard link to someone else's file) are skipped."""
+    it that another account owns (a hard link to someone else's file) are skipped.
+    Top-level names in ``leave_out`` are not archived."""
     skipped, owners = 0, {}
     top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
     try:
         for dirpath, dirs, files, dirfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
             info = os.fstat(dirfd)
             relative = os.path.normpath(dirpath)
+            if relative == ".":
+                dirs[:] = [d for d in dirs if d not in leave_out]
+                files = [f for f in files if f not in leave_out]
             owner = _owner(relative, info, owners) if owner_only else None
             name = arcname if relative == "." else f"{arcname}/{relative}"
             tar.addfile(_tarinfo(name, info, tarfile.DIRTYPE))
