@@ -272,6 +272,11 @@ def restore(hub: Hub, source: Path, say=print) -> dict:
         raise BackupError(f"The hub is running (pid {hub.pid}): stop it before restoring.")
     layout = Layout(hub)
     _refuse_a_used_hub(layout)
+    if manifest["database"] != layout.db_url.get_backend_name():
+        raise BackupError(
+            f"The backup's database is {manifest['database']} but this hub's is "
+            f"{layout.db_url.get_backend_name()}: set c.JupyterHub.db_url to the same kind."
+        )
     _ensure_accounts(manifest.get("accounts", {}), layout)
     with tarfile.open(source / "state.tar") as tar:
         for member in tar:
@@ -334,11 +339,6 @@ def _ensure_accounts(accounts: dict[str, list[int]], layout: Layout) -> None:
 
 def _restore_database(layout: Layout, source: Path, kind: str) -> None:
     url = layout.db_url
-    if kind != url.get_backend_name():
-        raise BackupError(
-            f"The backup's database is {kind} but this hub's is {url.get_backend_name()}: "
-            "set c.JupyterHub.db_url to the same kind of database."
-        )
     if kind == "sqlite":
         target = Path(url.database)
         with contextlib.suppress(FileNotFoundError):
