@@ -87,6 +87,14 @@ class Layout:
 
 def backup(hub: Hub, destination: Path, scratch: bool = False, say=print) -> dict:
     """Make a backup of ``hub`` in ``destination`` (a new directory); its manifest."""
+    umask = os.umask(0o077)  # secrets and people's files: every file root's alone
+    try:
+        return _backup(hub, destination, scratch, say)
+    finally:
+        os.umask(umask)
+
+
+def _backup(hub: Hub, destination: Path, scratch: bool, say) -> dict:
     layout = Layout(hub)
     if destination.exists() and any(destination.iterdir()):
         raise BackupError(f"{destination} is not empty: give a new directory.")
@@ -208,7 +216,9 @@ def _frozen(mountpoint: str | None):
     if mountpoint is None or not mounted_at(Path(mountpoint)):
         yield
         return
-    subprocess.run(["fsfreeze", "--freeze", mountpoint], check=True, capture_output=True)
+    frozen = subprocess.run(["fsfreeze", "--freeze", mountpoint], capture_output=True, text=True)
+    if frozen.returncode != 0:
+        raise BackupError(f"Could not freeze {mountpoint}: {frozen.stderr.strip()}")
     try:
         yield
     finally:

@@ -87,7 +87,7 @@ def units(hub: Hub, bin_dir: Path = Path(sys.executable).parent) -> dict[str, st
         result[HTTPS_UNIT] = _unit(
             "pangeohub: HTTPS (caddy in front of the hub's proxy; ACME certificates renewed)",
             [*network, HUB],
-            [f"ExecStart={admin} https", *common, "AmbientCapabilities=CAP_NET_BIND_SERVICE"],
+            [f"ExecStart={admin} https", *common],
             wants=network,
         )
     return result

@@ -186,6 +186,8 @@ def test_a_machine_restart_brings_the_hub_and_everyones_files_back(machine):
     as_person(machine.account("grace"), f"echo results > {scratch_dir}/run.csv")
     image = hub.state_dir / "disks" / machine.account("grace") / "thesis.img"
     assert image.exists()
+    shared = Path("/srv/pangeohub") / machine.homes.parent.name / "shared"
+    (shared / "README.txt").write_text("Data for everyone.\n")  # the admin, as root
 
     # The machine restarts: every process dies, mounts and cgroups are gone.
     machine.supervisor.power_off()
@@ -217,6 +219,7 @@ def test_a_machine_restart_brings_the_hub_and_everyones_files_back(machine):
     again = requests.get(contents, headers={"Authorization": f"token {token}"}, timeout=30)
     assert again.status_code == 200 and again.json()["content"] == "It was a dark night."
     assert (scratch_dir / "run.csv").read_text() == "results\n"
+    assert (shared / "README.txt").read_text() == "Data for everyone.\n"
 
 
 def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_factory):
@@ -238,8 +241,6 @@ def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_facto
     )
     # grace's own code leaves a link to the hub's secrets in her scratch space.
     as_person(machine.account("grace"), f"ln -s {hub.state_dir} {scratch_dir}/secrets")
-    shared = Path("/srv/pangeohub") / machine.homes.parent.name / "shared"
-    (shared / "README.txt").write_text("Data for everyone.\n")  # the admin, as root
 
     backups = tmp_path_factory.mktemp("backups")
     moved = {"/var/backups/pangeohub": str(backups)}
@@ -254,6 +255,7 @@ def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_facto
     assert image.stat().st_size == original.stat().st_size
     assert image.stat().st_blocks * 512 < image.stat().st_size / 4, "holes were filled"
     assert stat.S_IMODE(destination.stat().st_mode) == 0o700
+    assert stat.S_IMODE((destination / "state.tar").stat().st_mode) == 0o600
     with tarfile.open(destination / "scratch.tar") as tar:
         link = tar.getmember("scratch/grace/secrets")
         assert link.issym() and link.linkname == str(hub.state_dir)
