@@ -268,7 +268,8 @@ class LocalGroupsAuthenticator(AccessEndsAuthenticator, NativeAuthenticator):
 
 def wire_local_accounts(c: Config) -> None:
     """With local accounts, the sign-in page links to sign-up (when it is open)."""
-    if c.JupyterHub.get("authenticator_class") not in ("pangeo-local", LocalGroupsAuthenticator):
+    names = ("pangeo-local", f"{__name__}.LocalGroupsAuthenticator", LocalGroupsAuthenticator)
+    if c.JupyterHub.get("authenticator_class") not in names:
         return
     paths = list(c.JupyterHub.get("template_paths", []))
     if TEMPLATES not in paths:
