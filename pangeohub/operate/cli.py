@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     run = COMMANDS[args.command][0]
     try:
         return run(hub, args)
-    except (CommandError, RuntimeError, OSError, ValueError) as error:
+    except (CommandError, RuntimeError, OSError, ValueError, subprocess.SubprocessError) as error:
         print(f"pangeohub-admin {args.command}: {error}", file=sys.stderr)
         return 1
 

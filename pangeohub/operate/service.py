@@ -38,9 +38,16 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _unit(description: str, after: list[str], service: list[str], wants: list[str] = ()) -> str:
-    lines = ["[Unit]", f"Description={description}", f"After={' '.join(after)}"]
+    lines = [
+        "# Written by `pangeohub-admin install-service` (docs/operate/service.md): run it",
+        "# again rather than editing this file.",
+        "[Unit]",
+        f"Description={description}",
+        f"After={' '.join(after)}",
+    ]
     if wants:
         lines.append(f"Wants={' '.join(wants)}")
+    lines.append("StartLimitIntervalSec=0")  # keep trying (a database not up yet at boot)
     lines += ["", "[Service]", *service, "", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
 
@@ -59,7 +66,7 @@ def units(hub: Hub, bin_dir: Path = Path(sys.executable).parent) -> dict[str, st
         *environment,
         f"WorkingDirectory={hub.state.path}",
         "Restart=on-failure",
-        "RestartSec=2",
+        "RestartSec=5",
     ]
     admin = bin_dir / "pangeohub-admin"
     network = ["network-online.target"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import sqlite3
 import stat
+import subprocess
 import tarfile
 
 import pytest
@@ -152,3 +154,37 @@ def test_the_caddyfile_for_acme_and_for_the_admins_certificate():
     assert "\ttls /c.pem /k.pem\n" in own.caddyfile("127.0.0.1:8000")
     with pytest.raises(ValueError):
         HTTPS(domain="hub.example.org", email="a b", storage="/s").caddyfile("x")
+
+
+def test_backup_and_restore_refuse_what_would_lose_something(tmp_path, monkeypatch):
+    """A non-empty destination, a hub that already has a database, a running hub: each is
+    a one-line refusal (exit 1) and nothing changes."""
+    from tests.hubprocess import VENV_BIN
+
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", os.environ.get("PANGEOHUB_STATE_DIR", ""))
+    config = tmp_path / "config.py"
+    config.write_text("c = get_config()\nc.Isolation.enabled = False\n")
+
+    def admin(state: str, *args: str):
+        return subprocess.run(
+            [str(VENV_BIN / "pangeohub-admin"), "--state-dir", str(tmp_path / state),
+             "--hub-config", str(config), *args],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    (tmp_path / "first").mkdir()
+    with sqlite3.connect(tmp_path / "first" / "jupyterhub.sqlite") as db:
+        db.execute("create table t (x)")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("keep")
+    refused = admin("first", "backup", str(tmp_path / "full"))
+    assert refused.returncode == 1 and "is not empty" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert admin("first", "backup", str(tmp_path / "b")).returncode == 0
+    used = admin("first", "restore", str(tmp_path / "b"))
+    assert used.returncode == 1 and "already has a hub database" in used.stderr
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / "jupyterhub.pid").write_text(str(os.getpid()))  # "running"
+    running = admin("second", "restore", str(tmp_path / "b"))
+    assert running.returncode == 1 and "stop it before restoring" in running.stderr
+    assert not (tmp_path / "second" / "cookie_secret").exists()
