@@ -64,11 +64,13 @@ postgresql:
 run: setup
 	$(BIN)/jupyterhub -f jupyterhub_config.py
 
-# HTTPS (caddy), the tests' ACME server (pebble), unit checks (systemd-analyze).
+# HTTPS (caddy), the tests' ACME server (pebble) and certificates (openssl), unit checks
+# (systemd-analyze).
 operate-tools:
 	@command -v caddy >/dev/null && command -v pebble >/dev/null && \
-		command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq caddy pebble systemd >/dev/null; }
+		command -v openssl >/dev/null && command -v systemd-analyze >/dev/null || { \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
+		-y -qq caddy pebble openssl systemd >/dev/null; }
 
 test: setup /usr/bin/chromium postgresql operate-tools
 	$(BIN)/pytest
