@@ -267,10 +267,16 @@ class LocalGroupsAuthenticator(AccessEndsAuthenticator, NativeAuthenticator):
 
 
 def wire_local_accounts(c: Config) -> None:
-    """With local accounts, the sign-in page links to sign-up (when it is open)."""
+    """With local accounts, the sign-in page links to sign-up (when it is open); what
+    pangeohub cannot honour of NativeAuthenticator's settings stops the hub."""
     names = ("pangeo-local", f"{__name__}.LocalGroupsAuthenticator", LocalGroupsAuthenticator)
     if c.JupyterHub.get("authenticator_class") not in names:
         return
+    if c.LocalGroupsAuthenticator.get("allow_2fa", c.NativeAuthenticator.get("allow_2fa")):
+        raise ValueError(
+            "NativeAuthenticator.allow_2fa is not supported with pangeohub's local accounts "
+            "(the sign-in page is JupyterHub's, which does not ask for the code): unset it."
+        )
     paths = list(c.JupyterHub.get("template_paths", []))
     if TEMPLATES not in paths:
         c.JupyterHub.template_paths = [*paths, TEMPLATES]

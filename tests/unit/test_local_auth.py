@@ -142,3 +142,15 @@ def test_an_earlier_releases_plain_text_passwords_are_hashed_then_deleted(db, tm
     assert auth.get_user("grace").is_valid_password("grace-old-password")
     assert not legacy.exists()
     assert "grace-old-password" not in caplog.text
+
+
+def test_what_pangeohub_cannot_honour_stops_the_hub():
+    from traitlets.config import Config
+
+    from pangeohub.assembly import ConfigurationError, configure
+
+    c = Config()
+    c.JupyterHub.authenticator_class = "pangeo-local"
+    c.NativeAuthenticator.allow_2fa = True
+    with pytest.raises(ConfigurationError, match="allow_2fa is not supported"):
+        configure(c)
