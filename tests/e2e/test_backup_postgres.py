@@ -1,11 +1,12 @@
-"""Backup and restore of a hub whose database is PostgreSQL (Debian's server, started by
-the test): pg_dump, then pg_restore into another hub's database; every server stopped."""
+"""Backup and restore of a hub whose database is PostgreSQL (Debian's server: the
+session's, tests/e2e/conftest.py): pg_dump, then pg_restore into another hub's
+database; every server stopped. The SQLite case, as root with a running hub, is in
+tests/operate/test_service.py."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,19 +14,6 @@ from jupyterhub import orm
 
 from pangeohub.operate.backup import BackupError, backup, restore
 from pangeohub.operate.hub import Hub
-from tests.postgres import PostgresServer, pg_bin
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if pg_bin() is None:
-        pytest.fail("PostgreSQL is not installed: run `make setup` (it installs postgresql)")
-    workdir = Path(tempfile.mkdtemp(prefix="pangeohub-pg-"))  # the postgres account reads it
-    try:
-        with PostgresServer(workdir) as server:
-            yield server
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def hub_on(tmp_path: Path, name: str, db_url: str) -> Hub:
@@ -57,7 +45,7 @@ def test_a_postgresql_hub_is_backed_up_and_restored(postgres, tmp_path, monkeypa
     assert manifest["database"] == "postgresql"
     assert (tmp_path / "backup" / "database.pgdump").stat().st_size > 0
 
-    second = hub_on(tmp_path, "second", postgres.create_database("hub_second"))
+    second = hub_on(tmp_path, "second", postgres.create_database(f"hub_{uuid.uuid4().hex[:12]}"))
     restore(second, tmp_path / "backup", say=lambda line: None)
     db = orm.new_session_factory(second.db_url)()
     try:
