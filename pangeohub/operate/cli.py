@@ -77,7 +77,7 @@ def _backup(hub: Hub, args) -> int:
 
 
 def _restore(hub: Hub, args) -> int:
-    from .backup import restore
+    from .restore import restore
 
     restore(hub, args.backup)
     return 0

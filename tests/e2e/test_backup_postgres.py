@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from jupyterhub import orm
 
-from pangeohub.operate.backup import BackupError, backup, restore
+from pangeohub.operate.backup import BackupError, backup
 from pangeohub.operate.hub import Hub
+from pangeohub.operate.restore import restore
 
 
 def hub_on(tmp_path: Path, name: str, db_url: str) -> Hub:
