@@ -188,3 +188,15 @@ def test_backup_and_restore_refuse_what_would_lose_something(tmp_path, monkeypat
     running = admin("second", "restore", str(tmp_path / "b"))
     assert running.returncode == 1 and "stop it before restoring" in running.stderr
     assert not (tmp_path / "second" / "cookie_secret").exists()
+
+
+def test_without_a_state_directory_the_command_asks_which_hub(tmp_path, monkeypatch):
+    from tests.hubprocess import VENV_BIN
+
+    env = {k: v for k, v in os.environ.items() if k != "PANGEOHUB_STATE_DIR"}
+    result = subprocess.run(
+        [str(VENV_BIN / "pangeohub-admin"), "backup", str(tmp_path / "b")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and "which hub?" in result.stderr
+    assert not (tmp_path / "state").exists() and not (tmp_path / "b").exists()
