@@ -1,6 +1,7 @@
-"""Local accounts on the real hub: sign-up with approval, password changes, admin-made
-accounts, groups from JupyterHub's admin API that hold across restarts and decide
-profiles at the next start."""
+"""Local accounts on the machine's hub, as root: sign-up with approval, password changes,
+admin-made accounts, groups from JupyterHub's admin API deciding profiles at the next
+start (that they hold across a restart, and root's set-password, are checked with the
+machine's restart in test_service.py)."""
 
 from __future__ import annotations
 
