@@ -317,7 +317,7 @@ def one_run(
             )
             meet(together)
             cpu_before = cpu_seconds(pid)
-            passwords = json.loads((hub.state_dir / "local-passwords.json").read_text())
+            passwords = hub.passwords()
             context = multiprocessing.get_context("spawn")
             with context.Pool(1) as pool:
                 run = pool.apply(load_process, (hub.url, passwords, run, rate, token, args))

@@ -39,6 +39,8 @@ from .lab.home import wire_home
 from .lab.launch_link import wire_launch_link
 from .lab.machine import announce_fit
 from .lab.picker import wire_picker
+from .local_auth import wire_local_accounts
+from .operate.https import check_https
 from .parts import hub_part
 from .policy import PangeoPolicy
 from .ports import check_ports_free
@@ -98,12 +100,14 @@ PARTS = (
     wire_environments,
     wire_shutdown,
     wire_quiet_handlers,
+    wire_local_accounts,
 )
 CHECKS = (
     check_profiles,
     check_culling_keeps_disks,
     check_claim_per_server,
     check_ports_free,
+    check_https,
     announce_isolation_here,
     announce_fit,
 )

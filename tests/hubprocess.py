@@ -13,8 +13,8 @@ any single-user process the hub left behind.
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +81,7 @@ class HubProcess:
         self.workdir = Path(workdir)
         self.state_dir = self.workdir / "state"
         self.log_path = self.workdir / "jupyterhub.log"
+        self.terminal = self.workdir / "terminal.txt"
         self.port = free_port()
         self.hub_port = free_port()
         self.proxy_api_port = free_port()
@@ -95,16 +96,21 @@ class HubProcess:
 
     # --- lifecycle -------------------------------------------------------
 
-    def start(self, timeout: float = 60) -> HubProcess:
-        """Start the hub and wait until its API answers."""
+    def prepare(self) -> dict[str, str]:
+        """Write the test's admin file; the environment the hub runs with (what a
+        systemd unit of this hub sets)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self._started_once:  # what a killed earlier run with this directory left
             clean_hub(self.state_dir)
             self._started_once = True
+        self.terminal.touch(mode=0o600)  # a terminal exists before the hub writes to it
         override = self.workdir / "test_config.py"
         override.write_text(
             "c = get_config()  # noqa\n"
             f"c.Spawner.environment = {{{MARKER_ENV!r}: {self.marker!r}}}\n"
+            # The sample users' passwords are shown once on a terminal: the test's is a file.
+            f"c.LocalGroupsAuthenticator.password_terminal = {str(self.terminal)!r}\n"
+            "c.LocalGroupsAuthenticator.bcrypt_rounds = 4  # tests make many hubs\n"
             + textwrap.dedent(self.extra_config)
             + "\n"
         )
@@ -118,6 +124,11 @@ class HubProcess:
             PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         )
         env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60) -> HubProcess:
+        """Start the hub and wait until its API answers."""
+        env = self.prepare()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "jupyterhub"), "-f", str(self.config_file)],
@@ -231,9 +242,14 @@ class HubProcess:
 
     # --- people ----------------------------------------------------------
 
+    def passwords(self) -> dict[str, str]:
+        """The local users' passwords, as the hub showed them once on its terminal."""
+        shown = self.terminal.read_text() if self.terminal.exists() else ""
+        return dict(re.findall(r"^Sign-in password for (\S+) \(.*\): (\S+)$", shown, re.M))
+
     def password(self, username: str) -> str:
         """The generated password of a local user."""
-        return json.loads((self.state_dir / "local-passwords.json").read_text())[username]
+        return self.passwords()[username]
 
     def login(self, username: str, password: str | None = None) -> requests.Session:
         """A session signed in through the hub's login form, as a browser would."""

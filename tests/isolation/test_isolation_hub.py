@@ -124,10 +124,9 @@ def test_the_hubs_files_and_other_peoples_files_are_out_of_reach(hub, grace, kat
         (state / name).read_text().strip()
         for name in ("cookie_secret", "proxy_auth_token", "crypt_key")
     ]
-    secrets += list(json.loads((state / "local-passwords.json").read_text()).values())
+    secrets += list(hub.passwords().values())
     secrets += service_tokens(hub)
     reads = [
-        state / "local-passwords.json",
         state / "cookie_secret",
         state / "crypt_key",
         state / "proxy_auth_token",

@@ -1,5 +1,6 @@
-"""Issue 13, case 1 on one machine: a local user removed from the configuration loses
-admin and their running servers at the next refresh (in-process hub, real spawner)."""
+"""Issue 13, case 1 on one machine: a local user whose account an admin deleted or
+deauthorized loses admin and their running servers at the next refresh (in-process hub,
+real spawner)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ async def running_server(hub, user):
     assert user.spawners[""].active
 
 
-def authenticator(tmp_path, **settings):
+def authenticator(hub, tmp_path, **settings):
     return LocalGroupsAuthenticator(
-        users={"someone-else": {}}, state_dir=str(tmp_path), password_terminal="", **settings
+        users={"someone-else": {}},
+        state_dir=str(tmp_path),
+        password_terminal="",
+        _deprecated_db_session=hub.db,
+        **settings,
     )
 
 
@@ -48,7 +53,7 @@ async def test_removed_local_admin_loses_admin_and_servers(hub, tmp_path):
     hub.db.commit()
     await running_server(hub, user)
 
-    assert await authenticator(tmp_path).refresh_user(user) is False
+    assert await authenticator(hub, tmp_path).refresh_user(user) is False
     assert user.orm_user.admin is False
     assert "admin" not in [role.name for role in user.orm_user.roles]
     await until_stopped(user.spawners[""])
@@ -58,7 +63,7 @@ async def test_removed_local_admin_loses_admin_and_servers(hub, tmp_path):
 async def test_servers_can_be_left_running(hub, tmp_path):
     user = member(hub, "gone-user", "pangeo-data:oceans")
     await running_server(hub, user)
-    auth = authenticator(tmp_path, stop_servers_when_access_ends=False)
+    auth = authenticator(hub, tmp_path, stop_servers_when_access_ends=False)
     assert await auth.refresh_user(user) is False
     assert user.spawners[""].active
     await user.stop("")

@@ -15,6 +15,7 @@ from pangeohub.lab.launch_link import LaunchLink
 from pangeohub.lab.picker import ProfilePicker
 from pangeohub.lab.shared import SharedData
 from pangeohub.local_auth import LocalGroupsAuthenticator
+from pangeohub.operate.https import HTTPS
 from pangeohub.policy import PangeoPolicy
 from pangeohub.spawner import PangeoLocalSpawner, PangeoSpawnerMixin
 
@@ -36,6 +37,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
         (ProfilePicker, "inside.md"),
         (HomePage, "inside.md"),
         (LaunchLink, "inside.md"),
+        (HTTPS, "operate/https.md"),
     ],
 )
 def test_every_setting_is_documented(cls, page):
