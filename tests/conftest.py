@@ -22,11 +22,15 @@ os.environ.setdefault("PANGEOHUB_ENVIRONMENTS", "off")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolation_leftovers():
-    """As root, hubs make accounts, mounts and cgroups: remove them (and a killed run's)."""
-    clean_leftovers()
+def isolation_leftovers(tmp_path_factory):
+    """As root, hubs make accounts, mounts and cgroups: remove them (and a killed run's),
+    with the mounts left in pytest's temporary directories (pytest-of-<user>/)."""
+    basetemp = tmp_path_factory.getbasetemp()
+    ours = basetemp.parent.name.startswith("pytest-of-")  # not a --basetemp of the caller's
+    temporary_root = basetemp.parent if ours else basetemp
+    clean_leftovers(temporary_root)
     yield
-    clean_leftovers()
+    clean_leftovers(temporary_root)
     remove_accounts(pangeohub_accounts())
 
 

@@ -81,10 +81,20 @@ def remove_build_accounts(ident: str) -> None:
             subprocess.run(["userdel", entry.pw_name], check=False, capture_output=True)
 
 
-def clean_leftovers() -> None:
-    """What killed earlier runs left: mounts whose image is gone, empty cgroups."""
+def unmount_under(root: Path) -> None:
+    """Unmount everything mounted below ``root`` (deepest first): the scratch roots and
+    disks that hubs and backends made in a test's temporary directory."""
+    for point in mounts_under(root):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+
+
+def clean_leftovers(temporary_root: Path | None = None) -> None:
+    """What killed earlier runs left: mounts whose image is gone, empty cgroups, mounts in
+    tests' temporary directories (``temporary_root``: pytest's, for this user)."""
     if os.geteuid() != 0:
         return
+    if temporary_root is not None:
+        unmount_under(temporary_root)
     for point in mounts_under(HOMES):
         source = subprocess.run(
             ["findmnt", "-n", "-o", "SOURCE", point], capture_output=True, text=True

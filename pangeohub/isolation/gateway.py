@@ -24,6 +24,7 @@ import pwd
 import shutil
 import signal
 import stat
+from pathlib import Path
 from types import SimpleNamespace
 
 from dask_gateway_server.backends.base import PublicException
@@ -154,6 +155,23 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
         as_account = SimpleNamespace(username=self.account(cluster.username), state=cluster.state)
         return LocalBackend.make_preexec_fn(self, as_account)
 
+    def own_server_home(self, username: str, env: dict) -> list[str]:
+        """The server home the workers' ``HOME`` names (the hub's worker environment:
+        ``pip install --user`` packages), kept in their sandbox only when it is one of
+        this person's own server homes, ``<home_root>/<account>/<server>``: root-owned
+        parents, so nothing in the path is the person's to swap."""
+        home = env.get("HOME", "")
+        own = Path(self.isolation.home_root) / self.account(username)
+        path = Path(home)
+        if not path.is_absolute() or path.parent != own or path.name in ("", ".", ".."):
+            return []
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return []
+        except OSError:
+            return []
+        return [str(path)]
+
     async def start_process(self, cluster, cmd, env, name):
         """Start ``cmd`` as the account, in its sandbox and cgroup, its output going to a
         log file root made in the cluster's ``logs`` directory."""
@@ -165,7 +183,8 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
         cgroup = self.process_cgroup(cluster, name)
         if cgroup is not None:
             cgroup.create(int(memory), float(cores))
-        sandbox = self.isolation.sandbox_for(entry.pw_uid, entry.pw_gid, keep=[workdir])
+        keep = [workdir, *self.own_server_home(cluster.username, env)]
+        sandbox = self.isolation.sandbox_for(entry.pw_uid, entry.pw_gid, keep=keep)
         if sandbox is None:
             preexec = self.make_preexec_fn(cluster)
         else:

@@ -102,7 +102,8 @@ def test_kubernetes_deploy_files_point_traefik_at_the_guard():
     gateway_values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
     (middleware,) = yaml.safe_load_all((DEPLOY / "dask-dashboards-middleware.yaml").read_text())
     rbac = list(yaml.safe_load_all((DEPLOY / "dask-gateway-rbac.yaml").read_text()))
-    namespace = rbac[1]["subjects"][0]["namespace"]
+    (binding,) = [r for r in rbac if r["kind"] == "RoleBinding"]
+    namespace = binding["subjects"][0]["namespace"]
 
     settings = values["hub"]["config"]["DashboardGuard"]
     guard = DashboardGuard(config=Config({"DashboardGuard": settings}))
