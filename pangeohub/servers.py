@@ -165,9 +165,15 @@ class NamedServerGate:
         self._policy = policy
 
     def policy(self, handler) -> PangeoPolicy:
-        """The policy, configured from the hub's ``c.PangeoPolicy`` on first use."""
+        """The policy, configured from the hub's ``c.PangeoPolicy`` on first use (which
+        says so in the log if the hub's configuration did not end with ``configure(c)``)."""
         if self._policy is None:
             self._policy = PangeoPolicy(config=handler.settings.get("config"))
+            if not event.contains(orm.Spawner.display_name, "set", _check_display_name):
+                handler.log.error(
+                    "pangeohub.configure(c) did not run: display names and the server API "
+                    "are not checked; end jupyterhub_config.py with pangeohub.configure(c)."
+                )
         return self._policy
 
     def __call__(self, handler) -> int:

@@ -56,6 +56,27 @@ def test_configure_patches_jupyterhub(tmp_path):
     assert patched_after(setup) == ["True", "True"]
 
 
+def test_a_gate_without_configure_says_so_in_the_log():
+    """A gate set by hand in a configuration that never calls configure(c)."""
+    code = textwrap.dedent(
+        """
+        import logging
+        from types import SimpleNamespace
+        from pangeohub.servers import NamedServerGate
+        lines = []
+        log = logging.getLogger("hub")
+        log.addHandler(logging.Handler())
+        log.handlers[0].emit = lambda record: lines.append(record.getMessage())
+        NamedServerGate().policy(SimpleNamespace(settings={}, log=log))
+        print(lines)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert "pangeohub.configure(c) did not run" in result.stdout, result.stderr[-2000:]
+
+
 @pytest.fixture
 def state_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
