@@ -18,6 +18,7 @@ launch links    ``c.BinderLauncher.enabled``  /hub/v2/<provider>/<spec>, its bui
 profile picker  ``c.ProfilePicker.fancy``     jupyterhub-fancy-profiles' spawn page
 home page       ``c.HomePage.enabled``        each server's profile, disk and state
 environments    ``c.Environments.enabled``    servers in their profile's environment (one machine)
+named servers   (always)                      the limit and name rule (:mod:`pangeohub.servers`)
 shutdown order  (always)                      servers and their clusters before services
 ==============  ============================  =============================================
 
@@ -46,6 +47,7 @@ from .policy import PangeoPolicy
 from .ports import check_ports_free
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
+from .servers import wire_named_servers
 from .shutdown import wire_shutdown
 from .spawner.chart_settings import adopt_chart_settings, on_kubernetes
 
@@ -90,6 +92,7 @@ def announce_isolation_here(config: Config) -> None:
 # The parts, in order, and the checks; constants, not registries.
 PARTS = (
     adopt_chart_settings,
+    wire_named_servers,
     wire_scratch,
     wire_gateway,
     wire_culling,

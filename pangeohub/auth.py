@@ -17,6 +17,8 @@ What oauthenticator provides is used, with pangeohub's settings as its defaults:
 (organisations), ``admin_teams`` fills ``admin_groups``, teams become groups through
 ``auth_state_groups_key`` and ``github_timeout`` sets ``http_request_kwargs``. pangeohub
 adds its messages, its refresh rule, a bounded team reader and the GitHub-outage mapping.
+oauthenticator's own settings keep their meaning: the refusal page lists whoever they admit
+(not only ``admitted_teams``) and ``custom_403_message``, when set, replaces its text.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ class GitHubUnavailable(Exception):
 class GitHubRateLimited(GitHubUnavailable):
     """GitHub refused the person's token for its rate limit: a sign-in waits, and a
     refresh ends access (a person can exhaust their own quota at will)."""
+
+
+class GitHubRefusedTeams(HTTPClientError):
+    """GitHub answered the list of the person's teams with a 4xx other than a rate
+    limit (e.g. 404): GitHub was reached, but would not say which teams they are in."""
 
 
 def _error(status: int, reason: str, text: str, html: str) -> web.HTTPError:
@@ -206,13 +213,18 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
         url, items = api_url, []
         headers = self.build_userdata_request_headers(access_token, token_type)
         for _ in range(self.max_team_pages):
-            resp = await self.httpfetch(
-                url,
-                "fetching user teams",
-                parse_json=False,
-                headers=headers,
-                validate_cert=self.validate_server_cert,
-            )
+            try:
+                resp = await self.httpfetch(
+                    url,
+                    "fetching user teams",
+                    parse_json=False,
+                    headers=headers,
+                    validate_cert=self.validate_server_cert,
+                )
+            except HTTPClientError as e:
+                if 400 <= e.code < 500:
+                    raise GitHubRefusedTeams(e.code, f"from GET {url.split('?')[0]}") from None
+                raise
             try:
                 items += json.loads(resp.body.decode())
             except ValueError:
@@ -241,6 +253,9 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
             return await super().authenticate(handler, data, **kwargs)
         except GitHubUnavailable as e:
             self.log.warning("Sign-in failed, GitHub unavailable: %s", e)
+        except GitHubRefusedTeams as e:
+            self.log.warning("Sign-in failed, GitHub answered HTTP %s %s", e.code, e.message)
+            raise self.teams_refused_error(handler, e.code) from None
         except HTTPClientError as e:
             self.log.warning("Sign-in failed, GitHub answered HTTP %s", e.code)
         raise self.unavailable_error(handler)
@@ -368,27 +383,60 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
         html = f"{escape(text)} {self._login_link(handler, 'Sign in again')}."
         return _error(403, "GitHub rate limit reached", text, html)
 
-    def not_admitted_error(self, username: str, handler=None) -> web.HTTPError:
-        teams = sorted(self.admitted_teams | self.admin_teams)
-        names = ", ".join(teams) or "(none configured)"
+    def teams_refused_error(self, handler, code: int) -> web.HTTPError:
+        """GitHub was reached but would not list the person's teams (HTTP ``code``)."""
         text = (
-            f"You are signed in to GitHub as {username}, but {username} is not a member of a "
-            f"GitHub team that admits people to this hub. Teams that admit people: {names}. "
-            "Ask an owner or maintainer of one of these teams to add you, then sign in again."
+            f"GitHub answered HTTP {code} when this hub asked which teams you are in, so "
+            "your teams could not be checked. GitHub was reached; this is most likely the "
+            "hub's GitHub settings (its github_url, or the OAuth app's access to your "
+            "organisation): please tell this hub's admins."
         )
-        items = "".join(f"<li>{self._team_link(team)}</li>" for team in teams)
-        html = (
-            f"You are signed in to GitHub as <strong>{escape(username)}</strong>, but "
-            f"<strong>{escape(username)}</strong> is not a member of a GitHub team that admits "
-            f"people to this hub.</p><p>Teams that admit people:</p><ul>{items}</ul>"
-            "<p>Ask an owner or maintainer of one of these teams to add you, then sign in again. "
-            "If you meant to use another GitHub account, sign out of GitHub first."
-        )
+        html = f"{escape(text)} {self._login_link(handler, 'Sign in again')}."
+        return _error(502, "GitHub did not list your teams", text, html)
+
+    def admitted(self) -> tuple[list[str], int]:
+        """Who this hub admits, from every oauthenticator setting that admits people: the
+        teams and organisations (``allowed_groups``, ``allowed_organizations``,
+        ``admin_groups``) and how many accounts are named (``allowed_users``,
+        ``admin_users``; not listed: a refused stranger needs no list of names)."""
+        teams = self.allowed_groups | self.allowed_organizations | self.admin_groups
+        return sorted(teams), len(self.allowed_users | self.admin_users)
+
+    def not_admitted_error(self, username: str, handler=None) -> web.HTTPError:
+        """The refusal page: oauthenticator's ``custom_403_message`` when the admin set
+        one, else who is signed in and who this hub admits."""
+        teams, named = self.admitted()
+        custom = self.custom_403_message != self.trait_defaults("custom_403_message")
+        if custom:
+            text = self.custom_403_message
+            html = escape(text)
+        else:
+            text, html = self._refusal(username, teams, named)
         if handler is not None:  # signed in to the hub: offer a way out
             href = escape(url_path_join(handler.hub.base_url, "logout"))
             html += f' <a href="{href}">Sign out of this hub</a>.'
-
         return _error(403, "Not in an admitted GitHub team", text, html)
+
+    def _refusal(self, username: str, teams: list[str], named: int) -> tuple[str, str]:
+        """pangeohub's refusal, as (text, html)."""
+        who = escape(username)
+        named_line = f"{named} GitHub account(s) admitted by name (ask the hub's admins). "
+        named_line = named_line if named else ""
+        ask = "Ask an owner or maintainer of one of these teams to add you, then sign in again."
+        text = (
+            f"You are signed in to GitHub as {username}, but {username} is not a member of a "
+            "GitHub team that admits people to this hub. Teams and organisations that admit "
+            f"people: {', '.join(teams) or '(none configured)'}. {named_line}{ask}"
+        )
+        items = "".join(f"<li>{self._team_link(team)}</li>" for team in teams)
+        html = (
+            f"You are signed in to GitHub as <strong>{who}</strong>, but <strong>{who}</strong> "
+            "is not a member of a GitHub team that admits people to this hub.</p>"
+            "<p>Teams and organisations that admit people:</p>"
+            f"<ul>{items or '<li>(none configured)</li>'}</ul><p>{escape(named_line)}{ask} "
+            "If you meant to use another GitHub account, sign out of GitHub first."
+        )
+        return text, html
 
     def _team_link(self, entry: str) -> str:
         org, _, team = entry.partition(":")

@@ -14,6 +14,9 @@ nothing behind:
 Display names set where JupyterHub does not consult the gate (``PATCH`` of an existing
 server) are held to the same rule by :func:`install_display_name_rule`; renames go
 through the spawner's ``rename`` (:class:`~pangeohub.spawner.mixin.PangeoSpawnerMixin`).
+
+:func:`wire_named_servers` (part of :func:`pangeohub.configure`) sets the gate and makes
+both changes to JupyterHub; importing this module or making a gate changes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.slugs import is_valid_safe_slug
 from sqlalchemy import event
 from tornado import web
+from traitlets.config import Config
 
 from .parts import hub_part
 from .policy import PangeoPolicy, PolicyError
@@ -128,18 +132,48 @@ def install_server_api_checks() -> None:
                 handlers[i] = (pattern, ServerAPIHandler, *rest)
 
 
+def install_jupyterhub_patches() -> None:
+    """pangeohub's two changes to JupyterHub itself (once per process): the display-name
+    rule on its database, and :class:`ServerAPIHandler` for its server API."""
+    install_display_name_rule()
+    install_server_api_checks()
+
+
+def wire_named_servers(c: Config) -> None:
+    """Set the gate as ``c.JupyterHub.named_server_limit_per_user`` (keeping one the admin
+    set) and patch JupyterHub (part of :func:`pangeohub.configure`). Any other value of
+    that setting would replace pangeohub's limit and name rule: it is refused."""
+    limit = c.JupyterHub.get("named_server_limit_per_user")
+    if limit is None:
+        c.JupyterHub.named_server_limit_per_user = NamedServerGate()
+    elif not isinstance(limit, NamedServerGate):
+        raise ValueError(
+            f"c.JupyterHub.named_server_limit_per_user is {limit!r}, but pangeohub applies "
+            "its own limit and name rule there: unset it and set "
+            "c.PangeoPolicy.named_server_limit (and named_server_limit_by_group) instead."
+        )
+    install_jupyterhub_patches()
+
+
 class NamedServerGate:
-    """Use as ``c.JupyterHub.named_server_limit_per_user = NamedServerGate()``."""
+    """JupyterHub's ``named_server_limit_per_user``, answered by :class:`PangeoPolicy`.
+
+    :func:`pangeohub.configure` sets it; setting it by hand as
+    ``c.JupyterHub.named_server_limit_per_user = NamedServerGate()`` is kept as it is."""
 
     def __init__(self, policy: PangeoPolicy | None = None):
         self._policy = policy
-        install_display_name_rule()
-        install_server_api_checks()
 
     def policy(self, handler) -> PangeoPolicy:
-        """The policy, configured from the hub's ``c.PangeoPolicy`` on first use."""
+        """The policy, configured from the hub's ``c.PangeoPolicy`` on first use (which
+        says so in the log if the hub's configuration did not end with ``configure(c)``)."""
         if self._policy is None:
             self._policy = PangeoPolicy(config=handler.settings.get("config"))
+            if not event.contains(orm.Spawner.display_name, "set", _check_display_name):
+                handler.log.error(
+                    "pangeohub.configure(c) did not run: display names and the server API "
+                    "are not checked; end jupyterhub_config.py with pangeohub.configure(c)."
+                )
         return self._policy
 
     def __call__(self, handler) -> int:

@@ -265,3 +265,63 @@ def test_entry_point_names_the_authenticator():
     if not found:
         pytest.skip("github-teams entry point not registered (setup.cfg, reinstall needed)")
     assert next(iter(found)).load() is GitHubTeamsAuthenticator
+
+
+# --- issue 31: oauthenticator's contracts ---------------------------------------------
+
+
+async def test_custom_403_message_is_the_refusal_page(make_auth, github):
+    """oauthenticator's ``custom_403_message``, when the admin sets it, is what a refused
+    person reads (pangeohub's own page is only the default)."""
+    message = "This hub is for the climate group: ask in #hub-access to be let in."
+    auth = make_auth(custom_403_message=message)
+    with pytest.raises(web.HTTPError) as info:
+        await sign_in(auth, github, "carol")
+    err = info.value
+    assert (err.status_code, err.jupyterhub_message) == (403, message)
+    assert err.jupyterhub_html_message.startswith("This hub is for the climate group")
+
+
+async def test_refusal_names_whoever_upstream_settings_admit(make_auth, github):
+    """An admin who admits people with oauthenticator's own settings (no admitted_teams)
+    sees them on the refusal page, not "(none configured)"; names are counted, not shown."""
+    auth = make_auth(
+        admitted_teams=set(),
+        admin_teams=set(),
+        allowed_organizations={"pangeo-forge", "pangeo-data:oceans"},
+        allowed_groups={"pangeo-data:climate"},
+        allowed_users={"erin", "frank"},
+    )
+    with pytest.raises(web.HTTPError) as info:
+        await sign_in(auth, github, "carol")
+    err = info.value
+    assert err.status_code == 403
+    assert "(none configured)" not in err.jupyterhub_message
+    for entry in ("pangeo-forge", "pangeo-data:oceans", "pangeo-data:climate"):
+        assert entry in err.jupyterhub_message
+    assert "2 GitHub account(s) admitted by name" in err.jupyterhub_message
+    assert "erin" not in err.jupyterhub_message and "frank" not in err.jupyterhub_message
+    assert f'href="{github.url}/pangeo-forge"' in err.jupyterhub_html_message
+
+
+async def test_nothing_admitting_says_none_configured(make_auth, github):
+    auth = make_auth(admitted_teams=set(), admin_teams=set())
+    with pytest.raises(web.HTTPError) as info:
+        await sign_in(auth, github, "carol")
+    assert "(none configured)" in info.value.jupyterhub_message
+
+
+async def test_teams_list_refused_is_not_reported_as_github_unreachable(make_auth, github):
+    """GitHub answering 404 for /user/teams was reached: the page says what happened."""
+    auth = make_auth()
+    github.fault("/user/teams", status=404)
+    with pytest.raises(web.HTTPError) as info:
+        await sign_in(auth, github, "alice")
+    err = info.value
+    assert err.status_code == 502 and err.jupyterhub_message != UNAVAILABLE
+    assert "could not be reached" not in err.jupyterhub_message
+    assert "GitHub answered HTTP 404 when this hub asked which teams you are in" in (
+        err.jupyterhub_message
+    )
+    assert "tell this hub's admins" in err.jupyterhub_message
+    assert 'href="/hub/login"' in err.jupyterhub_html_message

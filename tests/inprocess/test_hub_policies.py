@@ -9,7 +9,7 @@ from jupyterhub import orm
 from jupyterhub.tests.utils import add_user, api_request, async_requests, get_page, public_url
 from traitlets import default
 
-from pangeohub.servers import NamedServerGate
+from pangeohub.servers import NamedServerGate, install_jupyterhub_patches
 from pangeohub.spawner import PangeoLocalSpawner
 from tests.spawn_page import offered_profiles
 
@@ -34,6 +34,7 @@ def pangeo(app, tmp_path):
     app.config.PangeoPolicy.named_server_limit = 1
     app.config.PangeoPolicy.named_server_limit_by_group = {"pangeo-data:climate": 2}
     app.config.PangeoLocalSpawner.server_root = str(tmp_path / "servers")
+    install_jupyterhub_patches()  # what pangeohub.configure(c) does in a hub
     settings = {
         "spawner_class": QuickLocalSpawner,
         "allow_named_servers": True,

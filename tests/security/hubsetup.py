@@ -10,7 +10,7 @@ from jupyterhub import orm
 from jupyterhub.tests.utils import add_user
 from traitlets import default
 
-from pangeohub.servers import NamedServerGate
+from pangeohub.servers import NamedServerGate, install_jupyterhub_patches
 from pangeohub.spawner import PangeoLocalSpawner
 
 PROFILES = [
@@ -34,6 +34,7 @@ def pangeo_rules(app, server_root, limit: int = 1):
     app.config.PangeoPolicy.named_server_limit = limit
     app.config.PangeoPolicy.named_server_limit_by_group = {"pangeo-data:climate": 3}
     app.config.PangeoLocalSpawner.server_root = str(server_root)
+    install_jupyterhub_patches()  # what pangeohub.configure(c) does in a hub
     settings = {
         "spawner_class": QuickLocalSpawner,
         "allow_named_servers": True,

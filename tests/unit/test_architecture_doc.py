@@ -1,0 +1,44 @@
+"""docs/architecture.md matches the code: every module and package of pangeohub is
+named, and every path it names exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "pangeohub"
+PAGE = (REPO / "docs" / "architecture.md").read_text()
+NAMED = set(re.findall(r"`([^`\s]+)`", PAGE))
+
+
+def test_every_top_level_module_and_package_is_named():
+    for entry in sorted(PACKAGE.iterdir()):
+        if entry.name.startswith(("_", ".")) or entry.name.endswith(".egg-info"):
+            continue
+        if entry.is_dir():
+            name = f"pangeohub/{entry.name}/"
+            assert name in NAMED or f"{entry.name}/" in NAMED, f"{name} is not described"
+        elif entry.suffix == ".py":
+            name = f"pangeohub/{entry.name}"
+            assert name in NAMED or entry.name in NAMED, f"{name} is not described"
+
+
+def test_every_path_named_exists():
+    files = {
+        path.name
+        for folder in ("pangeohub", "tests", "deploy", "benchmarks")
+        for path in (REPO / folder).rglob("*")
+        if "__pycache__" not in path.parts
+    }
+    for name in sorted(NAMED):
+        if "/" in name and not name.startswith(("/", "<")) and "." not in name.split("/")[0]:
+            candidates = [base / name for base in (REPO, REPO / "tests", PACKAGE)]
+            assert any(path.exists() for path in candidates), f"{name} does not exist"
+        elif re.fullmatch(r"[\w.-]+\.py", name):
+            assert name in files or (REPO / name).exists(), f"{name} does not exist"
+
+
+def test_the_repository_table_lists_the_top_level_folders():
+    for folder in ("pangeohub", "jupyterhub_config.d", "deploy", "tests", "benchmarks", "docs"):
+        assert f"`{folder}/`" in PAGE
