@@ -30,7 +30,7 @@ from tornado import web
 
 from .parts import hub_part
 from .policy import PangeoPolicy, PolicyError
-from .spawner.mixin import refusal
+from .refusal import refusal
 
 _MISSING = object()
 

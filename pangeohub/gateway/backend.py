@@ -29,6 +29,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from traitlets import Instance, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from ..binder.image import python_of_image
+from ..environments.servers import environment_python
 from ..metrics import exposition
 from ..numbers import FiniteFloat
 from ..policy import format_bytes
@@ -546,9 +548,6 @@ class PangeoLocalBackend(ProxyAfterApiMixin, PangeoBackendMixin, UnsafeLocalBack
     environment's Python."""
 
     def _in_image(self, cluster, command: list[str]) -> list[str]:
-        from ..binder.server import python_of_image
-        from ..environments.servers import environment_python
-
         image = getattr(cluster.config, "image", "")
         python = python_of_image(image) or environment_python(image, self.config)
         if python and command and command[0] == sys.executable:
