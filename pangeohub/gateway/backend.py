@@ -31,6 +31,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..binder.image import python_of_image
 from ..environments.servers import environment_python
+from ..environments.settings import Environments
 from ..metrics import exposition
 from ..numbers import FiniteFloat
 from ..policy import format_bytes
@@ -48,6 +49,9 @@ HUB_TIMEOUT = 10  # seconds a cluster's start waits for the hub to make its work
 
 class PangeoBackendMixin(LoggingConfigurable):
     """Cluster options from ``c.GatewayPolicy`` and per-user limits, for any backend."""
+
+    # what it configures besides itself (the hub passes their sections to the gateway)
+    classes = [GatewayPolicy, Environments]
 
     policy = Instance(GatewayPolicy)
 
@@ -546,6 +550,8 @@ class PangeoLocalBackend(ProxyAfterApiMixin, PangeoBackendMixin, UnsafeLocalBack
     A cluster whose image is a server's environment (pangeohub.environments) or a
     launched repository's (pangeohub.binder) runs its scheduler and workers on that
     environment's Python."""
+
+    classes = [*PangeoBackendMixin.classes, PangeoLocalClusterConfig]
 
     def _in_image(self, cluster, command: list[str]) -> list[str]:
         image = getattr(cluster.config, "image", "")

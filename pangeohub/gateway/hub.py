@@ -18,6 +18,7 @@ import aiohttp
 from jupyterhub.httpclient import fetch
 from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
+from traitlets.utils.importstring import import_item
 
 from ..environment_hooks import collect_environment
 from ..hubconfig import (
@@ -29,31 +30,14 @@ from ..hubconfig import (
     service_settings,
     write_service_settings,
 )
+from ..isolation import Isolation
+from ..isolation.gateway import PangeoIsolatedLocalBackend, local_backend_class
 from ..numbers import FiniteFloat
 from ..state import STATE_DIR_ENV, StateDirectory
+from .auth import PangeoJupyterHubAuthenticator
 from .backend import SERVER_ROUTE, STOP_ROUTE
 from .dashboard import DashboardGuard, wire_dashboards
 from .worker_tokens import WORKER_TOKEN_ROUTE, WORKER_TOKEN_SCOPE, WorkerTokenHandler
-
-# What the hub passes to a managed gateway from its own configuration (the admin's file):
-# pangeohub's options and limits and dask-gateway-server's own settings, except
-# ``c.Proxy`` (a JupyterHub class of the same name), which the command line sets.
-GATEWAY_SECTIONS = (
-    "GatewayPolicy",
-    "PangeoBackendMixin",
-    "PangeoLocalBackend",
-    "PangeoIsolatedLocalBackend",
-    "Isolation",
-    "Environments",  # where servers' environments are: workers run in the same
-    "DaskGateway",
-    "Backend",
-    "DBBackendBase",
-    "LocalBackend",
-    "UnsafeLocalBackend",
-    "ClusterConfig",
-    "LocalClusterConfig",
-    "JupyterHubAuthenticator",
-)
 
 
 def server_tag(name: str) -> str:
@@ -401,7 +385,9 @@ def wire_gateway(c) -> GatewayService | None:
         extra = {"GatewayPolicy": {"server_images": gateway_server_images(c)}}
         if not clusters_stop_with_hub(c):
             extra["PangeoLocalBackend"] = {"stop_clusters_on_shutdown": False}
-        write_service_settings(gateway.service_name, service_settings(c, GATEWAY_SECTIONS, extra))
+        write_service_settings(
+            gateway.service_name, service_settings(c, managed_gateway_classes(), extra)
+        )
     wire_dashboards(c, gateway)  # before the service: on one machine it takes its URL
     spec = gateway.service()
     if DashboardGuard(config=c).enabled:
@@ -419,22 +405,24 @@ def wire_gateway(c) -> GatewayService | None:
     return gateway
 
 
-# where an admin may say whether the gateway stops its clusters when it stops
-_STOP_CLUSTERS_SECTIONS = (
-    "PangeoLocalBackend",
-    "PangeoIsolatedLocalBackend",
-    "LocalBackend",
-    "UnsafeLocalBackend",
-    "DBBackendBase",
-)
+def managed_gateway_classes() -> list[type]:
+    """What the managed gateway configures (``local_gateway_config.py``): dask-gateway-server's
+    application and its classes (backends and authenticators, pangeohub's imported here),
+    and ``Isolation``, with which it picks its backend. The hub passes it their sections
+    (:func:`~pangeohub.hubconfig.service_settings`), never ``c.Proxy`` (JupyterHub's)."""
+    from dask_gateway_server.app import DaskGateway
+
+    return [DaskGateway, PangeoIsolatedLocalBackend, PangeoJupyterHubAuthenticator, Isolation]
 
 
 def clusters_stop_with_hub(c) -> bool:
     """Whether the managed gateway stops every cluster when the hub stops: the admin's
-    ``stop_clusters_on_shutdown`` if set, else as servers do (``c.JupyterHub.cleanup_servers``:
-    servers kept running across a restart keep their clusters too)."""
-    for section in _STOP_CLUSTERS_SECTIONS:
-        if "stop_clusters_on_shutdown" in c[section]:
+    ``stop_clusters_on_shutdown`` if set for the backend it runs (or a parent of it), else
+    as servers do (``c.JupyterHub.cleanup_servers``: servers kept running across a restart
+    keep their clusters too)."""
+    for cls in import_item(local_backend_class(c)).__mro__:
+        section = cls.__name__
+        if section in c and "stop_clusters_on_shutdown" in c[section]:
             return bool(c[section].stop_clusters_on_shutdown)
     return bool(c.JupyterHub.get("cleanup_servers", True))
 

@@ -15,24 +15,13 @@ from ..hubconfig import (
     write_service_settings,
 )
 from ..state import STATE_DIR_ENV, StateDirectory
-from .base import ScratchBackend, ScratchConfigError
-from .gcs import GCSScratchBackend
+from .base import ScratchConfigError
 from .hook import ScratchEnvironment
-from .local import LocalScratchBackend
-from .s3 import S3ScratchBackend
-from .settings import ScratchService
+from .settings import SERVICE_CLASSES, ScratchService
 
 SCOPE = "access:services!service={name}"
 # The cloud identity of the hub (IRSA / Workload Identity / a key file) reaches the service.
 IDENTITY_ENV = ("AWS_", "GOOGLE_")
-SERVICE_CLASSES = (
-    ScratchService,
-    ScratchBackend,
-    S3ScratchBackend,
-    GCSScratchBackend,
-    LocalScratchBackend,
-    "Isolation",
-)
 
 
 def hub_side_url(listen: str, hub_connect_url: str = "") -> str:
@@ -55,7 +44,8 @@ def wire_scratch(c) -> None:
     if not settings.enabled:
         return
     try:  # a placeholder or invalid bucket stops the hub here, not the service later
-        ScratchEnvironment(config=c).backend().check_config()
+        backend = ScratchEnvironment(config=c).backend()
+        backend.check_config()
     except ScratchConfigError as error:
         raise ValueError(f"scratch: {error}") from None
     name = settings.service_name
@@ -70,7 +60,9 @@ def wire_scratch(c) -> None:
     extra = {}
     if "expiry_check_seconds" not in c.ScratchService:
         extra["ScratchService"] = {"expiry_check_seconds": CullingPolicy(config=c).every}
-    path = write_service_settings(name, service_settings(c, SERVICE_CLASSES, extra))
+    path = write_service_settings(
+        name, service_settings(c, [*SERVICE_CLASSES, type(backend)], extra)
+    )
     env = {k: v for k, v in os.environ.items() if k.startswith(IDENTITY_ENV)}
     env[STATE_DIR_ENV] = str(StateDirectory.from_env().path)
     register_service(

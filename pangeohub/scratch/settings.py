@@ -7,6 +7,8 @@ import os
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
 
+from .base import ScratchBackend
+
 
 class ScratchService(Configurable):
     """The scratch credential service (``c.ScratchService``): on or off, where, which backend."""
@@ -55,3 +57,8 @@ class ScratchService(Configurable):
     def _default_service_prefix(self):
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{self.service_name}/")
         return prefix if prefix.endswith("/") else prefix + "/"
+
+
+# What the scratch service configures (its ``classes``): the hub passes it these sections,
+# each backend's (an added one's too: a subclass) and what a backend declares it makes.
+SERVICE_CLASSES = [ScratchService, ScratchBackend]
