@@ -20,10 +20,10 @@ from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
 from traitlets.utils.importstring import import_item
 
+from ..endpoints import hub_ports
 from ..environment_hooks import collect_environment
 from ..hubconfig import (
     config_list,
-    free_port,
     grant_scopes,
     register_role,
     register_service,
@@ -98,7 +98,7 @@ class GatewayService(Configurable):
         help="""Gateway address as browsers see it, for dashboard links
         (DASK_GATEWAY__PUBLIC_ADDRESS); default: through the hub, /services/<name>.""",
     ).tag(config=True)
-    base_url = Unicode("/", help="The hub's base URL (c.JupyterHub.base_url).").tag(config=True)
+    base_url = Unicode(help="The hub's base URL; default: c.JupyterHub.base_url.").tag(config=True)
     api_token = Unicode(help="The gateway's hub API token (default: kept in the state dir).").tag(
         config=True
     )
@@ -146,15 +146,22 @@ class GatewayService(Configurable):
 
     @default("port")
     def _default_port(self):
-        return free_port()
+        return hub_ports().gateway
 
     @default("scheduler_port")
     def _default_scheduler_port(self):
-        return free_port()
+        return hub_ports().gateway_scheduler
+
+    @default("base_url")
+    def _default_base_url(self):
+        return self.config.JupyterHub.get("base_url", "/")
 
     @default("service_url")
     def _default_service_url(self):
-        return f"http://127.0.0.1:{self.port}"
+        # a managed gateway behind the dashboard guard: the hub routes to the guard
+        guard = DashboardGuard(parent=self)
+        port = guard.port if self.managed and guard.enabled else self.port
+        return f"http://127.0.0.1:{port}"
 
     @property
     def prefix(self) -> str:
@@ -376,19 +383,14 @@ def wire_gateway(c) -> GatewayService | None:
             "fix the path, leave it unset for pangeohub's own, or set "
             "c.GatewayService.managed = False for a gateway deployed elsewhere."
         )
-    # Computed once and kept, so servers' hooks (built per spawner) see the same values.
-    if "base_url" in c.JupyterHub:
-        c.GatewayService.base_url = gateway.base_url = c.JupyterHub.base_url
     if gateway.managed:
-        c.GatewayService.port = gateway.port
-        c.GatewayService.scheduler_port = gateway.scheduler_port
         extra = {"GatewayPolicy": {"server_images": gateway_server_images(c)}}
         if not clusters_stop_with_hub(c):
             extra["PangeoLocalBackend"] = {"stop_clusters_on_shutdown": False}
         write_service_settings(
             gateway.service_name, service_settings(c, managed_gateway_classes(), extra)
         )
-    wire_dashboards(c, gateway)  # before the service: on one machine it takes its URL
+    wire_dashboards(c, gateway)
     spec = gateway.service()
     if DashboardGuard(config=c).enabled:
         spec["oauth_no_confirm"] = True  # the guard signs people in as this service
