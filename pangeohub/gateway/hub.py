@@ -35,8 +35,8 @@ from ..isolation.gateway import PangeoIsolatedLocalBackend, local_backend_class
 from ..numbers import FiniteFloat
 from ..state import STATE_DIR_ENV, StateDirectory
 from .auth import PangeoJupyterHubAuthenticator
-from .backend import SERVER_ROUTE, STOP_ROUTE
 from .dashboard import DashboardGuard, wire_dashboards
+from .hub_routes import SERVER_ROUTE, STOP_ROUTE
 from .worker_tokens import WORKER_TOKEN_ROUTE, WORKER_TOKEN_SCOPE, WorkerTokenHandler
 
 

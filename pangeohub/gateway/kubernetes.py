@@ -427,7 +427,7 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         if not self.owned_by_server:
             return None
         server = (request or {}).get(SERVER_OPTION) if isinstance(request, dict) else None
-        record = self._servers.get(username, {}).get(server or "") if server else None
+        record = self.server_records.get(username, server or "") if server else None
         if not record or not record.get("pod"):
             return None
         namespace = record.get("namespace") or self.cluster_config_class(parent=self).namespace
