@@ -3,18 +3,16 @@
 :class:`PangeoBackendMixin` goes in front of a dask-gateway-server backend. It takes
 the cluster options from :class:`~.options.GatewayPolicy`, holds each user's clusters to
 their limits (:mod:`.admission`), keeps what the hub reported about running servers
-(:mod:`.server_records`), gives a cluster's workers a token from the hub, serves the
-hub's routes (:mod:`.hub_routes`) and stops clusters whose server is gone
-(:mod:`.orphans`). Each of those is made with the backend.
+(:mod:`.server_records`), asks the hub for a cluster's workers' token
+(:mod:`.worker_token_request`), serves the hub's routes (:mod:`.hub_routes`) and stops
+clusters whose server is gone (:mod:`.orphans`). Each of those is made with the backend.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 
-import aiohttp
 from aiohttp import web
 from dask_gateway_server.backends.local import LocalClusterConfig, UnsafeLocalBackend
 from dask_gateway_server.traitlets import Type
@@ -31,11 +29,7 @@ from .options import SERVER_OPTION, GatewayPolicy
 from .orphans import OrphanReaper
 from .proxy_order import ProxyAfterApiMixin
 from .server_records import ServerRecordStore
-
-# the hub's route for a server's workers' token, under $JUPYTERHUB_API_URL (.worker_tokens)
-WORKER_TOKEN_API = "/pangeohub/dask-worker-token"
-TOKEN_VARIABLE = "JUPYTERHUB_API_TOKEN"
-HUB_TIMEOUT = 10  # seconds a cluster's start waits for the hub to make its workers' token
+from .worker_token_request import WorkerTokenRequests
 
 
 class PangeoBackendMixin(LoggingConfigurable):
@@ -94,6 +88,7 @@ class PangeoBackendMixin(LoggingConfigurable):
         self.server_records = ServerRecordStore(self.servers_file)
         self.hub_routes = HubRoutes(self)
         self.orphans = OrphanReaper(self)
+        self.worker_tokens = WorkerTokenRequests(self)
         self._counts: dict[str, int] = {}  # cluster -> the worker target accepted
         # each user's groups, from their last cluster request (scale and heartbeat
         # requests carry no user model)
@@ -157,7 +152,7 @@ class PangeoBackendMixin(LoggingConfigurable):
     # --- upstream's calls ----------------------------------------------------
 
     async def start_cluster(self, user, cluster_options):
-        await self._ensure_worker_token(user.name, (cluster_options or {}).get(SERVER_OPTION))
+        await self.worker_tokens.ensure(user.name, (cluster_options or {}).get(SERVER_OPTION))
         return await super().start_cluster(user, cluster_options)
 
     async def forward_message_to_scheduler(self, cluster, msg):
@@ -209,48 +204,6 @@ class PangeoBackendMixin(LoggingConfigurable):
     async def cleanup(self):
         await self.orphans.stop()
         await super().cleanup()
-
-    # --- the workers' token ---------------------------------------------------
-
-    async def _ensure_worker_token(self, username: str, server) -> None:
-        """Put a token for the workers in the record of the server a cluster starts from,
-        asked from the hub when the record has none or half its lifetime is gone (the
-        hub makes none at a server's start). Without one the cluster still starts, and
-        its workers have no token (e.g. no scratch credentials); the log says why."""
-        record = self.server_records.get(username, server if isinstance(server, str) else "")
-        if not record or not record.get("worker_token"):
-            return  # not one of the user's running servers, or the hub gives no token
-        left = record.get("token_expires", 0) - time.time()
-        if TOKEN_VARIABLE in record["environment"] and left > record.get("token_lifetime", 0) / 2:
-            return
-        url = self.hub_api_url.rstrip("/") + WORKER_TOKEN_API
-        headers = {"Authorization": f"token {self.hub_service_token}"}
-        try:
-            async with self.session.post(
-                url,
-                json={"user": username, "server": server},
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=HUB_TIMEOUT),
-            ) as response:
-                if response.status != 201:
-                    self.log.warning(
-                        "The hub answered %d for the workers' token of %s's server %s",
-                        response.status,
-                        username,
-                        server,
-                    )
-                    return
-                answer = await response.json()
-            token, lifetime = str(answer["token"]), float(answer["expires_in"])
-        except Exception as error:  # the hub unreachable, or a reply without a token
-            self.log.warning(
-                "No workers' token for %s's server %s (%s)", username, server, type(error).__name__
-            )
-            return
-        record["environment"][TOKEN_VARIABLE] = token
-        record.update(token_expires=time.time() + lifetime, token_lifetime=lifetime)
-        self.server_records.save(username)
-        await self.server_recorded(username, server, record)
 
     # --- what a backend may keep beyond its memory -------------------------
 

@@ -243,24 +243,24 @@ async def test_a_cluster_asks_the_hub_for_its_workers_token_only_when_it_needs_o
                 "/": {"image": "i", "environment": {"A": "1"}, "worker_token": True},
                 "/plain": {"image": "i", "environment": {}},  # a hub that gives no token
             }
-            await b._ensure_worker_token("ada", "/plain")
-            await b._ensure_worker_token("ada", "/not-running")
-            await b._ensure_worker_token("bob", "/")
+            await b.worker_tokens.ensure("ada", "/plain")
+            await b.worker_tokens.ensure("ada", "/not-running")
+            await b.worker_tokens.ensure("bob", "/")
             assert asked == []
 
-            await b._ensure_worker_token("ada", "/")
+            await b.worker_tokens.ensure("ada", "/")
             record = b.server_records.by_user["ada"]["/"]
             assert record["environment"] == {"A": "1", "JUPYTERHUB_API_TOKEN": "t1"}
             assert asked == [("token gateway-token", {"user": "ada", "server": "/"})]
-            await b._ensure_worker_token("ada", "/")  # a second cluster: the same token
+            await b.worker_tokens.ensure("ada", "/")  # a second cluster: the same token
             assert len(asked) == 1
 
             record["token_expires"] = time.time() + 299  # less than half of 600 left
             answers.append(web.json_response({"error": "not running"}, status=404))
-            await b._ensure_worker_token("ada", "/")
+            await b.worker_tokens.ensure("ada", "/")
             assert len(asked) == 2 and record["environment"]["JUPYTERHUB_API_TOKEN"] == "t1"
             answers.append(web.json_response({"token": "t2", "expires_in": 600}, status=201))
-            await b._ensure_worker_token("ada", "/")
+            await b.worker_tokens.ensure("ada", "/")
             assert record["environment"]["JUPYTERHUB_API_TOKEN"] == "t2"
             assert record["token_expires"] > time.time() + 590
         finally:
