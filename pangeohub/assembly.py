@@ -23,7 +23,7 @@ shutdown order  (always)                      servers and their clusters before 
 ==============  ============================  =============================================
 
 Per-server hooks are not bound here: pangeohub's spawners build them for each server
-from the same settings (:func:`server_environment_hooks`, :func:`server_stop_hooks`).
+from the same settings (:mod:`pangeohub.server_hooks`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from .lab.machine import announce_fit
 from .lab.picker import wire_picker
 from .local_auth import wire_local_accounts
 from .operate.https import check_https
-from .parts import hub_part
 from .policy import PangeoPolicy
 from .ports import check_ports_free
 from .scratch.hubconfig import wire_scratch
@@ -125,28 +124,6 @@ def configure(c: Config) -> Config:
     except ValueError as error:
         raise ConfigurationError(f"pangeohub configuration error: {error}") from None
     return c
-
-
-def server_environment_hooks(spawner) -> list:
-    """The enabled parts' ``hook(spawner) -> dict``, built from ``spawner``'s settings."""
-    hooks = []
-    if hub_part(ScratchService, spawner).enabled:
-        from .scratch.hook import scratch_environment
-
-        hooks.append(scratch_environment)
-    gateway = hub_part(GatewayService, spawner)
-    if gateway.enabled:
-        hooks.append(gateway.environment)
-    from .lab.environment import lab_environment
-
-    hooks.append(lab_environment)
-    return hooks
-
-
-def server_stop_hooks(spawner) -> list:
-    """The enabled parts' ``hook(spawner)`` run after a server stops."""
-    gateway = hub_part(GatewayService, spawner)
-    return [gateway.stop_server_clusters] if gateway.enabled else []
 
 
 __all__ = ["configure", "ConfigurationError", "CullingPolicy", "GatewayService", "ScratchService"]

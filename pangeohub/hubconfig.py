@@ -14,6 +14,7 @@ import random
 import socket
 from pathlib import Path
 
+from traitlets import TraitType
 from traitlets.config import Config, Configurable, LazyConfigValue
 
 from .state import StateDirectory
@@ -102,26 +103,59 @@ def grant_scopes(c, role: str, scopes: list[str]) -> None:
     c.JupyterHub.load_roles = roles
 
 
-def _section_names(classes) -> set[str]:
-    names = set()
-    for cls in classes:
-        if isinstance(cls, str):
-            names.add(cls)
-            continue
-        names.update(k.__name__ for k in cls.mro() if issubclass(k, Configurable))
-    names.discard("Configurable")
-    names.discard("LoggingConfigurable")
-    names.discard("SingletonConfigurable")
-    return names
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
 
 
-def _resolved(cls_by_name: dict, section: str, values: Config) -> dict:
+def _declared(cls: type) -> list[type]:
+    """The classes ``cls`` says it configures (its ``classes``: an application's, or a
+    part's that makes configurables of its own, e.g. a backend's)."""
+    declared = getattr(cls, "classes", None)
+    if isinstance(declared, TraitType):  # e.g. dask-gateway-server's ``classes = List([...])``
+        declared = declared.default()
+    return [k for k in declared or () if isinstance(k, type)]
+
+
+def _hub_sections() -> set[str]:
+    """The names of JupyterHub's own classes: ``c.Proxy`` or ``c.Authenticator`` is the
+    hub's, even where a service has a class of the same name."""
+    import jupyterhub.app  # noqa: F401  (every class the hub configures, imported)
+
+    return {k.__name__ for k in _subclasses(Configurable) if k.__module__.startswith("jupyterhub.")}
+
+
+def class_family(classes) -> list[type]:
+    """What a service configures, from its own ``classes``: those, every subclass of one
+    of them imported so far (a backend an admin added), what each declares it configures
+    (its ``classes``), and their configurable parents, traitlets' own bases left out."""
+    seen: set[type] = set()
+    todo = list(classes)
+    while todo:
+        cls = todo.pop()
+        if cls not in seen:
+            seen.add(cls)
+            todo += [*_subclasses(cls), *_declared(cls)]
+    family = {
+        k
+        for cls in seen
+        for k in cls.__mro__
+        if isinstance(k, type)
+        and issubclass(k, Configurable)
+        and not k.__module__.startswith("traitlets")
+    }
+    return sorted(family, key=lambda k: (k.__name__, k.__module__))
+
+
+def _resolved(classes: list[type], values: Config) -> dict:
     """A section's values with ``.append``-style lazy values applied to the trait default."""
     resolved = {}
     for key, value in values.items():
         if isinstance(value, LazyConfigValue):
             trait = None
-            for cls in cls_by_name.get(section, []):
+            for cls in classes:
                 trait = cls.class_traits().get(key) or trait
             default = trait.default() if trait is not None else None
             value = value.get_value(default if default is not None else [])
@@ -130,14 +164,15 @@ def _resolved(cls_by_name: dict, section: str, values: Config) -> dict:
 
 
 def service_settings(c: Config, classes, extra: dict | None = None) -> dict:
-    """The sections of ``c`` that configure ``classes`` (classes, with their bases, or
-    section names), plus ``extra``; what a service started by the hub reads."""
-    names = _section_names(classes)
-    cls_by_name: dict[str, list] = {}
-    for cls in classes:
-        for k in [] if isinstance(cls, str) else cls.mro():
-            cls_by_name.setdefault(k.__name__, []).append(k)
-    settings = {name: _resolved(cls_by_name, name, c[name]) for name in sorted(names) if name in c}
+    """The sections of ``c`` a service started by the hub reads: those of the classes it
+    configures (:func:`class_family` of its ``classes``) but the hub's own
+    (:func:`_hub_sections`), plus ``extra``."""
+    hub = _hub_sections()
+    by_name: dict[str, list[type]] = {}
+    for cls in class_family(classes):
+        if cls.__name__ not in hub:
+            by_name.setdefault(cls.__name__, []).append(cls)
+    settings = {name: _resolved(by_name[name], c[name]) for name in sorted(by_name) if name in c}
     for section, values in (extra or {}).items():
         settings.setdefault(section, {}).update(values)
     return settings

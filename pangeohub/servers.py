@@ -34,7 +34,7 @@ from traitlets.config import Config
 
 from .parts import hub_part
 from .policy import PangeoPolicy, PolicyError
-from .spawner.mixin import refusal
+from .refusal import refusal
 
 _MISSING = object()
 

@@ -26,7 +26,7 @@ import aiohttp
 import yarl
 
 from ..policy import PolicyError
-from ..spawner.mixin import refusal
+from ..refusal import refusal
 from .builder import event
 
 

@@ -49,6 +49,7 @@ from .accounts import (
     remove_shared_files_of,
     slot_account,
 )
+from .image import META
 from .limits import BuildCgroup, remove_stale
 from .recipe import Recipe, recipe_from_json
 from .run import RunAs, StepFailed, run_step
@@ -56,7 +57,6 @@ from .seal import SealError, executable_file, open_dir, seal_copy, tree_size, ve
 from .spec import LaunchError, RepoSpec, is_commit
 from .workspace import BuildWorkspace, disks_problem, remove_stale_builds
 
-META = "pangeohub-binder.json"
 # Environments sealed by root's copy (seal.py) say so in their META; older ones were
 # sealed where their launcher's account built them, so they are never used again.
 SEAL = 2

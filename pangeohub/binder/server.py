@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from ..policy import PolicyError
-from ..spawner.mixin import refusal
-from .builder import META, BinderBuilder, Environment
+from ..refusal import refusal
+from .builder import BinderBuilder, Environment
+from .image import IMAGE_PREFIX
 from .launcher import OPTION
-from .seal import trusted_target
 
 
 def launched_environment(spawner) -> Environment | None:
@@ -40,26 +39,10 @@ def launched_environment(spawner) -> Environment | None:
     return environment
 
 
-IMAGE_PREFIX = "uv-env:"  # a launched environment as an "image" (what Dask workers run)
-
-
 def launched_image(environment: Environment) -> str:
     """The launched environment named as the server's image (``JUPYTER_IMAGE_SPEC``): the
     hub reports it to Dask Gateway, whose workers then run in the same environment."""
     return f"{IMAGE_PREFIX}{environment.path}"
-
-
-def python_of_image(image: str) -> str | None:
-    """The Python of a launched environment named by ``image``, if it is a finished one."""
-    if not isinstance(image, str) or not image.startswith(IMAGE_PREFIX):
-        return None
-    path = Path(image[len(IMAGE_PREFIX) :])
-    python = path / "env" / "bin" / "python"
-    if not path.is_absolute() or not trusted_target(str(python), {0, os.geteuid()}):
-        return None  # only a sealed environment: no one but root (or the hub) changes it
-    if not (path / META).is_file() or not python.exists():
-        return None
-    return str(python)
 
 
 def launched_command(environment: Environment, cmd: list[str]) -> list[str]:

@@ -15,6 +15,8 @@ import os
 import sys
 
 from ..parts import hub_part
+from ..policy import PolicyError
+from ..refusal import refusal
 from .build import Builder, BuildFailed
 from .settings import Environments
 from .spec import SpecError
@@ -142,9 +144,6 @@ class EnvironmentSpawnerMixin:
     _starting_versions: set = set()  # (name, version) of starts under way in this hub
 
     async def prepare_start(self):
-        from ..policy import PolicyError
-        from ..spawner.mixin import refusal
-
         self._environment = None
         settings = settings_of(self)
         if self._launch is None and settings.enabled:

@@ -24,7 +24,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
 
-from ..hubconfig import free_port
+from ..endpoints import hub_ports
 from ..numbers import FiniteFloat
 
 # A dashboard path, relative to the gateway's prefix: /clusters/<name>[/...]
@@ -122,7 +122,7 @@ class DashboardGuard(Configurable):
 
     @default("port")
     def _default_port(self):
-        return free_port()
+        return hub_ports().dashboard_guard
 
     # --- the decision ----------------------------------------------------------
 
@@ -215,13 +215,10 @@ def wire_dashboards(c, gateway) -> DashboardGuard | None:
     guard = DashboardGuard(config=c)
     if not guard.enabled:
         return None
-    c.DashboardGuard.port = guard.port
     settings = {k: v for k, v in c.DashboardGuard.items()}
-    settings.update(prefix=gateway.prefix, gateway_api=gateway.internal_address)
-    if gateway.managed:
+    settings.update(port=guard.port, prefix=gateway.prefix, gateway_api=gateway.internal_address)
+    if gateway.managed:  # the hub routes to the guard (GatewayService.service_url's default)
         settings["upstream"] = f"http://127.0.0.1:{gateway.port}"
-        if "service_url" not in c.GatewayService:
-            c.GatewayService.service_url = gateway.service_url = f"http://127.0.0.1:{guard.port}"
     # The guard signs people in as the gateway's own OAuth client: its cookie is scoped
     # to the gateway's prefix, and the token in it is one the gateway accepts.
     # Its secret is the gateway's token, kept in the settings file (0600, state dir).

@@ -18,42 +18,26 @@ import aiohttp
 from jupyterhub.httpclient import fetch
 from traitlets import Bool, Callable, Int, List, Unicode, default
 from traitlets.config import Configurable
+from traitlets.utils.importstring import import_item
 
+from ..endpoints import hub_ports
 from ..environment_hooks import collect_environment
 from ..hubconfig import (
     config_list,
-    free_port,
     grant_scopes,
     register_role,
     register_service,
     service_settings,
     write_service_settings,
 )
+from ..isolation import Isolation
+from ..isolation.gateway import PangeoIsolatedLocalBackend, local_backend_class
 from ..numbers import FiniteFloat
 from ..state import STATE_DIR_ENV, StateDirectory
-from .backend import SERVER_ROUTE, STOP_ROUTE
+from .auth import PangeoJupyterHubAuthenticator
 from .dashboard import DashboardGuard, wire_dashboards
+from .hub_routes import SERVER_ROUTE, STOP_ROUTE
 from .worker_tokens import WORKER_TOKEN_ROUTE, WORKER_TOKEN_SCOPE, WorkerTokenHandler
-
-# What the hub passes to a managed gateway from its own configuration (the admin's file):
-# pangeohub's options and limits and dask-gateway-server's own settings, except
-# ``c.Proxy`` (a JupyterHub class of the same name), which the command line sets.
-GATEWAY_SECTIONS = (
-    "GatewayPolicy",
-    "PangeoBackendMixin",
-    "PangeoLocalBackend",
-    "PangeoIsolatedLocalBackend",
-    "Isolation",
-    "Environments",  # where servers' environments are: workers run in the same
-    "DaskGateway",
-    "Backend",
-    "DBBackendBase",
-    "LocalBackend",
-    "UnsafeLocalBackend",
-    "ClusterConfig",
-    "LocalClusterConfig",
-    "JupyterHubAuthenticator",
-)
 
 
 def server_tag(name: str) -> str:
@@ -114,7 +98,7 @@ class GatewayService(Configurable):
         help="""Gateway address as browsers see it, for dashboard links
         (DASK_GATEWAY__PUBLIC_ADDRESS); default: through the hub, /services/<name>.""",
     ).tag(config=True)
-    base_url = Unicode("/", help="The hub's base URL (c.JupyterHub.base_url).").tag(config=True)
+    base_url = Unicode(help="The hub's base URL; default: c.JupyterHub.base_url.").tag(config=True)
     api_token = Unicode(help="The gateway's hub API token (default: kept in the state dir).").tag(
         config=True
     )
@@ -162,15 +146,22 @@ class GatewayService(Configurable):
 
     @default("port")
     def _default_port(self):
-        return free_port()
+        return hub_ports().gateway
 
     @default("scheduler_port")
     def _default_scheduler_port(self):
-        return free_port()
+        return hub_ports().gateway_scheduler
+
+    @default("base_url")
+    def _default_base_url(self):
+        return self.config.JupyterHub.get("base_url", "/")
 
     @default("service_url")
     def _default_service_url(self):
-        return f"http://127.0.0.1:{self.port}"
+        # a managed gateway behind the dashboard guard: the hub routes to the guard
+        guard = DashboardGuard(parent=self)
+        port = guard.port if self.managed and guard.enabled else self.port
+        return f"http://127.0.0.1:{port}"
 
     @property
     def prefix(self) -> str:
@@ -392,17 +383,14 @@ def wire_gateway(c) -> GatewayService | None:
             "fix the path, leave it unset for pangeohub's own, or set "
             "c.GatewayService.managed = False for a gateway deployed elsewhere."
         )
-    # Computed once and kept, so servers' hooks (built per spawner) see the same values.
-    if "base_url" in c.JupyterHub:
-        c.GatewayService.base_url = gateway.base_url = c.JupyterHub.base_url
     if gateway.managed:
-        c.GatewayService.port = gateway.port
-        c.GatewayService.scheduler_port = gateway.scheduler_port
         extra = {"GatewayPolicy": {"server_images": gateway_server_images(c)}}
         if not clusters_stop_with_hub(c):
             extra["PangeoLocalBackend"] = {"stop_clusters_on_shutdown": False}
-        write_service_settings(gateway.service_name, service_settings(c, GATEWAY_SECTIONS, extra))
-    wire_dashboards(c, gateway)  # before the service: on one machine it takes its URL
+        write_service_settings(
+            gateway.service_name, service_settings(c, managed_gateway_classes(), extra)
+        )
+    wire_dashboards(c, gateway)
     spec = gateway.service()
     if DashboardGuard(config=c).enabled:
         spec["oauth_no_confirm"] = True  # the guard signs people in as this service
@@ -419,22 +407,24 @@ def wire_gateway(c) -> GatewayService | None:
     return gateway
 
 
-# where an admin may say whether the gateway stops its clusters when it stops
-_STOP_CLUSTERS_SECTIONS = (
-    "PangeoLocalBackend",
-    "PangeoIsolatedLocalBackend",
-    "LocalBackend",
-    "UnsafeLocalBackend",
-    "DBBackendBase",
-)
+def managed_gateway_classes() -> list[type]:
+    """What the managed gateway configures (``local_gateway_config.py``): dask-gateway-server's
+    application and its classes (backends and authenticators, pangeohub's imported here),
+    and ``Isolation``, with which it picks its backend. The hub passes it their sections
+    (:func:`~pangeohub.hubconfig.service_settings`), never ``c.Proxy`` (JupyterHub's)."""
+    from dask_gateway_server.app import DaskGateway
+
+    return [DaskGateway, PangeoIsolatedLocalBackend, PangeoJupyterHubAuthenticator, Isolation]
 
 
 def clusters_stop_with_hub(c) -> bool:
     """Whether the managed gateway stops every cluster when the hub stops: the admin's
-    ``stop_clusters_on_shutdown`` if set, else as servers do (``c.JupyterHub.cleanup_servers``:
-    servers kept running across a restart keep their clusters too)."""
-    for section in _STOP_CLUSTERS_SECTIONS:
-        if "stop_clusters_on_shutdown" in c[section]:
+    ``stop_clusters_on_shutdown`` if set for the backend it runs (or a parent of it), else
+    as servers do (``c.JupyterHub.cleanup_servers``: servers kept running across a restart
+    keep their clusters too)."""
+    for cls in import_item(local_backend_class(c)).__mro__:
+        section = cls.__name__
+        if section in c and "stop_clusters_on_shutdown" in c[section]:
             return bool(c[section].stop_clusters_on_shutdown)
     return bool(c.JupyterHub.get("cleanup_servers", True))
 

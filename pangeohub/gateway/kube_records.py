@@ -62,7 +62,7 @@ class ServerRecords:
                 return None
             raise
         record["uid"] = pod.metadata.uid
-        self._save_servers(username)
+        self.server_records.save(username)
         try:
             await self._keep_record(username, server, record)
         except _API_ERRORS as error:
@@ -145,6 +145,6 @@ class ServerRecords:
                 username, server = str(record.pop("user")), str(record.pop("server"))
             except (KeyError, ValueError, TypeError):
                 continue
-            self._servers.setdefault(username, {}).setdefault(server, record)
+            self.server_records.adopt(username, server, record)
             loaded += 1
         self.log.info("Read the records of %d running servers", loaded)

@@ -111,11 +111,16 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         that is deleted as soon as the gateway sees it.""",
     ).tag(config=True)
 
-    async def setup(self, app):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         self._troubles: dict[str, tuple[float, object]] = {}  # pod key -> (since, Trouble)
         self._start_failures: OrderedDict[str, str] = OrderedDict()  # cluster -> message
         self._short: dict[str, tuple[int, str, float]] = {}  # cluster -> (kept, why, until)
         self._abandoned: dict[str, float] = {}  # "namespace.name" -> watch until
+        self.pod_informer: Informer | None = None  # the clusters' pods, from setup on
+        self._trouble_task: asyncio.Future | None = None
+
+    async def setup(self, app):
         await super().setup(app)
         self.networking_client = client.NetworkingV1Api(api_client=self.api_client)
         await self._load_server_records()
@@ -136,19 +141,19 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         self._trouble_task = asyncio.ensure_future(self._watch_troubles())
 
     async def cleanup(self):
-        task = getattr(self, "_trouble_task", None)
+        task = self._trouble_task
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if hasattr(self, "pod_informer"):
+        if self.pod_informer is not None:
             await self.pod_informer.stop()
         await super().cleanup()
 
     # --- what counts against the limits -----------------------------------
 
     def _pods_of(self, cluster_name: str, component: str) -> list[dict]:
-        informer = getattr(self, "pod_informer", None)
+        informer = self.pod_informer
         if informer is None:
             return []
         name = cluster_name.split(".", 1)[-1]
@@ -177,8 +182,7 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
     async def list_clusters(self, username=None, statuses=None):
         """Clusters given up on (failed start, abandoned create) are not listed."""
         clusters = await super().list_clusters(username=username, statuses=statuses)
-        gone = getattr(self, "_start_failures", {})
-        abandoned = getattr(self, "_abandoned", {})
+        gone, abandoned = self._start_failures, self._abandoned
         return [c for c in clusters if c.name not in gone and c.name not in abandoned]
 
     # --- pods that cannot start ---------------------------------------------
@@ -324,7 +328,7 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
 
     async def get_cluster(self, cluster_name, wait=False):
         cluster = await super().get_cluster(cluster_name, wait=wait)
-        message = getattr(self, "_start_failures", {}).get(cluster_name)
+        message = self._start_failures.get(cluster_name)
         if wait and message is not None:
             # GatewayCluster() waits here for its cluster to start: say why it did not.
             raise web.HTTPConflict(reason=message)
@@ -427,7 +431,7 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         if not self.owned_by_server:
             return None
         server = (request or {}).get(SERVER_OPTION) if isinstance(request, dict) else None
-        record = self._servers.get(username, {}).get(server or "") if server else None
+        record = self.server_records.get(username, server or "") if server else None
         if not record or not record.get("pod"):
             return None
         namespace = record.get("namespace") or self.cluster_config_class(parent=self).namespace

@@ -4,7 +4,7 @@
 answers ``{"token": ..., "expires_in": seconds}`` for a server that is running. Only a
 token holding :data:`WORKER_TOKEN_SCOPE` (the gateway's service role) may call it, and the
 token it makes has only ``c.GatewayService.worker_token_scopes``, never more than its user.
-The gateway asks when a server's cluster starts (:mod:`.backend`), so the hub makes no
+The gateway asks when a server's cluster starts (:mod:`.worker_token_request`), so the hub makes no
 token at a server's start.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from jupyterhub.apihandlers import APIHandler
 from tornado import web
 
-from .backend import WORKER_TOKEN_API
+from .worker_token_request import WORKER_TOKEN_API
 
 WORKER_TOKEN_SCOPE = "custom:pangeohub:dask-worker-tokens"
 WORKER_TOKEN_ROUTE = "/api" + WORKER_TOKEN_API  # JupyterHub prefixes it with /hub/

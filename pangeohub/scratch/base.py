@@ -1,4 +1,9 @@
-"""The backend interface every scratch store implements, and the registry of backends."""
+"""The backend interface every scratch store implements, and how a backend is found.
+
+A backend is named in ``c.ScratchService.backend`` by its entry point in the
+``pangeohub.scratch_backends`` group (pangeohub's own: ``s3``, ``gcs``, ``local``; a
+package adds its own the same way) or as ``module:Class``.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import import_module
+from importlib.metadata import entry_points
 
 from traitlets import Int, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from .names import check_bucket, check_prefix, user_segment
 
-BACKENDS = {
-    "s3": "pangeohub.scratch.s3:S3ScratchBackend",
-    "gcs": "pangeohub.scratch.gcs:GCSScratchBackend",
-    "local": "pangeohub.scratch.local:LocalScratchBackend",
-}
+ENTRY_POINTS = "pangeohub.scratch_backends"
 
 
 class ScratchConfigError(Exception):
@@ -50,17 +53,20 @@ class Issued:
 
 
 def backend_class(name: str) -> type[ScratchBackend]:
-    """The backend class for ``name`` (``s3``, ``gcs``, ``local`` or ``module:Class``)."""
-    target = BACKENDS.get(name, name)
-    if ":" not in target:
-        raise ScratchConfigError(
-            f"Unknown scratch backend {name!r}: set c.ScratchService.backend to one of "
-            f"{', '.join(sorted(BACKENDS))} (or 'module:Class')."
-        )
-    module_name, _, class_name = target.partition(":")
+    """The backend class for ``name`` (an entry point's name, or ``module:Class``)."""
     try:
-        module = __import__(module_name, fromlist=[class_name])
-        cls = getattr(module, class_name)
+        if ":" in name:
+            module_name, _, class_name = name.partition(":")
+            cls = getattr(import_module(module_name), class_name)
+        else:
+            found = entry_points(group=ENTRY_POINTS, name=name)
+            if not found:
+                names = sorted(ep.name for ep in entry_points(group=ENTRY_POINTS))
+                raise ScratchConfigError(
+                    f"Unknown scratch backend {name!r}: set c.ScratchService.backend to one of "
+                    f"{', '.join(names)} (or 'module:Class')."
+                )
+            cls = next(iter(found)).load()
     except (ImportError, AttributeError) as error:
         raise ScratchConfigError(
             f"Scratch backend {name!r} cannot be loaded ({type(error).__name__}: {error}); "

@@ -22,6 +22,7 @@ from traitlets.config import LoggingConfigurable
 from ..numbers import FiniteFloat
 from ..parts import hub_part
 from .base import ScratchBackend, backend_class
+from .settings import scratch_endpoints
 
 # what this process wrote last, by path (write_client_files)
 _written: dict[str, str] = {}
@@ -34,7 +35,8 @@ class ScratchEnvironment(LoggingConfigurable):
 
     service_url = Unicode(
         help="""The scratch service's URL as servers (and Dask workers) reach it,
-        ending in the service prefix, e.g. http://hub:10101/services/scratch/.""",
+        ending in the service prefix, e.g. http://hub:10101/services/scratch/. Default:
+        where the hub reaches it (c.ScratchService.url, or the port the hub chose).""",
     ).tag(config=True)
     credential_command = Unicode(
         help="""Command run by boto3/google-auth to get credentials (no shell). Default: this
@@ -66,6 +68,10 @@ class ScratchEnvironment(LoggingConfigurable):
         serves only the starts waiting for it, so the next start asks again. 0: every start
         asks (overlapping starts still share one request).""",
     ).tag(config=True)
+
+    @default("service_url")
+    def _default_service_url(self):
+        return scratch_endpoints(self.config).service_url
 
     @default("credential_command")
     def _default_command(self):

@@ -90,6 +90,7 @@ class LocalScratchBackend(ScratchBackend):
 
     name = "local"
     scheme = "file"
+    classes = [Isolation]  # what it configures besides itself (the hub passes it on)
 
     root = Unicode(help="Directory holding one scratch directory per user.").tag(config=True)
 

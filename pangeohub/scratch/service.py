@@ -27,13 +27,14 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Instance, Unicode, default
 from traitlets.config import Application
 
+from ..hubconfig import class_family
 from ..metrics import exposition
 from .base import BackendUnavailable, ScratchBackend, ScratchConfigError, backend_class
-from .gcs import GCSScratchBackend
-from .local import LocalScratchBackend
+from .gcs import GCSScratchBackend  # noqa: F401  (pangeohub's backends, for --help-all)
+from .local import LocalScratchBackend  # noqa: F401
 from .names import UnsafeName
-from .s3 import S3ScratchBackend
-from .settings import ScratchService
+from .s3 import S3ScratchBackend  # noqa: F401
+from .settings import SERVICE_CLASSES, ScratchService
 
 _TOKEN = re.compile(r"^[\x21-\x7e]{8,1024}$")
 
@@ -208,14 +209,8 @@ class ScratchServiceApp(ScratchService, Application):
     name = "pangeohub-scratch"
     description = __doc__
 
-    classes = [
-        ScratchService,
-        ScratchBackend,
-        S3ScratchBackend,
-        GCSScratchBackend,
-        LocalScratchBackend,
-        HubAuth,
-    ]
+    # its settings, every backend's (pangeohub's own imported above) and HubAuth's
+    classes = [*class_family(SERVICE_CLASSES), HubAuth]
     aliases = {"config": "ScratchServiceApp.config_file", "log-level": "Application.log_level"}
 
     config_file = Unicode(

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
+
+from ..endpoints import hub_ports
+from .base import ScratchBackend
 
 
 class ScratchService(Configurable):
@@ -55,3 +60,48 @@ class ScratchService(Configurable):
     def _default_service_prefix(self):
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{self.service_name}/")
         return prefix if prefix.endswith("/") else prefix + "/"
+
+
+# What the scratch service configures (its ``classes``): the hub passes it these sections,
+# each backend's (an added one's too: a subclass) and what a backend declares it makes.
+SERVICE_CLASSES = [ScratchService, ScratchBackend]
+
+
+def hub_side_url(listen: str, hub_connect_url: str = "") -> str:
+    """How the hub and the proxy reach a service the hub runs, listening on ``listen``.
+
+    A service listening on every address is reached where the proxy reaches the hub
+    (``c.JupyterHub.hub_connect_url``'s host: the hub's Service under Zero to JupyterHub,
+    whose proxy runs in a pod of its own), else on loopback."""
+    parsed = urlparse(listen)
+    host = parsed.hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "::", ""):
+        host = urlparse(hub_connect_url).hostname or "127.0.0.1"
+    return f"{parsed.scheme or 'http'}://{host}:{parsed.port}"
+
+
+@dataclass(frozen=True)
+class ScratchEndpoints:
+    """Where the scratch service listens and where the hub and servers reach it."""
+
+    listen: str  # c.ScratchService.url, else a loopback port the hub chose
+    url: str  # the hub's and its proxy's way to it
+    prefix: str  # its routes' prefix, ending in "/"
+
+    @property
+    def service_url(self) -> str:
+        """Where servers reach it by default (``c.ScratchEnvironment.service_url``)."""
+        return f"{self.url}{self.prefix}"
+
+
+def scratch_endpoints(config) -> ScratchEndpoints:
+    """The scratch service's endpoints on this hub, from ``config`` and :func:`hub_ports`."""
+    settings = ScratchService(config=config)
+    listen = settings.url or f"http://127.0.0.1:{hub_ports().scratch}"
+    hub = config.JupyterHub
+    base_url = hub.get("base_url", "/").rstrip("/")
+    return ScratchEndpoints(
+        listen=listen,
+        url=hub_side_url(listen, hub.get("hub_connect_url", "")),
+        prefix=f"{base_url}/services/{settings.service_name}/",
+    )

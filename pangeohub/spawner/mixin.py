@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from inspect import isawaitable
 
-from tornado import web
 from traitlets import Any, Callable, List
 from traitlets.config import Configurable
 
@@ -13,13 +12,8 @@ from ..environment_hooks import collect_environment
 from ..metrics import RunningCount
 from ..parts import hub_part
 from ..policy import PangeoPolicy, PolicyError, Profile
-
-
-def refusal(error: PolicyError) -> web.HTTPError:
-    """An HTTP error carrying the policy's message to the person, and nothing else."""
-    http_error = web.HTTPError(error.status, "%s", error.message)
-    http_error.jupyterhub_message = error.message
-    return http_error
+from ..refusal import refusal
+from ..server_hooks import server_environment_hooks, server_stop_hooks
 
 
 class PangeoSpawnerMixin(Configurable):
@@ -178,16 +172,12 @@ class PangeoSpawnerMixin(Configurable):
     async def run_environment_hooks(self) -> dict[str, str]:
         """Collect the environment pangeohub's enabled parts and the admin's hooks add;
         a failing hook is skipped."""
-        from ..assembly import server_environment_hooks
-
         hooks = [*server_environment_hooks(self), *self.environment_hooks]
         return await collect_environment(hooks, self, "Environment hook")
 
     async def run_post_stop_hook(self):
         """The admin's ``post_stop_hook``, then pangeohub's (e.g. stop the server's Dask
         clusters); a failing hook is logged by name and skipped."""
-        from ..assembly import server_stop_hooks
-
         result = super().run_post_stop_hook()
         if isawaitable(result):
             await result

@@ -146,7 +146,7 @@ def test_a_build_account_a_person_could_have_is_refused_at_start_up():
 
 
 def test_only_a_sealed_environment_names_a_python_for_dask(tmp_path):
-    from pangeohub.binder.server import python_of_image
+    from pangeohub.binder.image import python_of_image
 
     env = tmp_path / "env-of-someone"
     (env / "env" / "bin").mkdir(parents=True)

@@ -3,6 +3,8 @@ scaling, a scheduler asking past the limit), and the Kubernetes backend's config
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from dask_gateway_server.backends.base import Backend, PublicException
 from dask_gateway_server.models import Cluster, ClusterStatus, User
@@ -44,6 +46,22 @@ class RecordingBackend(Backend):
 
 class LimitedBackend(PangeoBackendMixin, RecordingBackend):
     pass
+
+
+@contextlib.asynccontextmanager
+async def serving(app):
+    """``app`` on a loopback port while the block runs; its base URL."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def backend(**limits) -> LimitedBackend:
@@ -88,7 +106,14 @@ async def test_kubernetes_backend_gets_the_image_and_environment():
     config = Config()
     config.GatewayPolicy.image_allowlist = ["pangeo/ml:1"]
     config.GatewayPolicy.environment = {"PANGEO_SCRATCH": "gs://scratch/{username}/"}
-    b = PangeoKubeBackend(config=config)
+
+    class NotWatching(PangeoKubeBackend):
+        """No cluster watch started (setup): the user has no cluster running."""
+
+        async def list_clusters(self, username=None, statuses=None):
+            return []
+
+    b = NotWatching(config=config)
     user = User("ada", ["org:team"])
     _, cluster_config = await b.process_cluster_options(user, {"image": "pangeo/ml:1"})
     assert cluster_config.image == "pangeo/ml:1"
@@ -137,7 +162,7 @@ async def test_workers_the_backend_runs_count_whatever_the_target_says():
 
 
 def test_cluster_metrics_sum_by_user_and_by_each_group():
-    from pangeohub.gateway.backend import cluster_metrics
+    from pangeohub.gateway.cluster_metrics import cluster_metrics
 
     config = {"scheduler_cores": 1, "worker_cores": 2}
     body, content_type = cluster_metrics(
@@ -168,22 +193,25 @@ def test_a_report_rewrites_only_its_users_record_and_an_old_single_file_is_split
     config = Config()
     config.LimitedBackend.servers_file = str(path)
     first = LimitedBackend(config=config)
-    assert first._servers["bob"] == {"/x": {"image": "b"}}
+    assert first.server_records.by_user["bob"] == {"/x": {"image": "b"}}
     assert not path.exists()
     files = tmp_path / "servers.json.d"
     assert sorted(os.listdir(files)) == ["ada.json", "bob.json"]
     assert all(os.stat(files / name).st_mode & 0o077 == 0 for name in os.listdir(files))
 
     bob_before = os.stat(files / "bob.json").st_mtime_ns
-    first._servers.setdefault("cy d", {})["/"] = {"image": "c"}
-    first._save_servers("cy d")
+    first.server_records.by_user.setdefault("cy d", {})["/"] = {"image": "c"}
+    first.server_records.save("cy d")
     assert os.stat(files / "bob.json").st_mtime_ns == bob_before
-    first._servers["ada"].pop("/")
-    first._save_servers("ada")
+    first.server_records.by_user["ada"].pop("/")
+    first.server_records.save("ada")
     assert sorted(os.listdir(files)) == ["bob.json", "cy%20d.json"]
 
     again = LimitedBackend(config=config)
-    assert again._servers == {"bob": {"/x": {"image": "b"}}, "cy d": {"/": {"image": "c"}}}
+    assert again.server_records.by_user == {
+        "bob": {"/x": {"image": "b"}},
+        "cy d": {"/": {"image": "c"}},
+    }
 
 
 async def test_a_cluster_asks_the_hub_for_its_workers_token_only_when_it_needs_one():
@@ -204,41 +232,36 @@ async def test_a_cluster_asks_the_hub_for_its_workers_token_only_when_it_needs_o
 
     app = web.Application()
     app.router.add_post("/hub/api/pangeohub/dask-worker-token", token_route)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    config = Config()
-    config.LimitedBackend.hub_api_url = f"http://{host}:{port}/hub/api"
-    config.LimitedBackend.hub_service_token = "gateway-token"
-    b = LimitedBackend(config=config)
-    b.session = aiohttp.ClientSession()
-    try:
-        b._servers["ada"] = {
-            "/": {"image": "i", "environment": {"A": "1"}, "worker_token": True},
-            "/plain": {"image": "i", "environment": {}},  # a hub that gives no token
-        }
-        await b._ensure_worker_token("ada", "/plain")
-        await b._ensure_worker_token("ada", "/not-running")
-        await b._ensure_worker_token("bob", "/")
-        assert asked == []
+    async with serving(app) as url:
+        config = Config()
+        config.LimitedBackend.hub_api_url = f"{url}/hub/api"
+        config.LimitedBackend.hub_service_token = "gateway-token"
+        b = LimitedBackend(config=config)
+        b.session = aiohttp.ClientSession()
+        try:
+            b.server_records.by_user["ada"] = {
+                "/": {"image": "i", "environment": {"A": "1"}, "worker_token": True},
+                "/plain": {"image": "i", "environment": {}},  # a hub that gives no token
+            }
+            await b.worker_tokens.ensure("ada", "/plain")
+            await b.worker_tokens.ensure("ada", "/not-running")
+            await b.worker_tokens.ensure("bob", "/")
+            assert asked == []
 
-        await b._ensure_worker_token("ada", "/")
-        record = b._servers["ada"]["/"]
-        assert record["environment"] == {"A": "1", "JUPYTERHUB_API_TOKEN": "t1"}
-        assert asked == [("token gateway-token", {"user": "ada", "server": "/"})]
-        await b._ensure_worker_token("ada", "/")  # a second cluster: the same token
-        assert len(asked) == 1
+            await b.worker_tokens.ensure("ada", "/")
+            record = b.server_records.by_user["ada"]["/"]
+            assert record["environment"] == {"A": "1", "JUPYTERHUB_API_TOKEN": "t1"}
+            assert asked == [("token gateway-token", {"user": "ada", "server": "/"})]
+            await b.worker_tokens.ensure("ada", "/")  # a second cluster: the same token
+            assert len(asked) == 1
 
-        record["token_expires"] = time.time() + 299  # less than half of 600 left
-        answers.append(web.json_response({"error": "not running"}, status=404))
-        await b._ensure_worker_token("ada", "/")
-        assert len(asked) == 2 and record["environment"]["JUPYTERHUB_API_TOKEN"] == "t1"
-        answers.append(web.json_response({"token": "t2", "expires_in": 600}, status=201))
-        await b._ensure_worker_token("ada", "/")
-        assert record["environment"]["JUPYTERHUB_API_TOKEN"] == "t2"
-        assert record["token_expires"] > time.time() + 590
-    finally:
-        await b.session.close()
-        await runner.cleanup()
+            record["token_expires"] = time.time() + 299  # less than half of 600 left
+            answers.append(web.json_response({"error": "not running"}, status=404))
+            await b.worker_tokens.ensure("ada", "/")
+            assert len(asked) == 2 and record["environment"]["JUPYTERHUB_API_TOKEN"] == "t1"
+            answers.append(web.json_response({"token": "t2", "expires_in": 600}, status=201))
+            await b.worker_tokens.ensure("ada", "/")
+            assert record["environment"]["JUPYTERHUB_API_TOKEN"] == "t2"
+            assert record["token_expires"] > time.time() + 590
+        finally:
+            await b.session.close()

@@ -1,0 +1,121 @@
+"""configure(c) reads pangeohub's settings and never writes computed values back; what
+reaches each service follows from the classes the service configures."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from traitlets.config import Config
+
+import pangeohub
+from pangeohub.endpoints import hub_ports
+from pangeohub.gateway.dashboard import DashboardGuard
+from pangeohub.gateway.hub import GatewayService, managed_gateway_classes
+from pangeohub.hubconfig import service_settings
+from pangeohub.scratch.hook import ScratchEnvironment
+
+OWN_SECTIONS = ("GatewayService", "DashboardGuard", "ScratchService", "ScratchEnvironment")
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def hub_config() -> Config:
+    c = Config()
+    c.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    c.JupyterHub.base_url = "/hub-here/"
+    return c
+
+
+def services(c) -> dict:
+    return {s["name"]: s for s in c.JupyterHub.services}
+
+
+def test_configure_writes_no_computed_value_into_pangeohubs_sections():
+    c = hub_config()
+    c.GatewayService.request_timeout = 5  # the admin's own, kept as it is
+    before = {name: dict(c[name]) for name in OWN_SECTIONS}
+    pangeohub.configure(c)
+    assert {name: dict(c[name]) for name in OWN_SECTIONS} == before
+
+
+def test_servers_hooks_reach_the_services_where_the_hub_registered_them():
+    """JupyterHub's spawners get a copy of the configuration (traitlets merges the file's
+    into the application's): with nothing written back, they agree with the hub through
+    the hub's record of the ports it chose."""
+    c = hub_config()
+    pangeohub.configure(c)
+    copied = copy.deepcopy(c)
+    registered = services(c)
+    ports = hub_ports()
+
+    gateway = GatewayService(config=copied)
+    guard = DashboardGuard(config=copied)
+    assert (gateway.port, gateway.scheduler_port) == (ports.gateway, ports.gateway_scheduler)
+    assert guard.port == ports.dashboard_guard
+    assert gateway.prefix == "/hub-here/services/dask-gateway"
+    assert registered["dask-gateway"]["url"] == gateway.service_url
+    assert gateway.service_url == f"http://127.0.0.1:{guard.port}"  # through the guard
+    command = registered["dask-gateway"]["command"]
+    assert f"--Proxy.address=127.0.0.1:{gateway.port}" in command
+    assert f"--Proxy.tcp_address=127.0.0.1:{gateway.scheduler_port}" in command
+    assert f"--Proxy.prefix={gateway.prefix}" in command
+
+    scratch = ScratchEnvironment(config=copied)
+    assert scratch.service_url == f"http://127.0.0.1:{ports.scratch}/hub-here/services/scratch/"
+    assert registered["scratch"]["url"] == f"http://127.0.0.1:{ports.scratch}"
+    assert (
+        f"--ScratchService.url=http://127.0.0.1:{ports.scratch}" in registered["scratch"]["command"]
+    )
+
+    pangeohub.configure(c)  # again: the same ports
+    assert services(c) == registered
+
+
+def test_the_guard_reads_its_port_from_its_settings_file(state_dir):
+    c = hub_config()
+    pangeohub.configure(c)
+    settings = json.loads((state_dir / "services" / "dask-dashboards.json").read_text())
+    assert settings["DashboardGuard"]["port"] == hub_ports().dashboard_guard
+
+
+def test_the_admins_ports_win_over_the_chosen_ones():
+    c = hub_config()
+    c.GatewayService.port = 18787
+    c.ScratchService.url = "http://127.0.0.1:18788"
+    c.DashboardGuard.enabled = False
+    pangeohub.configure(c)
+    assert services(c)["dask-gateway"]["url"] == "http://127.0.0.1:18787"
+    assert "--ScratchService.url=http://127.0.0.1:18788" in services(c)["scratch"]["command"]
+
+
+def test_the_gateway_gets_the_sections_of_what_it_configures_and_never_the_hubs():
+    c = Config()
+    sections = [
+        "GatewayPolicy",
+        "PangeoBackendMixin",
+        "PangeoLocalBackend",
+        "PangeoIsolatedLocalBackend",
+        "Isolation",
+        "Environments",
+        "DaskGateway",
+        "Backend",
+        "DBBackendBase",
+        "LocalBackend",
+        "UnsafeLocalBackend",
+        "ClusterConfig",
+        "LocalClusterConfig",
+        "JupyterHubAuthenticator",
+    ]
+    for section in sections:
+        c[section].marker = section
+    c.Proxy.api_url = "http://the-hubs-own-proxy"  # JupyterHub's Proxy, not dask-gateway's
+    c.Authenticator.admin_users = {"the-hubs-own"}
+    c.Spawner.cmd = ["the-hubs-own"]
+    settings = service_settings(c, managed_gateway_classes())
+    assert sorted(settings) == sorted(sections)
