@@ -32,6 +32,7 @@ from traitlets.config import LoggingConfigurable
 from ..metrics import exposition
 from ..numbers import FiniteFloat
 from ..policy import format_bytes
+from ..state import write_private
 from .options import SERVER_OPTION, GatewayPolicy, describe_usage, plural
 from .proxy_order import ProxyAfterApiMixin
 
@@ -147,11 +148,7 @@ class PangeoBackendMixin(LoggingConfigurable):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
             return
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(records, f)
-        os.replace(tmp, path)
+        write_private(path, json.dumps(records))
 
     @property
     def _counts(self) -> dict[str, int]:
