@@ -47,9 +47,7 @@ from .ports import check_ports_free
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
 from .shutdown import wire_shutdown
-from .spawner.chart_settings import adopt_chart_settings, on_kubernetes
-
-KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
+from .spawner.chart_settings import KUBE_SPAWNERS, adopt_chart_settings, on_kubernetes
 
 
 class ConfigurationError(SystemExit):

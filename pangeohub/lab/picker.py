@@ -20,8 +20,6 @@ try:
 except ImportError:  # the plain picker of each spawner
     jupyterhub_fancy_profiles = None
 
-KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
-
 
 class ProfilePicker(Configurable):
     """The spawn page's picker (``c.ProfilePicker``)."""
@@ -74,6 +72,8 @@ def wire_picker(c: Config) -> None:
         c.ProfilePicker.fancy = False
     if not ProfilePicker(config=c).active:
         return
+    from ..spawner.chart_settings import KUBE_SPAWNERS  # spawner.local imports this module
+
     handlers = list(c.JupyterHub.get("extra_handlers", []))
     static = jupyterhub_fancy_profiles.STATIC_HANDLER_TUPLE
     if not any(h[0] == static[0] for h in handlers):

@@ -28,7 +28,8 @@ from traitlets.config import Config
 
 from ..policy import parse_bytes
 
-KUBE_SECTIONS = ("KubeSpawner", "PangeoKubeSpawner")
+# the configuration sections of the Kubernetes spawner (upstream's, then pangeohub's)
+KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
 # KubeSpawner setting -> (PangeoPolicy setting, the chart value it comes from, compare as)
 POLICY_DEFAULTS = {
@@ -51,7 +52,7 @@ def on_kubernetes(config: Config) -> bool:
 
 def _kube_setting(config: Config, name: str):
     """The admin's (or the chart's) KubeSpawner ``name``, the subclass's section first."""
-    for section in reversed(KUBE_SECTIONS):
+    for section in reversed(KUBE_SPAWNERS):
         if name in config[section]:
             return section, config[section][name]
     return None, None
@@ -62,7 +63,7 @@ def adopt_chart_settings(config: Config) -> None:
     itself (part of :func:`pangeohub.configure`; nothing off Kubernetes)."""
     if not on_kubernetes(config):
         return
-    for section in KUBE_SECTIONS:
+    for section in KUBE_SPAWNERS:
         profile_list = config[section].get("profile_list")
         if isinstance(profile_list, list) and not profile_list:
             del config[section]["profile_list"]  # the chart's default: unset
