@@ -48,6 +48,7 @@ from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
 from .shutdown import wire_shutdown
 from .spawner.chart_settings import KUBE_SPAWNERS, adopt_chart_settings, on_kubernetes
+from .spawner.upstream_settings import check_spawner_settings
 
 
 class ConfigurationError(SystemExit):
@@ -104,6 +105,7 @@ CHECKS = (
     check_profiles,
     check_culling_keeps_disks,
     check_claim_per_server,
+    check_spawner_settings,
     check_ports_free,
     check_https,
     announce_isolation_here,
