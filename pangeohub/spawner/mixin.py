@@ -189,9 +189,7 @@ class PangeoSpawnerMixin(Configurable):
         """``options`` naming their profile by its slug, or a 4xx when they ask for a
         profile or choice the user may not have."""
         if not isinstance(options, dict) or not isinstance(options.get("profile"), str | None):
-            self.log.warning(
-                "Options from the form for %s are not a dict of strings", self._log_name
-            )
+            self.log.warning("Options for %s name no profile by its slug", self._log_name)
             raise refusal(PolicyError(400, "Those server options are not valid here."))
         profile = self.resolve_profile(options.get("profile"))
         try:
