@@ -35,10 +35,9 @@ class SharedReflectors:
         the events reflector's start when the pods one fails), and a first load that another
         start began is waited for at most k8s_api_request_retry_timeout seconds.
         """
-        key = self._get_reflector_key(kind)
         if not replace:
-            await self._wait_first_load(kind, key)
-        previous = self.__class__.reflectors.get(key)
+            await self._wait_first_load(kind)
+        previous = self.shared_reflector(kind)
         if previous is not None and not replace and _needs_restart(previous, kind):
             self.log.info("Restarting the %s reflector", kind)
             replace = True
@@ -54,11 +53,15 @@ class SharedReflectors:
         task.add_done_callback(retrieve)  # its failure is this start's, or nobody's
         return await asyncio.shield(task)
 
-    async def _wait_first_load(self, kind: str, key) -> None:
+    def shared_reflector(self, kind: str):
+        """The hub's shared reflector of ``kind`` ("pods" or "events"), if started."""
+        return self.pod_reflector if kind == "pods" else self.event_reflector
+
+    async def _wait_first_load(self, kind: str) -> None:
         """Wait, bounded, for a first load of the shared reflector that is in progress."""
         deadline = time.monotonic() + self.k8s_api_request_retry_timeout
         while True:
-            reflector = self.__class__.reflectors.get(key)
+            reflector = self.shared_reflector(kind)
             if reflector is None or reflector.first_load_future.done():
                 return  # nothing loading: _start_reflector decides whether to (re)start it
             loaded = reflector.first_load_future
