@@ -186,8 +186,9 @@ class PangeoSpawnerMixin(Configurable):
         return self.checked_options(super().options_from_query(query_data))
 
     def checked_options(self, options) -> dict:
-        """``options`` naming their profile by its slug, or a 4xx when they ask for a
-        profile or choice the user may not have."""
+        """``options`` as given (a ``profile`` they name, by its slug), or a 4xx when they
+        ask for a profile or choice the user may not have. Options that name no profile
+        start the user's default."""
         if not isinstance(options, dict) or not isinstance(options.get("profile"), str | None):
             self.log.warning("Options for %s name no profile by its slug", self._log_name)
             raise refusal(PolicyError(400, "Those server options are not valid here."))
@@ -196,7 +197,7 @@ class PangeoSpawnerMixin(Configurable):
             self.check_options(options, profile)
         except PolicyError as error:
             raise refusal(error) from None
-        return {**options, "profile": profile.slug}
+        return {**options, "profile": profile.slug} if "profile" in options else options
 
     def check_options(self, options: dict, profile: Profile) -> None:
         """Refuse (:class:`PolicyError`) options ``profile`` does not offer; the local

@@ -59,6 +59,7 @@ def test_the_default_reads_the_profile_and_the_policy_refuses_one_not_allowed(tm
     spawner = spawner_for(config(tmp_path))
     assert spawner.run_options_from_form({"profile": ["small"]}) == {"profile": "small"}
     assert spawner.run_options_from_form({}) == {"profile": "small"}  # the default profile
+    assert spawner.run_options_from_form({"gpu": ["on"]}) == {"profile": "small"}
     with pytest.raises(web.HTTPError) as refused:
         spawner.run_options_from_form({"profile": ["large"]})
     assert refused.value.status_code == 403
