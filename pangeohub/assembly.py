@@ -34,6 +34,7 @@ from .culling import CullingPolicy, destructive_culling, wire_culling
 from .environments.hubconfig import wire_environments
 from .gateway.hub import GatewayService, wire_gateway
 from .hub_handlers import wire_quiet_handlers
+from .hubconfig import KUBE_SPAWNERS
 from .isolation import announce_isolation
 from .lab.home import wire_home
 from .lab.launch_link import wire_launch_link
@@ -47,7 +48,7 @@ from .ports import check_ports_free
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
 from .shutdown import wire_shutdown
-from .spawner.chart_settings import KUBE_SPAWNERS, adopt_chart_settings, on_kubernetes
+from .spawner.chart_settings import adopt_chart_settings, on_kubernetes
 from .spawner.upstream_settings import check_spawner_settings
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from traitlets import Bool
 from traitlets.config import Config, Configurable
 
+from ..hubconfig import KUBE_SPAWNERS
 from ..policy import Profile
 
 try:
@@ -72,8 +73,6 @@ def wire_picker(c: Config) -> None:
         c.ProfilePicker.fancy = False
     if not ProfilePicker(config=c).active:
         return
-    from ..spawner.chart_settings import KUBE_SPAWNERS  # spawner.local imports this module
-
     handlers = list(c.JupyterHub.get("extra_handlers", []))
     static = jupyterhub_fancy_profiles.STATIC_HANDLER_TUPLE
     if not any(h[0] == static[0] for h in handlers):

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 from traitlets.config import Config
 
+from ..hubconfig import KUBE_SPAWNERS
 from ..policy import parse_bytes
-
-# the configuration sections of the Kubernetes spawner (upstream's, then pangeohub's)
-KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
 # KubeSpawner setting -> (PangeoPolicy setting, the chart value it comes from, compare as)
 POLICY_DEFAULTS = {

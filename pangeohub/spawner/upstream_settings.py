@@ -12,7 +12,7 @@ from __future__ import annotations
 from jupyterhub.spawner import Spawner
 from traitlets.config import Config
 
-from .chart_settings import KUBE_SPAWNERS
+from ..hubconfig import KUBE_SPAWNERS
 from .kube_profiles import resource_overrides
 
 # the configuration sections pangeohub's spawners read, most general first
