@@ -35,6 +35,7 @@ from .culling import CullingPolicy, destructive_culling, wire_culling
 from .environments.hubconfig import wire_environments
 from .gateway.hub import GatewayService, wire_gateway
 from .hub_handlers import wire_quiet_handlers
+from .hubconfig import KUBE_SPAWNERS
 from .isolation import announce_isolation
 from .lab.home import wire_home
 from .lab.launch_link import wire_launch_link
@@ -49,8 +50,7 @@ from .scratch.settings import ScratchService
 from .servers import wire_named_servers
 from .shutdown import wire_shutdown
 from .spawner.chart_settings import adopt_chart_settings, on_kubernetes
-
-KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
+from .spawner.upstream_settings import check_spawner_settings
 
 
 class ConfigurationError(SystemExit):
@@ -108,6 +108,7 @@ CHECKS = (
     check_profiles,
     check_culling_keeps_disks,
     check_claim_per_server,
+    check_spawner_settings,
     check_ports_free,
     check_https,
     announce_isolation_here,

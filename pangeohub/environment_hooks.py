@@ -1,9 +1,17 @@
-"""Environment hooks: functions of a spawner returning variables, merged in order."""
+"""Hooks of a server's start and stop: environment hooks (functions of a spawner returning
+variables, merged in order), and how any hook's failure is logged."""
 
 from __future__ import annotations
 
 import asyncio
 from inspect import isawaitable
+
+
+def log_hook_failure(log, what: str, hook, who: str, error: BaseException, then: str = ""):
+    """Log that ``hook`` (a ``what``: "Environment hook", "Stop hook", ...) failed for
+    ``who``: by name and error type, never the error's message, which may hold a secret."""
+    name = getattr(hook, "__qualname__", None) or repr(hook)
+    log.error("%s %s failed for %s (%s)%s.", what, name, who, type(error).__name__, then)
 
 
 async def collect_environment(hooks, spawner, what: str) -> dict[str, str]:
@@ -21,12 +29,8 @@ async def collect_environment(hooks, spawner, what: str) -> dict[str, str]:
                 result = await result
             return {str(k): str(v) for k, v in (result or {}).items()}
         except Exception as error:
-            spawner.log.error(
-                "%s %s failed for %s (%s); going on without it.",
-                what,
-                getattr(hook, "__qualname__", repr(hook)),
-                spawner._log_name,
-                type(error).__name__,
+            log_hook_failure(
+                spawner.log, what, hook, spawner._log_name, error, "; going on without it"
             )
             return {}
 

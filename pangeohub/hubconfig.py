@@ -9,7 +9,6 @@ roles, the admin's settings).
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
 from pathlib import Path
@@ -17,7 +16,10 @@ from pathlib import Path
 from traitlets import TraitType
 from traitlets.config import Config, Configurable, LazyConfigValue
 
-from .state import StateDirectory
+from .state import StateDirectory, write_private
+
+# The configuration sections of the Kubernetes spawner: upstream's, then pangeohub's.
+KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
 # JupyterHub's own scopes for the roles pangeohub extends, for when the config has none.
 DEFAULT_ROLE_SCOPES = {
@@ -192,10 +194,4 @@ def write_service_settings(name: str, settings: dict) -> Path:
                 ) from None
     text = json.dumps(settings, indent=1, sort_keys=True) + "\n"
     directory = StateDirectory.from_env().subdir("services")
-    path = directory / f"{name}.json"
-    tmp = directory / f".{name}.json.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return write_private(directory / f"{name}.json", text)

@@ -1,43 +1,13 @@
-"""Why a Dask pod on Kubernetes is stuck, and what its user is told about it.
+"""What the user of a Dask pod on Kubernetes that is stuck is told about it.
 
-Pure functions over pods as the API serves them (dicts): :func:`pod_trouble` reads the
-kubelet's container waiting states (``ErrImagePull``, ``ImagePullBackOff``, ...) and the
-scheduler's ``PodScheduled=False`` condition (reason ``Unschedulable``); the message
-functions say what happened and what to do, in one or two sentences, with no secret.
-(KubeSpawner has no such helper to reuse; pangeohub's spawner reads the same fields.)
+Why a pod is stuck (:func:`pod_trouble`) is :mod:`pangeohub.pod_troubles`, shared with the
+spawner; the message functions here say what happened and what to do, in one or two
+sentences, with no secret.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
-IMAGE, NO_ROOM = "image", "no-room"
-
-
-class Trouble(NamedTuple):
-    kind: str  # IMAGE or NO_ROOM
-    detail: str  # the kubelet's or scheduler's words, for the log and the message
-
-
-def pod_trouble(pod: dict | None) -> Trouble | None:
-    """The reason ``pod`` cannot start (its image cannot be pulled, no node has room for
-    it), or None when it is starting, running, finished or being deleted."""
-    if not pod or pod.get("metadata", {}).get("deletionTimestamp"):
-        return None
-    status = pod.get("status") or {}
-    for container in status.get("containerStatuses") or []:
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in PULL_FAILURES:
-            return Trouble(IMAGE, container.get("image") or "")
-    for condition in status.get("conditions") or []:
-        if (
-            condition.get("type") == "PodScheduled"
-            and condition.get("status") == "False"
-            and condition.get("reason") == "Unschedulable"
-        ):
-            return Trouble(NO_ROOM, (condition.get("message") or "no node has room").rstrip("."))
-    return None
+from ..pod_troubles import IMAGE, Trouble
 
 
 def image_of(pod: dict) -> str:

@@ -43,9 +43,10 @@ from kubernetes_asyncio.client.rest import ApiException
 from traitlets import Bool
 
 from ..numbers import FiniteFloat
+from ..pod_troubles import IMAGE, pod_trouble
 from .backend import PangeoBackendMixin
 from .kube_netpol import cluster_network_policies
-from .kube_pods import IMAGE, pod_trouble, start_failure_message, workers_removed_message
+from .kube_pods import start_failure_message, workers_removed_message
 from .kube_records import ServerRecords
 from .options import SERVER_OPTION
 

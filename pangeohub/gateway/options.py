@@ -20,6 +20,7 @@ from dask_gateway_server import options as dgo
 from traitlets import Callable, Dict, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..environment_hooks import log_hook_failure
 from ..numbers import finite
 from ..policy import format_bytes, parse_bytes
 
@@ -253,8 +254,7 @@ class GatewayPolicy(LoggingConfigurable):
                 if isawaitable(result):
                     result = await result
             except Exception as error:
-                name = getattr(hook, "__qualname__", repr(hook))
-                self.log.error("Environment hook %s failed for %s: %r", name, user.name, error)
+                log_hook_failure(self.log, "Environment hook", hook, user.name, error)
                 raise ValueError(
                     "Your cluster's environment could not be prepared. Try again in a "
                     "minute; if it keeps failing, tell a hub admin."

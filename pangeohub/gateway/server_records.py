@@ -13,6 +13,8 @@ import json
 import os
 from urllib.parse import quote, unquote
 
+from ..state import write_private
+
 
 class ServerRecordStore:
     """user -> server tag -> record, as the hub reported them."""
@@ -76,8 +78,4 @@ class ServerRecordStore:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
             return
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(records, f)
-        os.replace(tmp, path)
+        write_private(path, json.dumps(records))

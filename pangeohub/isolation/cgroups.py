@@ -59,13 +59,13 @@ class ServerCgroup:
 
     def create(
         self,
-        mem_limit: int,
-        cpu_limit: float,
+        mem_limit: int | None,
+        cpu_limit: float | None,
         mem_guarantee: int | None = None,
         cpu_guarantee: float | None = None,
     ) -> None:
-        """Create (or reuse) the cgroup and set its limits; idempotent."""
-        quota = max(1000, int(cpu_limit * CFS_PERIOD))
+        """Create (or reuse) the cgroup and set its limits (None: no limit); idempotent."""
+        quota = max(1000, int(cpu_limit * CFS_PERIOD)) if cpu_limit else None
         if self.version == 1:
             memory, cpu = self.directories
             memory.mkdir(parents=True, exist_ok=True)
@@ -75,24 +75,24 @@ class ServerCgroup:
             if memsw.exists():
                 with contextlib.suppress(OSError):
                     _write(memsw, "-1")
-            _write(memory / "memory.limit_in_bytes", str(mem_limit))
+            _write(memory / "memory.limit_in_bytes", str(mem_limit or -1))
             if memsw.exists():
-                _write(memsw, str(mem_limit))
+                _write(memsw, str(mem_limit or -1))
             if mem_guarantee:
                 _write(memory / "memory.soft_limit_in_bytes", str(mem_guarantee))
             _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD))
-            _write(cpu / "cpu.cfs_quota_us", str(quota))
+            _write(cpu / "cpu.cfs_quota_us", str(quota or -1))
             if cpu_guarantee:
                 _write(cpu / "cpu.shares", str(max(2, int(1024 * cpu_guarantee))))
             return
         self._enable_v2_controllers()
         (directory,) = self.directories
-        _write(directory / "memory.max", str(mem_limit))
+        _write(directory / "memory.max", str(mem_limit or "max"))
         with contextlib.suppress(FileNotFoundError):
             _write(directory / "memory.swap.max", "0")
         if mem_guarantee:
             _write(directory / "memory.low", str(mem_guarantee))
-        _write(directory / "cpu.max", f"{quota} {CFS_PERIOD}")
+        _write(directory / "cpu.max", f"{quota or 'max'} {CFS_PERIOD}")
         if cpu_guarantee:
             _write(directory / "cpu.weight", str(max(1, min(10000, int(100 * cpu_guarantee)))))
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 from traitlets import Bool
 from traitlets.config import Config, Configurable
 
+from ..hubconfig import KUBE_SPAWNERS
 from ..policy import Profile
 
 try:
     import jupyterhub_fancy_profiles
 except ImportError:  # the plain picker of each spawner
     jupyterhub_fancy_profiles = None
-
-KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
 
 
 class ProfilePicker(Configurable):

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..state import STATE_DIR_ENV
+from ..state import DEFAULT_STATE_DIR, STATE_DIR_ENV
 from .hub import CONFIG_FILE, Hub
 
 
@@ -172,7 +172,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not (args.state_dir or os.environ.get(STATE_DIR_ENV) or Path("state").is_dir()):
+    if not (args.state_dir or os.environ.get(STATE_DIR_ENV) or Path(DEFAULT_STATE_DIR).is_dir()):
         print(
             f"pangeohub-admin {args.command}: which hub? Set {STATE_DIR_ENV} (as the hub's "
             "service does) or pass --state-dir.",

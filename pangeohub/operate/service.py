@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..state import write_atomic
 from .https import HTTPS
 from .hub import Hub
 
@@ -122,10 +123,7 @@ def install(hub: Hub, units_dir: Path, enable: bool = True) -> list[Path]:
     units_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in units(hub).items():
-        path = units_dir / name
-        path.write_text(text)
-        os.chmod(path, 0o644)
-        written.append(path)
+        written.append(write_atomic(units_dir / name, text, 0o644))
     problem = verify(written)
     if problem:
         raise RuntimeError(f"systemd-analyze verify refused the units:\n{problem}")

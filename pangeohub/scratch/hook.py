@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..numbers import FiniteFloat
 from ..parts import hub_part
+from ..state import state_path, write_atomic
 from .base import ScratchBackend, backend_class
 from .settings import scratch_endpoints
 
@@ -79,8 +79,7 @@ class ScratchEnvironment(LoggingConfigurable):
 
     @default("client_config_dir")
     def _default_dir(self):
-        state = os.environ.get("PANGEOHUB_STATE_DIR") or "state"
-        return str(Path(state).resolve() / "scratch-client")
+        return str(state_path() / "scratch-client")
 
     _backend: ScratchBackend | None = None
 
@@ -103,10 +102,7 @@ class ScratchEnvironment(LoggingConfigurable):
             if _written.get(str(path)) != text or not path.exists():
                 directory.mkdir(parents=True, exist_ok=True)
                 if not path.exists() or path.read_text() != text:
-                    tmp = path.with_name(f".{name}.tmp")
-                    tmp.write_text(text)
-                    tmp.chmod(0o644)
-                    tmp.replace(path)
+                    write_atomic(path, text, 0o644)  # no secret: servers read them
                 _written[str(path)] = text
             paths[name] = str(path)
         return paths

@@ -20,7 +20,7 @@ from ..isolation.disks import (
     private_directory,
     shared_mount,
 )
-from ..state import StateDirectory
+from ..state import StateDirectory, state_path
 from .base import BackendUnavailable, Issued, ScratchBackend, ScratchConfigError
 from .names import UnsafeName, user_segment
 
@@ -99,8 +99,7 @@ class LocalScratchBackend(ScratchBackend):
         isolation = Isolation(parent=self)
         if isolation.active:  # beside the homes: the state directory is root's alone
             return str(Path(isolation.home_root).parent / "scratch")
-        state = os.environ.get("PANGEOHUB_STATE_DIR") or "state"
-        return str(Path(state).resolve() / "scratch")
+        return str(state_path() / "scratch")
 
     size_limit = ByteSpecification(
         "10G",

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 from traitlets.config import Config
 
+from ..hubconfig import KUBE_SPAWNERS
 from ..policy import parse_bytes
-
-KUBE_SECTIONS = ("KubeSpawner", "PangeoKubeSpawner")
 
 # KubeSpawner setting -> (PangeoPolicy setting, the chart value it comes from, compare as)
 POLICY_DEFAULTS = {
@@ -51,7 +50,7 @@ def on_kubernetes(config: Config) -> bool:
 
 def _kube_setting(config: Config, name: str):
     """The admin's (or the chart's) KubeSpawner ``name``, the subclass's section first."""
-    for section in reversed(KUBE_SECTIONS):
+    for section in reversed(KUBE_SPAWNERS):
         if name in config[section]:
             return section, config[section][name]
     return None, None
@@ -62,7 +61,7 @@ def adopt_chart_settings(config: Config) -> None:
     itself (part of :func:`pangeohub.configure`; nothing off Kubernetes)."""
     if not on_kubernetes(config):
         return
-    for section in KUBE_SECTIONS:
+    for section in KUBE_SPAWNERS:
         profile_list = config[section].get("profile_list")
         if isinstance(profile_list, list) and not profile_list:
             del config[section]["profile_list"]  # the chart's default: unset

@@ -184,17 +184,45 @@ class PangeoLocalSpawner(
         machine = Machine.this_one()
         return [machine.fit(p) for p in super().allowed_profiles()]
 
-    def apply_profile(self, profile):
-        """A profile capped at this machine's size; a server's image is its environment's
-        version (or its launched environment): its Dask workers run there too."""
-        profile = Machine.this_one().fit(profile)
+    # -- the one point a profile is applied: before the admin's pre_spawn_hook --
+
+    _profile_applied = False  # this start's profile is on the spawner's traits
+
+    def run_pre_spawn_hook(self):
+        """This start's profile on the spawner's own traits (``cpu_limit``, ``mem_limit``,
+        guarantees), then the admin's ``pre_spawn_hook``: what the hook changes is what
+        the server gets (its cgroup reads the traits)."""
+        self.apply_start_profile()
+        return super().run_pre_spawn_hook()
+
+    def apply_start_profile(self) -> None:
+        """Apply the profile the policy allows for this start, once per start (before the
+        ``pre_spawn_hook`` when the hub runs it, else at the start)."""
+        if not self._profile_applied:
+            self.apply_profile(self.resolve_profile((self.user_options or {}).get("profile")))
+            self._profile_applied = True
+
+    def apply_profile(self, profile) -> None:
+        """``profile`` capped at this machine's size (:class:`..lab.machine.Machine`), its
+        limits set on the spawner's traits."""
+        self.profile = Machine.this_one().fit(profile)
+        for name, value in self.profile_traits(self.profile).items():
+            setattr(self, name, value)
+
+    def clear_state(self):
+        super().clear_state()
+        self._profile_applied = False  # a new start applies its profile again
+
+    def profile_as_run(self, profile):
+        """A server's image is its environment's version (or its launched environment):
+        its Dask workers run there too."""
         if self._launch is not None:
             from ..binder.server import launched_image
 
-            profile = dataclasses.replace(profile, image=launched_image(self._launch))
-        elif self._environment is not None:
-            profile = dataclasses.replace(profile, image=self._environment.image)
-        super().apply_profile(profile)
+            return dataclasses.replace(profile, image=launched_image(self._launch))
+        if self._environment is not None:
+            return dataclasses.replace(profile, image=self._environment.image)
+        return profile
 
     def render_profile_picker(self, spawner=None) -> str:
         """The spawn page's form: the user's allowed profiles, default pre-selected."""
@@ -245,11 +273,16 @@ class PangeoLocalSpawner(
         base, github = self.hub.base_url, launcher.github_url
         return launch_fields(base, github) + link_generator(base, github)
 
-    def options_from_form(self, formdata):
-        """Read the chosen profile, refusing one the user may not use (4xx). A launched
-        server started again from the spawn page keeps its repository's environment."""
-        slug = (formdata.get("profile") or [None])[0]
-        options = {"profile": self.resolve_profile(slug).slug}
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return self.read_profile_form
+
+    def read_profile_form(self, formdata) -> dict:
+        """The spawn page's choice: ``{"profile": slug}`` (JupyterHub's
+        ``options_from_form`` unless the admin sets another; the policy checks the result).
+        A launched server started again from the spawn page keeps its repository's
+        environment."""
+        options = {"profile": (formdata.get("profile") or [None])[0]}
         saved = getattr(getattr(self, "orm_spawner", None), "user_options", None) or {}
         if isinstance(saved.get("binder"), dict):
             options["binder"] = saved["binder"]
@@ -267,6 +300,7 @@ class PangeoLocalSpawner(
         env["USER"] = env["LOGNAME"] = self.account if self.isolated else _whoami()
         if self.profile is not None:
             env["PANGEO_DISK_SIZE"] = str(self.profile.disk_size)
+            env["JUPYTER_IMAGE_SPEC"] = self.profile.image
         if self._environment is not None:  # its own copy of pangeohub's extensions
             env.update(environments.server_variables(self._environment, env))
             return env
@@ -367,48 +401,68 @@ class PangeoLocalSpawner(
             home.mkdir(mode=0o700, exist_ok=True)
             os.chown(home, account.pw_uid, account.pw_gid, follow_symlinks=False)
         self.link_shared_data(account.pw_uid, account.pw_gid)
-        cgroup = self.cgroup
-        if cgroup is not None and self.profile is not None:
-            cgroup.kill_all()  # anything a crashed run left in it
-            cgroup.create(
-                self.profile.mem_limit,
-                self.profile.cpu_limit,
-                self.profile.mem_guarantee,
-                self.profile.cpu_guarantee,
-            )
+        self.prepare_cgroup()
         return made
 
+    def prepare_cgroup(self) -> None:
+        """This server's cgroup, emptied of anything a crashed run left, holding the
+        spawner's own limits (a ``pre_spawn_hook``'s changes included)."""
+        cgroup = self.cgroup
+        if cgroup is not None:
+            cgroup.kill_all()
+            cgroup.create(**self.cgroup_limits())
+
+    def cgroup_limits(self) -> dict:
+        """The spawner's ``mem_limit``, ``cpu_limit`` and guarantees (at most the limits),
+        as :meth:`ServerCgroup.create` takes them; None: no limit."""
+        mem_limit, cpu_limit = self.mem_limit or None, self.cpu_limit or None
+        return {
+            "mem_limit": mem_limit,
+            "cpu_limit": cpu_limit,
+            "mem_guarantee": _at_most(self.mem_guarantee, mem_limit),
+            "cpu_guarantee": _at_most(self.cpu_guarantee, cpu_limit),
+        }
+
     _launch = None  # the launched environment (pangeohub.binder) this start runs in
-    _configured_cmd: list | None = None
 
     async def start(self):
         from ..binder.server import copy_repository, launched_command, launched_environment
 
-        self._launch = launched_environment(self)  # a 4xx before any disk is made
         try:
-            self.account  # noqa: B018 (recorded, or refused, before anything is made)
-        except AccountCollision as error:
-            raise refusal(PolicyError(409, str(error))) from None
-        await self.prepare_start()
-        made = await asyncio.to_thread(self.prepare_home)
-        if made:
-            self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)
-        if self._configured_cmd is None:
-            self._configured_cmd = list(self.cmd)
-        self.cmd = list(self._configured_cmd)
-        if self._environment is not None:
-            self.cmd = environments.server_command(self._environment, self.cmd)
-        if self._launch is not None:
-            home, preexec = str(self.server_directory), self.make_preexec_fn(self.user.name)
-            if not await asyncio.to_thread(copy_repository, self._launch, home, preexec):
-                self.log.warning("Some of %s's repository files were not copied", self._log_name)
-            self.cmd = launched_command(self._launch, self.cmd)
-        wrapped = self.sandboxed(self.cmd)
-        self._launching_sandbox, self.cmd = wrapped is not self.cmd, wrapped
+            self._launch = launched_environment(self)  # a 4xx before any disk is made
+            try:
+                self.account  # noqa: B018 (recorded, or refused, before anything is made)
+            except AccountCollision as error:
+                raise refusal(PolicyError(409, str(error))) from None
+            self.apply_start_profile()
+            await self.prepare_start()
+            made = await asyncio.to_thread(self.prepare_home)
+            if made:
+                self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)
+            command = list(self.cmd)  # the spawner's own, as the admin or a hook set it
+            if self._environment is not None:
+                command = environments.server_command(self._environment, command)
+            if self._launch is not None:
+                home, preexec = str(self.server_directory), self.make_preexec_fn(self.user.name)
+                if not await asyncio.to_thread(copy_repository, self._launch, home, preexec):
+                    self.log.warning(
+                        "Some of %s's repository files were not copied", self._log_name
+                    )
+                command = launched_command(self._launch, command)
+            return await self._start_command(command)
+        finally:
+            self._profile_applied = False
+
+    async def _start_command(self, command: list[str]) -> str:
+        """LocalProcessSpawner's start of ``command`` (sandboxed when isolated); the
+        spawner's ``cmd`` is given back as it was, so the next start begins from it."""
+        wrapped = self.sandboxed(command)
+        own_cmd = self.cmd
+        self._launching_sandbox, self.cmd = wrapped is not command, wrapped
         try:
             return await super().start()
         finally:
-            self._launching_sandbox = False
+            self._launching_sandbox, self.cmd = False, own_cmd
 
     def release_home(self) -> None:
         """After a stop: end what is left in the cgroup, remove it, unmount the disk."""
@@ -444,6 +498,13 @@ class PangeoLocalSpawner(
         else:
             root, parts = Path(self.server_root), [safe_slug(self.user.name), self.server_dir_name]
         remove_tree(root, parts, self.log)
+
+
+def _at_most(value, cap):
+    """``value`` no higher than ``cap`` (either may be None: no bound)."""
+    if value is None or cap is None:
+        return value or None
+    return min(value, cap)
 
 
 def _whoami() -> str:

@@ -8,7 +8,7 @@ from inspect import isawaitable
 from traitlets import Any, Callable, List
 from traitlets.config import Configurable
 
-from ..environment_hooks import collect_environment
+from ..environment_hooks import collect_environment, log_hook_failure
 from ..metrics import RunningCount
 from ..parts import hub_part
 from ..policy import PangeoPolicy, PolicyError, Profile
@@ -19,9 +19,11 @@ from ..server_hooks import server_environment_hooks, server_stop_hooks
 class PangeoSpawnerMixin(Configurable):
     """Applies :class:`~pangeohub.policy.PangeoPolicy` to a JupyterHub spawner.
 
-    Before every start it resolves the user's profile from ``user_options["profile"]``
-    (refusing unknown or forbidden ones with a 4xx), applies the profile's resources,
-    and gathers the server's extra environment from ``environment_hooks``.
+    Each start runs the profile the policy allows from ``user_options["profile"]``
+    (refusing unknown or forbidden ones with a 4xx), applied once, at one point each
+    spawner names, to the spawner's own traits (:meth:`profile_traits`); the server's
+    extra environment comes from ``environment_hooks``. The admin's
+    ``options_from_form`` is honoured: its result passes the same checks.
     """
 
     environment_hooks = List(
@@ -79,12 +81,8 @@ class PangeoSpawnerMixin(Configurable):
     def _log_failed_start_task(self, task: asyncio.Future) -> None:
         """A deferred task's failure, logged by type (its message may hold a secret)."""
         if not task.cancelled() and task.exception() is not None:
-            self.log.error(
-                "Start task %s failed for %s (%s).",
-                getattr(task.get_coro(), "__qualname__", "?"),
-                self._log_name,
-                type(task.exception()).__name__,
-            )
+            coroutine = task.get_coro()
+            log_hook_failure(self.log, "Start task", coroutine, self._log_name, task.exception())
 
     async def finish_start_tasks(self) -> None:
         """Wait for what this start deferred (a failure is logged, and skipped)."""
@@ -159,15 +157,45 @@ class PangeoSpawnerMixin(Configurable):
             self.db.commit()
         self.user_options = {}
 
-    def apply_profile(self, profile: Profile) -> None:
-        """Set this spawner's resources from ``profile`` (spawner-specific parts extend this)."""
-        self.profile = profile
-        self.cpu_limit = profile.cpu_limit
-        self.mem_limit = profile.mem_limit
+    def profile_traits(self, profile: Profile) -> dict:
+        """The spawner traits ``profile`` sets: its limits, and the guarantees it names
+        (at most its limits)."""
+        traits = {"cpu_limit": profile.cpu_limit, "mem_limit": profile.mem_limit}
         if profile.cpu_guarantee is not None:
-            self.cpu_guarantee = profile.cpu_guarantee
+            traits["cpu_guarantee"] = min(float(profile.cpu_guarantee), profile.cpu_limit)
         if profile.mem_guarantee is not None:
-            self.mem_guarantee = profile.mem_guarantee
+            traits["mem_guarantee"] = min(profile.mem_guarantee, profile.mem_limit)
+        return traits
+
+    # -- the spawn form's options (JupyterHub's options_from_form, then the policy) --
+
+    def run_options_from_form(self, form_data):
+        """JupyterHub's: the configured ``options_from_form`` (each spawner's reading of
+        its own form, unless the admin set another), then the policy's checks, so that a
+        profile or choice the user may not have is refused (4xx) at the form."""
+        return self.checked_options(super().run_options_from_form(form_data))
+
+    def options_from_query(self, query_data):
+        """JupyterHub's (``/spawn?profile=...``), then the policy's checks."""
+        return self.checked_options(super().options_from_query(query_data))
+
+    def checked_options(self, options) -> dict:
+        """``options`` as given (a ``profile`` they name, by its slug), or a 4xx when they
+        ask for a profile or choice the user may not have. Options that name no profile
+        start the user's default."""
+        if not isinstance(options, dict) or not isinstance(options.get("profile"), str | None):
+            self.log.warning("Options for %s name no profile by its slug", self._log_name)
+            raise refusal(PolicyError(400, "Those server options are not valid here."))
+        profile = self.resolve_profile(options.get("profile"))
+        try:
+            self.check_options(options, profile)
+        except PolicyError as error:
+            raise refusal(error) from None
+        return {**options, "profile": profile.slug} if "profile" in options else options
+
+    def check_options(self, options: dict, profile: Profile) -> None:
+        """Refuse (:class:`PolicyError`) options ``profile`` does not offer; the local
+        spawner offers none besides the profile."""
 
     async def run_environment_hooks(self) -> dict[str, str]:
         """Collect the environment pangeohub's enabled parts and the admin's hooks add;
@@ -185,24 +213,23 @@ class PangeoSpawnerMixin(Configurable):
             try:
                 await hook(self)
             except Exception as error:
-                self.log.error(
-                    "Stop hook %s failed for %s (%s).",
-                    getattr(hook, "__qualname__", repr(hook)),
-                    self._log_name,
-                    type(error).__name__,
-                )
+                log_hook_failure(self.log, "Stop hook", hook, self._log_name, error)
 
     async def prepare_start(self) -> None:
-        """Everything the policy decides before a start."""
-        options = self.user_options or {}
-        self.apply_profile(self.resolve_profile(options.get("profile")))
+        """What the policy adds before a start, once the profile is applied: the profile
+        as the server runs it (its image), then the environment hooks' variables."""
+        if self.profile is not None:
+            self.profile = self.profile_as_run(self.profile)
         self._hook_environment = await self.run_environment_hooks()
+
+    def profile_as_run(self, profile: Profile) -> Profile:
+        """``profile`` with the image the server runs (each spawner knows it)."""
+        return profile
 
     def policy_environment(self) -> dict[str, str]:
         """What pangeohub puts in every server's environment."""
         env = dict(self._hook_environment or {})
         if self.profile is not None:
-            env["JUPYTER_IMAGE_SPEC"] = self.profile.image
             env["PANGEO_PROFILE"] = self.profile.slug
         return env
 

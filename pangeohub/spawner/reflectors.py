@@ -2,7 +2,7 @@
 
 - A reflector remembers whether its last full list failed, and a start that ends without a
   first load always fails that load (so the next start replaces it; see
-  ``PangeoKubeSpawner._start_reflector``).
+  :class:`.kube_reflectors.SharedReflectors`).
 - A watch that ends resumes from the last resourceVersion, as client-go's informers do,
   instead of listing every pod and event again: the API server ends a watch every
   ``timeout_seconds`` (10), so KubeSpawner's reflectors otherwise parse every object in

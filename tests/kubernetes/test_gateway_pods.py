@@ -3,14 +3,8 @@
 
 from __future__ import annotations
 
-from pangeohub.gateway.kube_pods import (
-    IMAGE,
-    NO_ROOM,
-    Trouble,
-    pod_trouble,
-    start_failure_message,
-    workers_removed_message,
-)
+from pangeohub.gateway.kube_pods import start_failure_message, workers_removed_message
+from pangeohub.pod_troubles import IMAGE, NO_ROOM, Trouble, pod_trouble, pull_failure
 
 IMAGE_NAME = "pangeo/not-pushed-yet:2024.01.01"
 
@@ -45,7 +39,7 @@ UNSCHEDULABLE = {
 
 
 def test_pull_failures_and_no_room_are_troubles_other_states_are_not():
-    for reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+    for reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"):
         assert pod_trouble(pod(waiting(reason))) == Trouble(IMAGE, IMAGE_NAME)
     assert pod_trouble(pod(UNSCHEDULABLE)) == Trouble(
         NO_ROOM, "0/3 nodes are available: 3 Insufficient memory"
@@ -54,6 +48,14 @@ def test_pull_failures_and_no_room_are_troubles_other_states_are_not():
     assert pod_trouble(pod({"phase": "Running"})) is None
     assert pod_trouble(pod(UNSCHEDULABLE, deletionTimestamp="2026-01-01T00:00:00Z")) is None
     assert pod_trouble(None) is None
+
+
+def test_the_spawner_reads_the_kubelets_own_words_of_a_pull_failure():
+    """The spawner's start watchdog and the gateway read the same module: the spawner logs
+    the kubelet's reason and message, the gateway names the image."""
+    container, waiting_state = pull_failure(pod(waiting("ErrImageNeverPull")))
+    assert container["image"] == IMAGE_NAME
+    assert waiting_state == {"reason": "ErrImageNeverPull", "message": "rpc error: not found"}
 
 
 def test_messages_say_what_happened_and_what_to_do():

@@ -59,8 +59,8 @@ async def test_watches_resume_from_the_last_version_without_listing(fake, make_s
     await ana.stop()
     ben = make_spawner(make_user("resume-ben"), **QUICK_WATCHES)
     await ben.start()
-    assert ben._pod()["status"]["phase"] == "Running"
-    assert ana._pod() is None
+    assert ben.current_pod()["status"]["phase"] == "Running"
+    assert ana.current_pod() is None
     await wait_for_watches(fake, lists, 1)
     assert lists["pods"] == 2  # no watch since the first has listed every pod again
     await ben.stop()
@@ -94,7 +94,7 @@ async def test_an_expired_version_lists_again(fake, make_spawner, lists):
         await asyncio.sleep(0.05)
     assert lists["pods"] > before, "an expired resourceVersion did not make a full list"
     await dee.stop()  # and the reflector still follows the pods
-    assert dee._pod() is None
+    assert dee.current_pod() is None
     await dee.delete_forever()
     fake.delete("configmaps", "expired-dee", NAMESPACE)
 

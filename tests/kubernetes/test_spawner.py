@@ -96,7 +96,7 @@ async def test_forged_options_refused_with_4xx(fake, make_spawner, options, stat
     form = {"profile": [slug]}
     form.update({f"profile-option-{slug}--{k}": [v] for k, v in options.items() if k != "profile"})
     with pytest.raises(web.HTTPError) as info:  # the spawn form refuses it too
-        spawner.options_from_form(form)
+        spawner.run_options_from_form(form)  # as JupyterHub calls it
     assert info.value.status_code == status
 
 
@@ -134,12 +134,31 @@ async def test_choices_and_allowed_unlisted_image(make_spawner):
     await spawner.load_user_options()
     assert spawner.image == "pangeo/ml-notebook:2024.01.01"
     assert spawner.get_env()["JUPYTER_IMAGE_SPEC"] == spawner.image
+    assert spawner.profile.image == spawner.image, "the Dask workers run the chosen image too"
     custom = {"profile": "small", "image--unlisted-choice": "pangeo/pangeo-notebook:2024.01.01"}
     for options in (custom, {**custom, "image": "unlisted_choice"}):  # the API's, the form's
         spawner = make_spawner(make_user("alice"), options=options, **IMAGE_CHOICES)
         await spawner.load_user_options()
         assert spawner.image == "pangeo/pangeo-notebook:2024.01.01"
     assert 'name="profile-option-small--image"' in await spawner.options_form(spawner)
+
+
+async def test_an_admins_options_from_form_is_honoured_and_its_result_checked(make_spawner):
+    def from_form(form_data, spawner):
+        return {"profile": "small", "image": form_data["flavour"][0]}
+
+    spawner = make_spawner(
+        make_user("alice"), Spawner__options_from_form=from_form, **IMAGE_CHOICES
+    )
+    assert spawner.run_options_from_form({"flavour": ["ml"]}) == {"profile": "small", "image": "ml"}
+    with pytest.raises(web.HTTPError) as refused:
+        spawner.run_options_from_form({"flavour": ["nope"]})
+    assert refused.value.status_code == 400
+    simple = make_spawner(make_user("alice"), Spawner__options_from_form="simple")
+    assert simple.run_options_from_form({"profile": ["small"]}) == {"profile": "small"}
+    default = make_spawner(make_user("alice"), **IMAGE_CHOICES)  # KubeSpawner's own reading
+    form = {"profile": ["small"], "profile-option-small--image": ["ml"]}
+    assert default.run_options_from_form(form) == {"profile": "small", "image": "ml"}
 
 
 async def test_named_servers_get_own_claims_and_profile_resources(fake, make_spawner):

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from pangeohub.state import StateDirectory
+from pangeohub.state import StateDirectory, state_path, write_atomic, write_private
 
 
 def mode(path):
@@ -43,3 +43,23 @@ def test_sqlite_database_is_private(tmp_path):
 def test_secret_names_stay_inside(tmp_path, name):
     with pytest.raises(ValueError):
         StateDirectory(tmp_path).secret(name)
+
+
+def test_state_path_names_the_directory_without_making_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "elsewhere"))
+    assert state_path() == (tmp_path / "elsewhere").resolve()
+    assert not (tmp_path / "elsewhere").exists()
+    monkeypatch.delenv("PANGEOHUB_STATE_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert state_path() == (tmp_path / "state").resolve()
+
+
+def test_the_one_atomic_write_replaces_a_file_whole_with_its_mode(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text("old")
+    os.chmod(path, 0o666)
+    assert write_private(path, "new") == path
+    assert path.read_text() == "new" and mode(path) == 0o600
+    write_atomic(path, "public", 0o644)
+    assert path.read_text() == "public" and mode(path) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.json"]  # no leftover
