@@ -113,11 +113,5 @@ class Launch:
             return
         url = f"{request.user.url}{quote(name)}/{request.landing}"
         elapsed = time.monotonic() - started
-        yield event(
-            "ready",
-            f"Your server is ready ({elapsed:.1f} s); opening it.",
-            100,
-            url=url,
-            server=name,
-            seconds=round(elapsed, 2),
-        )
+        ready = f"Your server is ready ({elapsed:.1f} s); opening it."
+        yield event("ready", ready, 100, url=url, server=name, seconds=round(elapsed, 2))
