@@ -18,8 +18,9 @@ providers, and could disagree with them (private repositories, GitHub Enterprise
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from urllib.parse import quote
 
 import aiohttp
@@ -28,6 +29,10 @@ import yarl
 from ..policy import PolicyError
 from ..refusal import refusal
 from .builder import event
+from .eventstream import data_events
+from .launch import Builds, Built, LaunchRequest
+from .spec import LaunchError
+from .tokens import build_token
 
 
 def refusal_status(message: str) -> int:
@@ -54,18 +59,6 @@ def _translate(raw: dict) -> dict:
     if phase in ("waiting", "fetching", "pushing", "built"):
         return event(phase if phase != "built" else "building", message, 20)
     return event("log", message)
-
-
-def _events(block: bytes) -> list[dict]:
-    """The ``data:`` events of one block of an event stream (comments skipped)."""
-    found = []
-    for line in block.decode(errors="replace").splitlines():
-        if line.startswith("data:"):
-            try:
-                found.append(json.loads(line[len("data:") :].strip()))
-            except ValueError:
-                pass
-    return found
 
 
 def _ended(status, building: bool) -> dict:
@@ -108,7 +101,7 @@ async def binderhub_build(
                     buffer += chunk
                     while b"\n\n" in buffer:
                         block, buffer = buffer.split(b"\n\n", 1)
-                        for raw in _events(block):
+                        for raw in data_events(block):
                             translated = _translate(raw)
                             if translated["phase"] == "failed" and not building:
                                 translated["status"] = refusal_status(translated["message"])
@@ -119,6 +112,39 @@ async def binderhub_build(
                 yield _ended(response.status, building)
     except (aiohttp.ClientError, TimeoutError, OSError) as error:
         yield _ended(type(error).__name__, building)
+
+
+class BinderHubBuilds(Builds):
+    """Builds by BinderHub at ``url`` (its hub service ``service``), each with the
+    person's own token for that build only; ``timeout``: seconds a build may take."""
+
+    def __init__(self, url: str, service: str, timeout: float):
+        self.url = url
+        self.service = service
+        self.timeout = timeout
+
+    async def build(self, request: LaunchRequest) -> AsyncIterator[dict | Built]:
+        image = None
+        with build_token(request.user, self.service) as token:  # revoked when the build ends
+            spec = request.raw_spec
+            stream = binderhub_build(self.url, request.provider, spec, token, self.timeout)
+            async with aclosing(stream):
+                async for item in stream:
+                    status = item.pop("status", None)
+                    if status:  # BinderHub refused the request itself, before building
+                        raise LaunchError(status, item["message"])
+                    yield item
+                    if item["phase"] == "failed":
+                        return
+                    if item["phase"] == "built":
+                        image = item["image"]
+        if not image:
+            message = "BinderHub ended the build without naming an image. Please try again."
+            yield event("failed", message, 100)
+            return
+        tag = image.rsplit(":", 1)[-1] if ":" in image else image
+        option = {"image": image, "repository": request.repo.url, "ref": request.repo.ref}
+        yield Built(re.sub(r"[^a-z0-9]", "", tag.lower()) or "image", option)
 
 
 def launched_image_option(spawner, image_prefix: str) -> str | None:

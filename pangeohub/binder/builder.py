@@ -31,7 +31,7 @@ import shutil
 import sys
 import sysconfig
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,13 @@ from .workspace import BuildWorkspace, disks_problem, remove_stale_builds
 SEAL = 2
 RESOLVES_PER_USER = 2  # refs one person may have being resolved at once
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
+
+
+InUse = Callable[[], set[str]]  # the environments running (or starting) servers use
+
+
+def nothing_in_use() -> set[str]:
+    return set()
 
 
 def env_key(url: str, commit: str) -> str:
@@ -441,9 +448,12 @@ class BinderBuilder(LoggingConfigurable):
             for slot in range(1, self.max_builds + 1):
                 self._slots.put_nowait(slot)
 
-    async def build(self, repo: RepoSpec, commit: str, username: str) -> AsyncIterator[dict]:
+    async def build(
+        self, repo: RepoSpec, commit: str, username: str, in_use: InUse = nothing_in_use
+    ) -> AsyncIterator[dict]:
         """Events of building (or reusing) ``repo`` at ``commit``; the last one is
-        ``built`` (with ``environment``) or ``failed`` (with ``message`` and ``line``)."""
+        ``built`` (with ``environment``) or ``failed`` (with ``message`` and ``line``).
+        ``in_use``: the environments running servers use, which are never removed."""
         key = env_key(repo.url, commit)
         self._bookkeeping()
         lock = self._key_locks.setdefault(key, asyncio.Lock())
@@ -471,7 +481,7 @@ class BinderBuilder(LoggingConfigurable):
                     yield event("waiting", "Waiting for a free build slot on this hub.", 15)
                 slot = await self._slots.get()
                 try:
-                    async for item in self._build(repo, commit, key, username, slot):
+                    async for item in self._build(repo, commit, key, username, slot, in_use):
                         yield item
                 finally:
                     self._slots.put_nowait(slot)
@@ -529,13 +539,14 @@ class BinderBuilder(LoggingConfigurable):
         workspace.remove()
         self._active.discard(workspace.dir.name)
 
-    async def _build(self, repo: RepoSpec, commit: str, key: str, username: str, slot: int):
+    async def _build(
+        self, repo: RepoSpec, commit: str, key: str, username: str, slot: int, in_use: InUse
+    ):
         started = time.monotonic()
         deadline = started + self.timeout
         if self._stale_removed is None:  # once per hub process, before its first build
-            in_use = self.in_use_hook()
             self._stale_removed = asyncio.ensure_future(
-                asyncio.to_thread(self._remove_stale, in_use)
+                asyncio.to_thread(self._remove_stale, in_use())
             )
         await self._stale_removed
         workspace = await asyncio.to_thread(self._prepare, key, slot)
@@ -565,8 +576,7 @@ class BinderBuilder(LoggingConfigurable):
                 reused=False,
                 seconds=round(elapsed, 2),
             )
-            in_use = {key}
-            await asyncio.to_thread(self.evict, in_use | self.in_use_hook())
+            await asyncio.to_thread(self.evict, {key} | in_use())
         except (StepFailed, SealError) as failure:
             step = step_name.rstrip(".")
             message = str(failure) if isinstance(failure, SealError) else failure.message
@@ -581,8 +591,6 @@ class BinderBuilder(LoggingConfigurable):
             await asyncio.to_thread(limits.remove)
             if workspace.dir.name in self._active:
                 await asyncio.to_thread(self._discard, workspace)
-
-    in_use_hook = staticmethod(lambda: set())  # replaced by the launcher: keys servers run
 
     def _uv_args(self) -> list[str]:
         args = []

@@ -4,11 +4,12 @@
 The page signs the person in first (the hub's own login). For a repository not on the
 admin's trusted list it only shows what would be built and from where, and goes on after
 the person confirms with a POST (:mod:`.consent`). It then follows the stream: each step,
-the build log, a progress bar, and a clear end. The stream resolves the ref,
-builds the environment (or reuses the one built for that commit), then starts a named
-server of the person's own **through the hub's REST API** with the environment in its
-options, so the hub's rules (profile, named-server limit and name rule, disk, scratch,
-culling) apply as to any other start; its last event carries the URL to land on.
+the build log, a progress bar, and a clear end. The stream checks who asks and passes on
+the events of a :class:`~.launch.Launch`: the ref resolved, the environment built (or
+reused) here or by BinderHub, then a named server of the person's own started **through
+the hub's REST API** with the environment in its options, so the hub's rules (profile,
+named-server limit and name rule, disk, scratch, culling) apply as to any other start;
+its last event carries the URL to land on.
 
 Bad input is refused before the stream starts, as a 4xx with a message.
 """
@@ -18,29 +19,29 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from contextlib import aclosing
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import has_scope
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.iostream import StreamClosedError
 from traitlets import Bool, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..numbers import FiniteFloat
 from ..policy import PangeoPolicy
-from .binderhub import binderhub_build
+from .binderhub import BinderHubBuilds
 from .builder import BinderBuilder, event
 from .consent import TICKET_PARAM, is_trusted, issue_ticket, ticket_allows
+from .launch import OPTION, Builds, Launch, LaunchRequest
+from .local_builds import LocalBuilds, keys_in_use
 from .page import CONFIRM_PAGE, PROGRESS_PAGE
 from .spec import LaunchError, RepoSpec, landing_path, parse_spec
+from .start import HubAPIStarts
 
-OPTION = "binder"  # the key of a launch in a server's user_options
+__all__ = ["OPTION", "BinderLauncher", "BuildAPIHandler", "LaunchPageHandler", "launch_handlers"]
 
 
 class BinderLauncher(LoggingConfigurable):
@@ -98,6 +99,19 @@ class BinderLauncher(LoggingConfigurable):
         if self._builder is None:
             self._builder = BinderBuilder(parent=self)
         return self._builder
+
+    def launch(self, request: LaunchRequest, hub_api_url: str, users) -> Launch:
+        """``request``'s launch: built by BinderHub when ``binderhub_url`` is set, else on
+        this machine (never removing what servers of the hub's ``users`` run in), and
+        started through the hub's REST API at ``hub_api_url``."""
+        if self.binderhub_url:
+            builds: Builds = BinderHubBuilds(
+                self.binderhub_url, self.binderhub_service, self.builder.timeout
+            )
+        else:
+            builds = LocalBuilds(self.builder, in_use=lambda: keys_in_use(users))
+        starts = HubAPIStarts(hub_api_url, self.service_token, self.ready_timeout)
+        return Launch(request, builds, starts, self.server_name)
 
     def trusts(self, repo: RepoSpec) -> bool:
         """Whether ``repo``'s launch links may build without asking the person first."""
@@ -194,7 +208,8 @@ class LaunchPageHandler(BaseHandler):
 
 
 class BuildAPIHandler(APIHandler):
-    """``/hub/api/binder/build/<provider>/<spec>``: BinderHub's build event stream."""
+    """``/hub/api/binder/build/<provider>/<spec>``: the launch's event stream (BinderHub's
+    shape). Checks who asks, then streams what :class:`~.launch.Launch` yields."""
 
     keepalive_interval = 8
 
@@ -235,7 +250,7 @@ class BuildAPIHandler(APIHandler):
 
     async def get(self, provider: str, spec: str):
         try:
-            await self.launch(provider, spec)
+            await self.stream(provider, spec)
         except (web.Finish, web.HTTPError):
             raise
         except Exception as error:  # the hub's own fault: said once, no traceback
@@ -262,190 +277,35 @@ class BuildAPIHandler(APIHandler):
                 "this API with a token that may start your servers.",
             )
 
-    async def launch(self, provider: str, spec: str):
+    def requested_launch(self, provider: str, spec: str) -> LaunchRequest:
+        """The launch this request asks for, on behalf of the person who may start it."""
         user = self.current_user
         if user is None or getattr(user, "kind", "user") != "user":
             raise web.HTTPError(403, "Sign in as a person to launch a repository.")
         if not has_scope(f"servers!user={user.name}", self.parsed_scopes):
             raise web.HTTPError(403, "This token may not start your servers (it lacks 'servers').")
         self.check_confirmed(user, provider, spec)
-        launcher, builder = self.launcher, self.launcher.builder
-        if launcher.binderhub_url:
-            await self.launch_from_binderhub(user, provider, spec)
-            return
-        try:
-            repo, landing = _launch_request(self, provider, spec)
-            builder.check_can_build(user.name)
-            commit = await builder.resolve(repo, user.name)
-        except LaunchError as error:
-            self.refuse(error)
-            return
-        self.set_header("Cache-Control", "no-cache")
-        asyncio.ensure_future(self.keepalive())
-        started = time.monotonic()
-        await self.send(
-            event("resolved", f"{repo.display} is commit {commit[:12]}.", 3, commit=commit)
-        )
-        builder.in_use_hook = self.keys_in_use
-        key = None
-        async with aclosing(builder.build(repo, commit, user.name)) as build:
-            async for item in build:
-                if item["phase"] == "failed":
-                    await self.send(item)
-                    return
-                if item["phase"] == "built":
-                    key = item["environment"]
-                await self.send(item)
-        builder.mark_used(key)
-        name = launcher.server_name(repo, commit)
-        option = {"environment": key, "repository": repo.url, "ref": repo.ref, "commit": commit}
-        await self.start_and_open(user, name, option, landing, started)
-
-    async def start_and_open(self, user, name: str, option: dict, landing: str, started: float):
-        """Start the launched server (the person's chosen profile, if any) and send where
-        to open it, or why it did not start."""
-        await self.send(event("launching", f"Starting your server {name!r}.", 70, server=name))
-        options = {OPTION: option}
-        if self.get_argument("profile", ""):
-            options["profile"] = self.get_argument("profile")
-        failure = await self.start_server(user, name, options)
-        if failure:
-            await self.send(event("failed", failure, 100))
-            return
-        url = f"{user.url}{quote(name)}/{landing}"
-        elapsed = time.monotonic() - started
-        await self.send(
-            event(
-                "ready",
-                f"Your server is ready ({elapsed:.1f} s); opening it.",
-                100,
-                url=url,
-                server=name,
-                seconds=round(elapsed, 2),
-            )
-        )
-
-    async def launch_from_binderhub(self, user, provider: str, spec: str):
-        """On Kubernetes: BinderHub builds (or finds) the image, the hub starts it.
-
-        The stream opens only once BinderHub has resolved the ref: its refusal (unknown
-        provider, missing ref, ...) is answered as a 4xx like any other bad input."""
-        launcher = self.launcher
-        try:
-            repo, landing = _launch_request(self, provider, spec)
-        except LaunchError as error:
-            self.refuse(error)
-            return
-        started = time.monotonic()
-        # The person's own token for this request: BinderHub sees who builds.
-        scope = f"access:services!service={launcher.binderhub_service}"
-        try:
-            token = user.new_api_token(note="binder build", expires_in=3600, scopes=[scope])
-        except ValueError:
-            self.refuse(
-                LaunchError(
-                    403,
-                    f"You may not use this hub's BinderHub: a hub admin must give people the "
-                    f"scope {scope} (binderhub-service's set-up does).",
-                )
-            )
-            return
-        try:
-            image = await self.follow_binderhub(provider, token)
-        finally:
-            self.revoke(token)  # a build-only request: BinderHub needs it no longer
-        if image is None:
-            return
-        tag = image.rsplit(":", 1)[-1] if ":" in image else image
-        name = launcher.server_name(repo, re.sub(r"[^a-z0-9]", "", tag.lower()) or "image")
-        option = {"image": image, "repository": repo.url, "ref": repo.ref}
-        await self.start_and_open(user, name, option, landing, started)
-
-    async def follow_binderhub(self, provider: str, token: str) -> str | None:
-        """Pass BinderHub's events on; the image it reports, or None when it failed (a
-        refusal before the build answered as a 4xx, a build failure as a ``failed`` event)."""
-        launcher = self.launcher
+        repo, landing = _launch_request(self, provider, spec)
         raw_spec = self.request.path.split("/api/binder/build/", 1)[1].split("/", 1)[1]
-        build = binderhub_build(
-            launcher.binderhub_url, provider, raw_spec, token, launcher.builder.timeout
-        )
-        image = None
-        async with aclosing(build):
-            async for item in build:
-                if not self._headers_written:
-                    if item["phase"] == "failed" and item.get("status"):
-                        self.refuse(LaunchError(item["status"], item["message"]))
-                        return None
-                    self.set_header("Cache-Control", "no-cache")
-                    asyncio.ensure_future(self.keepalive())
-                item.pop("status", None)
-                await self.send(item)
-                if item["phase"] == "failed":
-                    return None
-                if item["phase"] == "built":
-                    image = item["image"]
-        if not image:
-            message = "BinderHub ended the build without naming an image. Please try again."
-            await self.send(event("failed", message, 100))
-        return image
+        profile = self.get_argument("profile", "")
+        return LaunchRequest(user, provider, raw_spec, repo, landing, profile)
 
-    def revoke(self, token: str) -> None:
-        orm_token = orm.APIToken.find(self.db, token)
-        if orm_token is not None:
-            self.db.delete(orm_token)
-            self.db.commit()
-
-    def keys_in_use(self) -> set[str]:
-        """Environments that running (or starting) servers use: never evicted."""
-        keys = set()
-        for user in list(self.users.values()):
-            for spawner in list(user.spawners.values()):
-                launch = (spawner.user_options or {}).get(OPTION)
-                if isinstance(launch, dict) and (spawner.active or spawner.ready):
-                    keys.add(str(launch.get("environment")))
-        return keys
-
-    async def start_server(self, user, name: str, options: dict) -> str | None:
-        """Start ``user``'s server ``name`` through the hub's REST API; None when it is
-        ready, else what went wrong, in the hub's own words."""
-        spawner = user.spawners.get(name) if name in user.orm_spawners else None
-        if spawner is not None and spawner.ready:
-            return None  # launched before and still running: land in it again
-        client = AsyncHTTPClient()
-        request = HTTPRequest(
-            f"{self.hub.api_url}/users/{quote(user.name)}/servers/{quote(name)}",
-            method="POST",
-            body=json.dumps(options),
-            headers={
-                "Authorization": f"token {self.launcher.service_token}",
-                "Content-Type": "application/json",
-            },
-            request_timeout=60,
-        )
-        response = await client.fetch(request, raise_error=False)
-        if response.code >= 400:
-            try:
-                return json.loads(response.body)["message"]
-            except (ValueError, KeyError, TypeError):
-                return f"The hub refused to start the server ({response.code})."
-        spawner = user.spawners[name]
-        deadline = time.monotonic() + self.launcher.ready_timeout
-        while time.monotonic() < deadline:
-            if spawner.ready:
-                return None
-            future = spawner._spawn_future
-            if not spawner.pending and future is not None and future.done() and future.exception():
-                error = future.exception()
-                return (
-                    getattr(error, "jupyterhub_message", None)
-                    or "The server failed to start; ask a hub admin to look at the hub's log."
-                )
-            if not spawner.pending and not spawner.active:
-                return (
-                    "The server stopped while starting; ask a hub admin to look at the hub's log."
-                )
-            await asyncio.sleep(0.25)
-        return f"The server did not become ready within {self.launcher.ready_timeout:g} s."
+    async def stream(self, provider: str, spec: str):
+        """The launch's events; a refusal before the first one is a 4xx instead."""
+        try:
+            request = self.requested_launch(provider, spec)
+            launch = self.launcher.launch(request, self.hub.api_url, self.users)
+            async with aclosing(launch.events()) as events:
+                async for item in events:
+                    if not self._headers_written:
+                        self.set_header("Cache-Control", "no-cache")
+                        asyncio.ensure_future(self.keepalive())
+                    await self.send(item)
+        except LaunchError as error:
+            if not self._headers_written:
+                self.refuse(error)
+            else:
+                await self.send(event("failed", error.message, 100, line=""))
 
 
 def launch_handlers(launcher: BinderLauncher) -> list[tuple]:
