@@ -6,7 +6,6 @@ import logging
 
 from ..hubconfig import config_list, register_role, register_service
 from ..isolation import Isolation
-from ..state import StateDirectory
 from .builder import BinderBuilder
 from .launcher import BinderLauncher, BuildAPIHandler, LaunchPageHandler, launch_handlers
 
@@ -34,13 +33,11 @@ def wire_binder(c) -> None:
         return
     if not launcher.binderhub_url and Isolation(config=c).active:
         BinderBuilder(config=c).check_build_account()  # a ValueError: refused at start-up
-    token = StateDirectory.from_env().secret("binder_service_token")
-    register_service(c, {"name": SERVICE, "api_token": token})
+    register_service(c, {"name": SERVICE, "api_token": launcher.service_token})
     register_role(
         c,
         {"name": "binder-launcher", "scopes": ["servers", "read:users"], "services": [SERVICE]},
     )
-    c.BinderLauncher.service_token = token
     ours = (LaunchPageHandler, BuildAPIHandler)
     kept = [h for h in config_list(c, "extra_handlers") if h[1] not in ours]
-    c.JupyterHub.extra_handlers = kept + launch_handlers(BinderLauncher(config=c))
+    c.JupyterHub.extra_handlers = kept + launch_handlers(launcher)

@@ -27,11 +27,12 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import has_scope
 from tornado import web
 from tornado.iostream import StreamClosedError
-from traitlets import Bool, List, Unicode
+from traitlets import Bool, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..numbers import FiniteFloat
 from ..policy import PangeoPolicy
+from ..state import StateDirectory
 from .binderhub import BinderHubBuilds
 from .builder import BinderBuilder, event
 from .consent import TICKET_PARAM, is_trusted, issue_ticket, ticket_allows
@@ -42,6 +43,9 @@ from .spec import LaunchError, RepoSpec, landing_path, parse_spec
 from .start import HubAPIStarts
 
 __all__ = ["OPTION", "BinderLauncher", "BuildAPIHandler", "LaunchPageHandler", "launch_handlers"]
+
+
+SERVICE_TOKEN_SECRET = "binder_service_token"  # in the state directory
 
 
 class BinderLauncher(LoggingConfigurable):
@@ -89,8 +93,13 @@ class BinderLauncher(LoggingConfigurable):
     ).tag(config=True)
 
     service_token = Unicode(
-        help="The ``binder-launcher`` service's token (it starts servers); set by configure."
+        help="""The ``binder-launcher`` service's token (it starts servers). Default: the
+        one generated once in the hub's state directory."""
     ).tag(config=True)
+
+    @default("service_token")
+    def _default_service_token(self) -> str:
+        return StateDirectory.from_env().secret(SERVICE_TOKEN_SECRET)
 
     _builder: BinderBuilder | None = None
 

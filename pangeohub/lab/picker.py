@@ -10,7 +10,7 @@ renders the same template with the same list, so both spawners show the same pic
 
 from __future__ import annotations
 
-from traitlets import Bool
+from traitlets import Bool, default
 from traitlets.config import Config, Configurable
 
 from ..hubconfig import KUBE_SPAWNERS
@@ -26,10 +26,15 @@ class ProfilePicker(Configurable):
     """The spawn page's picker (``c.ProfilePicker``)."""
 
     fancy = Bool(
-        True,
         help="""Show jupyterhub-fancy-profiles' picker (when it is installed) on both
-        spawners. False: each spawner's plain list of profiles.""",
+        spawners. False: each spawner's plain list of profiles. Default: True, except
+        under a ``c.JupyterHub.base_url`` other than ``/``, where fancy-profiles cannot
+        load its script (it asks for ``/hub/fancy-profiles/...`` whatever the base URL).""",
     ).tag(config=True)
+
+    @default("fancy")
+    def _default_fancy(self) -> bool:
+        return (self.config.JupyterHub.get("base_url", "/") or "/") == "/"
 
     @property
     def active(self) -> bool:
@@ -63,14 +68,9 @@ def render_fancy_form(profile_list: list[dict]) -> str:
 
 def wire_picker(c: Config) -> None:
     """Serve fancy-profiles' assets and give KubeSpawner its template (keeping the admin's
-    own template paths and handlers).
-
-    fancy-profiles loads its script from ``/hub/fancy-profiles/...`` whatever the hub's
-    base URL (an upstream limitation), so under another ``c.JupyterHub.base_url`` the
-    spawners keep their plain picker unless the admin asked for it explicitly."""
-    base_url = c.JupyterHub.get("base_url", "/") or "/"
-    if base_url != "/" and "fancy" not in c.ProfilePicker:
-        c.ProfilePicker.fancy = False
+    own template paths and handlers). Under another ``c.JupyterHub.base_url`` the
+    spawners keep their plain picker unless the admin asked for fancy-profiles
+    (:attr:`ProfilePicker.fancy`'s default)."""
     if not ProfilePicker(config=c).active:
         return
     handlers = list(c.JupyterHub.get("extra_handlers", []))

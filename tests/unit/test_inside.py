@@ -15,7 +15,7 @@ from traitlets.config import Config
 import pangeohub
 from pangeohub.lab.dashboard import gateway_dashboard_url
 from pangeohub.lab.home import PAGES, TEMPLATE_VAR, TEMPLATES, home_summary
-from pangeohub.lab.picker import describe, mark_previous, render_fancy_form
+from pangeohub.lab.picker import ProfilePicker, describe, mark_previous, render_fancy_form
 from pangeohub.lab.shared import SharedData
 from pangeohub.policy import PangeoPolicy
 
@@ -103,7 +103,7 @@ def test_configure_wires_picker_and_home_keeping_the_admins_own():
     prefixed.PangeoPolicy.profiles = [{"display_name": "Small"}]
     prefixed.JupyterHub.base_url = "/pangeo/"
     pangeohub.configure(prefixed)  # fancy-profiles' script path assumes base_url "/"
-    assert prefixed.ProfilePicker.fancy is False
+    assert ProfilePicker(config=prefixed).fancy is False  # its default, not written into c
     handlers = [h[0] for h in prefixed.JupyterHub.get("extra_handlers", [])]
     assert "/fancy-profiles/static/(.*)" not in handlers
 

@@ -44,6 +44,18 @@ def test_configure_writes_no_computed_value_into_pangeohubs_sections():
     assert {name: dict(c[name]) for name in OWN_SECTIONS} == before
 
 
+@pytest.mark.parametrize("spawner", ["pangeo-local", "pangeo-kubernetes"])
+def test_configure_writes_into_jupyterhubs_section_only(spawner):
+    """Launch links' token, the picker under another base URL, ports: computed where
+    they are read, so every section but JupyterHub's own is as the admin wrote it."""
+    c = hub_config()
+    c.JupyterHub.spawner_class = spawner
+    before = copy.deepcopy(c)
+    pangeohub.configure(c)
+    changed = {k for k in c if k != "JupyterHub" and dict(c[k]) != dict(before.get(k, {}))}
+    assert changed == set()
+
+
 def test_servers_hooks_reach_the_services_where_the_hub_registered_them():
     """JupyterHub's spawners get a copy of the configuration (traitlets merges the file's
     into the application's): with nothing written back, they agree with the hub through
