@@ -24,6 +24,7 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,19 @@ SETPRIV = "setpriv"
 # Directories every account may write, each replaced by the sandbox's own tmpfs of a
 # size: "tmp" (tmp_size), "shm" (shm_size) or bytes.
 SHARED_DIRS = (("/tmp", "tmp"), ("/var/tmp", "tmp"), ("/dev/shm", "shm"), ("/run/lock", 1 << 20))
+
+
+def hub_software() -> tuple[str, ...]:
+    """The parts of the hub's own installation in a directory the sandbox replaces
+    (a checkout or virtualenv under ``/tmp``): servers and Dask workers run the hub's
+    Python and import pangeohub from there, so the sandbox binds them back, read-only."""
+    import pangeohub
+
+    places = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(sys.executable))}
+    places.add(os.path.dirname(os.path.abspath(pangeohub.__file__)))
+    places |= {os.path.realpath(p) for p in places}
+    shared = [path for path, _ in SHARED_DIRS]
+    return tuple(sorted(p for p in places if any(Path(p).is_relative_to(top) for top in shared)))
 
 
 class SandboxUnavailable(RuntimeError):
@@ -91,6 +105,12 @@ class Sandbox:
                 for depth in range(1, len(parts)):
                     args += ["--perms", "0711", "--dir", str(top.joinpath(*parts[:depth]))]
             args += ["--bind-try", path, path]
+        for path in hub_software():
+            for top in (Path(t) for t, _ in SHARED_DIRS if Path(path).is_relative_to(t)):
+                parts = Path(path).relative_to(top).parts
+                for depth in range(1, len(parts)):  # made in the sandbox's own tmpfs
+                    args += ["--perms", "0755", "--dir", str(top.joinpath(*parts[:depth]))]
+            args += ["--ro-bind", path, path]
         groups = ",".join(str(g) for g in self.groups)
         drop = [setpriv, "--reuid", str(self.uid), "--regid", str(self.gid)]
         drop += [f"--groups={groups}"] if groups else ["--clear-groups"]
