@@ -119,7 +119,7 @@ def python_version(python: str) -> str:
         config = (Path(python).parent.parent / "pyvenv.cfg").read_text()
     except OSError:
         return ours
-    found = re.search(r"^version_info\s*=\s*(\d+)\.(\d+)", config, re.MULTILINE)
+    found = re.search(r"^version(?:_info)?\s*=\s*(\d+)\.(\d+)", config, re.MULTILINE)
     return f"{found[1]}.{found[2]}" if found else ours
 
 

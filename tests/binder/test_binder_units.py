@@ -486,6 +486,29 @@ def run_python(python: str, code: str) -> str:
     return done.stdout.strip()
 
 
+def layered_launch(tmp_path, served, wheels, name: str = "layered"):
+    """A launch of ``h14org/<name>`` where environments are on, through LocalBuilds: the
+    builder, a function launching again, and the first launch's items."""
+    from types import SimpleNamespace
+
+    from pangeohub.binder.launch import LaunchRequest
+    from pangeohub.binder.local_builds import LocalBuilds
+
+    b = builder(tmp_path, wheels)
+    small_environment_settings(b.config, tmp_path, wheels)
+    b = BinderBuilder(config=b.config)
+    served.publish("h14org", name, {"requirements.txt": "h14tinypkg\n"})
+    repo = parse_spec("gh", f"h14org/{name}/main", served.url)
+    person = SimpleNamespace(name="h14unit", groups=[])
+    builds = LocalBuilds(b, in_use=set)
+
+    async def launch(profile: str = "") -> list:
+        request = LaunchRequest(person, "gh", f"h14org/{name}/main", repo, "", profile)
+        return [item async for item in builds.build(request)]
+
+    return b, launch, asyncio.run(launch())
+
+
 def test_a_launch_is_made_on_its_profiles_environment_and_its_version_names_it(
     tmp_path, served, wheels
 ):
@@ -493,33 +516,20 @@ def test_a_launch_is_made_on_its_profiles_environment_and_its_version_names_it(
     the launch's stream), the launch is layered on its current version (its Python, its
     packages, never the hub's), and a new version of it is a new build of the commit."""
     import sysconfig
-    from types import SimpleNamespace
 
-    from pangeohub.binder.launch import Built, LaunchRequest
-    from pangeohub.binder.local_builds import LocalBuilds
+    from pangeohub.binder.launch import Built
     from pangeohub.environments.build import Builder
     from pangeohub.environments.spec import EnvironmentSpec
 
-    b = builder(tmp_path, wheels)
-    small_environment_settings(b.config, tmp_path, wheels)
-    b = BinderBuilder(config=b.config)
-    commit = served.publish("h14org", "layered", {"requirements.txt": "h14tinypkg\n"})
-    repo = parse_spec("gh", "h14org/layered/main", served.url)
-    person = SimpleNamespace(name="h14unit", groups=[])
-    builds = LocalBuilds(b, in_use=set)
-
-    async def launch(profile: str = "") -> list:
-        request = LaunchRequest(person, "gh", "h14org/layered/main", repo, "", profile)
-        return [item async for item in builds.build(request)]
-
-    items = asyncio.run(launch())
+    b, launch, items = layered_launch(tmp_path, served, wheels)
     assert isinstance(items[-1], Built), items[-1]
-    events = items[:-1]
+    events, commit = items[:-1], items[-1].option["commit"]
+    repo_url = items[-1].option["repository"]
     assert any("Building environment small" in e["message"] for e in events)
     version = Builder(hub_part_settings(b)).current("small")
     built = events[-1]
-    assert built["phase"] == "built" and built["environment"] == env_key(repo.url, commit, version)
-    assert built["environment"] != env_key(repo.url, commit)  # not the hub-layered build
+    assert built["phase"] == "built" and built["environment"] == env_key(repo_url, commit, version)
+    assert built["environment"] != env_key(repo_url, commit)  # not the hub-layered build
     launched = b.environment(built["environment"])
     assert launched.meta["layer"] == {"name": "small", "key": version.key}
     code = (
@@ -554,6 +564,77 @@ def hub_part_settings(b: BinderBuilder):
     from pangeohub.parts import hub_part
 
     return hub_part(Environments, b)
+
+
+def test_a_launched_server_runs_in_its_layer_and_keeps_its_version(
+    tmp_path, served, wheels, monkeypatch
+):
+    """The local spawner starts a launch made on an environment on the launch's Python,
+    with the version's Jupyter paths and pangeohub's parts (none of the hub's), reports the
+    launch as its image (its Dask workers' Python), and keeps the version in its state (so
+    it is not removed under it); a launch whose version is gone is refused with a 400."""
+    import sys
+    from types import SimpleNamespace
+
+    from tornado import web
+
+    from pangeohub.activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
+    from pangeohub.binder.server import launched_command, launched_environment, launched_image
+    from pangeohub.environments.build import Builder
+    from pangeohub.environments.spec import EnvironmentSpec
+    from pangeohub.spawner.local import PangeoLocalSpawner
+
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    b, _, items = layered_launch(tmp_path, served, wheels, "spawned")
+    version = Builder(hub_part_settings(b)).current("small")
+    c = b.config
+    c.ScratchService.enabled = False
+    c.GatewayService.enabled = False
+    c.PangeoLocalSpawner.server_root = str(tmp_path / "servers")
+
+    def spawner(option: dict = items[-1].option, environments: bool = True):
+        config = c if environments else c.copy()
+        if not environments:
+            config.Environments.enabled = False
+        made = PangeoLocalSpawner(
+            config=config, _deprecated_db_session=None, hub=SimpleNamespace(base_url="/hub/")
+        )
+        made.user = SimpleNamespace(name="h14unit", groups=[])
+        made.user_options = {"binder": option}
+        return made
+
+    server = spawner()
+    server._launch = launch = launched_environment(server)
+    server.apply_start_profile()
+    asyncio.run(server.prepare_start())
+    assert server._environment == version
+    assert server.get_state()["environment"] == {"name": "small", "key": version.key}
+    assert server.profile.image == launched_image(launch)  # its Dask workers' Python
+    command = launched_command(launch, list(server.cmd))
+    assert command[0] == launch.python and server.cmd[0] == sys.executable
+    env = server.user_env({"PATH": "/usr/bin"})
+    assert env["PATH"].split(os.pathsep)[:2] == [launch.bin, version.bin]
+    assert env["VIRTUAL_ENV"] == str(launch.path / "env")
+    assert env["PANGEO_ENVIRONMENT"] == "small" and env["PANGEO_ENVIRONMENT_VERSION"] == version.key
+    jupyter_paths = env["JUPYTER_CONFIG_PATH"] + os.pathsep + env["JUPYTER_PATH"]
+    assert str(version.site_packages / "pangeohub" / "jupyter-config") in jupyter_paths
+    assert ACTIVITY_CONFIG_DIR not in jupyter_paths and sys.prefix not in jupyter_paths
+
+    # Its version removed (a newer one current, no server running it): a 400 at start.
+    spec = EnvironmentSpec.of(hub_part_settings(b), "small")
+    spec.added.parent.mkdir(exist_ok=True)
+    spec.added.write_text("h14tinypkg\n")
+    assert Builder(hub_part_settings(b)).remove_unused("small", set()) == [version.key]
+    with pytest.raises(web.HTTPError) as refused:
+        launched_environment(spawner())
+    assert refused.value.status_code == 400
+
+    # A launch made on the hub's packages runs only where environments are off.
+    on_the_hub = {"environment": build(b, served, "spawned")[-1]["environment"]}
+    with pytest.raises(web.HTTPError) as refused:
+        launched_environment(spawner(on_the_hub))
+    assert refused.value.status_code == 400
+    assert launched_environment(spawner(on_the_hub, environments=False)).layer is None
 
 
 def test_a_launch_for_a_profile_the_person_may_not_use_is_refused_before_building(tmp_path, wheels):
