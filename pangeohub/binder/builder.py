@@ -11,11 +11,22 @@ leaves nothing in ``envs/``. Everyone who launches the same commit gets the same
 environment; environments are evicted, least recently launched first, when all of them
 together outgrow ``total_size``.
 
-The environment is a *layered* virtual environment on the hub's own Python: a ``.pth``
-file adds the hub's site-packages after the environment's own, so Jupyter Server,
-JupyterLab and pangeohub's extensions come from the hub while the repository's packages
-(installed first on the path) take precedence. So uv installs only what the repository
-adds, and a Python version other than the hub's is refused with a message.
+The environment is a *layered* virtual environment: a ``.pth`` file adds the packages of
+a layer under it, after the environment's own, so Jupyter Server, JupyterLab, the Pangeo
+stack and pangeohub's server-side parts come from the layer while the repository's
+packages (installed first on the path) take precedence. Where environments are on
+(``c.Environments``, the one-machine default) the layer is the current version of the
+launch profile's environment, on that environment's Python, and that version is part of
+the build's name: a new version means a new build of the same commit. Where they are off,
+the layer is the hub's own Python and packages. A Python version other than the layer's
+is refused with a message.
+
+Every step sees the machine's proxy and certificate variables; uv's steps also run the way
+the environments' builds do (:mod:`pangeohub.environments.machine`): the system's trust
+store (``c.Environments.system_certs``), the machine's ``UV_*`` settings, and pip's index
+settings (``pip.conf``, ``PIP_*``) read by the hub and passed as uv's variables, since the
+build's account cannot read the hub account's files. The builder's own ``index_url``,
+``find_links`` and ``offline`` win over the machine's.
 """
 
 from __future__ import annotations
@@ -39,8 +50,17 @@ from jupyterhub.traitlets import ByteSpecification
 from traitlets import Bool, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from ..environments.machine import (
+    INDEX_VARIABLES,
+    network_variables,
+    uv_environment,
+    uv_executable,
+)
+from ..environments.settings import Environments
+from ..environments.versions import Version, read_version
 from ..isolation import Isolation
 from ..numbers import FiniteFloat
+from ..parts import hub_part
 from ..state import StateDirectory
 from .accounts import (
     RESOLVER,
@@ -71,12 +91,46 @@ def nothing_in_use() -> set[str]:
     return set()
 
 
-def env_key(url: str, commit: str) -> str:
-    """The environment's name: readable repository name, commit, and a hash of the URL
-    (and of how it is sealed, so no older environment has the same name)."""
+def env_key(url: str, commit: str, layer: Version | None = None) -> str:
+    """The environment's name: readable repository name, commit, and a hash of the URL,
+    of how it is sealed (so no older environment has the same name) and of the
+    environment version it layers on, if any (a new version: a new build)."""
     name = re.sub(r"[^a-z0-9]+", "-", url.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-")
-    digest = hashlib.sha256(f"{url}\n{commit}\nseal {SEAL}".encode()).hexdigest()[:10]
+    named = f"{url}\n{commit}\nseal {SEAL}"
+    if layer is not None:
+        named += f"\nlayer {layer.name} {layer.key}"
+    digest = hashlib.sha256(named.encode()).hexdigest()[:10]
     return f"{name[:30] or 'repo'}-{commit[:12]}-{digest}"
+
+
+def layer_of(meta: dict) -> tuple[str, str] | None:
+    """The (environment, version) a built environment's ``meta`` says it layers on; None:
+    on the hub's own packages."""
+    layer = meta.get("layer")
+    if isinstance(layer, dict) and isinstance(layer.get("name"), str):
+        return layer["name"], str(layer.get("key"))
+    return None
+
+
+def python_version(python: str) -> str:
+    """``X.Y`` of a virtual environment's Python (its ``pyvenv.cfg``), else the hub's."""
+    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+    try:
+        config = (Path(python).parent.parent / "pyvenv.cfg").read_text()
+    except OSError:
+        return ours
+    found = re.search(r"^version(?:_info)?\s*=\s*(\d+)\.(\d+)", config, re.MULTILINE)
+    return f"{found[1]}.{found[2]}" if found else ours
+
+
+def includes_system_site(python: str) -> bool:
+    """Whether a virtual environment's Python sees its base's site-packages (and so the
+    user site, ``pip install --user``)."""
+    try:
+        config = (Path(python).parent.parent / "pyvenv.cfg").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"^include-system-site-packages\s*=\s*true", config, re.MULTILINE))
 
 
 @dataclass(frozen=True)
@@ -103,6 +157,11 @@ class Environment:
     def start(self) -> str | None:
         start = self.meta.get("start")
         return str(self.repo / start) if start else None
+
+    @property
+    def layer(self) -> tuple[str, str] | None:
+        """The (environment, version) it layers on; None: the hub's packages."""
+        return layer_of(self.meta)
 
 
 def event(phase: str, message: str, progress: int | None = None, **extra) -> dict:
@@ -135,16 +194,13 @@ class BinderBuilder(LoggingConfigurable):
 
     @default("uv")
     def _default_uv(self):
-        try:
-            from uv import find_uv_bin
-
-            return find_uv_bin()
-        except (ImportError, FileNotFoundError):
-            return shutil.which("uv") or "uv"
+        return uv_executable()
 
     python = Unicode(
-        help="""The Python environments are made on; its site-packages are layered under
-        each environment's own. Default: the hub's Python.""",
+        help="""Where environments are off (``c.Environments.enabled``): the Python
+        launched environments are made on; its site-packages are layered under each
+        environment's own. Default: the hub's Python. Where environments are on, a launch
+        is made on its profile's environment instead (its Python and packages).""",
     ).tag(config=True)
 
     @default("python")
@@ -152,12 +208,19 @@ class BinderBuilder(LoggingConfigurable):
         return sys.executable
 
     index_url = Unicode(
-        "", help="Package index uv installs from (``--index-url``); empty: uv's default."
+        "",
+        help="""Package index uv installs from (``--index-url``), instead of the machine's.
+        Empty: the machine's, as for environments (uv's ``UV_*`` variables and system-wide
+        uv.toml, else pip.conf's ``index-url`` or ``PIP_INDEX_URL``), else uv's default.
+        Builds verify indexes with the machine's trust store unless
+        ``c.Environments.system_certs`` is off, and use its proxy variables.""",
     ).tag(config=True)
 
     find_links = List(
         Unicode(),
-        help="Directories or pages of wheels and sdists uv also installs from (``--find-links``).",
+        help="""Directories or pages of wheels and sdists uv also installs from
+        (``--find-links``; instead of the machine's ``UV_FIND_LINKS`` or pip's
+        ``find-links``).""",
     ).tag(config=True)
 
     offline = Bool(
@@ -305,13 +368,23 @@ class BinderBuilder(LoggingConfigurable):
         except OSError:
             return 0.0
 
+    def layer_gone(self, environment: Environment) -> bool:
+        """Whether the environment version ``environment`` was made on is removed (it can
+        never start again: a launch now builds on the current version)."""
+        layer = environment.layer
+        root = hub_part(Environments, self).root_path
+        return layer is not None and read_version(root, *layer) is None
+
     def evict(self, in_use: set[str]) -> list[str]:
-        """Remove least recently launched environments until all fit ``total_size``."""
+        """Remove the environments whose layer is gone, then the least recently launched
+        ones until all fit ``total_size``."""
         envs = sorted(self.environments(), key=lambda e: self.last_used(e.key))
+        gone = {e.key for e in envs if self.layer_gone(e)}
+        envs.sort(key=lambda e: e.key not in gone)  # (a stable sort) those first
         total = sum(e.meta.get("size", 0) for e in envs)
         removed = []
         for env in envs:
-            if total <= self.total_size:
+            if total <= self.total_size and env.key not in gone:
                 break
             if env.key in in_use:
                 continue
@@ -321,7 +394,8 @@ class BinderBuilder(LoggingConfigurable):
             (self.root / "used" / env.key).unlink(missing_ok=True)
             total -= env.meta.get("size", 0)
             removed.append(env.key)
-            self.log.info("Evicted launched environment %s to keep within total_size", env.key)
+            why = "its environment version is gone" if env.key in gone else "total_size"
+            self.log.info("Evicted launched environment %s (%s)", env.key, why)
         return removed
 
     # -- who builds ---------------------------------------------------------
@@ -367,7 +441,10 @@ class BinderBuilder(LoggingConfigurable):
             )
 
     def _git_env(self, home: str) -> dict[str, str]:
+        """What every step runs with (git's, uv's, postBuild's): the machine's proxy and
+        certificate variables, and nothing else of the hub's."""
         return {
+            **network_variables(dict(os.environ)),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": home,
             "GIT_TERMINAL_PROMPT": "0",
@@ -449,12 +526,18 @@ class BinderBuilder(LoggingConfigurable):
                 self._slots.put_nowait(slot)
 
     async def build(
-        self, repo: RepoSpec, commit: str, username: str, in_use: InUse = nothing_in_use
+        self,
+        repo: RepoSpec,
+        commit: str,
+        username: str,
+        in_use: InUse = nothing_in_use,
+        layer: Version | None = None,
     ) -> AsyncIterator[dict]:
         """Events of building (or reusing) ``repo`` at ``commit``; the last one is
         ``built`` (with ``environment``) or ``failed`` (with ``message`` and ``line``).
-        ``in_use``: the environments running servers use, which are never removed."""
-        key = env_key(repo.url, commit)
+        ``in_use``: the environments running servers use, which are never removed.
+        ``layer``: the environment version it is made on (None: the hub's packages)."""
+        key = env_key(repo.url, commit, layer)
         self._bookkeeping()
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         if lock.locked():
@@ -481,7 +564,8 @@ class BinderBuilder(LoggingConfigurable):
                     yield event("waiting", "Waiting for a free build slot on this hub.", 15)
                 slot = await self._slots.get()
                 try:
-                    async for item in self._build(repo, commit, key, username, slot, in_use):
+                    build = self._build(repo, commit, key, username, slot, in_use, layer)
+                    async for item in build:
                         yield item
                 finally:
                     self._slots.put_nowait(slot)
@@ -540,7 +624,14 @@ class BinderBuilder(LoggingConfigurable):
         self._active.discard(workspace.dir.name)
 
     async def _build(
-        self, repo: RepoSpec, commit: str, key: str, username: str, slot: int, in_use: InUse
+        self,
+        repo: RepoSpec,
+        commit: str,
+        key: str,
+        username: str,
+        slot: int,
+        in_use: InUse,
+        layer: Version | None,
     ):
         started = time.monotonic()
         deadline = started + self.timeout
@@ -557,14 +648,14 @@ class BinderBuilder(LoggingConfigurable):
             await asyncio.to_thread(remove_stale, self, self.root / "building")
             await asyncio.to_thread(limits.create)
             result: dict = {}
-            steps = self._steps(repo, commit, workspace, deadline, log, result, limits)
+            steps = self._steps(repo, commit, workspace, deadline, log, result, limits, layer)
             async for item in steps:
                 if item["phase"] != "log":
                     step_name = item["message"]
                 yield item
             step_name = "Sealing the environment"
             size = await asyncio.to_thread(
-                self._seal, workspace, key, repo, commit, result["recipe"]
+                self._seal, workspace, key, repo, commit, result["recipe"], layer
             )
             elapsed = time.monotonic() - started
             self.log.info("Built environment %s for %s in %.1f s", key, username, elapsed)
@@ -592,6 +683,17 @@ class BinderBuilder(LoggingConfigurable):
             if workspace.dir.name in self._active:
                 await asyncio.to_thread(self._discard, workspace)
 
+    def uv_environment(self) -> dict[str, str]:
+        """What uv's steps add to every step's variables: the machine's uv and pip
+        settings and its trust store (``c.Environments.system_certs``), read here by the
+        hub; the machine's index gives way to ``index_url``."""
+        system_certs = hub_part(Environments, self).system_certs
+        env = uv_environment(dict(os.environ), system_certs=system_certs, other_account=True)
+        if self.index_url:
+            for name in INDEX_VARIABLES:
+                env.pop(name, None)
+        return env
+
     def _uv_args(self) -> list[str]:
         args = []
         if self.index_url:
@@ -615,7 +717,9 @@ class BinderBuilder(LoggingConfigurable):
         )
         return out_of_memory, out_of_disk
 
-    async def _steps(self, repo, commit, workspace: BuildWorkspace, deadline, log, result, limits):
+    async def _steps(
+        self, repo, commit, workspace: BuildWorkspace, deadline, log, result, limits, layer
+    ):
         work, run_as = workspace.work, workspace.run_as
         checkout, venv = work / "repo", work / "env"
         hint = f"the build is limited to {self.timeout:g} s (c.BinderBuilder.timeout)"
@@ -624,15 +728,17 @@ class BinderBuilder(LoggingConfigurable):
             UV_CACHE_DIR=str(work / "cache"), TMPDIR=str(work / "tmp"), UV_NO_PROGRESS="1",
             NO_COLOR="1",
         )  # fmt: skip
+        uv_env = {**self.uv_environment(), **env}  # the build's own cache and home win
         out_of_memory, out_of_disk = self._limit_messages()
 
         async def step(argv, what, cwd=work, extra_env=None, quiet=False):
+            base = uv_env if argv[0] == self.uv else env
             try:
                 async for line in run_step(
                     argv,
                     run_as=run_as,
                     cwd=str(cwd),
-                    env={**env, **(extra_env or {})},
+                    env={**base, **(extra_env or {})},
                     deadline=deadline,
                     what=what,
                     timeout_hint=hint,
@@ -677,8 +783,9 @@ class BinderBuilder(LoggingConfigurable):
         recipe = await self._read_recipe(step, checkout)
         files = ", ".join(recipe.files()) or "no environment files (the hub's own packages)"
         yield event("building", f"Building from {files}.", 20)
-        self._check_python(recipe)
-        async for item in self._make_environment(step, venv):
+        python = layer.python if layer is not None else self.python
+        self._check_python(recipe, python)
+        async for item in self._make_environment(step, venv, layer):
             yield item
         async for item in self._install(step, recipe, checkout, venv, log):
             yield item
@@ -686,23 +793,28 @@ class BinderBuilder(LoggingConfigurable):
             yield item
         result["recipe"] = recipe
 
-    async def _make_environment(self, step, venv: Path):
-        """The virtual environment on ``python``, the hub's packages layered under it."""
-        async for item in step(
-            [self.uv, "venv", "--relocatable", "--quiet", "--python", self.python, str(venv)],
-            "Making the virtual environment",
-        ):
+    async def _make_environment(self, step, venv: Path, layer: Version | None):
+        """The virtual environment with the layer's packages under it: the environment
+        version's (on its Python, seeing the user site as it does), else the hub's."""
+        if layer is None:
+            python, what, pth_name = self.python, "Layering the hub's packages", "_pangeohub_hub"
+            paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+        else:
+            python, pth_name = layer.python, "_pangeohub_environment"
+            what = f"Layering the environment {layer.name} (version {layer.key})"
+            paths = [str(layer.site_packages)]
+        making = [self.uv, "venv", "--relocatable", "--quiet", "--python", python]
+        if layer is not None and includes_system_site(layer.python):
+            making.append("--system-site-packages")  # `pip install --user`, as in the layer
+        async for item in step([*making, str(venv)], "Making the virtual environment"):
             yield item
-        layer = "import site; site.addsitedir({!r})".format
-        hub_paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-        pth = "\n".join(layer(p) for p in hub_paths) + "\n"
+        pth = "".join(f"import site; site.addsitedir({p!r})\n" for p in paths)
         write_pth = (
-            "import site, sys; open(site.getsitepackages()[0] + '/_pangeohub_hub.pth', 'w')"
-            ".write(sys.argv[1])"
+            "import site, sys; open(site.getsitepackages()[0] + '/' + sys.argv[1], 'w')"
+            ".write(sys.argv[2])"
         )
-        async for item in step(
-            [str(venv / "bin" / "python"), "-c", write_pth, pth], "Layering the hub's packages"
-        ):
+        argv = [str(venv / "bin" / "python"), "-c", write_pth, f"{pth_name}.pth", pth]
+        async for item in step(argv, what):
             yield item
 
     async def _install(self, step, recipe: Recipe, checkout: Path, venv: Path, log: list):
@@ -790,18 +902,24 @@ class BinderBuilder(LoggingConfigurable):
         except ValueError:
             raise StepFailed("The repository's files could not be read.", lines[-1][:200]) from None
 
-    def _check_python(self, recipe: Recipe) -> None:
-        ours = f"{sys.version_info.major}.{sys.version_info.minor}"
-        if recipe.python and recipe.python not in (ours, str(sys.version_info.major)):
+    def _check_python(self, recipe: Recipe, python: str) -> None:
+        ours = python_version(python)
+        if recipe.python and recipe.python not in (ours, ours.split(".")[0]):
             raise StepFailed(
                 f"{recipe.python_from} asks for Python {recipe.python}; this hub builds "
-                f"environments on its own Python {ours} only. Ask for python-{ours} "
+                f"environments on Python {ours} only. Ask for python-{ours} "
                 "(or remove the line) and launch again.",
                 f"python {recipe.python}",
             )
 
     def _seal(
-        self, workspace: BuildWorkspace, key: str, repo: RepoSpec, commit: str, recipe: Recipe
+        self,
+        workspace: BuildWorkspace,
+        key: str,
+        repo: RepoSpec,
+        commit: str,
+        recipe: Recipe,
+        layer: Version | None = None,
     ) -> int:
         """Root's own copy of the finished build, read-only for all, checked, and moved
         into ``envs/`` in one step (see :mod:`.seal`)."""
@@ -823,6 +941,8 @@ class BinderBuilder(LoggingConfigurable):
             "files": recipe.files(),
             "seal": SEAL,
         }
+        if layer is not None:
+            meta["layer"] = {"name": layer.name, "key": layer.key}
         fd = open_dir(sealed)
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW

@@ -5,6 +5,13 @@ REST API call the launcher makes). Only a finished environment on this hub is ac
 the repository's files are copied into the server's home as its own account (files the
 person already has there are kept), the server starts through the repository's ``start``
 script (``exec "$@"``) with the environment's Python, its ``bin`` first on ``PATH``.
+
+Where environments are on, the launched environment is layered on a version of the
+profile's environment (:mod:`.builder`): the server runs in that version too (the spawner
+keeps it in its state, so it is not removed while the server runs), with the version's
+copy of pangeohub's Jupyter configuration and Lab extension, never the hub's. A launched
+environment whose version is gone, or one made on the hub's packages while environments
+are on, is refused: the launch link builds it again on the current version.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import os
 import subprocess
 import sys
 
+from ..environments.servers import settings_of
+from ..environments.versions import Version
 from ..policy import PolicyError
 from ..refusal import refusal
 from .builder import BinderBuilder, Environment
@@ -26,7 +35,13 @@ def launched_environment(spawner) -> Environment | None:
     if launch is None:
         return None
     key = launch.get("environment") if isinstance(launch, dict) else None
-    environment = BinderBuilder(parent=spawner).environment(str(key or ""))
+    builder = BinderBuilder(parent=spawner)
+    environment = builder.environment(str(key or ""))
+    if environment is not None and environment.layer is None:
+        if settings_of(spawner).enabled:  # made on the hub's packages: no server's now
+            environment = None
+    elif environment is not None and builder.layer_gone(environment):
+        environment = None
     if environment is None:
         raise refusal(
             PolicyError(
@@ -57,22 +72,29 @@ def _joined(*parts: str) -> str:
     return os.pathsep.join(p for p in parts if p)
 
 
-def launched_variables(environment: Environment, env: dict[str, str]) -> dict[str, str]:
+def launched_variables(
+    environment: Environment, env: dict[str, str], layer: Version | None = None
+) -> dict[str, str]:
     """What a launched server's environment adds to ``env``: the venv first on PATH, the
-    hub's Jupyter configuration and data (JupyterLab, its extensions, the kernel spec)
-    still found from the layered environment, and where the environment came from."""
-    hub_config = os.path.join(sys.prefix, "etc", "jupyter")
-    hub_data = os.path.join(sys.prefix, "share", "jupyter")
-    return {
+    Jupyter configuration and data (JupyterLab, its extensions, the kernel spec) of what
+    it is layered on still found from the layered environment (``layer``, the environment
+    version; else the hub's), and where the environment came from."""
+    prefix = str(layer.prefix) if layer is not None else sys.prefix
+    config, data = os.path.join(prefix, "etc", "jupyter"), os.path.join(prefix, "share", "jupyter")
+    variables = {
         "PATH": _joined(environment.bin, env.get("PATH", os.defpath)),
-        "JUPYTER_CONFIG_PATH": _joined(env.get("JUPYTER_CONFIG_PATH", ""), hub_config),
-        "JUPYTER_PATH": _joined(env.get("JUPYTER_PATH", ""), hub_data),
+        "JUPYTER_CONFIG_PATH": _joined(env.get("JUPYTER_CONFIG_PATH", ""), config),
+        "JUPYTER_PATH": _joined(env.get("JUPYTER_PATH", ""), data),
         "VIRTUAL_ENV": str(environment.path / "env"),
         "BINDER_REPO_URL": environment.meta.get("repository", ""),
         "BINDER_REF": environment.meta.get("ref", ""),
         "BINDER_COMMIT": environment.meta.get("commit", ""),
         "PANGEO_BINDER_ENVIRONMENT": environment.key,
     }
+    own_lab = environment.path / "env" / "share" / "jupyter" / "lab"
+    if layer is not None and not own_lab.is_dir():  # JupyterLab's assets are the layer's
+        variables["JUPYTERLAB_DIR"] = os.path.join(data, "lab")
+    return variables
 
 
 def copy_repository(environment: Environment, home: str, preexec) -> bool:

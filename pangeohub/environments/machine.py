@@ -15,8 +15,9 @@ import os
 import shutil
 from pathlib import Path
 
-# What a build's uv keeps from the hub's environment (a build otherwise starts clean).
-PASSED_VARIABLES = (
+# How the machine reaches the network: what every build step keeps from the hub's
+# environment (git and a repository's postBuild too; a build otherwise starts clean).
+NETWORK_VARIABLES = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
@@ -28,9 +29,11 @@ PASSED_VARIABLES = (
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     "REQUESTS_CA_BUNDLE",
-    "XDG_CONFIG_HOME",
-    "XDG_CONFIG_DIRS",
 )
+# What a build's uv keeps from the hub's environment, besides its UV_* settings.
+PASSED_VARIABLES = (*NETWORK_VARIABLES, "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS")
+# uv's settings of where packages come from (the Binder builder's own index replaces them).
+INDEX_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL")
 
 
 def uv_executable() -> str:
@@ -88,34 +91,49 @@ def pip_settings(environ: dict[str, str]) -> dict[str, str]:
     return found
 
 
-def uv_config_files(environ: dict[str, str]) -> list[Path]:
-    """uv's own configuration files that exist (system and user level)."""
+def network_variables(environ: dict[str, str]) -> dict[str, str]:
+    """The machine's proxy and certificate variables in ``environ``."""
+    return {k: v for k, v in environ.items() if k in NETWORK_VARIABLES}
+
+
+def uv_config_files(environ: dict[str, str], *, user_level: bool = True) -> list[Path]:
+    """uv's own configuration files that exist (system level, and user level unless
+    ``user_level`` is off)."""
     home = Path(environ.get("HOME") or Path.home())
     xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
     files = [Path(d) / "uv" / "uv.toml" for d in xdg_dirs.split(":") if d]
-    files += [
-        Path("/etc/uv/uv.toml"),
-        Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "uv" / "uv.toml",
-    ]
+    files.append(Path("/etc/uv/uv.toml"))
+    if user_level:
+        files.append(Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "uv" / "uv.toml")
     if environ.get("UV_CONFIG_FILE"):
         files.append(Path(environ["UV_CONFIG_FILE"]))
     return [f for f in files if f.is_file()]
 
 
-def uv_has_index_settings(environ: dict[str, str]) -> bool:
+def uv_has_index_settings(environ: dict[str, str], *, user_level: bool = True) -> bool:
     """Whether uv is told where to find packages by its own settings."""
     names = ("UV_DEFAULT_INDEX", "UV_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL")
-    return any(environ.get(n) for n in names) or bool(uv_config_files(environ))
+    files = uv_config_files(environ, user_level=user_level)
+    return any(environ.get(n) for n in names) or bool(files)
 
 
-def uv_environment(environ: dict[str, str], *, system_certs: bool) -> dict[str, str]:
+def uv_environment(
+    environ: dict[str, str], *, system_certs: bool, other_account: bool = False
+) -> dict[str, str]:
     """The variables a build's uv runs with: the machine's proxy and certificate
     variables, every ``UV_*`` setting, the system trust store, and pip's settings
-    translated when uv has none of its own."""
+    translated when uv has none of its own.
+
+    ``other_account``: uv runs as another account with a home of its own (a Binder
+    build's), which cannot read the hub account's files (its ``uv.toml``, its
+    ``pip.conf``): pip's settings are read here, by the hub, and passed as variables, and
+    only uv's system-wide files and variables count as uv's own."""
     env = {k: v for k, v in environ.items() if k in PASSED_VARIABLES or k.startswith("UV_")}
+    if other_account:
+        env.pop("XDG_CONFIG_HOME", None)  # the hub account's, not the build's
     if system_certs:
         env.setdefault("UV_SYSTEM_CERTS", "1")
-    if uv_has_index_settings(environ):
+    if uv_has_index_settings(environ, user_level=not other_account):
         return env
     pip = pip_settings(environ)
     if pip.get("index-url"):

@@ -134,7 +134,8 @@ class EnvironmentSpawnerMixin:
     Before the policy's part of a start (``prepare_start``) the profile's environment is
     resolved to its current version, built first if needed (the spawn page shows the
     build's progress), and versions no server runs any more are removed. The version is
-    kept in the server's state. A launched server (``_launch``) runs in its own.
+    kept in the server's state. A launched server (``_launch``) runs in its own, and in
+    the version that one is layered on (kept in its state the same way).
     """
 
     _launch = None
@@ -146,7 +147,12 @@ class EnvironmentSpawnerMixin:
     async def prepare_start(self):
         self._environment = None
         settings = settings_of(self)
-        if self._launch is None and settings.enabled:
+        layer = getattr(self._launch, "layer", None)
+        if layer is not None:  # a launch made on an environment's version runs in it too
+            self._environment = read_version(settings.root_path, *layer)
+            if self._environment is not None:
+                self._starting_versions.add((self._environment.name, self._environment.key))
+        elif self._launch is None and settings.enabled:
             profile = self.resolve_profile((self.user_options or {}).get("profile"))
             self._environment_lines, self._environment_news = [], asyncio.Event()
 

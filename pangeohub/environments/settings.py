@@ -193,7 +193,7 @@ class Environments(LoggingConfigurable):
         help="""Verify package indexes with the machine's trust store (uv's
         ``--system-certs``), as pip does: a campus or company proxy with its own
         certificate authority works once the machine trusts it. Off: uv's bundled Mozilla
-        roots.""",
+        roots. The one switch for launch links' builds (``c.BinderBuilder``) too.""",
     ).tag(config=True)
 
     compile_bytecode = Bool(

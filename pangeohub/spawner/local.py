@@ -303,17 +303,17 @@ class PangeoLocalSpawner(
             env["JUPYTER_IMAGE_SPEC"] = self.profile.image
         if self._environment is not None:  # its own copy of pangeohub's extensions
             env.update(environments.server_variables(self._environment, env))
-            return env
-        # Enable pangeohub's activity extension (a computing kernel counts as activity).
-        config_path = [ACTIVITY_CONFIG_DIR, env.get("JUPYTER_CONFIG_PATH", "")]
-        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
-        # and its labextension (the top bar's CPU of the limit and scratch location)
-        data_path = [LAB_DATA_DIR, env.get("JUPYTER_PATH", "")]
-        env["JUPYTER_PATH"] = os.pathsep.join(p for p in data_path if p)
-        if self._launch is not None:
+        else:
+            # Enable pangeohub's activity extension (a computing kernel counts as activity).
+            config_path = [ACTIVITY_CONFIG_DIR, env.get("JUPYTER_CONFIG_PATH", "")]
+            env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
+            # and its labextension (the top bar's CPU of the limit and scratch location)
+            data_path = [LAB_DATA_DIR, env.get("JUPYTER_PATH", "")]
+            env["JUPYTER_PATH"] = os.pathsep.join(p for p in data_path if p)
+        if self._launch is not None:  # on the environment's version it is layered on
             from ..binder.server import launched_variables
 
-            env.update(launched_variables(self._launch, env))
+            env.update(launched_variables(self._launch, env, self._environment))
         return env
 
     _launching_sandbox = False  # the command being started is the sandbox (bwrap)
@@ -440,9 +440,9 @@ class PangeoLocalSpawner(
             if made:
                 self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)
             command = list(self.cmd)  # the spawner's own, as the admin or a hook set it
-            if self._environment is not None:
+            if self._environment is not None and self._launch is None:
                 command = environments.server_command(self._environment, command)
-            if self._launch is not None:
+            if self._launch is not None:  # its own Python (layered on the environment's)
                 home, preexec = str(self.server_directory), self.make_preexec_fn(self.user.name)
                 if not await asyncio.to_thread(copy_repository, self._launch, home, preexec):
                     self.log.warning(

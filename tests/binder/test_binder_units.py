@@ -409,3 +409,274 @@ def test_a_person_has_at_most_two_refs_being_resolved(tmp_path, wheels):
         silent.close()
     assert refused.status == 429 and "waiting for their repository" in refused.message
     assert b._resolving == {}
+
+
+# --- the machine's settings, and the environment a launch is made on ----------------
+
+
+def test_uv_steps_run_with_the_machines_settings_read_by_the_hub(
+    tmp_path, served, wheels, monkeypatch
+):
+    """The build's account cannot read the hub's pip.conf (as root, under /root): the hub
+    reads it and passes uv's variables, with the system trust store and the proxy; every
+    step gets the proxy, only uv's steps the index. The builder's own settings win."""
+    pip_conf = tmp_path / "pip.conf"
+    pip_conf.write_text("[global]\nindex-url = https://mirror.invalid/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(pip_conf))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "no-system-config"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no user-level pip or uv files
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    for name in [n for n in os.environ if n.startswith("UV_")]:
+        monkeypatch.delenv(name)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    uv = tmp_path / "uv"  # uv as the machine has it, saying what it was run with
+    uv.write_text(f'#!/bin/sh\nenv > {seen}/"uv-$$"\nexec {BinderBuilder().uv} "$@"\n')
+    uv.chmod(0o755)
+    served.publish(
+        "h14org",
+        "machine",
+        {"requirements.txt": "h14tinypkg\n", "postBuild": f"#!/bin/sh\nenv > {seen}/postBuild\n"},
+    )
+    b = builder(tmp_path, wheels, uv=str(uv))
+    events = build(b, served, "machine")
+    assert events[-1]["phase"] == "built", events[-1]
+    runs = [dict(line.split("=", 1) for line in p.read_text().splitlines() if "=" in line)
+            for p in seen.glob("uv-*")]  # fmt: skip
+    assert len(runs) >= 2  # the venv and the install
+    for env in runs:
+        assert env["UV_SYSTEM_CERTS"] == "1" and env["https_proxy"] == "http://proxy.invalid:3128"
+        assert env["UV_DEFAULT_INDEX"] == "https://mirror.invalid/simple"  # from pip.conf
+        assert env["UV_CACHE_DIR"].startswith(str(b.root / "building"))  # the build's own
+        assert "PIP_CONFIG_FILE" not in env
+    post_build = (seen / "postBuild").read_text()
+    assert "https_proxy=http://proxy.invalid:3128" in post_build
+    assert "UV_DEFAULT_INDEX" not in post_build and "UV_SYSTEM_CERTS" not in post_build
+
+    # The builder's own index wins over the machine's; c.Environments.system_certs is the
+    # one switch of the trust store, for environments and launches alike.
+    b = builder(tmp_path, wheels, index_url="https://builder.invalid/simple")
+    b.config.Environments.system_certs = False
+    env = BinderBuilder(config=b.config).uv_environment()
+    assert "UV_DEFAULT_INDEX" not in env and "UV_SYSTEM_CERTS" not in env
+    assert "--index-url" in BinderBuilder(config=b.config)._uv_args()
+
+
+def small_environment_settings(config: Config, tmp_path: Path, wheels: Path) -> None:
+    """An environment ``small`` (a wheel of its own, pangeohub's server-side parts) for
+    launches to be made on."""
+    make_wheel(wheels, "h14layerpkg", "1.0", "WHERE = 'the environment'\n")
+    (tmp_path / "small.txt").write_text("h14layerpkg\n")
+    config.Environments.enabled = True
+    config.Environments.root = str(tmp_path / "environments")
+    config.Environments.added_dir = str(tmp_path / "added")
+    config.Environments.environments = {"small": {"requirements": [str(tmp_path / "small.txt")]}}
+    config.Environments.default_environment = "small"
+    config.Environments.server_packages = []
+    config.Environments.find_links = [str(wheels)]
+    config.Environments.offline = True
+    config.Environments.compile_bytecode = False
+
+
+def run_python(python: str, code: str) -> str:
+    done = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, cwd="/", timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+def layered_launch(tmp_path, served, wheels, name: str = "layered"):
+    """A launch of ``h14org/<name>`` where environments are on, through LocalBuilds: the
+    builder, a function launching again, and the first launch's items."""
+    from types import SimpleNamespace
+
+    from pangeohub.binder.launch import LaunchRequest
+    from pangeohub.binder.local_builds import LocalBuilds
+
+    b = builder(tmp_path, wheels)
+    small_environment_settings(b.config, tmp_path, wheels)
+    b = BinderBuilder(config=b.config)
+    served.publish("h14org", name, {"requirements.txt": "h14tinypkg\n"})
+    repo = parse_spec("gh", f"h14org/{name}/main", served.url)
+    person = SimpleNamespace(name="h14unit", groups=[])
+    builds = LocalBuilds(b, in_use=set)
+
+    async def launch(profile: str = "") -> list:
+        request = LaunchRequest(person, "gh", f"h14org/{name}/main", repo, "", profile)
+        return [item async for item in builds.build(request)]
+
+    return b, launch, asyncio.run(launch())
+
+
+def test_a_launch_is_made_on_its_profiles_environment_and_its_version_names_it(
+    tmp_path, served, wheels
+):
+    """Where environments are on: the profile's environment is built first (its lines in
+    the launch's stream), the launch is layered on its current version (its Python, its
+    packages, never the hub's), and a new version of it is a new build of the commit."""
+    import sysconfig
+
+    from pangeohub.binder.launch import Built
+    from pangeohub.environments.build import Builder
+    from pangeohub.environments.spec import EnvironmentSpec
+
+    b, launch, items = layered_launch(tmp_path, served, wheels)
+    assert isinstance(items[-1], Built), items[-1]
+    events, commit = items[:-1], items[-1].option["commit"]
+    repo_url = items[-1].option["repository"]
+    assert any("Building environment small" in e["message"] for e in events)
+    version = Builder(hub_part_settings(b)).current("small")
+    built = events[-1]
+    assert built["phase"] == "built" and built["environment"] == env_key(repo_url, commit, version)
+    assert built["environment"] != env_key(repo_url, commit)  # not the hub-layered build
+    launched = b.environment(built["environment"])
+    assert launched.meta["layer"] == {"name": "small", "key": version.key}
+    code = (
+        "import sys, h14layerpkg, h14tinypkg, pangeohub; print(h14layerpkg.WHERE); "
+        "print(pangeohub.__file__); print(sys.base_prefix); print('\\n'.join(sys.path))"
+    )
+    where, pangeohub_file, base_prefix, *path = run_python(launched.python, code).splitlines()
+    assert where == "the environment"
+    assert pangeohub_file.startswith(str(version.path))  # the server-side parts: its copy
+    hub_site = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    assert not hub_site & set(path)  # nothing of the hub's own packages
+    assert run_python(version.python, "import sys; print(sys.base_prefix)") == base_prefix
+
+    # The same version: reused. A new version of the environment: a new build.
+    assert asyncio.run(launch())[-2]["reused"] is True
+    spec = EnvironmentSpec.of(hub_part_settings(b), "small")
+    spec.added.parent.mkdir(exist_ok=True)
+    spec.added.write_text("h14tinypkg\n")
+    items = asyncio.run(launch())
+    assert items[-2]["phase"] == "built" and items[-2]["reused"] is False
+    newer = b.environment(items[-2]["environment"])
+    assert newer.layer != launched.layer and newer.key != launched.key
+
+    # Once the old version is removed (no server runs it) its launches go too.
+    assert Builder(hub_part_settings(b)).remove_unused("small", in_use=set()) == [version.key]
+    assert b.layer_gone(launched) and not b.layer_gone(newer)
+    assert b.evict(in_use=set()) == [launched.key]
+
+
+def hub_part_settings(b: BinderBuilder):
+    from pangeohub.environments import Environments
+    from pangeohub.parts import hub_part
+
+    return hub_part(Environments, b)
+
+
+def test_a_launched_server_runs_in_its_layer_and_keeps_its_version(
+    tmp_path, served, wheels, monkeypatch
+):
+    """The local spawner starts a launch made on an environment on the launch's Python,
+    with the version's Jupyter paths and pangeohub's parts (none of the hub's), reports the
+    launch as its image (its Dask workers' Python), and keeps the version in its state (so
+    it is not removed under it); a launch whose version is gone is refused with a 400."""
+    import sys
+    from types import SimpleNamespace
+
+    from tornado import web
+
+    from pangeohub.activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
+    from pangeohub.binder.server import launched_command, launched_environment, launched_image
+    from pangeohub.environments.build import Builder
+    from pangeohub.environments.spec import EnvironmentSpec
+    from pangeohub.spawner.local import PangeoLocalSpawner
+
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    b, _, items = layered_launch(tmp_path, served, wheels, "spawned")
+    version = Builder(hub_part_settings(b)).current("small")
+    c = b.config
+    c.ScratchService.enabled = False
+    c.GatewayService.enabled = False
+    c.PangeoLocalSpawner.server_root = str(tmp_path / "servers")
+
+    def spawner(option: dict = items[-1].option, environments: bool = True):
+        config = c if environments else c.copy()
+        if not environments:
+            config.Environments.enabled = False
+        made = PangeoLocalSpawner(
+            config=config, _deprecated_db_session=None, hub=SimpleNamespace(base_url="/hub/")
+        )
+        made.user = SimpleNamespace(name="h14unit", groups=[])
+        made.user_options = {"binder": option}
+        return made
+
+    server = spawner()
+    server._launch = launch = launched_environment(server)
+    server.apply_start_profile()
+    asyncio.run(server.prepare_start())
+    assert server._environment == version
+    assert server.get_state()["environment"] == {"name": "small", "key": version.key}
+    assert server.profile.image == launched_image(launch)  # its Dask workers' Python
+    command = launched_command(launch, list(server.cmd))
+    assert command[0] == launch.python and server.cmd[0] == sys.executable
+    env = server.user_env({"PATH": "/usr/bin"})
+    assert env["PATH"].split(os.pathsep)[:2] == [launch.bin, version.bin]
+    assert env["VIRTUAL_ENV"] == str(launch.path / "env")
+    assert env["PANGEO_ENVIRONMENT"] == "small" and env["PANGEO_ENVIRONMENT_VERSION"] == version.key
+    jupyter_paths = env["JUPYTER_CONFIG_PATH"] + os.pathsep + env["JUPYTER_PATH"]
+    assert str(version.site_packages / "pangeohub" / "jupyter-config") in jupyter_paths
+    assert ACTIVITY_CONFIG_DIR not in jupyter_paths and sys.prefix not in jupyter_paths
+
+    # Its version removed (a newer one current, no server running it): a 400 at start.
+    spec = EnvironmentSpec.of(hub_part_settings(b), "small")
+    spec.added.parent.mkdir(exist_ok=True)
+    spec.added.write_text("h14tinypkg\n")
+    assert Builder(hub_part_settings(b)).remove_unused("small", set()) == [version.key]
+    with pytest.raises(web.HTTPError) as refused:
+        launched_environment(spawner())
+    assert refused.value.status_code == 400
+
+    # A launch made on the hub's packages runs only where environments are off.
+    on_the_hub = {"environment": build(b, served, "spawned")[-1]["environment"]}
+    with pytest.raises(web.HTTPError) as refused:
+        launched_environment(spawner(on_the_hub))
+    assert refused.value.status_code == 400
+    assert launched_environment(spawner(on_the_hub, environments=False)).layer is None
+
+
+def test_a_launch_for_a_profile_the_person_may_not_use_is_refused_before_building(tmp_path, wheels):
+    from types import SimpleNamespace
+
+    from pangeohub.binder.launch import LaunchRequest
+    from pangeohub.binder.local_builds import LocalBuilds
+
+    b = builder(tmp_path, wheels)
+    small_environment_settings(b.config, tmp_path, wheels)
+    b.config.PangeoPolicy.profiles = [{"display_name": "Small", "slug": "small"}]
+    b = BinderBuilder(config=b.config)
+    repo = parse_spec("gh", "h14org/any/main", "http://127.0.0.1:9")
+    request = LaunchRequest(SimpleNamespace(name="h14unit", groups=[]), "gh", "", repo, "", "gpu")
+
+    async def first():
+        return await anext(LocalBuilds(b, in_use=set).build(request))
+
+    with pytest.raises(LaunchError) as refused:
+        asyncio.run(first())
+    assert refused.value.status == 400 and "'small'" in refused.value.message
+    assert not (tmp_path / "environments").exists()
+
+
+def test_a_launched_server_finds_jupyter_in_its_environment_version_not_the_hubs(tmp_path):
+    import sys
+    from types import SimpleNamespace
+
+    from pangeohub.binder.builder import Environment
+    from pangeohub.binder.server import launched_variables
+
+    layer = SimpleNamespace(prefix=tmp_path / "small" / "abc" / "env")
+    launched = Environment("repo-key", tmp_path / "envs" / "repo-key", {"layer": {"name": "s"}})
+    env = {"PATH": "/usr/bin", "JUPYTER_PATH": "/version/pangeohub/jupyter-data"}
+    variables = launched_variables(launched, env, layer)
+    assert variables["PATH"].split(os.pathsep)[0] == launched.bin
+    assert variables["JUPYTER_PATH"].split(os.pathsep) == [
+        "/version/pangeohub/jupyter-data",
+        str(layer.prefix / "share" / "jupyter"),
+    ]
+    assert variables["JUPYTERLAB_DIR"] == str(layer.prefix / "share" / "jupyter" / "lab")
+    assert sys.prefix not in variables["JUPYTER_CONFIG_PATH"] + variables["JUPYTER_PATH"]
+    hub_layered = launched_variables(Environment("k", tmp_path, {}), {"PATH": "/usr/bin"})
+    assert hub_layered["JUPYTER_PATH"] == os.path.join(sys.prefix, "share", "jupyter")
+    assert "JUPYTERLAB_DIR" not in hub_layered

@@ -104,3 +104,49 @@ def test_a_build_follows_pips_configuration(campus, tmp_path, monkeypatch):
     pip_conf = f"[global]\nindex-url = {index.url}\ncert = {index.ca}\n"
     version = build(campus, tmp_path, monkeypatch, system_certs=False, pip_conf=pip_conf)
     assert installed(version) == "1"
+
+
+@pytest.mark.parametrize("system_certs", [True, False])
+def test_a_binder_build_goes_through_the_campus_index_with_the_system_certs(
+    campus, tmp_path, monkeypatch, system_certs
+):
+    """A launch's build reaches the index the machine's pip names (``PIP_INDEX_URL``, read
+    by the hub: a build starts with a clean environment), verified with the machine's trust store
+    (c.Environments.system_certs); with uv's own roots alone it is refused, by name."""
+    from pangeohub.binder.builder import BinderBuilder
+    from pangeohub.binder.spec import parse_spec
+    from tests.binder.gitrepo import ServedRepos
+
+    index, machine_uv, base = campus
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_CERT", "PIP_FIND_LINKS", "UV_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # (the machine's own name a cert)
+    monkeypatch.setenv("PIP_INDEX_URL", index.url)
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(base / "no-system-config"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    served = ServedRepos(tmp_path / "served")
+    try:
+        served.publish("campus", "notebooks", {"requirements.txt": "pangeotest-campus\n"})
+        c = Config()
+        c.Isolation.enabled = False
+        c.BinderBuilder.env_root = str(tmp_path / "binder")
+        c.BinderBuilder.uv = str(machine_uv)
+        c.Environments.system_certs = system_certs
+        builder = BinderBuilder(config=c)
+        repo = parse_spec("gh", "campus/notebooks/main", served.url)
+
+        async def launch():
+            commit = await builder.resolve(repo, "campus")
+            return [e async for e in builder.build(repo, commit, "campus")]
+
+        events = asyncio.run(launch())
+    finally:
+        served.stop()
+    if not system_certs:
+        assert events[-1]["phase"] == "failed", events[-1]
+        assert "UnknownIssuer" in "\n".join(events[-1]["log"])
+        return
+    assert events[-1]["phase"] == "built", events[-1].get("log")
+    launched = builder.environment(events[-1]["environment"])
+    assert installed(launched) == "1"
+    assert "/simple/pangeotest-campus/" in index.requests
