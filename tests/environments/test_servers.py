@@ -10,15 +10,19 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from pangeohub.environments.versions import read_version
+from tests.binder.gitrepo import ServedRepos
+from tests.binder.launching import follow
 from tests.hubprocess import REPO, VENV_BIN, HubProcess
 from tests.kernel import Kernel
 
@@ -37,10 +41,32 @@ def wheels(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory, wheels):
+def launch_wheels():
+    """A wheel a launched repository asks for, where build accounts can read it (pytest's
+    own directories are root's alone)."""
+    directory = Path(tempfile.mkdtemp(prefix="pangeohub-launch-wheels-"))
+    os.chmod(directory, 0o755)
+    make_wheel(directory, "pangeotest_launched", "1.0", "LAUNCHED = 1\n")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory):
+    served = ServedRepos(tmp_path_factory.mktemp("environments-git") / "served")
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, wheels, launch_wheels, repos):
     workdir = tmp_path_factory.mktemp("environments")
     config = small_environment(workdir / "environment", wheels)
-    hub = HubProcess(workdir / "hub", extra_config=config + "c.JupyterHub.cleanup_servers = True")
+    config += "c.JupyterHub.cleanup_servers = True\n"
+    config += f"c.BinderLauncher.github_url = {repos.url!r}\n"
+    config += f"c.BinderBuilder.find_links = [{str(launch_wheels)!r}]\n"
+    config += "c.BinderBuilder.offline = True\n"
+    hub = HubProcess(workdir / "hub", extra_config=config)
     hub.start()
     yield hub
     hub.stop()
@@ -334,3 +360,37 @@ def test_the_picker_says_environment(hub, grace):
     page = grace.session.get(f"{hub.url}/hub/spawn/grace/other", timeout=30)
     assert page.status_code == 200
     assert "environment pangeo" in page.text and "image pangeo/pangeo-notebook" not in page.text
+
+
+LAUNCHED = """
+    import json, sys, pangeotest_launched, pangeotest_added
+    print(json.dumps([pangeotest_launched.LAUNCHED, pangeotest_added.__file__, sys.prefix,
+                      [p for p in sys.path if p]]))
+"""
+
+
+def test_a_launch_is_built_on_the_profiles_environment_not_the_hubs(hub, grace, repos):
+    """A launch link's environment layers on the current version of the profile's
+    environment: the repository's package, the environment's packages, nothing of the
+    hub's own."""
+    commit = repos.publish(
+        "envorg", "layered", {"requirements.txt": "pangeotest_launched\n", "README.md": "x\n"}
+    )
+    headers = {"Authorization": f"token {grace.token}"}
+    status, events = follow(
+        f"{hub.url}/hub/api/binder/build/gh/envorg/layered/main", headers=headers, timeout=240
+    )
+    assert status == 200 and events[-1]["phase"] == "ready", events[-3:]
+    server = f"layered-{commit[:7]}"
+    kernel = Kernel(f"{hub.url}/user/grace/{server}/", grace.token)
+    try:
+        result = kernel.run(textwrap.dedent(LAUNCHED), timeout=120)
+    finally:
+        kernel.close()
+    assert result.error is None, result.error + result.output
+    launched, added_at, prefix, path = json.loads(result.output.strip().splitlines()[-1])
+    version = current_version(hub)
+    assert launched == 1 and Path(added_at).is_relative_to(version.site_packages)
+    assert not Path(prefix).resolve().is_relative_to(HUB_PREFIX)
+    assert not [p for p in path if Path(p).resolve().is_relative_to(HUB_PREFIX)]
+    hub.api(grace.session, "delete", f"/users/grace/servers/{server}", json={"remove": True})
