@@ -144,29 +144,24 @@ class AccountRegistry:
 
     def owner(self, account: str) -> str | None:
         """The hub name ``account`` is recorded for, if any."""
-        db = self._connect()
-        try:
-            row = db.execute(
-                "SELECT hub_name FROM accounts WHERE account = ?", (account,)
-            ).fetchone()
-        finally:
-            db.close()
+        row = self._one("SELECT hub_name FROM accounts WHERE account = ?", account)
         return row[0] if row else None
 
     def recorded_ids(self, account: str) -> tuple[int, int] | None:
         """The uid and gid recorded for ``account`` (None: not recorded yet)."""
         if account not in self._ids:
-            db = self._connect()
-            try:
-                row = db.execute(
-                    "SELECT uid, gid FROM account_ids WHERE account = ?", (account,)
-                ).fetchone()
-            finally:
-                db.close()
+            row = self._one("SELECT uid, gid FROM account_ids WHERE account = ?", account)
             if row is None:
                 return None
             self._ids[account] = (row[0], row[1])
         return self._ids[account]
+
+    def _one(self, query: str, *parameters) -> tuple | None:
+        db = self._connect()
+        try:
+            return db.execute(query, parameters).fetchone()
+        finally:
+            db.close()
 
     def ensure(self, account: str, home: str) -> pwd.struct_passwd:
         """The claimed ``account``, made again with its recorded uid and gid if it was

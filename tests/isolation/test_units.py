@@ -298,6 +298,34 @@ def test_an_account_whose_ids_are_taken_is_refused_saying_what_to_do(
     assert len(fake_users.commands) == made  # nothing made or changed
 
 
+def test_a_restore_makes_accounts_as_the_hub_does_and_says_where_the_record_differs(
+    tmp_path, fake_users
+):
+    from types import SimpleNamespace
+
+    from pangeohub.operate.backup import BackupError
+    from pangeohub.operate.restore import _check_recorded_ids, _ensure_accounts
+
+    layout = SimpleNamespace(isolated=True, homes=tmp_path / "homes", state=tmp_path)
+    _ensure_accounts({"jupyter-grace": [1500, 1501]}, layout)
+    assert fake_users.users["jupyter-grace"] == (1500, 1501)
+    assert fake_users.commands[0][:3] == ["groupadd", "--gid", "1501"]
+    registry = AccountRegistry(tmp_path / "accounts.db")  # as restored from the backup
+    registry.claim("grace", "jupyter-grace")
+    registry.claim("ada", "jupyter-ada")
+    fake_users.users["jupyter-ada"] = (1600, 1600)
+    registry.ensure("jupyter-ada", "/h")
+    said = []
+    manifest = {"jupyter-grace": [1500, 1501], "jupyter-ada": [1700, 1700]}
+    _check_recorded_ids(manifest, layout, said.append)
+    assert len(said) == 1 and "jupyter-ada has uid 1700" in said[0] and "1600" in said[0]
+    fake_users.users["jupyter-mallory"] = (1800, 1800)
+    with pytest.raises(BackupError, match="another account has that uid now"):
+        _ensure_accounts({"jupyter-katherine": [1800, 1801]}, layout)
+    with pytest.raises(BackupError, match="has uid 1500 and gid 1501 on this machine"):
+        _ensure_accounts({"jupyter-grace": [1500, 1500]}, layout)
+
+
 @root_only
 def test_a_removed_account_comes_back_with_its_uid_or_is_refused(tmp_path, monkeypatch):
     """An account removed while its disks are kept (userdel, a test session's clean-up)
