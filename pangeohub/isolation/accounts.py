@@ -72,7 +72,6 @@ class AccountRegistry:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._known: dict[str, str] = {}
-        self._ids: dict[str, tuple[int, int]] = {}
         with self._transaction() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS accounts ("
@@ -148,13 +147,10 @@ class AccountRegistry:
         return row[0] if row else None
 
     def recorded_ids(self, account: str) -> tuple[int, int] | None:
-        """The uid and gid recorded for ``account`` (None: not recorded yet)."""
-        if account not in self._ids:
-            row = self._one("SELECT uid, gid FROM account_ids WHERE account = ?", account)
-            if row is None:
-                return None
-            self._ids[account] = (row[0], row[1])
-        return self._ids[account]
+        """The uid and gid recorded for ``account`` (None: not recorded yet); read each
+        time, so an admin's change to the record holds without a restart."""
+        row = self._one("SELECT uid, gid FROM account_ids WHERE account = ?", account)
+        return (row[0], row[1]) if row else None
 
     def _one(self, query: str, *parameters) -> tuple | None:
         db = self._connect()

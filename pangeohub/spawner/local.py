@@ -438,7 +438,7 @@ class PangeoLocalSpawner(
             await self.prepare_start()
             try:
                 made = await asyncio.to_thread(self.prepare_home)
-            except AccountCollision as error:  # its uid taken since it was removed
+            except AccountCollision as error:  # cannot have the uid its files carry
                 raise refusal(PolicyError(409, str(error))) from None
             if made:
                 self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)
