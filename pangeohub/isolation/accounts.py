@@ -63,8 +63,9 @@ def account_name(prefix: str, username: str) -> str:
 
 
 class AccountRegistry:
-    """Which hub name each account belongs to: a SQLite table in the hub's state
-    directory, shared by the hub and its services (each claim is one transaction)."""
+    """Which hub name each account belongs to, and the uid and gid its files carry: a
+    SQLite file in the hub's state directory, shared by the hub and its services (each
+    claim is one transaction)."""
 
     _open: dict[str, AccountRegistry] = {}
     _lock = threading.Lock()

@@ -82,9 +82,9 @@ def _ensure_accounts(accounts: dict[str, list[int]], layout: Layout) -> None:
 
 
 def _check_recorded_ids(accounts: dict[str, list[int]], layout: Layout, say) -> None:
-    """The restored record of accounts (``accounts.db``) and the accounts just made
-    agree: an account the record gives other ids is named (the hub refuses its servers
-    until an admin settles which ids its files carry)."""
+    """Say which account the restored record (``accounts.db``) gives other ids than the
+    backup's manifest: the hub refuses its servers until an admin settles which ids its
+    files carry."""
     if not layout.isolated or not (layout.state / "accounts.db").exists():
         return
     registry = AccountRegistry(layout.state / "accounts.db")  # records ids it lacks
