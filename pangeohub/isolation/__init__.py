@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pwd
 import stat
 import sys
 import sysconfig
@@ -132,8 +133,18 @@ class Isolation(LoggingConfigurable):
         name = account_name(self.account_prefix, username)
         if not self.active:
             return name
-        # a SQLite file of its own (not the hub database, which may be PostgreSQL)
-        return AccountRegistry.at(self.state.path / "accounts.db").claim(username, name)
+        return self.registry.claim(username, name)
+
+    def ensure_account(self, name: str) -> pwd.struct_passwd:
+        """The account ``name`` (from :meth:`account`), made if missing, with the uid and
+        gid recorded for it; :class:`~.accounts.AccountIdConflict` if it cannot have them."""
+        return self.registry.ensure(name, f"{self.home_root}/{name}")
+
+    @property
+    def registry(self) -> AccountRegistry:
+        """Which account is whose, and their ids: a SQLite file of its own in the state
+        directory (not the hub database, which may be PostgreSQL)."""
+        return AccountRegistry.at(self.state.path / "accounts.db")
 
     def sandbox_for(self, uid: int, gid: int, groups=(), keep=()) -> Sandbox | None:
         """The sandbox a person's process runs in (None: ``sandbox`` is off)."""

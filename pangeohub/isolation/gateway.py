@@ -32,7 +32,7 @@ from dask_gateway_server.backends.local import LocalBackend, wait_is_shutdown
 
 from ..gateway.backend import PangeoLocalBackend
 from . import Isolation
-from .accounts import AccountCollision, ensure_account
+from .accounts import AccountCollision
 from .cgroups import ServerCgroup
 from .sandbox import signal_sandbox
 
@@ -82,13 +82,13 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
     def account(self, username: str) -> str:
         """The user's account, created if they never started a server."""
         name = self.isolation.account(username)
-        ensure_account(name, f"{self.isolation.home_root}/{name}")
+        self.isolation.ensure_account(name)
         return name
 
     async def start_cluster(self, user, cluster_options):
         """Refuse, with the reason, a user whose hub name cannot have an account."""
         try:
-            self.isolation.account(user.name)
+            self.account(user.name)
         except AccountCollision as error:
             raise PublicException(str(error)) from None
         return await super().start_cluster(user, cluster_options)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import sqlite3
-import subprocess
 import tarfile
 from pathlib import Path
 
+from ..isolation.accounts import AccountIdConflict, AccountRegistry, ensure_account
 from .backup import FORMAT, SKIP_STATE, BackupError, Layout, copy_sparse, run_pg
 from .hub import Hub
 from .trees import extract_tree
@@ -42,6 +41,7 @@ def restore(hub: Hub, source: Path, say=print) -> dict:
                 member.mode &= 0o1777  # no set-id bits
                 member.name = name  # state/<name> -> <state dir>/<name>
                 tar.extract(member, layout.state, set_attrs=True)
+    _check_recorded_ids(manifest.get("accounts", {}), layout, say)
     _restore_database(layout, source, manifest["database"])
     for disk in manifest.get("disks", []):
         directory = layout.disks / disk["account"]
@@ -70,28 +70,32 @@ def _refuse_a_used_hub(layout: Layout) -> None:
 
 
 def _ensure_accounts(accounts: dict[str, list[int]], layout: Layout) -> None:
-    """Every account of the backup, with the uid and gid the files in its disks carry."""
+    """Every account of the backup, with the uid and gid the files in its disks carry
+    (made as the hub makes a removed account again: :func:`ensure_account`)."""
     if not layout.isolated:
         return
     for name, (uid, gid) in sorted(accounts.items()):
         try:
-            existing = pwd.getpwnam(name)
-        except KeyError:
-            existing = None
-        if existing is not None:
-            if (existing.pw_uid, existing.pw_gid) != (uid, gid):
-                raise BackupError(
-                    f"The account {name} has uid {existing.pw_uid} here but {uid} in the "
-                    "backup (the files in its disks carry that uid): remove or renumber it."
-                )
-            continue
-        subprocess.run(["groupadd", "--gid", str(gid), name], check=False, capture_output=True)
-        subprocess.run(
-            ["useradd", "--uid", str(uid), "--gid", str(gid), "--no-create-home",
-             "--home-dir", str(layout.homes / name), "--shell", "/bin/bash",
-             "--comment", "pangeohub user", name],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            ensure_account(name, str(layout.homes / name), (uid, gid))
+        except AccountIdConflict as error:
+            raise BackupError(str(error)) from None
+
+
+def _check_recorded_ids(accounts: dict[str, list[int]], layout: Layout, say) -> None:
+    """Say which account the restored record (``accounts.db``) gives other ids than the
+    backup's manifest: the hub refuses its servers until an admin settles which ids its
+    files carry."""
+    if not layout.isolated or not (layout.state / "accounts.db").exists():
+        return
+    registry = AccountRegistry(layout.state / "accounts.db")  # records ids it lacks
+    for name, (uid, gid) in sorted(accounts.items()):
+        recorded = registry.recorded_ids(name)
+        if recorded is not None and recorded != (uid, gid):
+            say(
+                f"warning: {name} has uid {uid} and gid {gid} in the backup's manifest but "
+                f"{recorded[0]} and {recorded[1]} in accounts.db: its servers will be "
+                "refused until its ids and its files' agree (docs/isolation.md)"
+            )
 
 
 def _restore_database(layout: Layout, source: Path, kind: str) -> None:

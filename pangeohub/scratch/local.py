@@ -13,7 +13,7 @@ from jupyterhub.traitlets import ByteSpecification
 from traitlets import Unicode, default
 
 from ..isolation import Isolation
-from ..isolation.accounts import AccountCollision, ensure_account
+from ..isolation.accounts import AccountCollision
 from ..isolation.disks import (
     DiskError,
     ServerDisk,
@@ -160,7 +160,7 @@ class LocalScratchBackend(ScratchBackend):
             return
         private_directory(Path(self.root))
         name = isolation.account(user)
-        account = ensure_account(name, f"{isolation.home_root}/{name}")
+        account = isolation.ensure_account(name)
         self._make_own(path, account.pw_uid, account.pw_gid)
 
     def client_environment(self, user: str, files: dict[str, str]) -> dict[str, str]:

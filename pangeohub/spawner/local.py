@@ -24,7 +24,7 @@ from traitlets import Unicode, default
 from ..activity import CONFIG_DIR as ACTIVITY_CONFIG_DIR
 from ..environments import servers as environments
 from ..isolation import Isolation
-from ..isolation.accounts import AccountCollision, ensure_account, lookup
+from ..isolation.accounts import AccountCollision, lookup
 from ..isolation.cgroups import ServerCgroup
 from ..isolation.disks import ServerDisk, mounted_at, private_directory, shared_mount
 from ..isolation.sandbox import signal_sandbox
@@ -391,7 +391,7 @@ class PangeoLocalSpawner(
                 "a stopped server's disk may stay in use until every server has restarted",
                 self.isolation.home_root,
             )
-        account = ensure_account(self.account, str(home.parent))
+        account = self.isolation.ensure_account(self.account)
         disk = self.disk
         made = False
         if disk is not None:
@@ -436,7 +436,10 @@ class PangeoLocalSpawner(
                 raise refusal(PolicyError(409, str(error))) from None
             self.apply_start_profile()
             await self.prepare_start()
-            made = await asyncio.to_thread(self.prepare_home)
+            try:
+                made = await asyncio.to_thread(self.prepare_home)
+            except AccountCollision as error:  # cannot have the uid its files carry
+                raise refusal(PolicyError(409, str(error))) from None
             if made:
                 self.log.info("Made %s's disk (%s bytes)", self._log_name, self.profile.disk_size)
             command = list(self.cmd)  # the spawner's own, as the admin or a hook set it

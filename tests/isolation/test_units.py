@@ -6,9 +6,12 @@ Each cleans up what it makes, and tolerates a killed earlier run's leftovers.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import pwd
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -18,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from pangeohub.isolation import Isolation, blocked_for_others, check_servers_can_run
+from pangeohub.isolation import Isolation, accounts, blocked_for_others, check_servers_can_run
 from pangeohub.isolation.accounts import (
     AccountCollision,
+    AccountIdConflict,
     AccountRegistry,
     account_name,
     ensure_account,
@@ -186,6 +190,212 @@ def test_the_registry_gives_one_account_per_name_and_refuses_a_second(tmp_path):
         AccountRegistry(tmp_path / "accounts.db").claim("mallory", "jupyter-grace")
     assert registry.owner("jupyter-grace") == "grace"
     assert stat.S_IMODE((tmp_path / "accounts.db").stat().st_mode) == 0o600
+
+
+class FakeUsers:
+    """The user and group databases as ``accounts`` sees them, and the commands it runs."""
+
+    def __init__(self, monkeypatch):
+        self.users: dict[str, tuple[int, int]] = {}
+        self.groups: dict[str, int] = {}
+        self.commands: list[list[str]] = []
+        for name, fake in [
+            ("lookup", self.lookup),
+            ("_run", self.run),
+            ("_account_with_uid", lambda uid: self._holder(self.users, uid, lambda ids: ids[0])),
+            ("_group_name", lambda gid: self._holder(self.groups, gid, lambda g: g)),
+            ("_group_id", self.groups.get),
+        ]:
+            monkeypatch.setattr(accounts, name, fake)
+
+    @staticmethod
+    def _holder(table, number, of):
+        return next((name for name, value in table.items() if of(value) == number), None)
+
+    def lookup(self, name):
+        if name not in self.users:
+            return None
+        uid, gid = self.users[name]
+        return pwd.struct_passwd((name, "x", uid, gid, "pangeohub user", "/h", "/bin/bash"))
+
+    def run(self, command):
+        self.commands.append(command)
+        name = command[-1]
+        if command[0] == "groupadd":
+            self.groups[name] = int(command[command.index("--gid") + 1])
+        elif "--uid" in command:
+            self.users[name] = (int(command[command.index("--uid") + 1]), self.groups[name])
+        else:
+            uid = max([1000, *(u for u, _ in self.users.values())]) + 1
+            self.users[name], self.groups[name] = (uid, uid), uid
+
+
+@pytest.fixture
+def fake_users(monkeypatch):
+    return FakeUsers(monkeypatch)
+
+
+def test_an_earlier_registry_gets_the_ids_of_its_accounts_that_exist(tmp_path, fake_users):
+    fake_users.users["jupyter-grace"] = (1234, 1235)
+    with contextlib.closing(sqlite3.connect(tmp_path / "accounts.db")) as db, db:
+        db.execute(
+            "CREATE TABLE accounts ("
+            "hub_name TEXT PRIMARY KEY, account TEXT NOT NULL UNIQUE, made REAL NOT NULL)"
+        )
+        db.execute("INSERT INTO accounts VALUES ('grace', 'jupyter-grace', 1.0)")
+        db.execute("INSERT INTO accounts VALUES ('ada', 'jupyter-ada', 2.0)")
+    registry = AccountRegistry(tmp_path / "accounts.db")
+    assert registry.recorded_ids("jupyter-grace") == (1234, 1235)
+    assert registry.recorded_ids("jupyter-ada") is None  # removed before: nothing to record
+    assert registry.claim("grace", "jupyter-other") == "jupyter-grace"  # the claims kept
+    fake_users.users["jupyter-grace"] = (4321, 4321)  # ids already recorded are kept
+    assert AccountRegistry(tmp_path / "accounts.db").recorded_ids("jupyter-grace") == (1234, 1235)
+
+
+def test_an_account_removed_comes_back_with_its_recorded_ids(tmp_path, fake_users):
+    registry = AccountRegistry(tmp_path / "accounts.db")
+    account = registry.claim("grace", "jupyter-grace")
+    made = registry.ensure(account, "/h/jupyter-grace")
+    assert "--user-group" in fake_users.commands[-1]
+    ids = (made.pw_uid, made.pw_gid)
+    assert AccountRegistry(tmp_path / "accounts.db").recorded_ids(account) == ids
+    del fake_users.users[account], fake_users.groups[account]  # userdel
+    fake_users.users["jupyter-ada"] = (ids[0] + 1, ids[0] + 1)  # useradd's next uid: taken
+    again = AccountRegistry(tmp_path / "accounts.db").ensure(account, "/h/jupyter-grace")
+    assert (again.pw_uid, again.pw_gid) == ids
+    assert fake_users.commands[-2][:3] == ["groupadd", "--gid", str(ids[1])]
+    useradd = fake_users.commands[-1]
+    assert useradd[useradd.index("--uid") :][:4] == ["--uid", str(ids[0]), "--gid", str(ids[1])]
+    del fake_users.users[account]  # userdel that left the group: it is reused
+    assert registry.ensure(account, "/h/jupyter-grace") == again
+    assert fake_users.commands[-1][0] == "useradd"
+
+
+@pytest.mark.parametrize(
+    "change, refusal",
+    [
+        ("uid", "another account has that uid now.*getent passwd 1001"),
+        ("gid", "another group has that gid now.*getent group 1001"),
+        ("group", "its group jupyter-grace has gid 2000 now.*groupmod --gid 1001"),
+        ("renumbered", "has uid 2000 and gid 2000 on this machine.*carry uid 1001 and gid 1001"),
+    ],
+)
+def test_an_account_whose_ids_are_taken_is_refused_saying_what_to_do(
+    tmp_path, fake_users, change, refusal
+):
+    registry = AccountRegistry(tmp_path / "accounts.db")
+    registry.ensure(registry.claim("grace", "jupyter-grace"), "/h")
+    assert registry.recorded_ids("jupyter-grace") == (1001, 1001)
+    del fake_users.users["jupyter-grace"], fake_users.groups["jupyter-grace"]
+    if change == "uid":
+        fake_users.users["jupyter-mallory"] = (1001, 3000)
+    elif change == "gid":
+        fake_users.groups["pangeo-curators"] = 1001
+    elif change == "group":
+        fake_users.groups["jupyter-grace"] = 2000
+    else:
+        fake_users.users["jupyter-grace"] = (2000, 2000)  # useradd by hand, a new uid
+    made = len(fake_users.commands)
+    with pytest.raises(AccountIdConflict, match=refusal) as error:
+        registry.ensure("jupyter-grace", "/h")
+    assert isinstance(error.value, AccountCollision)  # refused as a collision is
+    assert "A hub admin must" in str(error.value) and "Traceback" not in str(error.value)
+    assert len(fake_users.commands) == made  # nothing made or changed
+
+
+def test_a_restore_makes_accounts_as_the_hub_does_and_says_where_the_record_differs(
+    tmp_path, fake_users
+):
+    from types import SimpleNamespace
+
+    from pangeohub.operate.backup import BackupError
+    from pangeohub.operate.restore import _check_recorded_ids, _ensure_accounts
+
+    layout = SimpleNamespace(isolated=True, homes=tmp_path / "homes", state=tmp_path)
+    _ensure_accounts({"jupyter-grace": [1500, 1501]}, layout)
+    assert fake_users.users["jupyter-grace"] == (1500, 1501)
+    assert fake_users.commands[0][:3] == ["groupadd", "--gid", "1501"]
+    registry = AccountRegistry(tmp_path / "accounts.db")  # as restored from the backup
+    registry.claim("grace", "jupyter-grace")
+    registry.claim("ada", "jupyter-ada")
+    fake_users.users["jupyter-ada"] = (1600, 1600)
+    registry.ensure("jupyter-ada", "/h")
+    said = []
+    manifest = {"jupyter-grace": [1500, 1501], "jupyter-ada": [1700, 1700]}
+    _check_recorded_ids(manifest, layout, said.append)
+    assert len(said) == 1 and "jupyter-ada has uid 1700" in said[0] and "1600" in said[0]
+    fake_users.users["jupyter-mallory"] = (1800, 1800)
+    with pytest.raises(BackupError, match="another account has that uid now"):
+        _ensure_accounts({"jupyter-katherine": [1800, 1801]}, layout)
+    with pytest.raises(BackupError, match="has uid 1500 and gid 1501 on this machine"):
+        _ensure_accounts({"jupyter-grace": [1500, 1500]}, layout)
+
+
+@root_only
+def test_a_removed_account_comes_back_with_its_uid_or_is_refused(tmp_path, monkeypatch):
+    """An account removed while its disks are kept (userdel, a test session's clean-up)
+    is made again with the uid its files carry; where another account has that uid now,
+    it is refused saying what an admin must do."""
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "state").mkdir(mode=0o700)
+    username = f"uidtest-{uuid.uuid4().hex[:10]}"
+    squatter = f"jupyter-uidtest-{uuid.uuid4().hex[:10]}"
+    account = Isolation().account(username)
+    assert account == f"jupyter-{username}"
+    try:
+        made = Isolation().ensure_account(account)
+        ids = (made.pw_uid, made.pw_gid)
+        subprocess.run(["userdel", account], check=True, capture_output=True)
+        assert lookup(account) is None
+        monkeypatch.setattr(AccountRegistry, "_open", {})  # as the hub after a restart
+        again = Isolation().ensure_account(account)
+        assert (again.pw_uid, again.pw_gid) == ids
+        subprocess.run(["userdel", account], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--no-create-home", "--uid", str(ids[0]),
+             "--comment", "pangeohub user", squatter],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        monkeypatch.setattr(AccountRegistry, "_open", {})
+        with pytest.raises(AccountIdConflict, match=f"must have uid {ids[0]}, which the files"):
+            Isolation().ensure_account(account)
+        assert lookup(account) is None and lookup(squatter).pw_uid == ids[0]
+    finally:
+        for name in (account, squatter):
+            remove_account(name)
+            subprocess.run(["groupdel", name], check=False, capture_output=True)
+    assert lookup(account) is None and lookup(squatter) is None
+
+
+async def test_a_start_whose_account_cannot_have_its_ids_is_refused_with_the_message(
+    tmp_path, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from tornado import web
+    from traitlets.config import Config
+
+    from pangeohub.spawner.local import PangeoLocalSpawner
+
+    message = "The system account jupyter-grace must have uid 1001 … A hub admin must …"
+
+    def prepare_home(self):
+        raise AccountIdConflict(message)
+
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(PangeoLocalSpawner, "prepare_home", prepare_home)
+    c = Config()
+    c.Isolation.enabled = False  # no account made here: prepare_home stands in for it
+    c.Environments.enabled = False
+    c.PangeoLocalSpawner.server_root = str(tmp_path / "servers")
+    spawner = PangeoLocalSpawner(
+        config=c, _deprecated_db_session=None, hub=SimpleNamespace(base_url="/hub/")
+    )
+    spawner.user = SimpleNamespace(name="grace", groups=[])
+    spawner.user_options = {}
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.start()
+    assert refused.value.status_code == 409 and refused.value.jupyterhub_message == message
 
 
 sandboxes = pytest.mark.skipif(sandbox_problem() is not None, reason=f"{sandbox_problem()}")
