@@ -36,10 +36,16 @@ def load_config(path: str) -> Config:
     if not config_file.is_file():
         raise Failure(f"{path} is not a file; pass the hub's config file with -f.")
     loader = PyFileConfigLoader(config_file.name, path=str(config_file.parent))
+    # pangeohub.configure's start-up lines ("... not built yet: build ahead with this
+    # command", what is isolated) are for the hub's log, not this command's output
+    hub_log = logging.getLogger("JupyterHub")
+    was_disabled, hub_log.disabled = hub_log.disabled, True
     try:
         return loader.load_config()
     except SystemExit as error:  # pangeohub.configure refused the configuration
         raise Failure(str(error)) from None
+    finally:
+        hub_log.disabled = was_disabled
 
 
 def profile_environments(config: Config, settings: Environments) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 from pathlib import Path
@@ -193,3 +194,27 @@ def test_a_start_that_gives_up_waiting_does_not_stop_the_build(tmp_path):
     first, version, heard = asyncio.run(scenario())
     assert first.cancelled() and version.package_version("pangeotest-one") == "1.0"
     assert not any("Building environment" in line for line in heard)  # the same build
+
+
+def test_the_command_reads_the_hubs_configuration_without_its_start_up_lines(
+    tmp_path, monkeypatch, caplog
+):
+    """`pangeohub-environments build` loads jupyterhub_config.py (so pangeohub.configure
+    runs): its start-up lines, such as "not built yet: build ahead with
+    pangeohub-environments build", belong to the hub's log, not to this command's output."""
+    from pangeohub.environments import cli
+
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "import logging, pangeohub\n"
+        "c.JupyterHub.spawner_class = 'pangeo-local'\n"
+        "c.PangeoPolicy.profiles = [{'display_name': 'Small'}]\n"
+        "logging.getLogger('JupyterHub').warning('a start-up line')\n"
+        "pangeohub.configure(c)\n"
+    )
+    with caplog.at_level(logging.INFO):
+        loaded = cli.load_config(str(config))
+    assert loaded.PangeoPolicy.profiles == [{"display_name": "Small"}]
+    assert not [r for r in caplog.records if r.name == "JupyterHub"]
+    assert not logging.getLogger("JupyterHub").disabled  # the hub's own log is untouched
