@@ -1,4 +1,5 @@
-"""Shared test set-up: the local proxy on PATH, an output directory, the real hub."""
+"""Shared test set-up: the local proxy on PATH, an output directory, the real hub, a real
+PostgreSQL server for a hub's database."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
 from .hubprocess import REPO, HubProcess
 from .isolation_cleanup import clean_hub, clean_leftovers, pangeohub_accounts, remove_accounts
+from .postgres import PostgresServer, pg_bin
 
 NODE_BIN = REPO / "node_modules" / ".bin"
 os.environ["PATH"] = f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -80,3 +83,23 @@ def hub_factory(tmp_path):
     yield start
     for hub in hubs:
         hub.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session (Debian's packages; `make setup` installs them)."""
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL is not installed: run `make setup` (it installs postgresql-15)")
+    # not under pytest's 0700 temporary root: the server runs as the postgres account
+    workdir = Path(tempfile.mkdtemp(prefix="pangeohub-pg-"))
+    try:
+        with PostgresServer(workdir) as server:
+            yield server
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """A fresh database on the session's server, as a SQLAlchemy URL for c.JupyterHub.db_url."""
+    return postgres.create_database(f"hub_{uuid.uuid4().hex[:12]}")

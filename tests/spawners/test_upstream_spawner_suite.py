@@ -4,11 +4,12 @@ Upstream's ``new_spawner`` makes its spawners from ``SimpleLocalProcessSpawner``
 is pangeohub's spawner, so upstream's assertions hold for it: an admin's callable (with or
 without ``spawner``) and "simple" give what JupyterHub documents. (Unset, the spawner reads
 its own form, so upstream's "default" case, the raw form data, is not pangeohub's; and
-"passthrough" stops a pangeohub hub at start-up: tests/unit/test_spawner_contracts.py.)
+"passthrough" stops a pangeohub hub at start-up: tests/spawners/test_spawner_contracts.py.)
 """
 
 import pytest
 from jupyterhub.tests import test_spawner as upstream
+from jupyterhub.tests.conftest import *  # noqa: F403 (JupyterHub's fixtures: MockHub, api_request)
 
 from pangeohub.spawner import PangeoLocalSpawner
 

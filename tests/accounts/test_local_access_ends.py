@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from jupyterhub.tests.conftest import *  # noqa: F403 (JupyterHub's fixtures: MockHub, api_request)
 from jupyterhub.tests.utils import api_request
 
 from pangeohub.local_auth import LocalGroupsAuthenticator
-
-from .hubsetup import member, pangeo_rules
+from tests.hubsetup import member, pangeo_rules
 
 
 @pytest.fixture(scope="module")

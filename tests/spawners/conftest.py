@@ -1,6 +1,4 @@
-"""JupyterHub's own test fixtures (MockHub, api_request, ...) for in-process tests."""
-
-from jupyterhub.tests.conftest import *  # noqa: F403
+"""The spawner tests run JupyterHub's own test module on pangeohub's spawner."""
 
 
 def pytest_configure(config):

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from jupyterhub import orm
+from jupyterhub.tests.conftest import *  # noqa: F403 (JupyterHub's fixtures: MockHub, api_request)
 from jupyterhub.tests.utils import add_user
 from traitlets import TraitError
 

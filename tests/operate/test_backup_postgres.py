@@ -1,5 +1,5 @@
 """Backup and restore of a hub whose database is PostgreSQL (Debian's server: the
-session's, tests/e2e/conftest.py): pg_dump, then pg_restore into another hub's
+session's, tests/conftest.py): pg_dump, then pg_restore into another hub's
 database; every server stopped. The SQLite case, as root with a running hub, is in
 tests/operate/test_service.py."""
 

@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 from jupyterhub import orm
+from jupyterhub.tests.conftest import *  # noqa: F403 (JupyterHub's fixtures: MockHub, api_request)
 from jupyterhub.tests.utils import add_user, api_request, async_requests, get_page, public_url
 from traitlets import default
 

@@ -4,9 +4,10 @@ rule, attacked through the hub's REST API and pages as a user would (in-process 
 from __future__ import annotations
 
 import pytest
+from jupyterhub.tests.conftest import *  # noqa: F403 (JupyterHub's fixtures: MockHub, api_request)
 from jupyterhub.tests.utils import api_request, async_requests, public_url
 
-from .hubsetup import member, pangeo_rules
+from tests.hubsetup import member, pangeo_rules
 
 LONG_DISPLAY = "Climate run with a very long descriptive title that goes on 60"
 NAME_RULE = "at most 20 characters"

@@ -1,3 +1,0 @@
-"""JupyterHub's own test fixtures (MockHub, api_request, ...) for the security tests."""
-
-from jupyterhub.tests.conftest import *  # noqa: F403
