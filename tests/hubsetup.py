@@ -28,11 +28,11 @@ class QuickLocalSpawner(PangeoLocalSpawner):
 
 
 @contextmanager
-def pangeo_rules(app, server_root, limit: int = 1):
+def pangeo_rules(app, server_root, limit: int = 1, group_limit: int = 3):
     """The MockHub ``app`` with pangeohub's spawner, profiles and named-server gate."""
     app.config.PangeoPolicy.profiles = PROFILES
     app.config.PangeoPolicy.named_server_limit = limit
-    app.config.PangeoPolicy.named_server_limit_by_group = {"pangeo-data:climate": 3}
+    app.config.PangeoPolicy.named_server_limit_by_group = {"pangeo-data:climate": group_limit}
     app.config.PangeoLocalSpawner.server_root = str(server_root)
     install_jupyterhub_patches()  # what pangeohub.configure(c) does in a hub
     settings = {

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.accounts import github_signin
 from tests.chromium import headless_chromium, needs_chromium
 from tests.fake_github import FakeGitHub
 
@@ -32,19 +33,7 @@ c.PangeoPolicy.profiles = [
 
 
 def hub_config(github: FakeGitHub, refresh_age: int = 3600) -> str:
-    return (
-        f"""
-c.JupyterHub.authenticator_class = "pangeohub.auth.GitHubTeamsAuthenticator"
-c.GitHubTeamsAuthenticator.github_url = {github.url!r}
-c.GitHubTeamsAuthenticator.client_id = {github.client_id!r}
-c.GitHubTeamsAuthenticator.client_secret = {github.client_secret!r}
-c.GitHubTeamsAuthenticator.admitted_teams = {{"pangeo-data:climate", "pangeo-data:oceans"}}
-c.GitHubTeamsAuthenticator.admin_teams = {{"pangeo-data:hub-admins"}}
-c.GitHubTeamsAuthenticator.github_timeout = 3
-c.GitHubTeamsAuthenticator.auth_refresh_age = {refresh_age}
-"""
-        + PROFILES
-    )
+    return github_signin.hub_config(github, refresh_age) + PROFILES
 
 
 @pytest.fixture

@@ -1,61 +1,20 @@
 """The policies inside a real (in-process) JupyterHub, through its REST API and pages."""
 
 import re
-import sys
-from unittest import mock
 
 import pytest
-from jupyterhub import orm
 from jupyterhub.tests.conftest import *  # noqa: F403 (JupyterHub's fixtures: MockHub, api_request)
 from jupyterhub.tests.utils import add_user, api_request, async_requests, get_page, public_url
-from traitlets import default
 
-from pangeohub.servers import NamedServerGate, install_jupyterhub_patches
-from pangeohub.spawner import PangeoLocalSpawner
+from tests.hubsetup import member, pangeo_rules
 from tests.spawn_page import offered_profiles
-
-PROFILES = [
-    {"display_name": "Small", "slug": "small", "default": True},
-    {"display_name": "Large", "slug": "large", "cpu_limit": 2, "groups": ["pangeo-data:climate"]},
-]
-
-
-class QuickLocalSpawner(PangeoLocalSpawner):
-    """pangeohub's local spawner running JupyterHub's tiny test server instead of Lab."""
-
-    @default("cmd")
-    def _default_cmd(self):
-        return [sys.executable, "-m", "jupyterhub.tests.mocksu"]
 
 
 @pytest.fixture
 def pangeo(app, tmp_path):
     """The MockHub with pangeohub's spawner, profiles and named-server gate."""
-    app.config.PangeoPolicy.profiles = PROFILES
-    app.config.PangeoPolicy.named_server_limit = 1
-    app.config.PangeoPolicy.named_server_limit_by_group = {"pangeo-data:climate": 2}
-    app.config.PangeoLocalSpawner.server_root = str(tmp_path / "servers")
-    install_jupyterhub_patches()  # what pangeohub.configure(c) does in a hub
-    settings = {
-        "spawner_class": QuickLocalSpawner,
-        "allow_named_servers": True,
-        "named_server_limit_per_user": NamedServerGate(),
-    }
-    with mock.patch.dict(app.tornado_settings, settings):
-        yield app
-    for key in ("PangeoPolicy", "PangeoLocalSpawner"):
-        app.config.pop(key, None)
-
-
-def member(app, name, *groups):
-    """A user in the given JupyterHub groups."""
-    user = add_user(app.db, app, name=name)
-    for group_name in groups:
-        group = orm.Group.find(app.db, group_name) or orm.Group(name=group_name)
-        app.db.add(group)
-        group.users.append(user.orm_user)
-    app.db.commit()
-    return user
+    with pangeo_rules(app, tmp_path / "servers", limit=1, group_limit=2) as hub:
+        yield hub
 
 
 async def start(app, user, server="", profile=None, by=None):
