@@ -55,6 +55,7 @@ from ..environments.machine import (
     network_variables,
     uv_environment,
     uv_executable,
+    uv_source_args,
 )
 from ..environments.settings import Environments
 from ..environments.versions import Version, read_version
@@ -695,14 +696,7 @@ class BinderBuilder(LoggingConfigurable):
         return env
 
     def _uv_args(self) -> list[str]:
-        args = []
-        if self.index_url:
-            args += ["--index-url", self.index_url]
-        for link in self.find_links:
-            args += ["--find-links", link]
-        if self.offline:
-            args.append("--offline")
-        return args
+        return uv_source_args(self.index_url, self.find_links, self.offline)
 
     def _limit_messages(self) -> tuple[str, str]:
         out_of_memory = (

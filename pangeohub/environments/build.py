@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .machine import uv_environment
+from .machine import uv_environment, uv_source_args
 from .seal import seal, unseal_and_remove
 from .settings import Environments
 from .spec import PACKAGE_DIR, SOURCE_DIR, EnvironmentSpec, pangeohub_digest
@@ -188,12 +188,7 @@ class Builder:
     def _uv_args(self) -> list[str]:
         settings = self.settings
         args = ["--cache-dir", settings.cache_dir] if settings.cache_dir else []
-        if settings.index_url:
-            args += ["--default-index", settings.index_url]
-        for link in settings.find_links:
-            args += ["--find-links", link]
-        if settings.offline:
-            args.append("--offline")
+        args += uv_source_args(settings.index_url, settings.find_links, settings.offline)
         if settings.compile_bytecode:
             args.append("--compile-bytecode")
         return args

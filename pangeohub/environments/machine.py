@@ -91,6 +91,15 @@ def pip_settings(environ: dict[str, str]) -> dict[str, str]:
     return found
 
 
+def uv_source_args(index_url: str, find_links: list[str], offline: bool) -> list[str]:
+    """uv's arguments for where packages come from: an index replacing the default one,
+    extra directories or pages of packages, or only those and uv's cache."""
+    args = ["--index-url", index_url] if index_url else []
+    for link in find_links:
+        args += ["--find-links", link]
+    return [*args, "--offline"] if offline else args
+
+
 def network_variables(environ: dict[str, str]) -> dict[str, str]:
     """The machine's proxy and certificate variables in ``environ``."""
     return {k: v for k, v in environ.items() if k in NETWORK_VARIABLES}

@@ -21,6 +21,7 @@ which lets a server or a worker stop gracefully.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -35,6 +36,7 @@ SETPRIV = "setpriv"
 SHARED_DIRS = (("/tmp", "tmp"), ("/var/tmp", "tmp"), ("/dev/shm", "shm"), ("/run/lock", 1 << 20))
 
 
+@functools.cache
 def hub_software() -> tuple[str, ...]:
     """The parts of the hub's own installation in a directory the sandbox replaces
     (a checkout or virtualenv under ``/tmp``): servers and Dask workers run the hub's
