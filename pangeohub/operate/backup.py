@@ -9,7 +9,9 @@ A backup is a directory (copy it off the machine with ``rsync -aS`` or ``tar --s
 ``state.tar``               the state directory: secrets, caddy's certificates, ...
 ``disks/<account>/*.img``   every server's disk image, sparse (holes stay holes)
 ``shared.tar``              the shared data directory
-``scratch.tar``             people's scratch directories (``--scratch``)
+``scratch.tar``             people's scratch directories (``--scratch``): their files,
+                            never the scratch disk images (sparse 10G files a tar
+                            would fill with zeros)
 ==========================  =======================================================
 
 Running servers are not stopped: each one's disk is frozen (``fsfreeze``: writes wait,
@@ -68,13 +70,16 @@ class Layout:
         shared = hub.part(SharedData)
         self.shared = Path(shared.path) if shared.enabled else None
         local = hub.config.ScratchService.get("backend", "local") == "local"
-        self.scratch = Path(hub.part(LocalScratchBackend).root) if local else None
+        scratch = hub.part(LocalScratchBackend)
+        self.scratch = Path(scratch.root) if local else None
+        # people's scratch disk images: their files are in scratch.tar (``--scratch``)
+        self.scratch_disks = Path(scratch.disk_root) if local else None
         self.db_url = make_url(hub.db_url)
 
     def inside_state(self) -> set[str]:
         """Top-level names in the state directory copied on their own, not in state.tar."""
         names = set(SKIP_STATE)
-        for path in (self.disks, self.shared, self.scratch):
+        for path in (self.disks, self.shared, self.scratch, self.scratch_disks):
             if path is not None and path.parent == self.state:
                 names.add(path.name)
         return names

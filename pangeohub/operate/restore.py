@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 
 from ..isolation.accounts import AccountIdConflict, AccountRegistry, ensure_account
-from .backup import FORMAT, SKIP_STATE, BackupError, Layout, copy_sparse, run_pg
+from .backup import FORMAT, BackupError, Layout, copy_sparse, run_pg
 from .hub import Hub
 from .trees import extract_tree
 
@@ -34,10 +34,11 @@ def restore(hub: Hub, source: Path, say=print) -> dict:
             f"{layout.db_url.get_backend_name()}: set c.JupyterHub.db_url to the same kind."
         )
     _ensure_accounts(manifest.get("accounts", {}), layout)
+    restored_apart = layout.inside_state()  # (older backups had scratch disks in state.tar)
     with tarfile.open(source / "state.tar") as tar:
         for member in tar:
             name = member.name.removeprefix("state/")
-            if member.name.startswith("state/") and name.split("/")[0] not in SKIP_STATE:
+            if member.name.startswith("state/") and name.split("/")[0] not in restored_apart:
                 member.mode &= 0o1777  # no set-id bits
                 member.name = name  # state/<name> -> <state dir>/<name>
                 tar.extract(member, layout.state, set_attrs=True)

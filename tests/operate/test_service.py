@@ -256,6 +256,10 @@ def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_facto
     assert image.stat().st_blocks * 512 < image.stat().st_size / 4, "holes were filled"
     assert stat.S_IMODE(destination.stat().st_mode) == 0o700
     assert stat.S_IMODE((destination / "state.tar").stat().st_mode) == 0o600
+    with tarfile.open(destination / "state.tar") as tar:  # 10G sparse files, as zeros
+        assert not [m for m in tar.getnames() if m.endswith(".img")], "images in state.tar"
+    taken = sum(f.stat().st_blocks * 512 for f in destination.rglob("*") if f.is_file())
+    assert taken < 200 * 2**20, f"the backup takes {taken / 2**20:.0f} MiB"
     with tarfile.open(destination / "scratch.tar") as tar:
         link = tar.getmember("scratch/grace/secrets")
         assert link.issym() and link.linkname == str(hub.state_dir)
