@@ -163,7 +163,10 @@ class ServerDisk:
                     f"{self.image.name} is still in use by a stopped server; try again shortly"
                 )
             private_directory(self.mountpoint, 0o700)
-            _run(["mount", "-o", "loop,nosuid,nodev", str(self.image), str(self.mountpoint)])
+            # discard: what a person deletes is given back to the machine's disk (the
+            # image stays sparse), not kept by the image until it is removed
+            options = "loop,nosuid,nodev,discard"
+            _run(["mount", "-o", options, str(self.image), str(self.mountpoint)])
         # The file system's root belongs to the account, and to nobody else.
         os.chown(self.mountpoint, self.uid, self.gid, follow_symlinks=False)
         os.chmod(self.mountpoint, 0o700)

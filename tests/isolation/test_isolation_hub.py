@@ -225,6 +225,12 @@ def test_writing_past_the_disk_size_stops_near_it(hub, grace, katherine):
     # Nobody else noticed.
     assert grace.answers() and katherine.answers()
     assert katherine.run("open('after.txt', 'w').write('ok'); print('ok')").output.strip() == "ok"
+    # What grace deleted is the machine's again (the image is mounted with discard).
+    image = hub.state_dir / "disks" / "jupyter-grace" / "_default.img"
+    deadline = time.monotonic() + 60
+    while image.stat().st_blocks * 512 > 512 * 2**20:
+        assert time.monotonic() < deadline, "the deleted file still takes the machine's disk"
+        time.sleep(0.5)
 
 
 def test_two_busy_processes_are_held_near_one_cpu(grace):
