@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -22,6 +23,13 @@ OUTPUT_DIR = Path(os.environ.get("PANGEOHUB_TEST_OUTPUT", REPO / "test-output"))
 # Test hubs run servers on the hub's own Python unless a test sets c.Environments.enabled
 # (tests/environments builds small environments; `make check-environment` the full one).
 os.environ.setdefault("PANGEOHUB_ENVIRONMENTS", "off")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The Dask Gateway clients' shared loop (if a test started it) stops quietly."""
+    clients = sys.modules.get("tests.dask_clients")
+    if clients is not None:
+        clients.stop_shared_loop()
 
 
 @pytest.fixture(scope="session", autouse=True)

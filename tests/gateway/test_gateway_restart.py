@@ -17,6 +17,7 @@ import pytest
 from dask_gateway import Gateway
 from dask_gateway.auth import BasicAuth
 
+from ..dask_clients import shared_loop
 from ..hubprocess import free_port, stop_process_group, wait_for_http
 from .test_gateway_hub import kill_marked
 
@@ -89,6 +90,7 @@ class Gateway1:
             self.address,
             proxy_address=f"gateway://127.0.0.1:{self.tcp_port}",
             auth=BasicAuth("ada", ""),
+            loop=shared_loop(),
         )
 
 
