@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -25,21 +24,15 @@ OUTPUT_DIR = Path(os.environ.get("PANGEOHUB_TEST_OUTPUT", REPO / "test-output"))
 os.environ.setdefault("PANGEOHUB_ENVIRONMENTS", "off")
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """The Dask Gateway clients' shared loop (if a test started it) stops quietly."""
-    clients = sys.modules.get("tests.dask_clients")
-    if clients is not None:
-        clients.stop_shared_loop()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def isolation_leftovers(tmp_path_factory):
     """As root, hubs make accounts, mounts and cgroups: remove them (and a killed run's),
-    with the mounts left in pytest's temporary directories (pytest-of-<user>/)."""
+    with the mounts left in pytest's temporary directories (pytest-of-<user>/) and the
+    earlier runs' directories there."""
     basetemp = tmp_path_factory.getbasetemp()
     ours = basetemp.parent.name.startswith("pytest-of-")  # not a --basetemp of the caller's
     temporary_root = basetemp.parent if ours else basetemp
-    clean_leftovers(temporary_root)
+    clean_leftovers(temporary_root, current=basetemp if ours else None)
     yield
     clean_leftovers(temporary_root)
     remove_accounts(pangeohub_accounts())

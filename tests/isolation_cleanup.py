@@ -88,13 +88,43 @@ def unmount_under(root: Path) -> None:
         subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
 
 
-def clean_leftovers(temporary_root: Path | None = None) -> None:
+def remove_earlier_runs(temporary_root: Path, current: Path) -> None:
+    """Every earlier run's temporary directory (``pytest-<n>`` in ``temporary_root``) whose
+    process is gone: pytest keeps the last run's, and a killed run's for days (its lock
+    outlives it), each with hubs' disk images and environments; on a machine that is
+    reused they would pile up until its disk is full."""
+    for run in temporary_root.glob("pytest-*"):
+        if run == current or run.is_symlink() or not run.is_dir():
+            continue
+        try:
+            pid = int((run / ".lock").read_text())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and _alive(pid):
+            continue  # another session, still running
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_leftovers(temporary_root: Path | None = None, current: Path | None = None) -> None:
     """What killed earlier runs left: mounts whose image is gone, empty cgroups, mounts in
-    tests' temporary directories (``temporary_root``: pytest's, for this user)."""
+    tests' temporary directories (``temporary_root``: pytest's, for this user) and, given
+    this run's own (``current``), the earlier runs' directories."""
     if os.geteuid() != 0:
         return
     if temporary_root is not None:
         unmount_under(temporary_root)
+        if current is not None:
+            remove_earlier_runs(temporary_root, current)
     for point in mounts_under(HOMES):
         source = subprocess.run(
             ["findmnt", "-n", "-o", "SOURCE", point], capture_output=True, text=True

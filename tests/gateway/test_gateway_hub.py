@@ -20,7 +20,7 @@ import requests
 from dask_gateway import Gateway
 from dask_gateway.auth import JupyterHubAuth
 
-from ..dask_clients import shared_loop
+from ..dask_clients import new_gateway
 from ..hubprocess import HubProcess, free_port, wait_for_http
 from .attacks import forged_heartbeat
 
@@ -84,9 +84,7 @@ class GatewayHub:
     def gateway(self, user: str, token: str | None = None) -> Gateway:
         """A client from outside the hub, with a hub API token of ``user``."""
         auth = JupyterHubAuth(token or self.token(user, note="gateway test"))
-        return Gateway(
-            self.address, proxy_address=self.proxy_address, auth=auth, loop=shared_loop()
-        )
+        return new_gateway(self.address, proxy_address=self.proxy_address, auth=auth)
 
     def wait_ready(self, timeout: float = 60) -> None:
         if wait_for_http(f"{self.address}/api/health", timeout):

@@ -17,7 +17,7 @@ import pytest
 from dask_gateway import Gateway
 from dask_gateway.auth import BasicAuth
 
-from ..dask_clients import shared_loop
+from ..dask_clients import new_gateway
 from ..hubprocess import free_port, stop_process_group, wait_for_http
 from .test_gateway_hub import kill_marked
 
@@ -86,11 +86,10 @@ class Gateway1:
         stop_process_group(self.proc)
 
     def client(self) -> Gateway:
-        return Gateway(
+        return new_gateway(
             self.address,
             proxy_address=f"gateway://127.0.0.1:{self.tcp_port}",
             auth=BasicAuth("ada", ""),
-            loop=shared_loop(),
         )
 
 

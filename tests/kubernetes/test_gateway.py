@@ -28,7 +28,7 @@ import yaml
 from dask_gateway import Gateway, GatewayClusterError
 from dask_gateway.auth import JupyterHubAuth
 
-from ..dask_clients import shared_loop
+from ..dask_clients import new_gateway
 from ..gateway.attacks import forged_heartbeat
 from ..gateway.test_gateway_hub import close, shutdown
 from ..hubprocess import HubProcess, free_port, wait_for_http
@@ -108,9 +108,7 @@ class Stack:
         """A client from outside the cluster, with a hub API token of ``user``."""
         response = self.hub.api(self.session(user), "post", f"/users/{user}/tokens", json={})
         auth = JupyterHubAuth(response.json()["token"])
-        return Gateway(
-            self.address, proxy_address=self.proxy_address, auth=auth, loop=shared_loop()
-        )
+        return new_gateway(self.address, proxy_address=self.proxy_address, auth=auth)
 
     def start_server(self, user: str) -> dict:
         """Start ``user``'s default server; the environment of its pod's process."""
