@@ -120,11 +120,6 @@ class PangeoKubeSpawner(
         # configure(c) refuses any other profile_list at start-up (spawner/chart_settings.py).
         return proposal["value"] or self.kube_profile_list
 
-    @default("apply_user_options")
-    def _default_apply_user_options(self):
-        # options are checked and applied at start, in load_user_options
-        return lambda spawner, user_options: None
-
     @default("storage_pvc_ensure")
     def _default_storage_pvc_ensure(self):
         return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from inspect import isawaitable
 
-from traitlets import Any, Callable, List
+from traitlets import Any, Callable, List, default
 from traitlets.config import Configurable
 
 from ..environment_hooks import collect_environment, log_hook_failure
@@ -45,6 +45,13 @@ class PangeoSpawnerMixin(Configurable):
     _policy = None
     _hook_environment: dict[str, str] | None = None
     _running_count: RunningCount | None = None
+
+    @default("apply_user_options")
+    def _options_are_applied_at_start(self):
+        # JupyterHub's hook (5.3+) runs before the start: pangeohub checks and applies the
+        # options once, at the start (each spawner's one point), so the hook has nothing
+        # to do, and JupyterHub does not warn of "unhandled user_options" at every start.
+        return lambda spawner, user_options: None
 
     # -- pangeohub_servers_running: a start counts, a stop or a poll finding it gone uncounts
 

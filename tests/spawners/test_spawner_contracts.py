@@ -90,6 +90,15 @@ def test_simple_is_honoured(tmp_path):
     assert options == {"profile": "small", "gpu": True}  # upstream's "simple" reading
 
 
+async def test_the_options_jupyterhub_hands_over_before_a_start_are_handled(tmp_path, caplog):
+    """JupyterHub 5.3+ passes ``user_options`` to ``apply_user_options`` before the start
+    and warns of "unhandled user_options" when no hook takes them: pangeohub's takes
+    them (the profile is checked and applied at the start)."""
+    spawner = spawner_for(config(tmp_path), {"profile": "small"})
+    await spawner._run_apply_user_options(spawner.user_options)
+    assert "unhandled" not in caplog.text
+
+
 @pytest.mark.parametrize("section", ["Spawner", "PangeoLocalSpawner", "KubeSpawner"])
 def test_passthrough_stops_the_hub_naming_what_to_use(section):
     c = Config()
