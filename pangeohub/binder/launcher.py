@@ -127,8 +127,11 @@ class BinderLauncher(LoggingConfigurable):
         return is_trusted(repo.url, self.trusted_repositories)
 
     def server_name(self, repo: RepoSpec, commit: str) -> str:
-        """A server name within the hub's name rule: ``<repo>-<commit>``."""
+        """A server name within the hub's name rule: ``<repo>-<commit>``, or where the
+        rule leaves no room for the repository's name, ``r<commit>`` cut to the limit."""
         limit = PangeoPolicy(parent=self).server_name_max_length
+        if limit < 10:
+            return f"r{commit}"[:limit]
         base = re.sub(r"[^a-z0-9]+", "-", repo.name.lower()).strip("-")
         if not base or not base[0].isalpha():
             base = f"r-{base}".rstrip("-")

@@ -20,6 +20,7 @@ from pangeohub.binder.builder import BinderBuilder, env_key
 from pangeohub.binder.launcher import BinderLauncher
 from pangeohub.binder.recipe import read_recipe
 from pangeohub.binder.spec import LaunchError, landing_path, parse_spec
+from pangeohub.policy import PangeoPolicy
 
 from .gitrepo import ServedRepos, make_wheel
 
@@ -57,6 +58,18 @@ def test_bad_specs_are_refused_with_a_status(provider, spec, status):
     with pytest.raises(LaunchError) as refused:
         parse_spec(provider, spec)
     assert refused.value.status == status and refused.value.message
+
+
+@pytest.mark.parametrize("limit", [1, 5, 9, 10, 20, 30])
+def test_a_launched_servers_name_keeps_the_hubs_name_rule(limit):
+    config = Config()
+    config.PangeoPolicy.server_name_max_length = limit
+    launcher = BinderLauncher(config=config)
+    repo = parse_spec("gh", "pangeo-data/Pangeo_Tutorial.2024/main", "http://127.0.0.1:9")
+    name = launcher.server_name(repo, "0f3a9c2e5b7d1a4c6e8f0b2d4a6c8e0f1a3b5c7d")
+    PangeoPolicy(config=config).check_server_name(name)  # raises if outside the rule
+    assert "0f3a9c2"[: min(7, limit - 1)] in name and len(name) <= limit
+    assert name.startswith("pangeo") == (limit >= 14)  # the repository's name, if room
 
 
 def test_landing_outside_the_server_is_refused():
