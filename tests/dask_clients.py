@@ -10,6 +10,8 @@ waiting on that loop, and hangs.)
 
 from __future__ import annotations
 
+import contextlib
+
 from dask_gateway import Gateway
 
 
@@ -22,3 +24,25 @@ def new_gateway(*args, **kwargs) -> Gateway:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def close(gateway: Gateway) -> None:
+    """Close a client for good (dask_gateway's ``__del__`` would close it again later,
+    touching its stopped loop, and warn in whatever test runs then)."""
+    gateway.close()
+    gateway.__dict__.pop("_loop_runner", None)
+
+
+def shutdown(cluster) -> None:
+    """Shut a cluster down and close its own client for good (see ``close``)."""
+    cluster.shutdown()
+    cluster.gateway.__dict__.pop("_loop_runner", None)
+
+
+@contextlib.contextmanager
+def closing(gateway: Gateway):
+    """``with closing(new_gateway(...)) as gateway:``, closed for good at the end."""
+    try:
+        yield gateway
+    finally:
+        close(gateway)

@@ -20,7 +20,7 @@ import requests
 from dask_gateway import Gateway
 from dask_gateway.auth import JupyterHubAuth
 
-from ..dask_clients import new_gateway
+from ..dask_clients import close, new_gateway, shutdown
 from ..hubprocess import HubProcess, free_port, wait_for_http
 from .attacks import forged_heartbeat
 
@@ -123,19 +123,6 @@ class GatewayHub:
         )
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def close(gateway: Gateway) -> None:
-    """Close a client for good (dask_gateway's ``__del__`` would close it again later,
-    touching its stopped loop, and warn in whatever test runs then)."""
-    gateway.close()
-    gateway.__dict__.pop("_loop_runner", None)
-
-
-def shutdown(cluster) -> None:
-    """Shut a cluster down and close its own client for good (see ``close``)."""
-    cluster.shutdown()
-    cluster.gateway.__dict__.pop("_loop_runner", None)
 
 
 def wait_until(predicate, timeout: float, what: str):

@@ -17,7 +17,7 @@ import pytest
 from dask_gateway import Gateway
 from dask_gateway.auth import BasicAuth
 
-from ..dask_clients import new_gateway
+from ..dask_clients import close, new_gateway
 from ..hubprocess import free_port, stop_process_group, wait_for_http
 from .test_gateway_hub import kill_marked
 
@@ -91,11 +91,6 @@ class Gateway1:
             proxy_address=f"gateway://127.0.0.1:{self.tcp_port}",
             auth=BasicAuth("ada", ""),
         )
-
-
-def close(gateway: Gateway) -> None:
-    gateway.close()
-    gateway.__dict__.pop("_loop_runner", None)  # see test_gateway_hub.close
 
 
 @pytest.mark.e2e

@@ -28,9 +28,8 @@ import yaml
 from dask_gateway import Gateway, GatewayClusterError
 from dask_gateway.auth import JupyterHubAuth
 
-from ..dask_clients import new_gateway
+from ..dask_clients import close, new_gateway, shutdown
 from ..gateway.attacks import forged_heartbeat
-from ..gateway.test_gateway_hub import close, shutdown
 from ..hubprocess import HubProcess, free_port, wait_for_http
 from ..k8s_fake import FakeKube, default_images
 from ..k8s_fake.crds import DASK_GATEWAY_CRDS

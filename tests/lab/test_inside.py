@@ -19,7 +19,7 @@ import requests
 from pangeohub.lab.machine import Machine
 from pangeohub.policy import format_bytes
 from tests.chromium import headless_chromium, needs_chromium, sign_in
-from tests.dask_clients import new_gateway
+from tests.dask_clients import closing, new_gateway
 from tests.hubprocess import HubProcess
 from tests.isolation_cleanup import hub_id
 
@@ -467,7 +467,7 @@ def gateway_as(hub, page):
     )
     assert made.ok, made.text()
     auth = JupyterHubAuth(api_token=made.json()["token"])
-    return new_gateway(address=f"{hub.url}/services/dask-gateway", auth=auth)
+    return closing(new_gateway(address=f"{hub.url}/services/dask-gateway", auth=auth))
 
 
 def test_home_page_shows_each_servers_profile_disk_and_the_limit(hub, page, shots, docs_images):
