@@ -39,7 +39,7 @@ from pangeohub.isolation.sandbox import (
     sandbox_problem,
     signal_sandbox,
 )
-from pangeohub.spawner.local import remove_tree
+from pangeohub.spawner.local_homes import remove_tree
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="accounts, cgroups and mounts need root")
 
