@@ -395,10 +395,19 @@ def make_app(guard: DashboardGuard, hub_auth: HubOAuth) -> Application:
 
 def log_request(handler) -> None:
     """One line a request, with its path only: a query may hold an OAuth code or a token."""
-    status = handler.get_status()
-    level = logging.INFO if status < 400 else logging.WARNING
+    status, path = handler.get_status(), handler.request.path
     millis = 1000 * handler.request.request_time()
-    log.log(level, "%d %s %s %.0fms", status, handler.request.method, handler.request.path, millis)
+    log.log(
+        log_level(status, path), "%d %s %s %.0fms", status, handler.request.method, path, millis
+    )
+
+
+def log_level(status: int, path: str) -> int:
+    """A warning for what went wrong; a 401 from the gateway's API is not that: the
+    dask-gateway client asks without its token first and, so challenged, again with it."""
+    if status < 400 or (status == 401 and "/api/" in path):
+        return logging.INFO
+    return logging.WARNING
 
 
 async def serve(service_name: str) -> None:

@@ -25,7 +25,8 @@ import websocket
 import yaml
 
 from tests.chromium import headless_chromium, sign_in
-from tests.gateway.test_gateway_hub import GATEWAY_CONFIG, GatewayHub, close, kill_marked
+from tests.dask_clients import close
+from tests.gateway.test_gateway_hub import GATEWAY_CONFIG, GatewayHub, kill_marked
 from tests.hubprocess import HubProcess, free_port, wait_for_http
 from tests.k8s_fake import FakeKube
 from tests.k8s_fake.crds import DASK_GATEWAY_CRDS

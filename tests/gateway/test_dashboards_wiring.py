@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,7 +16,7 @@ from traitlets.config import Config
 
 import pangeohub
 from pangeohub.gateway.dashboard import DashboardGuard, Verdict, cluster_of, is_plain
-from pangeohub.gateway.dashboard_service import AUTH_ROUTE
+from pangeohub.gateway.dashboard_service import AUTH_ROUTE, log_level
 from pangeohub.gateway.hub import GatewayService
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -186,3 +187,13 @@ def test_admins_services_and_nobody():
     guard.admins_see_all = False
     guard.answers = [Verdict(403, "not yours")]
     assert decide(guard, {**GRACE, "admin": True}).status == 403
+
+
+def test_only_what_went_wrong_is_logged_as_a_warning():
+    """The dask-gateway client's first try at the API, without its token, is answered 401
+    and tried again with it: routine, not a warning on every cluster action."""
+    assert log_level(200, f"{PREFIX}/api/v1/clusters/") == logging.INFO
+    assert log_level(401, f"{PREFIX}/api/v1/clusters/abc") == logging.INFO
+    assert log_level(401, f"{PREFIX}/clusters/abc/status") == logging.WARNING
+    assert log_level(403, f"{PREFIX}/api/v1/clusters/abc") == logging.WARNING
+    assert log_level(404, f"{PREFIX}/clusters/abc/status") == logging.WARNING
