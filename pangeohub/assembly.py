@@ -45,6 +45,7 @@ from .local_auth import wire_local_accounts
 from .operate.https import check_https
 from .policy import PangeoPolicy
 from .ports import check_ports_free
+from .refusal import wire_quiet_refusals
 from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
 from .servers import wire_named_servers
@@ -102,6 +103,7 @@ PARTS = (
     wire_environments,
     wire_shutdown,
     wire_quiet_handlers,
+    wire_quiet_refusals,
     wire_local_accounts,
 )
 CHECKS = (

@@ -7,9 +7,14 @@ comes from.
 
 from __future__ import annotations
 
+import logging
+
 from tornado import web
+from traitlets.config import Config
 
 from .policy import PolicyError
+
+FORM_FAILURE = "Failed to spawn single-user server with form"
 
 
 def refusal(error: PolicyError) -> web.HTTPError:
@@ -17,3 +22,34 @@ def refusal(error: PolicyError) -> web.HTTPError:
     http_error = web.HTTPError(error.status, "%s", error.message)
     http_error.jupyterhub_message = error.message
     return http_error
+
+
+def refusal_message(error: web.HTTPError) -> str:
+    """The message a refusal shows the person."""
+    message = getattr(error, "jupyterhub_message", None)
+    if message is None and error.log_message:
+        message = error.log_message % error.args if error.args else error.log_message
+    return message or error.reason or ""
+
+
+class RefusedFormsInOneLine(logging.Filter):
+    """JupyterHub logs any failure of a spawn form's options as an error with its
+    traceback; a refusal (a 4xx the person is shown) is the person's mistake, not the
+    hub's: one warning line with its message instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.msg == FORM_FAILURE and isinstance(error, web.HTTPError):
+            if 400 <= error.status_code < 500:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                record.msg = "Spawn form refused (%d): %s"
+                record.args = (error.status_code, refusal_message(error))
+                record.exc_info = record.exc_text = None
+        return True
+
+
+def wire_quiet_refusals(c: Config) -> None:
+    """Refused spawn forms in one log line (part of :func:`pangeohub.configure`)."""
+    log = logging.getLogger("JupyterHub")  # the hub application's logger
+    if not any(isinstance(f, RefusedFormsInOneLine) for f in log.filters):
+        log.addFilter(RefusedFormsInOneLine())

@@ -173,6 +173,36 @@ def test_jupyterhubs_extra_handlers_line_is_kept_for_the_admins_own_handlers_onl
     assert hub_log.filter(record)
 
 
+def test_a_refused_spawn_form_is_one_warning_line_not_an_error_with_a_traceback():
+    import logging
+    import sys
+
+    from tornado import web
+
+    from pangeohub.policy import PolicyError
+    from pangeohub.refusal import FORM_FAILURE, refusal
+
+    hub_log = logging.getLogger("JupyterHub")
+    pangeohub.configure(hub_config())
+
+    def logged(error: Exception) -> logging.LogRecord:
+        try:
+            raise error
+        except Exception:
+            exc_info = sys.exc_info()
+        record = logging.LogRecord("JupyterHub", logging.ERROR, "", 0, FORM_FAILURE, None, exc_info)
+        assert hub_log.filter(record)  # kept, as one line
+        return record
+
+    refused = logged(refusal(PolicyError(403, "You may not use the profile 'large'.")))
+    assert refused.levelno == logging.WARNING and refused.exc_info is None
+    assert refused.getMessage() == "Spawn form refused (403): You may not use the profile 'large'."
+    failed = logged(web.HTTPError(500, "the hub's own failure"))  # not the person's doing
+    assert failed.levelno == logging.ERROR and failed.exc_info is not None
+    crashed = logged(RuntimeError("a bug"))
+    assert crashed.levelno == logging.ERROR and crashed.exc_info is not None
+
+
 def test_no_pangeohub_variable_carries_settings_to_a_service():
     c = hub_config()
     pangeohub.configure(c)

@@ -86,6 +86,10 @@ def test_forbidden_profile_refused_through_api_and_form(hub):
     assert "You may not use the profile" in form.text
     model = hub.api(katherine, "get", "/users/katherine").json()
     assert not model["servers"]
+    # the person's mistake is one warning line in the hub's log, not an error's traceback
+    log = hub.log_path.read_text()
+    assert "Spawn form refused (403): You may not use the profile 'large'" in log
+    assert "Failed to spawn single-user server with form" not in log
 
 
 def test_servers_up_to_the_limit_then_a_clear_refusal(hub):
