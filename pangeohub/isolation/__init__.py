@@ -72,9 +72,10 @@ class Isolation(LoggingConfigurable):
         True,
         help="""Run each person's servers and Dask schedulers and workers in their own
         space (Debian's bubblewrap): a private ``/tmp`` and ``/dev/shm`` of bounded size,
-        no view of other people's processes, homes or clusters, and no way back to more
-        privileges (set-id files do nothing). The hub refuses to start as root without
-        bubblewrap unless this is off.""",
+        no view of other people's processes, homes or clusters, no way back to more
+        privileges (set-id files do nothing), and kernels that speak over sockets in that
+        private ``/tmp`` instead of TCP ports anyone on the machine could listen to. The
+        hub refuses to start as root without bubblewrap unless this is off.""",
     ).tag(config=True)
 
     tmp_size = ByteSpecification(

@@ -270,6 +270,56 @@ print(json.dumps({"spill_owner": owner, "me": os.getuid(),
     assert set(seen["uids"]) <= {0, seen["me"]}, f"the neighbour sees others' processes: {seen}"
 
 
+# The neighbour's code: subscribe to every port grace's account listens on at
+# 127.0.0.1 (/proc/net/tcp names each socket's owner) as a kernel's IOPub subscriber
+# would, and keep what arrives for 30 s.
+SUBSCRIBE_TO_GRACES_PORTS = """
+import threading, time, zmq
+def listening(uid):
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[7]) == uid:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+ports = listening(GRACE_UID)
+heard = []
+poller = zmq.Poller()
+for port in ports:
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    poller.register(sub, zmq.POLLIN)
+def listen():
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        for sub, _ in poller.poll(200):
+            heard.extend(sub.recv_multipart())
+threading.Thread(target=listen, daemon=True).start()
+time.sleep(1)  # connected before grace speaks
+print(len(ports))
+"""
+
+
+def test_a_kernels_messages_reach_nobody_else(hub, grace, neighbour):
+    """Kernels spoke over TCP on 127.0.0.1: anyone on the machine could subscribe to a
+    kernel's IOPub port (a PUB socket needs no key to listen to) and read every output.
+    Kernels speak over IPC sockets in the server's own runtime directory instead."""
+    uid = int(grace.run("import os; print(os.getuid())").output.strip())
+    ports = neighbour.run(SUBSCRIBE_TO_GRACES_PORTS.replace("GRACE_UID", str(uid)))
+    assert ports.error is None, ports
+    assert int(ports.output.strip()) >= 1, "grace's server listens on no port to try"
+    grace.run("import time\nfor _ in range(10):\n    print('grace-secret-7f3a'); time.sleep(0.3)")
+    heard = neighbour.run("print(any(b'grace-secret-7f3a' in part for part in heard))")
+    assert heard.output.strip() == "False", "another person read grace's kernel output"
+
+
 def test_temporary_space_and_scratch_are_bounded(hub, grace):
     """Finding 11: nothing held one person to a share of /tmp or of scratch."""
     scratch(grace)
