@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from jupyterhub.utils import format_exception
 from tornado import web
 from traitlets.config import Config
 
@@ -24,14 +25,6 @@ def refusal(error: PolicyError) -> web.HTTPError:
     return http_error
 
 
-def refusal_message(error: web.HTTPError) -> str:
-    """The message a refusal shows the person."""
-    message = getattr(error, "jupyterhub_message", None)
-    if message is None and error.log_message:
-        message = error.log_message % error.args if error.args else error.log_message
-    return message or error.reason or ""
-
-
 class RefusedFormsInOneLine(logging.Filter):
     """JupyterHub logs any failure of a spawn form's options as an error with its
     traceback; a refusal (a 4xx the person is shown) is the person's mistake, not the
@@ -43,7 +36,7 @@ class RefusedFormsInOneLine(logging.Filter):
             if 400 <= error.status_code < 500:
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
                 record.msg = "Spawn form refused (%d): %s"
-                record.args = (error.status_code, refusal_message(error))
+                record.args = (error.status_code, format_exception(error)[0])  # as the page says
                 record.exc_info = record.exc_text = None
         return True
 

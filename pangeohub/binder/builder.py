@@ -113,25 +113,24 @@ def layer_of(meta: dict) -> tuple[str, str] | None:
     return None
 
 
+def _venv_config(python: str) -> str:
+    """The ``pyvenv.cfg`` of a virtual environment's Python ("" if it has none)."""
+    try:
+        return (Path(python).parent.parent / "pyvenv.cfg").read_text()
+    except OSError:
+        return ""
+
+
 def python_version(python: str) -> str:
     """``X.Y`` of a virtual environment's Python (its ``pyvenv.cfg``), else the hub's."""
-    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
-    try:
-        config = (Path(python).parent.parent / "pyvenv.cfg").read_text()
-    except OSError:
-        return ours
-    found = re.search(r"^version(?:_info)?\s*=\s*(\d+)\.(\d+)", config, re.MULTILINE)
-    return f"{found[1]}.{found[2]}" if found else ours
+    found = re.search(r"^version(?:_info)?\s*=\s*(\d+)\.(\d+)", _venv_config(python), re.M)
+    return f"{found[1]}.{found[2]}" if found else f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def includes_system_site(python: str) -> bool:
     """Whether a virtual environment's Python sees its base's site-packages (and so the
     user site, ``pip install --user``)."""
-    try:
-        config = (Path(python).parent.parent / "pyvenv.cfg").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"^include-system-site-packages\s*=\s*true", config, re.MULTILINE))
+    return bool(re.search(r"^include-system-site-packages\s*=\s*true", _venv_config(python), re.M))
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,11 @@ class Isolation(LoggingConfigurable):
         """Whether servers run as their own accounts (enabled and running as root)."""
         return self.enabled and os.geteuid() == 0
 
+    @property
+    def sandboxed(self) -> bool:
+        """Whether people's processes run in their own space (isolated, sandbox on)."""
+        return self.active and bool(self.sandbox)
+
     def account(self, username: str) -> str:
         """The system account of hub user ``username``: recorded in the hub's state the
         first time (one account per hub name and one hub name per account); a name whose
@@ -149,7 +154,7 @@ class Isolation(LoggingConfigurable):
 
     def sandbox_for(self, uid: int, gid: int, groups=(), keep=()) -> Sandbox | None:
         """The sandbox a person's process runs in (None: ``sandbox`` is off)."""
-        if not (self.active and self.sandbox):
+        if not self.sandboxed:
             return None
         hide = (self.home_root, self.clusters_root)
         return Sandbox(

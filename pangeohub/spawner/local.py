@@ -124,16 +124,11 @@ class PangeoLocalSpawner(
             return dataclasses.replace(profile, image=self._environment.image)
         return profile
 
-    @property
-    def sandboxed_server(self) -> bool:
-        """Whether the server runs in its person's own space (a private /tmp)."""
-        return self.isolated and bool(self.isolation.sandbox)
-
     def get_args(self):
         args = super().get_args()
         if os.getuid() == 0 and not self.isolated and "--allow-root" not in args:
             args.append("--allow-root")
-        if self.sandboxed_server:
+        if self.isolation.sandboxed:
             # Kernels over TCP on 127.0.0.1 could be listened to by anyone on the machine
             # (a kernel's IOPub is a PUB socket: no key is needed to subscribe); over IPC
             # sockets in the server's private runtime directory only the server reaches
@@ -145,7 +140,7 @@ class PangeoLocalSpawner(
         env["HOME"] = str(self.server_directory)
         env["SHELL"] = "/bin/bash"
         env["USER"] = env["LOGNAME"] = self.account if self.isolated else _whoami()
-        if self.sandboxed_server:  # in the sandbox's own /tmp: short socket paths
+        if self.isolation.sandboxed:  # in the sandbox's own /tmp: short socket paths
             env["JUPYTER_RUNTIME_DIR"] = PRIVATE_RUNTIME_DIR
         if self.profile is not None:
             env["PANGEO_DISK_SIZE"] = str(self.profile.disk_size)

@@ -5,9 +5,6 @@ Kubernetes fixtures (fake API server, PangeoKubeSpawner on it) for the BinderHub
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +17,7 @@ from tests.kubernetes.conftest import (  # noqa: F401 (fixtures)
     stop_reflectors,
 )
 
-from .gitrepo import ServedRepos, make_wheel
+from .gitrepo import ServedRepos, readable_wheels
 from .launching import BUILD_DISK, BUILD_MEMORY
 
 # people of the shared hub: ann and bob launch (test_binder_launch), eve attacks
@@ -42,11 +39,9 @@ def repos(tmp_path_factory):
 @pytest.fixture(scope="package")
 def wheels():
     """Local wheels, readable by people's accounts (pytest's own directories are not)."""
-    directory = Path(tempfile.mkdtemp(prefix="h14-wheels-"))
-    os.chmod(directory, 0o755)
-    make_wheel(directory, "h14tinypkg", "1.0", "VALUE = 'only in the repository environment'\n")
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+    value = "VALUE = 'only in the repository environment'\n"
+    with readable_wheels("h14-wheels-", "h14tinypkg", "1.0", value) as directory:
+        yield directory
 
 
 @pytest.fixture(scope="package")

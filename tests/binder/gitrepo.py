@@ -4,13 +4,30 @@ wheel uv installs from a local directory: launches need no external network."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
+import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def readable_wheels(prefix: str, name: str, version: str, source: str):
+    """A directory holding ``make_wheel``'s wheel, readable by people's and build accounts
+    (pytest's own directories are root's alone); removed at the end."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(directory, 0o755)
+    make_wheel(directory, name, version, source)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def make_wheel(directory: Path, name: str, version: str, source: str) -> Path:

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pangeohub.binder.recipe import read_recipe
 from pangeohub.binder.spec import LaunchError, landing_path, parse_spec
 from pangeohub.policy import PangeoPolicy
 
-from .gitrepo import ServedRepos, make_wheel
+from .gitrepo import ServedRepos, make_wheel, readable_wheels
 
 
 def test_launch_specs_read_as_binderhub_writes_them():
@@ -117,10 +116,8 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def wheels():
-    directory = Path(tempfile.mkdtemp(prefix="h14-unit-wheels-"))
-    make_wheel(directory, "h14tinypkg", "1.0", "VALUE = 1\n")
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+    with readable_wheels("h14-unit-wheels-", "h14tinypkg", "1.0", "VALUE = 1\n") as directory:
+        yield directory
 
 
 def builder(tmp_path, wheels, **settings) -> BinderBuilder:

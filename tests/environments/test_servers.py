@@ -10,18 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from pangeohub.environments.versions import read_version
-from tests.binder.gitrepo import ServedRepos
+from tests.binder.gitrepo import ServedRepos, readable_wheels
 from tests.binder.launching import follow
 from tests.hubprocess import REPO, VENV_BIN, HubProcess
 from tests.kernel import Kernel
@@ -44,11 +42,9 @@ def wheels(tmp_path_factory) -> Path:
 def launch_wheels():
     """A wheel a launched repository asks for, where build accounts can read it (pytest's
     own directories are root's alone)."""
-    directory = Path(tempfile.mkdtemp(prefix="pangeohub-launch-wheels-"))
-    os.chmod(directory, 0o755)
-    make_wheel(directory, "pangeotest_launched", "1.0", "LAUNCHED = 1\n")
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+    wheel = ("pangeotest_launched", "1.0", "LAUNCHED = 1\n")
+    with readable_wheels("pangeohub-launch-wheels-", *wheel) as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")
