@@ -127,14 +127,6 @@ class _Copier:
         self.charge(4096, where)
 
     def copy_file(self, src: int, dst: int, name: str, where: str) -> None:
-        # DEMONSTRATION of the old sealing (reverted next): multiply-linked files copied
-        # by path, as root, next to themselves, as builder.py did before 6e60400.
-        import shutil
-
-        folder = os.readlink(f"/proc/self/fd/{src}")
-        if os.stat(name, dir_fd=src, follow_symlinks=False).st_nlink > 1:
-            copy = os.path.join(folder, f".{name}.pangeohub-copy")
-            shutil.copy2(os.path.join(folder, name), copy, follow_symlinks=False)
         source = os.open(name, FILE_FLAGS, dir_fd=src)
         try:
             info = os.fstat(source)
