@@ -4,12 +4,12 @@ the service the hub starts (docs/contributing-parts.md)."""
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 from traitlets.config import Config
 
 import pangeohub
+from tests.installed_package import install_module
 
 TINY = '''
 from traitlets import Unicode
@@ -38,17 +38,8 @@ class TinyScratchBackend(ScratchBackend):
 @pytest.fixture
 def tiny_package(tmp_path, monkeypatch):
     """A package installed the way pip installs one: its module and its entry point."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "tiny_scratch.py").write_text(textwrap.dedent(TINY))
-    info = site / "tiny_scratch-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-scratch\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[pangeohub.scratch_backends]\ntiny = tiny_scratch:TinyScratchBackend\n"
-    )
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    entry_point = "[pangeohub.scratch_backends] tiny = tiny_scratch:TinyScratchBackend"
+    install_module(tmp_path, monkeypatch, "tiny_scratch", TINY, entry_point)
     return tmp_path / "state"
 
 

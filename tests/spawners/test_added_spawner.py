@@ -3,7 +3,6 @@ chosen by name, its own settings and pangeohub's rules reach it (docs/contributi
 
 from __future__ import annotations
 
-import textwrap
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +10,7 @@ from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
 import pangeohub
+from tests.installed_package import install_module
 
 TINY = '''
 from traitlets import Unicode
@@ -33,17 +33,8 @@ class TinySpawner(PangeoLocalSpawner):
 @pytest.fixture
 def tiny_package(tmp_path, monkeypatch):
     """A package installed the way pip installs one: its module and its entry point."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "tiny_spawner.py").write_text(textwrap.dedent(TINY))
-    info = site / "tiny_spawner-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-spawner\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[jupyterhub.spawners]\npangeo-tiny = tiny_spawner:TinySpawner\n"
-    )
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    entry_point = "[jupyterhub.spawners] pangeo-tiny = tiny_spawner:TinySpawner"
+    install_module(tmp_path, monkeypatch, "tiny_spawner", TINY, entry_point)
     return tmp_path
 
 
