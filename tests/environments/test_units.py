@@ -218,3 +218,22 @@ def test_the_command_reads_the_hubs_configuration_without_its_start_up_lines(
     assert loaded.PangeoPolicy.profiles == [{"display_name": "Small"}]
     assert not [r for r in caplog.records if r.name == "JupyterHub"]
     assert not logging.getLogger("JupyterHub").disabled  # the hub's own log is untouched
+
+
+def test_the_docs_name_every_package_the_pangeo_environment_asks_for():
+    """docs/environments.md's table is the admin's list of what `pangeo` holds."""
+    project = Path(__file__).resolve().parents[2]
+    wanted = (project / "pangeohub/environments/pangeo/requirements.in").read_text()
+    names = {
+        line.split("[")[0].split("<")[0].split("=")[0].strip()
+        for line in wanted.splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    page = (project / "docs/environments.md").read_text()
+    table = page[page.index("### What the `pangeo` environment holds") :]
+    table = table[: table.index("**Left out**")].lower().replace("_", "-")
+    server_side = {"jupyterhub", "setuptools"}  # said in prose: the hub's version, pkg_resources
+    unnamed = {n for n in names - server_side if n.lower().replace("_", "-") not in table}
+    assert not unnamed, (
+        f"requirements.in asks for {sorted(unnamed)}; docs/environments.md does not say"
+    )
