@@ -24,7 +24,7 @@ from traitlets.config import Config, LoggingConfigurable
 
 from ..state import StateDirectory
 from .accounts import AccountRegistry, account_name
-from .cgroups import cgroup_version
+from .cgroups import cgroup_version, hub_trees
 from .disks import loop_devices_usable
 from .sandbox import Sandbox, sandbox_problem
 
@@ -156,7 +156,7 @@ class Isolation(LoggingConfigurable):
         """The sandbox a person's process runs in (None: ``sandbox`` is off)."""
         if not self.sandboxed:
             return None
-        hide = (self.home_root, self.clusters_root)
+        hide = (self.home_root, self.clusters_root, *hub_trees(self.cgroup_parent))
         return Sandbox(
             uid,
             gid,
@@ -268,6 +268,15 @@ def announce_isolation(config: Config) -> None:
     if isolation.active:
         check_servers_can_run()
         check_sandbox(isolation)
+        if config.JupyterHub.get("internal_ssl"):
+            # JupyterHub's LocalProcessSpawner.move_certs copies each server's certificate
+            # and key into the person's home as root, by path: a link there sends them on.
+            raise ValueError(
+                "c.JupyterHub.internal_ssl is on, but as root JupyterHub would copy each "
+                "server's certificate into the person's home by path (a tree they can "
+                "change); servers reach the hub on loopback, so leave internal_ssl off and "
+                "serve people over HTTPS with c.HTTPS (docs/operate/https.md)."
+            )
     logging.getLogger("JupyterHub").warning("%s", isolation.summary())
 
 

@@ -28,6 +28,17 @@ def cgroup_version(root: Path = ROOT) -> int | None:
     return None
 
 
+def hub_trees(relative: str, root: Path = ROOT) -> list[str]:
+    """The directory ``relative`` (the hub's cgroup parent) in every hierarchy that has
+    it: what a sandbox hides, since cgroup directories are readable by every account and
+    their names (``<account>/_dask-<cluster>``) and ``cgroup.procs`` say who runs what."""
+    relative = relative.strip("/")
+    if not relative:
+        return []
+    tops = [root] + sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    return [str(top / relative) for top in tops if (top / relative).is_dir()]
+
+
 def _write(path: Path, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
