@@ -410,13 +410,12 @@ class BinderBuilder(LoggingConfigurable):
         return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, self.build_sandbox(entry))
 
     def build_sandbox(self, account) -> object | None:
-        """The sandbox a build slot's steps run in (``wrap(argv)``: a private ``/tmp`` and
-        ``/dev/shm``, only its own processes in view, dropping to ``account`` itself).
-
-        The hook for pangeohub.isolation's per-person sandbox; None until it is wired
-        here: steps then drop to the account in the child and see the machine's ``/tmp``
-        (their ``TMPDIR`` is on the build's own disk)."""
-        return None
+        """The sandbox a build slot's steps run in, as a person's server does
+        (:meth:`pangeohub.isolation.Isolation.sandbox_for`): a private ``/tmp`` and
+        ``/dev/shm``, only its own processes in view, no one's homes, clusters or cgroups,
+        dropping to ``account`` itself. None when ``c.Isolation.sandbox`` is off: steps
+        then drop to the account in the child (their ``TMPDIR`` is on the build's disk)."""
+        return Isolation(parent=self).sandbox_for(account.pw_uid, account.pw_gid)
 
     def end_processes(self, run_as: RunAs) -> None:
         """End everything running as a build slot's account (nothing of a build outlives

@@ -105,17 +105,24 @@ ln -s ROOT_ONLY/h14-owned-again "$VIRTUAL_ENV/.h14suid-again.pangeohub-copy"
 ls LAUNCHER_HOME >/dev/null 2>&1 && echo "h14 listed the launcher's home" || echo "h14 home closed"
 grep -ls JUPYTERHUB_API_TOKEN /proc/[0-9]*/environ | sed 's/^/h14 token readable: /'
 grep NoNewPrivs /proc/self/status | sed 's/^/h14 /'
+echo "h14 processes in view: $(ls -d /proc/[0-9]* | wc -l)"
+seen=$(ls /sys/fs/cgroup/memory/pangeohub/*/ 2>/dev/null | wc -l)
+[ "$seen" -gt 0 ] && echo "h14 cgroups in view" || echo "h14 no cgroups in view"
 touch TMP_MARK && echo "h14 left TMP_MARK"
 echo "h14 waiting for the gate"
 i=0; while [ ! -e GATE/open ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
 echo "h14 gate passed"
 """
 
-# Eve's own code in her server: find the build under way, put a .pth in its environment.
+# Eve's own code in her server: find the build under way (from /proc where she can see
+# it, and from KNOWN_BUILDS: where the test, as root, saw it, as if she had guessed it),
+# put a .pth in its environment.
 PLANT_PTH = r"""
 import json, os, sys
 site = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
 bases, planted, refused = set(), [], []
+for build in KNOWN_BUILDS:
+    bases.update({build, build + "/work"})
 for pid in os.listdir("/proc"):
     if not pid.isdigit():
         continue
@@ -145,6 +152,12 @@ print(json.dumps({"found": sorted(bases), "planted": planted, "refused": refused
 """
 
 
+def builds_under_way(hub) -> list[str]:
+    """The build directories under way, as root sees them."""
+    building = hub_env_root(hub).parent / "building"
+    return sorted(str(p) for p in building.iterdir() if not p.name.startswith("."))
+
+
 def tmp_mark(hub) -> str:
     """What the planted build leaves in the machine's shared /tmp."""
     return f"/tmp/h14-left-by-a-build-{hub_id(hub.state_dir)}"
@@ -171,7 +184,9 @@ def planted(hub, repos, eve, places):
         wait_until(lambda: said(seen, "h14 waiting for the gate"), 120, "build at gate", seen)
     except AssertionError as error:
         raise AssertionError(f"{error}\n{hub.log_tail(40)}") from None
-    attack = json.loads(run_in(hub, eve, EVE, "", PLANT_PTH).splitlines()[-1])
+    known = repr(builds_under_way(hub))
+    ran = run_in(hub, eve, EVE, "", PLANT_PTH.replace("KNOWN_BUILDS", known))
+    attack = json.loads(ran.splitlines()[-1])
     (places["gate"] / "open").touch()
     status, events = result()
     assert status == 200, events
@@ -200,7 +215,8 @@ def test_a_build_cannot_get_root_to_write_outside_it_or_keep_set_id_bits(hub, pl
 def test_the_launchers_server_cannot_change_what_others_will_run(hub, planted):
     """Finding 4: the first launcher's server adds a .pth to the build under way."""
     attack, events = planted
-    assert attack["planted"] == [], attack
+    assert attack["found"], "the attacker never learnt where the build is: no attack made"
+    assert attack["planted"] == [] and attack["refused"], attack
     env = sealed_env(hub, events)
     assert not list(env.glob("env/lib/python*/site-packages/h14evil.pth"))
     python = env / "env" / "bin" / "python"
@@ -217,6 +233,11 @@ def test_a_build_runs_as_no_person_and_reaches_none_of_the_launchers_things(hub,
     assert not [line for line in log if line.startswith("h14 token readable")], log
     # no set-id program gives it more (crontab, at, su: nothing to wait for a later build)
     assert "h14 NoNewPrivs:\t1" in log, log
+    # its own processes only (its sandbox's PID namespace), no one's cgroups (whose names
+    # say who runs which cluster)
+    in_view = next(int(line.rsplit(" ", 1)[1]) for line in log if "processes in view" in line)
+    assert in_view < 20, log
+    assert "h14 no cgroups in view" in log, log
     # and what it left in the shared /tmp is gone with it
     assert f"h14 left {tmp_mark(hub)}" in log
     assert not os.path.lexists(tmp_mark(hub))
@@ -224,12 +245,14 @@ def test_a_build_runs_as_no_person_and_reaches_none_of_the_launchers_things(hub,
 
 # --- finding 6: root reads the checkout's files for the person -----------------------
 
-# Eve's code: learn where her build checks out (the clone's command line), wait for its
-# `git checkout` to end, then at once swap the checkout for a link to someone else's
-# files: the hub then reads the recipe through the link.
+# Eve's code: learn where her build checks out (the clone's command line where she can
+# see it, or HINTS: where the test, as root, saw the build, as if she had guessed it);
+# where she sees the clone, wait for its `git checkout` to end; then swap the checkout for
+# a link to someone else's files, again and again until told to stop: the hub would then
+# read the recipe through the link.
 SWAP_CHECKOUT = r"""
 import json, os, time
-victim, stop = H14_VICTIM, H14_STOP
+victim, stop, hints = H14_VICTIM, H14_STOP, H14_HINTS
 deadline = time.monotonic() + 120
 report = {"seen": None, "swapped": False, "errors": []}
 open("h14-watching", "w").close()  # in her home: the test launches once she watches
@@ -255,27 +278,50 @@ def going_on():
     return time.monotonic() < deadline and not os.path.exists(stop)
 
 
+def hinted():
+    try:
+        with open(hints) as f:
+            return [line.strip() + "/work/repo" for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+checkout, in_view = None, False
 while going_on() and not report["seen"]:
     for pid, args in processes():
         if "clone" in args and args[-2].endswith("/repo") and "/binder/building/" in args[-2]:
-            report["seen"] = args[-2]
-checkout = None
-while report["seen"] and going_on() and checkout is None:
+            report["seen"], in_view = args[-2], True
+    report["seen"] = report["seen"] or next(iter(hinted()), None)
+    time.sleep(0.01)
+while in_view and going_on() and checkout is None:  # hinted: swap at once, and again
     for pid, args in processes():
         if args[0].endswith("git") and "checkout" in args:
             checkout = pid
 while checkout and not ended(checkout):
     pass
-if checkout:
-    repo = report["seen"]
+repo = report["seen"]
+while repo and going_on() and not report["swapped"]:
     try:
         os.rename(repo, repo + ".h14")
         os.symlink(victim, repo)
         report["swapped"] = True
     except OSError as error:
-        report["errors"].append(type(error).__name__)
+        if type(error).__name__ not in report["errors"]:
+            report["errors"].append(type(error).__name__)
+        time.sleep(0.01)
 print(json.dumps(report))
 """
+
+
+def hint_builds(hub, hints: Path, stop: Path) -> None:
+    """As root, write where builds are under way into ``hints`` until ``stop`` exists."""
+    deadline = time.monotonic() + 180
+    while not stop.exists() and time.monotonic() < deadline:
+        known = builds_under_way(hub)
+        if known:
+            hints.write_text("".join(f"{b}\n" for b in known))
+            os.chmod(hints, 0o644)
+        time.sleep(0.05)
 
 
 def test_root_never_reads_the_checkout_for_the_person(hub, repos, eve, places):
@@ -288,21 +334,25 @@ def test_root_never_reads_the_checkout_for_the_person(hub, repos, eve, places):
         {"runtime.txt": "python-2.7\n", "big.bin": os.urandom(16 * 2**20)},
     )
     stop = hub.server_home(EVE, "") / "h14-stop-swapping"  # hers to see, whatever she sees
+    hints = hub.server_home(EVE, "") / "h14-builds"
     code = SWAP_CHECKOUT.replace("H14_VICTIM", repr(str(places["victim"])))
-    code = code.replace("H14_STOP", repr(str(stop)))
+    code = code.replace("H14_STOP", repr(str(stop))).replace("H14_HINTS", repr(str(hints)))
     swapping = in_background(run_in, hub, eve, EVE, "", code)
+    hinting = in_background(hint_builds, hub, hints, stop)
     watching = hub.server_home(EVE, "") / "h14-watching"
     wait_until(watching.exists, 60, "attacker watching")
     try:
         status, events = launch(hub, eve, "gh/h14atk/readsfor/main")
     finally:
         stop.touch()
+    hinting()
     report = json.loads(swapping().splitlines()[-1])
     assert status == 200, events
     everything = json.dumps(events)
     assert "h14-secret" not in everything, "root read another person's file for the build"
     assert events[-1]["phase"] == "failed" and "asks for Python 2.7" in events[-1]["message"]
-    assert report["swapped"] is False, report
+    assert report["seen"], "the attacker never learnt where the checkout is: no attack made"
+    assert report["swapped"] is False and report["errors"], report
 
 
 # --- finding 7: a launch asks first ------------------------------------------------

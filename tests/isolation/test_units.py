@@ -543,3 +543,20 @@ def test_the_hub_says_when_disks_are_plain_directories():
         assert "plain directory without a size limit (c.Isolation.loop_disks is off)" in line
     else:
         assert "NOT isolated" in line
+
+
+@root_only
+def test_internal_ssl_is_refused_as_root(tmp_path, monkeypatch):
+    """JupyterHub's move_certs would copy certificates into people's homes by path."""
+    from traitlets.config import Config
+
+    from pangeohub.assembly import ConfigurationError, configure
+
+    monkeypatch.setenv("PANGEOHUB_STATE_DIR", str(tmp_path / "state"))
+    c = Config()
+    c.JupyterHub.internal_ssl = True
+    with pytest.raises(ConfigurationError, match="internal_ssl is on") as refused:
+        configure(c)
+    assert "c.HTTPS" in str(refused.value)
+    c.JupyterHub.internal_ssl = False
+    configure(c)  # the same configuration otherwise starts
