@@ -156,7 +156,7 @@ class Isolation(LoggingConfigurable):
         """The sandbox a person's process runs in (None: ``sandbox`` is off)."""
         if not self.sandboxed:
             return None
-        hide = (self.home_root, self.clusters_root)  # DEMONSTRATION: cgroups in view
+        hide = (self.home_root, self.clusters_root, *hub_trees(self.cgroup_parent))
         return Sandbox(
             uid,
             gid,
