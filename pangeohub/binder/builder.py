@@ -415,7 +415,7 @@ class BinderBuilder(LoggingConfigurable):
         ``/dev/shm``, only its own processes in view, no one's homes, clusters or cgroups,
         dropping to ``account`` itself. None when ``c.Isolation.sandbox`` is off: steps
         then drop to the account in the child (their ``TMPDIR`` is on the build's disk)."""
-        return None  # DEMONSTRATION: builds unsandboxed
+        return Isolation(parent=self).sandbox_for(account.pw_uid, account.pw_gid)
 
     def end_processes(self, run_as: RunAs) -> None:
         """End everything running as a build slot's account (nothing of a build outlives
