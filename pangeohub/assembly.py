@@ -22,11 +22,18 @@ named servers   (always)                      the limit and name rule (:mod:`pan
 shutdown order  (always)                      servers and their clusters before services
 ==============  ============================  =============================================
 
+Another package adds a part of its own (a service the hub starts, its roles) under the
+``pangeohub.parts`` entry point group: a callable taking the hub's configuration, as
+pangeohub's own parts are, run after them (by entry point name) and before the checks,
+so the checks see what it added.
+
 Per-server hooks are not bound here: pangeohub's spawners build them for each server
 from the same settings (:mod:`pangeohub.server_hooks`).
 """
 
 from __future__ import annotations
+
+from importlib.metadata import entry_points
 
 from traitlets.config import Config
 
@@ -106,6 +113,9 @@ PARTS = (
     wire_quiet_refusals,
     wire_local_accounts,
 )
+# Other packages' parts: callables taking the hub's configuration, as PARTS are.
+ADDED_PARTS = "pangeohub.parts"
+
 CHECKS = (
     check_profiles,
     check_culling_keeps_disks,
@@ -118,11 +128,33 @@ CHECKS = (
 )
 
 
+def added_parts() -> list:
+    """The parts installed packages add (the ``pangeohub.parts`` entry points), by name."""
+    parts = []
+    for entry in sorted(entry_points(group=ADDED_PARTS), key=lambda entry: entry.name):
+        try:
+            part = entry.load()
+        except (ImportError, AttributeError) as error:
+            raise ValueError(
+                f"the part {entry.name!r} ({entry.value}) cannot be loaded "
+                f"({type(error).__name__}: {error}); install its dependencies or uninstall "
+                "the package that adds it."
+            ) from None
+        if not callable(part):
+            raise ValueError(
+                f"the part {entry.name!r} ({entry.value}) is not a function of the hub's "
+                "configuration; fix or uninstall the package that adds it."
+            )
+        parts.append(part)
+    return parts
+
+
 def configure(c: Config) -> Config:
-    """Wire pangeohub's enabled parts into the hub's final configuration ``c``, then
-    refuse at start-up what pangeohub cannot honour (:class:`ConfigurationError`)."""
+    """Wire pangeohub's enabled parts, then those installed packages add, into the hub's
+    final configuration ``c``; then refuse at start-up what cannot be honoured
+    (:class:`ConfigurationError`)."""
     try:
-        for step in (*PARTS, *CHECKS):
+        for step in (*PARTS, *added_parts(), *CHECKS):
             step(c)
     except ValueError as error:
         raise ConfigurationError(f"pangeohub configuration error: {error}") from None

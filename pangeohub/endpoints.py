@@ -6,7 +6,9 @@ made once per hub (its state directory, in this process) and kept in :class:`Hub
 not in the configuration: :func:`pangeohub.configure`, which reads the admin's files,
 and each server's hooks, which read JupyterHub's own copy of the same configuration,
 compute every address from the settings and this record, and so agree; each service
-reads its own from the command line or settings file the hub gives it.
+reads its own from the command line or settings file the hub gives it. A service another
+package adds (a ``pangeohub.parts`` entry point) gets its port the same way, by name
+(:func:`added_service_port`).
 """
 
 from __future__ import annotations
@@ -37,3 +39,16 @@ def hub_ports() -> HubPorts:
     if ports is None:
         ports = _chosen[key] = HubPorts(free_port(), free_port(), free_port(), free_port())
     return ports
+
+
+_added: dict[tuple[str, str], int] = {}
+
+
+def added_service_port(name: str) -> int:
+    """A loopback port for the service ``name`` another package's part adds, where the
+    admin set none: chosen at its first use in this hub, the same after (as :func:`hub_ports`)."""
+    key = (str(StateDirectory.from_env().path), name)
+    port = _added.get(key)
+    if port is None:
+        port = _added[key] = free_port()
+    return port

@@ -24,6 +24,19 @@ def test_every_top_level_module_and_package_is_named():
             assert name in NAMED or entry.name in NAMED, f"{name} is not described"
 
 
+def test_every_module_is_named_by_its_path():
+    """Every module of pangeohub, a package's included (its ``__init__`` aside), is named
+    by its path under ``pangeohub/`` (a bare file name would not say which package's)."""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py" or "__pycache__" in path.parts:
+            continue
+        relative = path.relative_to(PACKAGE).as_posix()
+        if f"pangeohub/{relative}" not in NAMED and relative not in NAMED:
+            missing.append(f"pangeohub/{relative}")
+    assert missing == [], f"not described in docs/architecture.md: {', '.join(missing)}"
+
+
 def test_every_path_named_exists():
     files = {
         path.name
