@@ -26,6 +26,7 @@ from .admin import admin
 from .conftest import DOMAIN, as_person, can_sign_in, https_config, server_model, wait_until
 from .docs_commands import doc_command
 from .pebble import self_signed
+from .supervisor import descendants
 
 pytestmark = pytest.mark.e2e
 
@@ -126,6 +127,47 @@ def test_a_failed_proxy_is_restarted_with_its_routes(machine):
     wait_until(lambda: requests.get(health, timeout=5).status_code != 404, what="routes back")
 
 
+def test_a_failed_hub_its_service_and_caddy_are_restarted(machine):
+    """Restart=on-failure: a killed hub comes back (the supervisor, as systemd, ends what
+    it left and starts it again); the hub starts its killed managed service again; a
+    killed caddy comes back and serves HTTPS."""
+    hub, units = machine.hub, machine.supervisor
+    scratch = _process_of(units.unit("pangeohub.service").proc.pid, "pangeohub.scratch.service")
+    os.kill(scratch, signal.SIGKILL)
+    health = f"{hub.url}/services/scratch/health"
+    wait_until(lambda: _answers(health), what="the scratch service started again")
+    assert _process_of(units.unit("pangeohub.service").proc.pid, "pangeohub.scratch.service")
+    for name in ("pangeohub.service", "pangeohub-https.service"):
+        unit = units.unit(name)
+        starts, pid = unit.starts, unit.proc.pid
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda u=unit, s=starts: u.starts > s, what=f"{name} started again")
+    assert wait_for_http(f"{hub.url}/hub/api/", 60)
+    wait_until(lambda: _answers(health), what="the scratch service with the new hub")
+    root = machine.pebble.root()
+    answer = wait_until(lambda: _answer(machine, "/hub/api/", root), what="HTTPS again")
+    assert answer.status == 200
+
+
+def _process_of(top: int, module: str) -> int | None:
+    """The process below ``top`` running ``python -m module``."""
+    for pid in descendants(top):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if module.encode() in argv:
+            return pid
+    return None
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def _pid_file(path: Path) -> int | None:
     try:
         return int(path.read_text())
@@ -133,8 +175,9 @@ def _pid_file(path: Path) -> int | None:
         return None
 
 
-def test_the_admins_own_certificate(machine, tmp_path):
-    cert, key = self_signed(tmp_path, "own", [DOMAIN])
+def test_the_admins_own_certificate(machine):
+    # kept with the machine: caddy reads them again at every start (a restart below)
+    cert, key = self_signed(machine.workdir, "own", [DOMAIN])
     hub = machine.hub
     hub.extra_config = https_config(
         machine.pebble,
@@ -193,9 +236,10 @@ def test_a_machine_restart_brings_the_hub_and_everyones_files_back(machine):
     machine.supervisor.power_off()
     hub.kill_leftover_servers()
     remove_cgroups(f"pangeohub/{machine.homes.parent.name}")
-    for point in mounts_under(machine.homes):
-        subprocess.run(["umount", "--lazy", point], check=True)
-    assert not mounts_under(machine.homes)
+    hub_tree = machine.homes.parent  # homes, their disks, scratch and its disks
+    for point in sorted(mounts_under(hub_tree), key=lambda p: p.count("/"), reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    assert not mounts_under(hub_tree)
     # After a restart the proxy's old pid is another program's (here: one of the test's).
     bystander = subprocess.Popen(["sleep", "600"])
     (hub.state_dir / "proxy.pid").write_text(str(bystander.pid))
@@ -218,8 +262,11 @@ def test_a_machine_restart_brings_the_hub_and_everyones_files_back(machine):
     token = hub.api(grace, "post", "/users/grace/tokens", json={}).json()["token"]
     again = requests.get(contents, headers={"Authorization": f"token {token}"}, timeout=30)
     assert again.status_code == 200 and again.json()["content"] == "It was a dark night."
+    assert os.path.ismount(scratch_dir), "grace's scratch disk is mounted again"
     assert (scratch_dir / "run.csv").read_text() == "results\n"
     assert (shared / "README.txt").read_text() == "Data for everyone.\n"
+    # caddy is back: serving its certificate (the admin's own, since the test above)
+    wait_until(lambda: _served_or_none(machine), what="HTTPS after boot")
 
 
 def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_factory):
