@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 
 import pytest
 from traitlets.config import Config
 
 import pangeohub
+from pangeohub.assembly import ConfigurationError
 from pangeohub.endpoints import hub_ports
 from pangeohub.gateway.dashboard import DashboardGuard
 from pangeohub.gateway.hub import GatewayService, managed_gateway_classes
@@ -129,5 +131,55 @@ def test_the_gateway_gets_the_sections_of_what_it_configures_and_never_the_hubs(
     c.Proxy.api_url = "http://the-hubs-own-proxy"  # JupyterHub's Proxy, not dask-gateway's
     c.Authenticator.admin_users = {"the-hubs-own"}
     c.Spawner.cmd = ["the-hubs-own"]
-    settings = service_settings(c, managed_gateway_classes())
+    settings = service_settings(c, managed_gateway_classes(c))
     assert sorted(settings) == sorted(sections)
+
+
+# An admin's own backend, in a package of theirs (the name is this test's own, so only
+# the hub's import of it can make it known).
+OWN_BACKEND = """
+from dask_gateway_server.backends.base import Backend
+from traitlets import Unicode
+from traitlets.config import Configurable
+
+
+class PBSQueue(Configurable):
+    name = Unicode("", config=True)
+
+
+class PBSBackend(Backend):
+    classes = [PBSQueue]
+    queue = Unicode("", config=True)
+"""
+
+
+@pytest.fixture
+def own_backend(tmp_path, monkeypatch):
+    (tmp_path / "site_pbs_backend.py").write_text(OWN_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "site_pbs_backend" not in sys.modules
+    yield "site_pbs_backend.PBSBackend"
+    sys.modules.pop("site_pbs_backend", None)
+
+
+def test_an_admins_own_backend_and_what_it_declares_reach_the_gateway(own_backend, state_dir):
+    c = hub_config()
+    c.DaskGateway.backend_class = own_backend  # a string: never imported by the admin's file
+    c.PBSBackend.queue = "regular"
+    c.PBSQueue.name = "short"
+    pangeohub.configure(c)
+    settings = json.loads((state_dir / "services" / "dask-gateway.json").read_text())
+    assert settings["DaskGateway"] == {"backend_class": own_backend}
+    assert settings["PBSBackend"] == {"queue": "regular"}
+    assert settings["PBSQueue"] == {"name": "short"}  # declared in the backend's classes
+    assert "Proxy" not in settings and "Spawner" not in settings
+
+
+def test_a_backend_the_hub_cannot_import_stops_it_in_one_line():
+    c = hub_config()
+    c.DaskGateway.backend_class = "no_such_package.PBSBackend"
+    with pytest.raises(ConfigurationError) as stopped:
+        pangeohub.configure(c)
+    message = str(stopped.value)
+    assert "c.DaskGateway.backend_class is 'no_such_package.PBSBackend'" in message
+    assert "\n" not in message
