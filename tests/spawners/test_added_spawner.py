@@ -10,6 +10,7 @@ from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
 import pangeohub
+from pangeohub.assembly import ConfigurationError
 from tests.installed_package import install_module
 
 TINY = '''
@@ -65,3 +66,13 @@ def test_an_added_spawner_is_chosen_by_name_and_gets_its_settings_and_the_policy
     with pytest.raises(Exception) as refused:
         spawner.run_options_from_form({"profile": ["large"]})
     assert getattr(refused.value, "status_code", None) == 403
+
+
+def test_passthrough_in_an_added_spawners_own_section_stops_the_hub(tiny_package):
+    c = Config()
+    c.JupyterHub.spawner_class = "pangeo-tiny"  # its entry point name
+    c.PangeoPolicy.profiles = [{"display_name": "Small", "slug": "small"}]
+    c.TinySpawner.options_from_form = "passthrough"
+    with pytest.raises(ConfigurationError) as stopped:
+        pangeohub.configure(c)
+    assert "c.TinySpawner.options_from_form = 'passthrough'" in str(stopped.value)
