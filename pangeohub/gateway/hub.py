@@ -426,7 +426,7 @@ def gateway_class(c, trait: str, default: type | str) -> type:
     or a "module.Class" string, imported here), else ``default`` (what
     ``local_gateway_config.py`` sets). One the hub cannot import stops the hub: the gateway
     runs on the hub's Python and could not import it either."""
-    value = c.DaskGateway.get(trait) or default
+    value = (c.get("DaskGateway") or {}).get(trait) or default
     if isinstance(value, type):
         return value
     try:
