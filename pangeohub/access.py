@@ -39,7 +39,9 @@ class AccessEndsAuthenticator(Authenticator):
         # JupyterHub 6.1 keeps a stale user on token requests unless this is True.
         return True
 
-    _stopping: set
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stopping: set[asyncio.Task] = set()  # stops under way, kept until done
 
     def end_access(self, user) -> None:
         """Strip admin and stop the running servers of ``user`` (a hub User)."""
@@ -59,8 +61,6 @@ class AccessEndsAuthenticator(Authenticator):
         self.log.info(
             "Stopping %d server(s) of %s, who may no longer use the hub", len(running), user.name
         )
-        if not hasattr(self, "_stopping"):
-            self._stopping = set()
         for name in running:
             task = asyncio.ensure_future(self._stop(user, name))
             self._stopping.add(task)

@@ -42,8 +42,8 @@ from .culling import CullingPolicy, destructive_culling, wire_culling
 from .environments.hubconfig import wire_environments
 from .gateway.hub import GatewayService, wire_gateway
 from .hub_handlers import wire_quiet_handlers
-from .hubconfig import KUBE_SPAWNERS
 from .isolation import announce_isolation
+from .kube_sections import KUBE_SPAWNERS, on_kubernetes
 from .lab.home import wire_home
 from .lab.launch_link import wire_launch_link
 from .lab.machine import announce_fit
@@ -57,7 +57,7 @@ from .scratch.hubconfig import wire_scratch
 from .scratch.settings import ScratchService
 from .servers import wire_named_servers
 from .shutdown import wire_shutdown
-from .spawner.chart_settings import adopt_chart_settings, on_kubernetes
+from .spawner.chart_settings import check_chart_settings
 from .spawner.upstream_settings import check_spawner_settings
 
 
@@ -80,7 +80,7 @@ def check_culling_keeps_disks(config: Config) -> None:
 def check_claim_per_server(config: Config) -> None:
     """On Kubernetes each server has its own claim, so deleting one deletes only its disk."""
     for section in KUBE_SPAWNERS:
-        template = config[section].get("pvc_name_template", "claim-{user_server}")
+        template = (config.get(section) or {}).get("pvc_name_template", "claim-{user_server}")
         if "{user_server}" not in template:
             raise ValueError(
                 f"{section}.pvc_name_template is {template!r}; it must contain {{user_server}} "
@@ -96,9 +96,10 @@ def announce_isolation_here(config: Config) -> None:
         announce_isolation(config)
 
 
-# The parts, in order, and the checks; constants, not registries.
+# The parts, in order, and the checks; constants, not registries. The chart's values are
+# checked first, so that a refusal of one names it before anything is wired.
 PARTS = (
-    adopt_chart_settings,
+    check_chart_settings,
     wire_named_servers,
     wire_scratch,
     wire_gateway,

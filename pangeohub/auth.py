@@ -127,6 +127,12 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
         help="Most pages of 100 teams read from GitHub per person (bounds the request loop).",
     )
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # username -> when this hub first failed to re-check someone whose auth state
+        # records no confirmation (made before it was recorded); dropped once confirmed
+        self._unconfirmed_since: dict[str, float] = {}
+
     @validate("admitted_teams", "admin_teams")
     def _check_teams(self, proposal):
         teams = {t.strip().lower() for t in proposal.value if t.strip()}
@@ -299,12 +305,6 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
             model["auth_state"]["verified_at"] = time.time()
             self._unconfirmed_since.pop(model.get("name"), None)
         return model
-
-    @property
-    def _unconfirmed_since(self) -> dict[str, float]:
-        if not hasattr(self, "_first_failures"):
-            self._first_failures = {}
-        return self._first_failures
 
     async def _confirmed_at(self, user) -> float:
         """When GitHub last confirmed ``user`` (or, for an auth state from before that

@@ -18,9 +18,6 @@ from traitlets.config import Config, Configurable, LazyConfigValue
 
 from .state import StateDirectory, write_private
 
-# The configuration sections of the Kubernetes spawner: upstream's, then pangeohub's.
-KUBE_SPAWNERS = ("KubeSpawner", "PangeoKubeSpawner")
-
 # JupyterHub's own scopes for the roles pangeohub extends, for when the config has none.
 DEFAULT_ROLE_SCOPES = {
     "user": ["self"],

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from jupyterhub.slugs import is_valid_safe_slug
-from traitlets import All, Dict, Int, List, Unicode, Union, observe, validate
+from traitlets import All, Dict, Int, List, Unicode, Union, default, observe, validate
 from traitlets.config import Configurable
 
+from .kube_sections import chart_default
 from .numbers import FiniteFloat, finite
 
 _BYTE_UNITS = {
@@ -119,22 +120,51 @@ class PangeoPolicy(Configurable):
     ).tag(config=True)
 
     default_cpu_limit = FiniteFloat(
-        1.0, min=0.001, help="CPU limit of a profile that sets none (cores)."
+        1.0,
+        min=0.001,
+        help="""CPU limit of a profile that sets none (cores). On Kubernetes, unset: the
+        chart's ``singleuser.cpu.limit`` (``c.KubeSpawner.cpu_limit``) if it has one.""",
     ).tag(config=True)
     default_mem_limit = Union(
         [Unicode(), Int()],
         default_value="2G",
-        help="Memory limit of a profile that sets none (e.g. 2G).",
+        help="""Memory limit of a profile that sets none (e.g. 2G). On Kubernetes, unset:
+        the chart's ``singleuser.memory.limit`` (``c.KubeSpawner.mem_limit``) if it has one.""",
     ).tag(config=True)
     default_disk_size = Union(
         [Unicode(), Int()],
         default_value="2Gi",
-        help="Disk per server of a profile that sets none (e.g. 2Gi).",
+        help="""Disk per server of a profile that sets none (e.g. 2Gi). On Kubernetes,
+        unset: the chart's ``singleuser.storage.capacity`` (``c.KubeSpawner.storage_capacity``)
+        if it has one.""",
     ).tag(config=True)
     default_image = Unicode(
         "pangeo/pangeo-notebook:latest",
-        help="Image of a profile that sets none (recorded as JUPYTER_IMAGE_SPEC).",
+        help="""Image of a profile that sets none (recorded as JUPYTER_IMAGE_SPEC). On
+        Kubernetes, unset: the chart's ``singleuser.image`` (``c.KubeSpawner.image``).""",
     ).tag(config=True)
+
+    # The chart's values as the defaults (read, never copied into c.PangeoPolicy); one the
+    # admin also set must agree with it (pangeohub.spawner.chart_settings, at start-up).
+    @default("default_cpu_limit")
+    def _chart_cpu_limit(self):
+        return self._chart_or_own("default_cpu_limit")
+
+    @default("default_mem_limit")
+    def _chart_mem_limit(self):
+        return self._chart_or_own("default_mem_limit")
+
+    @default("default_disk_size")
+    def _chart_disk_size(self):
+        return self._chart_or_own("default_disk_size")
+
+    @default("default_image")
+    def _chart_image(self):
+        return self._chart_or_own("default_image")
+
+    def _chart_or_own(self, name: str):
+        value = chart_default(self.config, name)
+        return self.traits()[name].default_value if value is None else value
 
     max_cpu_limit = FiniteFloat(
         16.0,

@@ -62,12 +62,12 @@ def quiet_while_stopping(check):
 
     @functools.wraps(check)
     async def check_unless_stopping(self):
-        if getattr(self, "_pangeohub_stopping", False):
+        if self._pangeohub_stopping:
             return
         try:
             await check(self)
         except AttributeError:  # a service's record removed by the clean-up meanwhile
-            if not getattr(self, "_pangeohub_stopping", False):
+            if not self._pangeohub_stopping:
                 raise
 
     setattr(check_unless_stopping, PATCHED, True)
@@ -78,6 +78,9 @@ def wire_shutdown(c=None) -> None:
     """Patch JupyterHub's clean-up once per process (part of :func:`pangeohub.configure`)."""
     from jupyterhub.app import JupyterHub
 
+    # the patches' shared state on JupyterHub's application, which pangeohub does not
+    # make: a class default where the patches are installed, True once a clean-up began
+    JupyterHub._pangeohub_stopping = False
     if not getattr(JupyterHub.cleanup, PATCHED, False):
         JupyterHub.cleanup = servers_first(JupyterHub.cleanup)
     if not getattr(JupyterHub.check_services_health, PATCHED, False):

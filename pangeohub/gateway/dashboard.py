@@ -124,6 +124,11 @@ class DashboardGuard(Configurable):
     def _default_port(self):
         return hub_ports().dashboard_guard
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # (token digest, cluster) -> (the gateway's verdict, when it was given)
+        self._cache: dict[tuple[str, str], tuple[Verdict, float]] = {}
+
     # --- the decision ----------------------------------------------------------
 
     async def decide(self, user: dict | None, token: str | None, cluster: str) -> Verdict:
@@ -146,12 +151,6 @@ class DashboardGuard(Configurable):
         if verdict.status in (200, 403, 404):  # not a passing failure of the gateway
             self._remember(key, verdict)
         return verdict
-
-    @property
-    def _cache(self) -> dict:
-        if not hasattr(self, "_verdicts"):
-            self._verdicts = {}
-        return self._verdicts
 
     def _remember(self, key, verdict: Verdict) -> None:
         now = time.monotonic()

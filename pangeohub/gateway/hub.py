@@ -30,8 +30,7 @@ from ..hubconfig import (
     service_settings,
     write_service_settings,
 )
-from ..isolation import Isolation
-from ..isolation.gateway import PangeoIsolatedLocalBackend, local_backend_class
+from ..isolation.gateway import local_backend_class
 from ..numbers import FiniteFloat
 from ..state import STATE_DIR_ENV, StateDirectory
 from .auth import PangeoJupyterHubAuthenticator
@@ -388,7 +387,7 @@ def wire_gateway(c) -> GatewayService | None:
         if not clusters_stop_with_hub(c):
             extra["PangeoLocalBackend"] = {"stop_clusters_on_shutdown": False}
         write_service_settings(
-            gateway.service_name, service_settings(c, managed_gateway_classes(), extra)
+            gateway.service_name, service_settings(c, managed_gateway_classes(c), extra)
         )
     wire_dashboards(c, gateway)
     spec = gateway.service()
@@ -407,14 +406,39 @@ def wire_gateway(c) -> GatewayService | None:
     return gateway
 
 
-def managed_gateway_classes() -> list[type]:
+def managed_gateway_classes(c) -> list[type]:
     """What the managed gateway configures (``local_gateway_config.py``): dask-gateway-server's
-    application and its classes (backends and authenticators, pangeohub's imported here),
-    and ``Isolation``, with which it picks its backend. The hub passes it their sections
-    (:func:`~pangeohub.hubconfig.service_settings`), never ``c.Proxy`` (JupyterHub's)."""
+    application, and the backend and authenticator it runs (:func:`gateway_class`). The hub
+    passes it their sections and those of what each declares in ``classes``
+    (:func:`~pangeohub.hubconfig.service_settings`), so an admin's own backend's settings
+    (``c.PBSBackend``) reach it; never ``c.Proxy`` (JupyterHub's)."""
     from dask_gateway_server.app import DaskGateway
 
-    return [DaskGateway, PangeoIsolatedLocalBackend, PangeoJupyterHubAuthenticator, Isolation]
+    return [
+        DaskGateway,
+        gateway_class(c, "backend_class", local_backend_class(c)),
+        gateway_class(c, "authenticator_class", PangeoJupyterHubAuthenticator),
+    ]
+
+
+def gateway_class(c, trait: str, default: type | str) -> type:
+    """The class the managed gateway runs as ``c.DaskGateway.<trait>``: the admin's (a class,
+    or a "module.Class" string, imported here), else ``default`` (what
+    ``local_gateway_config.py`` sets). One the hub cannot import stops the hub: the gateway
+    runs on the hub's Python and could not import it either."""
+    value = (c.get("DaskGateway") or {}).get(trait) or default
+    if isinstance(value, type):
+        return value
+    try:
+        found = import_item(str(value))
+    except (ImportError, AttributeError, ValueError):
+        found = None
+    if not isinstance(found, type):
+        raise ValueError(
+            f"c.DaskGateway.{trait} is {str(value)[:200]!r}, which the hub cannot import: "
+            "install its package where the hub runs, or give it as 'module.Class'."
+        )
+    return found
 
 
 def clusters_stop_with_hub(c) -> bool:
@@ -422,7 +446,7 @@ def clusters_stop_with_hub(c) -> bool:
     ``stop_clusters_on_shutdown`` if set for the backend it runs (or a parent of it), else
     as servers do (``c.JupyterHub.cleanup_servers``: servers kept running across a restart
     keep their clusters too)."""
-    for cls in import_item(local_backend_class(c)).__mro__:
+    for cls in gateway_class(c, "backend_class", local_backend_class(c)).__mro__:
         section = cls.__name__
         if section in c and "stop_clusters_on_shutdown" in c[section]:
             return bool(c[section].stop_clusters_on_shutdown)

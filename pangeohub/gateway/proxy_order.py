@@ -25,6 +25,7 @@ class ProxyAfterApiMixin:
     """In front of a ``DBBackendBase`` backend whose proxy process it starts and stops."""
 
     _proxy_here = False
+    _proxy_start: asyncio.Future | None = None  # the proxy's start, once set-up is done
 
     async def setup(self, app):
         self._proxy_here = not self.config.Proxy.get("externally_managed", False)
@@ -59,7 +60,7 @@ class ProxyAfterApiMixin:
     async def _stop_proxy_first(self, app) -> None:
         """Stop the proxy process before the API it reads goes away (the proxy's own
         shutdown step, registered before this one, has stopped its watchdog)."""
-        start = getattr(self, "_proxy_start", None)
+        start = self._proxy_start
         if start is not None and not start.done():
             start.cancel()
         process = getattr(self.proxy, "proxy_process", None)

@@ -73,11 +73,11 @@ def new_file(name: str, dir_fd: int, gid: int, mode: int, data: bytes = b"") -> 
 class PangeoIsolatedLocalBackend(PangeoLocalBackend):
     """:class:`PangeoLocalBackend` whose processes run as the user's own account."""
 
-    @property
-    def isolation(self) -> Isolation:
-        if not hasattr(self, "_isolation"):
-            self._isolation = Isolation(parent=self)
-        return self._isolation
+    classes = [*PangeoLocalBackend.classes, Isolation]  # its settings reach the gateway
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.isolation = Isolation(parent=self)
 
     def account(self, username: str) -> str:
         """The user's account, created if they never started a server."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from traitlets import Bool, default
 from traitlets.config import Config, Configurable
 
-from ..hubconfig import KUBE_SPAWNERS
+from ..parts import hub_part
 from ..policy import Profile
 
 try:
@@ -66,20 +66,29 @@ def render_fancy_form(profile_list: list[dict]) -> str:
     return env.get_template("form.html").render(profile_list=profile_list)
 
 
+def with_picker_templates(paths: list[str], holder: Configurable) -> list[str]:
+    """A spawner's form template ``paths`` (the admin's, first) with fancy-profiles' own
+    after them when the picker is active in ``holder``'s configuration (KubeSpawner's
+    ``additional_profile_form_template_paths``: read here, never written into ``c``)."""
+    paths = list(paths or [])
+    if not hub_part(ProfilePicker, holder).active:
+        return paths
+    return [*paths, *(p for p in jupyterhub_fancy_profiles.TEMPLATE_PATHS if p not in paths)]
+
+
 def wire_picker(c: Config) -> None:
-    """Serve fancy-profiles' assets and give KubeSpawner its template (keeping the admin's
-    own template paths and handlers). Under another ``c.JupyterHub.base_url`` the
-    spawners keep their plain picker unless the admin asked for fancy-profiles
-    (:attr:`ProfilePicker.fancy`'s default)."""
+    """Serve fancy-profiles' assets at the path its script asks for (keeping the admin's
+    own handlers); the Kubernetes spawner adds its template itself
+    (:func:`with_picker_templates`). Under another ``c.JupyterHub.base_url`` the spawners
+    keep their plain picker unless the admin asked for fancy-profiles
+    (:attr:`ProfilePicker.fancy`'s default).
+
+    ``c.JupyterHub.extra_handlers`` is deprecated in JupyterHub, whose advice is a
+    service; but a service is served under ``/services/<name>/``, and fancy-profiles'
+    script asks for ``/hub/fancy-profiles/static/...``, which only a hub handler serves."""
     if not ProfilePicker(config=c).active:
         return
     handlers = list(c.JupyterHub.get("extra_handlers", []))
     static = jupyterhub_fancy_profiles.STATIC_HANDLER_TUPLE
     if not any(h[0] == static[0] for h in handlers):
         c.JupyterHub.extra_handlers = [*handlers, static]
-    for section in KUBE_SPAWNERS:
-        paths = list(c[section].get("additional_profile_form_template_paths", []))
-        for path in jupyterhub_fancy_profiles.TEMPLATE_PATHS:
-            if path not in paths:
-                paths.append(path)
-        c[section].additional_profile_form_template_paths = paths

@@ -18,75 +18,57 @@ honoured or refused at start-up, never dropped in silence (docs/kubernetes.md,
 - ``hub.namedServerLimitPerUser`` (``JupyterHub.named_server_limit_per_user``, a
   number): refused, naming ``c.PangeoPolicy.named_server_limit``.
 
-A ``default_*`` the admin did not set takes the chart's value; one the admin set must
-agree with it (the hub refuses to start otherwise, naming both).
+A ``default_*`` the admin did not set is the chart's value, read as its default
+(:func:`pangeohub.kube_sections.chart_default`); one the admin set must agree with it (the
+hub refuses to start otherwise, naming both). Nothing here writes into the configuration:
+the chart's ``[]`` stays in ``c.KubeSpawner.profile_list``, which pangeohub's spawner
+reads as unset.
 """
 
 from __future__ import annotations
 
 from traitlets.config import Config
 
-from ..hubconfig import KUBE_SPAWNERS
+from ..kube_sections import KUBE_SPAWNERS, POLICY_FROM_SPAWNER, kube_setting, on_kubernetes
 from ..policy import parse_bytes
 
-# KubeSpawner setting -> (PangeoPolicy setting, the chart value it comes from, compare as)
-POLICY_DEFAULTS = {
-    "image": ("default_image", "singleuser.image", str),
-    "cpu_limit": ("default_cpu_limit", "singleuser.cpu.limit", float),
-    "mem_limit": ("default_mem_limit", "singleuser.memory.limit", parse_bytes),
-    "storage_capacity": ("default_disk_size", "singleuser.storage.capacity", parse_bytes),
+# PangeoPolicy setting -> (the chart value it comes from, compare as)
+CHART_VALUES = {
+    "default_image": ("singleuser.image", str),
+    "default_cpu_limit": ("singleuser.cpu.limit", float),
+    "default_mem_limit": ("singleuser.memory.limit", parse_bytes),
+    "default_disk_size": ("singleuser.storage.capacity", parse_bytes),
 }
 
 
-def on_kubernetes(config: Config) -> bool:
-    """Whether the hub's spawner is KubeSpawner or pangeohub's subclass of it."""
-    spawner = config.JupyterHub.get("spawner_class", "")
-    if isinstance(spawner, type):
-        from kubespawner import KubeSpawner
-
-        return issubclass(spawner, KubeSpawner)
-    return "kube" in str(spawner).lower()
-
-
-def _kube_setting(config: Config, name: str):
-    """The admin's (or the chart's) KubeSpawner ``name``, the subclass's section first."""
-    for section in reversed(KUBE_SPAWNERS):
-        if name in config[section]:
-            return section, config[section][name]
-    return None, None
-
-
-def adopt_chart_settings(config: Config) -> None:
-    """Take over, or refuse, the chart's KubeSpawner settings that pangeohub decides
-    itself (part of :func:`pangeohub.configure`; nothing off Kubernetes)."""
+def check_chart_settings(config: Config) -> None:
+    """Refuse the chart's KubeSpawner settings that pangeohub decides itself and cannot
+    honour (part of :func:`pangeohub.configure`, run first; nothing off Kubernetes)."""
     if not on_kubernetes(config):
         return
     for section in KUBE_SPAWNERS:
-        profile_list = config[section].get("profile_list")
-        if isinstance(profile_list, list) and not profile_list:
-            del config[section]["profile_list"]  # the chart's default: unset
-        elif profile_list is not None:
+        profile_list = (config.get(section) or {}).get("profile_list")
+        if profile_list is not None and not (isinstance(profile_list, list) and not profile_list):
             raise ValueError(
                 f"c.{section}.profile_list (singleuser.profileList in Zero to JupyterHub's "
                 "values) is set, but pangeohub builds the profile list from "
                 "c.PangeoPolicy.profiles (with groups): move the profiles there and leave "
                 "singleuser.profileList empty."
             )
-    limit = config.JupyterHub.get("named_server_limit_per_user")
+    limit = (config.get("JupyterHub") or {}).get("named_server_limit_per_user")
     if limit is not None and not callable(limit):
         raise ValueError(
             f"c.JupyterHub.named_server_limit_per_user is {limit!r} (hub.namedServerLimitPerUser "
             "in Zero to JupyterHub's values), but pangeohub applies its own per-group limit: "
             "set c.PangeoPolicy.named_server_limit (and named_server_limit_by_group) instead."
         )
-    for trait, (policy_trait, value_key, compare) in POLICY_DEFAULTS.items():
-        section, value = _kube_setting(config, trait)
-        if value is None:
-            continue
-        if policy_trait not in config.PangeoPolicy:
-            setattr(config.PangeoPolicy, policy_trait, value)
-            continue
-        ours = config.PangeoPolicy[policy_trait]
+    ours_set = config.get("PangeoPolicy") or {}
+    for policy_trait, trait in POLICY_FROM_SPAWNER.items():
+        section, value = kube_setting(config, trait)
+        if value is None or policy_trait not in ours_set:
+            continue  # unset: PangeoPolicy reads the chart's value as its default
+        value_key, compare = CHART_VALUES[policy_trait]
+        ours = ours_set[policy_trait]
         if compare(ours) != compare(value):
             raise ValueError(
                 f"c.{section}.{trait} is {value!r} ({value_key} in Zero to JupyterHub's values) "

@@ -22,6 +22,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Dict, List, Unicode, default, validate
 
+from ..lab.picker import with_picker_templates
 from ..numbers import FiniteFloat
 from ..parts import hub_part
 from ..policy import PolicyError
@@ -119,6 +120,15 @@ class PangeoKubeSpawner(
         # Zero to JupyterHub's default singleuser.profileList is []: pangeohub's profiles.
         # configure(c) refuses any other profile_list at start-up (spawner/chart_settings.py).
         return proposal["value"] or self.kube_profile_list
+
+    @default("additional_profile_form_template_paths")
+    def _default_form_template_paths(self):
+        return with_picker_templates([], self)
+
+    @validate("additional_profile_form_template_paths")
+    def _with_picker_templates(self, proposal):
+        # the admin's paths first, then fancy-profiles' when the picker is active
+        return with_picker_templates(proposal["value"], self)
 
     @default("storage_pvc_ensure")
     def _default_storage_pvc_ensure(self):

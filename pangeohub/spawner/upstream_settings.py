@@ -10,34 +10,43 @@ profile sets (limits, guarantees, disk), which the profile's own values would ov
 from __future__ import annotations
 
 from jupyterhub.spawner import Spawner
+from traitlets import TraitError
 from traitlets.config import Config
 
-from ..hubconfig import KUBE_SPAWNERS
 from .kube_profiles import resource_overrides
 
-# the configuration sections pangeohub's spawners read, most general first
-SPAWNER_SECTIONS = (
-    "Spawner",
-    "LocalProcessSpawner",
-    *KUBE_SPAWNERS,
-    "PangeoSpawnerMixin",
-    "PangeoLocalSpawner",
-)
+
+def hub_spawner_class(config: Config) -> type | None:
+    """The hub's spawner class, found as JupyterHub finds ``c.JupyterHub.spawner_class``
+    (an entry point name of ``jupyterhub.spawners`` such as "pangeo-local", a
+    "module.Class" string, or a class; unset: JupyterHub's default). None if it cannot be
+    found: JupyterHub then refuses to start, saying why."""
+    from jupyterhub.app import JupyterHub
+
+    trait = JupyterHub.class_traits()["spawner_class"]
+    value = config.JupyterHub.get("spawner_class")
+    if value is None:
+        return trait.default_value
+    try:
+        return trait.validate(None, value)
+    except (TraitError, ImportError, AttributeError):
+        return None
 
 
-def runs_pangeohub_spawner(config: Config) -> bool:
-    """Whether the hub's spawner is one of pangeohub's (by entry point, path or class)."""
-    spawner = config.JupyterHub.get("spawner_class", "")
-    if isinstance(spawner, type):
-        return any(cls.__module__.startswith("pangeohub.") for cls in spawner.__mro__)
-    return "pangeo" in str(spawner).lower()
+def runs_pangeohub_spawner(spawner: type) -> bool:
+    """Whether ``spawner`` is one of pangeohub's, or built on one of its classes."""
+    return any(cls.__module__.startswith("pangeohub.") for cls in spawner.__mro__)
 
 
 def check_spawner_settings(config: Config) -> None:
-    """Refuse ``options_from_form = "passthrough"`` and resource-setting profile options."""
-    if not runs_pangeohub_spawner(config):
+    """Refuse ``options_from_form = "passthrough"`` and resource-setting profile options in
+    any section the hub's spawner reads (those of the classes it is made of, e.g.
+    ``Spawner``, ``KubeSpawner``, ``PangeoKubeSpawner``, or an added spawner's own)."""
+    spawner = hub_spawner_class(config)
+    if spawner is None or not runs_pangeohub_spawner(spawner):
         return
-    for section in SPAWNER_SECTIONS:
+    sections = spawner.section_names()  # most general first, as traitlets loads them
+    for section in sections:
         value = (config.get(section) or {}).get("options_from_form")
         if value == "passthrough" or value is Spawner._passthrough_options_from_form:
             raise ValueError(
@@ -45,11 +54,12 @@ def check_spawner_settings(config: Config) -> None:
                 "which pangeohub's spawn form cannot be read from: leave it unset, or use "
                 "'simple' or a callable returning {'profile': '<slug>', ...}."
             )
-    options = (config.get("PangeoKubeSpawner") or {}).get("profile_options")
-    found = resource_overrides(options) if isinstance(options, dict) else []
-    if found:
-        raise ValueError(
-            f"c.PangeoKubeSpawner.profile_options: a choice may set the image, not what its "
-            f"profile sets ({', '.join(found[:3])}); make profiles of those sizes instead "
-            "(c.PangeoPolicy.profiles)."
-        )
+    for section in sections:
+        options = (config.get(section) or {}).get("profile_options")
+        found = resource_overrides(options) if isinstance(options, dict) else []
+        if found:
+            raise ValueError(
+                f"c.{section}.profile_options: a choice may set the image, not what its "
+                f"profile sets ({', '.join(found[:3])}); make profiles of those sizes instead "
+                "(c.PangeoPolicy.profiles)."
+            )

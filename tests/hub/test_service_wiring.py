@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 
 import pytest
 from traitlets.config import Config
 
 import pangeohub
+from pangeohub.assembly import ConfigurationError
 from pangeohub.endpoints import hub_ports
 from pangeohub.gateway.dashboard import DashboardGuard
 from pangeohub.gateway.hub import GatewayService, managed_gateway_classes
 from pangeohub.hubconfig import service_settings
+from pangeohub.policy import PangeoPolicy
 from pangeohub.scratch.hook import ScratchEnvironment
 
 OWN_SECTIONS = ("GatewayService", "DashboardGuard", "ScratchService", "ScratchEnvironment")
@@ -44,6 +47,12 @@ def test_configure_writes_no_computed_value_into_pangeohubs_sections():
     assert {name: dict(c[name]) for name in OWN_SECTIONS} == before
 
 
+def changed_sections(c: Config, before: Config) -> set[str]:
+    """The sections but JupyterHub's own whose values differ from ``before``'s."""
+    names = (set(c) | set(before)) - {"JupyterHub"}
+    return {k for k in names if dict(c.get(k) or {}) != dict(before.get(k) or {})}
+
+
 @pytest.mark.parametrize("spawner", ["pangeo-local", "pangeo-kubernetes"])
 def test_configure_writes_into_jupyterhubs_section_only(spawner):
     """Launch links' token, the picker under another base URL, ports: computed where
@@ -52,8 +61,49 @@ def test_configure_writes_into_jupyterhubs_section_only(spawner):
     c.JupyterHub.spawner_class = spawner
     before = copy.deepcopy(c)
     pangeohub.configure(c)
-    changed = {k for k in c if k != "JupyterHub" and dict(c[k]) != dict(before.get(k, {}))}
-    assert changed == set()
+    assert changed_sections(c, before) == set()
+
+
+# what Zero to JupyterHub's values put on KubeSpawner (deploy/values.yaml's image, the
+# chart's own defaults for the rest) and an admin's own template path
+CHART_SETS = {
+    "image": "pangeo/pangeo-notebook:2024.01.15",
+    "profile_list": [],
+    "cpu_limit": 2.0,
+    "mem_limit": "8G",
+    "mem_guarantee": "1G",
+    "storage_capacity": "10Gi",
+    "additional_profile_form_template_paths": ["/admin/templates"],
+}
+
+
+def test_on_kubernetes_with_the_charts_values_configure_writes_into_jupyterhubs_section_only():
+    """The main Kubernetes path (base URL "/", so fancy-profiles' picker is on, and the
+    chart's singleuser values): the chart's values are read where they are used (the
+    policy's defaults, the spawner's profile list and template paths), never copied
+    into c.PangeoPolicy or back into c.KubeSpawner."""
+    c = Config()
+    c.PangeoPolicy.profiles = [{"display_name": "Small"}]
+    c.JupyterHub.spawner_class = "pangeo-kubernetes"
+    c.JupyterHub.base_url = "/"
+    for key, value in CHART_SETS.items():
+        c.KubeSpawner[key] = value
+    before = copy.deepcopy(c)
+    pangeohub.configure(c)
+    assert changed_sections(c, before) == set()
+    # what the assembly adds is in JupyterHub's own section: services, roles, handlers
+    assert {"dask-gateway", "scratch"} <= set(services(c))
+    assert "/fancy-profiles/static/(.*)" in [h[0] for h in c.JupyterHub.extra_handlers]
+
+    policy = PangeoPolicy(config=c)  # the chart's values are its defaults
+    assert (policy.default_image, policy.default_cpu_limit) == (CHART_SETS["image"], 2.0)
+    assert (policy.default_mem_limit, policy.default_disk_size) == ("8G", "10Gi")
+    (small,) = policy.all_profiles()
+    assert (small.image, small.mem_limit, small.disk_size) == (
+        CHART_SETS["image"],
+        8 << 30,
+        10 << 30,
+    )
 
 
 def test_servers_hooks_reach_the_services_where_the_hub_registered_them():
@@ -129,5 +179,55 @@ def test_the_gateway_gets_the_sections_of_what_it_configures_and_never_the_hubs(
     c.Proxy.api_url = "http://the-hubs-own-proxy"  # JupyterHub's Proxy, not dask-gateway's
     c.Authenticator.admin_users = {"the-hubs-own"}
     c.Spawner.cmd = ["the-hubs-own"]
-    settings = service_settings(c, managed_gateway_classes())
+    settings = service_settings(c, managed_gateway_classes(c))
     assert sorted(settings) == sorted(sections)
+
+
+# An admin's own backend, in a package of theirs (the name is this test's own, so only
+# the hub's import of it can make it known).
+OWN_BACKEND = """
+from dask_gateway_server.backends.base import Backend
+from traitlets import Unicode
+from traitlets.config import Configurable
+
+
+class PBSQueue(Configurable):
+    name = Unicode("", config=True)
+
+
+class PBSBackend(Backend):
+    classes = [PBSQueue]
+    queue = Unicode("", config=True)
+"""
+
+
+@pytest.fixture
+def own_backend(tmp_path, monkeypatch):
+    (tmp_path / "site_pbs_backend.py").write_text(OWN_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "site_pbs_backend" not in sys.modules
+    yield "site_pbs_backend.PBSBackend"
+    sys.modules.pop("site_pbs_backend", None)
+
+
+def test_an_admins_own_backend_and_what_it_declares_reach_the_gateway(own_backend, state_dir):
+    c = hub_config()
+    c.DaskGateway.backend_class = own_backend  # a string: never imported by the admin's file
+    c.PBSBackend.queue = "regular"
+    c.PBSQueue.name = "short"
+    pangeohub.configure(c)
+    settings = json.loads((state_dir / "services" / "dask-gateway.json").read_text())
+    assert settings["DaskGateway"] == {"backend_class": own_backend}
+    assert settings["PBSBackend"] == {"queue": "regular"}
+    assert settings["PBSQueue"] == {"name": "short"}  # declared in the backend's classes
+    assert "Proxy" not in settings and "Spawner" not in settings
+
+
+def test_a_backend_the_hub_cannot_import_stops_it_in_one_line():
+    c = hub_config()
+    c.DaskGateway.backend_class = "no_such_package.PBSBackend"
+    with pytest.raises(ConfigurationError) as stopped:
+        pangeohub.configure(c)
+    message = str(stopped.value)
+    assert "c.DaskGateway.backend_class is 'no_such_package.PBSBackend'" in message
+    assert "\n" not in message

@@ -140,7 +140,11 @@ async def test_choices_and_allowed_unlisted_image(make_spawner):
         spawner = make_spawner(make_user("alice"), options=options, **IMAGE_CHOICES)
         await spawner.load_user_options()
         assert spawner.image == "pangeo/pangeo-notebook:2024.01.01"
-    assert 'name="profile-option-small--image"' in await spawner.options_form(spawner)
+    # fancy-profiles' picker (on under the base URL "/"): the spawner adds its template
+    form = await spawner.options_form(spawner)
+    assert "window.profileList" in form and '"profile-option-small--image"' not in form
+    plain = make_spawner(make_user("alice"), ProfilePicker__fancy=False, **IMAGE_CHOICES)
+    assert 'name="profile-option-small--image"' in await plain.options_form(plain)
 
 
 async def test_an_admins_options_from_form_is_honoured_and_its_result_checked(make_spawner):

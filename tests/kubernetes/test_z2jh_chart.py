@@ -14,9 +14,11 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import jupyterhub_fancy_profiles
 import pytest
 from traitlets.config import Config
 
+from pangeohub.policy import PangeoPolicy
 from pangeohub.spawner.kubernetes import PangeoKubeSpawner
 
 from .conftest import make_user
@@ -224,9 +226,13 @@ def test_the_charts_empty_profile_list_lands_on_kubespawner(chart, version):
 @pytest.mark.parametrize("version", CHART_VERSIONS)
 async def test_deploy_files_give_servers_pangeohubs_profiles(chart, kubeconfig, version):
     c = chart(version)
-    assert "profile_list" not in c.KubeSpawner, "the chart's [] is unset"
+    assert c.KubeSpawner.profile_list == [], "the chart's [] is left as the chart wrote it"
     ada = spawner_for(c, make_user("ada", ["pangeo-data:oceans"]))
     grace = spawner_for(c, make_user("grace", ["pangeo-data:climate"]))
+    assert ada.profile_list == ada.kube_profile_list, "and read as unset: pangeohub's list"
+    # fancy-profiles' picker (base URL "/"): its template, added by the spawner itself
+    assert ada.additional_profile_form_template_paths == jupyterhub_fancy_profiles.TEMPLATE_PATHS
+    assert "additional_profile_form_template_paths" not in c.KubeSpawner
     assert [p["slug"] for p in ada.profile_list(ada)] == ["small"]
     assert [p["slug"] for p in grace.profile_list(grace)] == ["small", "large"]
     small = ada.profile_list(ada)[0]["kubespawner_override"]
@@ -281,7 +287,8 @@ def test_a_profile_list_in_the_values_stops_the_hub_naming_pangeohubs_setting(ch
 def test_chart_settings_pangeohub_decides_are_honoured_or_refused(chart, extra, words):
     if words is None:
         c = chart(CHART_PINNED, extra)
-        assert c.PangeoPolicy.default_mem_limit == "8G"
+        assert PangeoPolicy(config=c).default_mem_limit == "8G"  # the chart's, read
+        assert "default_mem_limit" not in c.PangeoPolicy  # not copied there
         return
     with pytest.raises(SystemExit) as refused:
         chart(CHART_PINNED, extra)
@@ -294,10 +301,18 @@ def test_chart_defaults_become_pangeohubs_defaults_when_the_values_set_none(char
         "singleuser": {"storage": {"capacity": None}},
     }
     c = chart(CHART_NEWEST, unset)
-    assert c.PangeoPolicy.default_image == "pangeo/pangeo-notebook:2024.01.15"  # singleuser.image
-    assert "default_disk_size" not in c.PangeoPolicy  # capacity removed: pangeohub's own
-    c = chart(CHART_NEWEST, {"hub": {"config": {"PangeoPolicy": {"default_disk_size": None}}}})
-    assert c.PangeoPolicy.default_disk_size == "2Gi"  # the values singleuser.storage.capacity
+    policy = PangeoPolicy(config=c)
+    assert policy.default_image == "pangeo/pangeo-notebook:2024.01.15"  # singleuser.image
+    assert policy.default_disk_size == "2Gi"  # no capacity in the values: pangeohub's own
+    assert "default_image" not in c.PangeoPolicy  # read from c.KubeSpawner, not copied
+    (small, large) = policy.all_profiles()
+    assert small.image == "pangeo/pangeo-notebook:2024.01.15"
+    capacity = {
+        "hub": {"config": {"PangeoPolicy": {"default_disk_size": None}}},
+        "singleuser": {"storage": {"capacity": "5Gi"}},
+    }
+    c = chart(CHART_NEWEST, capacity)
+    assert PangeoPolicy(config=c).default_disk_size == "5Gi"  # singleuser.storage.capacity
 
 
 async def test_the_charts_memory_guarantee_is_at_most_a_profiles_limit(chart, kubeconfig):

@@ -9,13 +9,20 @@ import re
 import stat
 from types import SimpleNamespace
 
+import jupyterhub_fancy_profiles
 import pytest
-from traitlets.config import Config
+from traitlets.config import Config, Configurable
 
 import pangeohub
 from pangeohub.lab.dashboard import gateway_dashboard_url
 from pangeohub.lab.home import PAGES, TEMPLATE_VAR, TEMPLATES, home_summary
-from pangeohub.lab.picker import ProfilePicker, describe, mark_previous, render_fancy_form
+from pangeohub.lab.picker import (
+    ProfilePicker,
+    describe,
+    mark_previous,
+    render_fancy_form,
+    with_picker_templates,
+)
 from pangeohub.lab.shared import SharedData
 from pangeohub.policy import PangeoPolicy
 
@@ -97,13 +104,18 @@ def test_configure_wires_picker_and_home_keeping_the_admins_own():
     routes = [h[0] for h in c.JupyterHub.extra_handlers]
     assert routes[0] == "/admin/(.*)" and "/fancy-profiles/static/(.*)" in routes
     assert len(routes) == len(set(routes)), "a second configure(c) added a handler again"
-    assert c.PangeoKubeSpawner.additional_profile_form_template_paths
+    # the Kubernetes spawner adds fancy-profiles' template itself, after the admin's paths
+    holder = Configurable(config=c)
+    fancy = jupyterhub_fancy_profiles.TEMPLATE_PATHS
+    assert with_picker_templates(["/admin/form"], holder) == ["/admin/form", *fancy]
+    assert "PangeoKubeSpawner" not in c and "KubeSpawner" not in c  # nothing written there
 
     prefixed = Config()
     prefixed.PangeoPolicy.profiles = [{"display_name": "Small"}]
     prefixed.JupyterHub.base_url = "/pangeo/"
     pangeohub.configure(prefixed)  # fancy-profiles' script path assumes base_url "/"
     assert ProfilePicker(config=prefixed).fancy is False  # its default, not written into c
+    assert with_picker_templates(["/admin/form"], Configurable(config=prefixed)) == ["/admin/form"]
     handlers = [h[0] for h in prefixed.JupyterHub.get("extra_handlers", [])]
     assert "/fancy-profiles/static/(.*)" not in handlers
 

@@ -22,6 +22,7 @@ from jupyterhub.utils import maybe_future
 from traitlets.config import Config
 
 import pangeohub
+from pangeohub.assembly import ConfigurationError
 from tests.installed_package import install_module
 
 TINY = '''
@@ -147,3 +148,13 @@ async def test_an_added_spawners_server_runs_its_profile_and_settings(tiny_packa
     assert env["CPU_LIMIT"] == "0.5"  # and the admin's pre_spawn_hook, after it, honoured
     assert env["PANGEO_SHARED_DIR"] == str(tiny_package / "shared")  # pangeohub's hooks
     assert env["ADMINS_OWN"] == "yes"  # and the admin's
+
+
+def test_passthrough_in_an_added_spawners_own_section_stops_the_hub(tiny_package):
+    c = Config()
+    c.JupyterHub.spawner_class = "pangeo-tiny"  # its entry point name
+    c.PangeoPolicy.profiles = [{"display_name": "Small", "slug": "small"}]
+    c.TinySpawner.options_from_form = "passthrough"
+    with pytest.raises(ConfigurationError) as stopped:
+        pangeohub.configure(c)
+    assert "c.TinySpawner.options_from_form = 'passthrough'" in str(stopped.value)

@@ -16,6 +16,7 @@ from traitlets.config import Config
 
 import pangeohub
 from pangeohub.assembly import ConfigurationError
+from pangeohub.hubconfig import free_port
 from pangeohub.spawner.local import PangeoLocalSpawner
 
 GiB = 1024**3
@@ -99,17 +100,40 @@ async def test_the_options_jupyterhub_hands_over_before_a_start_are_handled(tmp_
     assert "unhandled" not in caplog.text
 
 
-@pytest.mark.parametrize("section", ["Spawner", "PangeoLocalSpawner", "KubeSpawner"])
-def test_passthrough_stops_the_hub_naming_what_to_use(section):
+@pytest.mark.parametrize(
+    "spawner, section",
+    [
+        ("pangeo-local", "Spawner"),
+        ("pangeo-local", "LocalProcessSpawner"),
+        ("pangeo-local", "PangeoLocalSpawner"),
+        ("pangeo-kubernetes", "KubeSpawner"),
+        ("pangeo-kubernetes", "PangeoSpawnerMixin"),
+        ("pangeohub.spawner.kubernetes.PangeoKubeSpawner", "PangeoKubeSpawner"),
+    ],
+)
+def test_passthrough_stops_the_hub_naming_what_to_use(spawner, section):
+    """In any section the hub's spawner reads (its classes, found as JupyterHub finds the
+    spawner: by entry point name or "module.Class")."""
     c = Config()
     c.PangeoPolicy.profiles = PROFILES
-    c.JupyterHub.spawner_class = "pangeo-local"
+    c.JupyterHub.spawner_class = spawner
     c[section].options_from_form = "passthrough"
     with pytest.raises(ConfigurationError) as stopped:
         pangeohub.configure(c)
     message = str(stopped.value)
     assert f"c.{section}.options_from_form = 'passthrough'" in message and "\n" not in message
     assert "use 'simple' or a callable" in message
+
+
+def test_passthrough_where_the_hubs_spawner_does_not_read_it_changes_nothing(tmp_path):
+    """A section of a spawner the hub does not run (the local hub's c.KubeSpawner), or an
+    upstream spawner of JupyterHub's own, is not pangeohub's to refuse."""
+    for spawner, section in (("pangeo-local", "KubeSpawner"), ("localprocess", "Spawner")):
+        c = config(tmp_path)
+        c.JupyterHub.spawner_class = spawner  # "localprocess": JupyterHub's own, by name
+        c.JupyterHub.hub_port = free_port()  # not 8081, which a hub here may hold
+        c[section].options_from_form = "passthrough"
+        pangeohub.configure(c)
 
 
 def test_a_profile_option_setting_a_profiles_resources_stops_the_hub():
