@@ -209,11 +209,12 @@ def running_stack(workdir: Path, *extra_values: dict):
     chart_values = yaml.safe_load(values[0].read_text())["gateway"]["image"]
     images = default_images(workdir)
     # The gateway image of the values (deploy/Dockerfile.gateway: dask-gateway-server and
-    # pangeohub) is this venv, as the notebook images are.
+    # pangeohub) is this venv, as the notebook images are, with this checkout's pangeohub
+    # (the venv's may be another checkout's).
     images[f"{chart_values['name']}:{chart_values['tag']}"] = {
         "entrypoint": [],
         "cmd": [],
-        "env": dict(images[SERVER_IMAGE]["env"]),
+        "env": {**images[SERVER_IMAGE]["env"], "PYTHONPATH": str(DEPLOY.parent)},
     }
     with FakeKube(namespace=NS, images=images, cpu="32", memory="128Gi", backoff=0.2) as kube:
         for definition in DASK_GATEWAY_CRDS:
