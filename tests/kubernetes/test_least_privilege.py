@@ -432,6 +432,9 @@ def test_the_docs_dask_gateway_commands_apply_each_file_where_it_belongs():
     )
     helm_ns = commands[chart][commands[chart].index("--namespace") + 1]
     assert helm_ns == RELEASE
+    version = commands[chart][commands[chart].index("--version") + 1]
+    gateway_recipe = (DEPLOY / "Dockerfile.gateway").read_text()
+    assert f"dask-gateway-server:{version}" in gateway_recipe, "the chart of the image's server"
     assert "deploy/dask-gateway-values.yaml" in commands[chart]
     landed: dict[str, set] = {}
     for command in commands:
