@@ -59,7 +59,9 @@ class PangeoBackendMixin(LoggingConfigurable):
         min=0,
         help="""Seconds between checks that stop clusters whose hub server is no longer
         running (e.g. it stopped while the gateway was down); 0: never. Needs the
-        gateway's hub token to hold read:servers.""",
+        gateway's hub token to hold read:servers. On Kubernetes, also how often the
+        gateway looks at the pods of the servers it keeps records of, and deletes the
+        records (and the clusters they own) of those whose pod is gone.""",
     ).tag(config=True)
     hub_api_url = Unicode(help="The hub's API URL. Default: $JUPYTERHUB_API_URL.").tag(config=True)
 

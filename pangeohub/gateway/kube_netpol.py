@@ -12,7 +12,8 @@ DaskCluster object (Kubernetes deletes them with it), that admit:
 Nothing else reaches a cluster's pods: another person's workers, servers and the hub do
 not. What the pods themselves may reach (no cloud metadata, scratch, DNS) is in the
 admin's static policies (deploy/dask-gateway-netpol.yaml). The labels of traefik's and
-the gateway's pods are the dask-gateway chart's.
+the gateway's pods are the dask-gateway chart's, in the chart's namespace (which may be
+another than the clusters': the peers name it by ``namespaceSelector``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ DASK_PORTS = [
 ]
 
 
-def cluster_network_policies(cluster: dict, instance: str, labels: dict) -> list[dict]:
+def cluster_network_policies(
+    cluster: dict, instance: str, labels: dict, chart_namespace: str
+) -> list[dict]:
     """The NetworkPolicies of the DaskCluster ``cluster`` (its object, as the API returned
-    it) of gateway ``instance``; ``labels`` are the gateway's common labels."""
+    it) of gateway ``instance``; ``labels`` are the gateway's common labels,
+    ``chart_namespace`` the namespace of the chart's gateway and traefik."""
     name, uid = cluster["metadata"]["name"], cluster["metadata"]["uid"]
     own = {"gateway.dask.org/instance": instance, "gateway.dask.org/cluster": name}
     owner = {
@@ -58,7 +62,10 @@ def cluster_network_policies(cluster: dict, instance: str, labels: dict) -> list
 
     def chart_pods(component: str) -> dict:
         return {
-            "podSelector": {"matchLabels": {**CHART_NAME, "app.kubernetes.io/component": component}}
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": chart_namespace}},
+            "podSelector": {
+                "matchLabels": {**CHART_NAME, "app.kubernetes.io/component": component}
+            },
         }
 
     own_pods = [{"podSelector": {"matchLabels": own}}]

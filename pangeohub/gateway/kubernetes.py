@@ -10,18 +10,23 @@ Besides the options, bounds and limits of :class:`~.backend.PangeoBackendMixin`:
   gateway (watched here), and from the ``spec.replicas`` this backend wrote, never from
   what a scheduler reports;
 - a cluster started from a hub server is owned by that server's pod (an
-  ``ownerReference`` on its DaskCluster object): deleting the pod (stop, cull, node
-  loss) deletes the cluster, its scheduler and workers through Kubernetes' garbage
-  collector, with or without the hub and the gateway;
+  ``ownerReference`` on its DaskCluster object) when they share a namespace, and by the
+  server's record otherwise: deleting the pod (stop, cull, node loss) deletes the
+  cluster, its scheduler and workers through Kubernetes' garbage collector (at once, or
+  once the gateway sees the pod gone and deletes the record), with or without the hub;
 - pods that cannot start say why (:mod:`.kube_pods`): a new cluster whose scheduler's
   image cannot be pulled or finds no room is deleted and ``GatewayCluster()`` raises
   the reason; workers that cannot start are removed and the next ``scale()`` says why;
   a create the API answers too slowly is abandoned and the object deleted when it
   appears;
-- what the hub reported about each server is kept in a Secret owned by the server's
-  pod (:mod:`.kube_records`), so a restarted gateway still knows it;
+- what the hub reported about each server is kept in a Secret in the clusters'
+  namespace (:mod:`.kube_records`), so a restarted gateway still knows it; with the
+  clusters in a namespace of their own, a cluster belongs to that record, which the
+  gateway deletes once the server's pod is gone;
 - each cluster gets network policies of its own (:mod:`.kube_netpol`): only its own pods,
-  the gateway's proxy and the gateway reach its scheduler and workers.
+  the gateway's proxy and the gateway reach its scheduler and workers;
+- its grants on DaskClusters can be a Role in the clusters' namespace: it lists and
+  watches them there only (:mod:`.kube_namespaced`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
 import time
 from collections import OrderedDict
 
@@ -40,11 +46,12 @@ from dask_gateway_server.backends.kubernetes import KubeBackend
 from dask_gateway_server.backends.kubernetes.utils import Informer
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
-from traitlets import Bool
+from traitlets import Bool, Unicode, default
 
 from ..numbers import FiniteFloat
 from ..pod_troubles import IMAGE, pod_trouble
 from .backend import PangeoBackendMixin
+from .kube_namespaced import NamespacedCustomObjects
 from .kube_netpol import cluster_network_policies
 from .kube_pods import start_failure_message, workers_removed_message
 from .kube_records import ServerRecords
@@ -61,6 +68,7 @@ _ABANDONED_FOR = 600.0  # seconds an abandoned create is watched for
 # expectations expire, after 600 s. A cluster whose stuck workers were removed is held
 # at the rest for as long, and scale() says why.
 CONTROLLER_STALL = 600.0
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _owner: contextvars.ContextVar[dict | None] = contextvars.ContextVar("owner", default=None)
 _made: contextvars.ContextVar[list | None] = contextvars.ContextVar("made", default=None)
 
@@ -73,8 +81,26 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         help="""Make each cluster started from a hub server a dependent of that server's
         pod (ownerReference), so that Kubernetes deletes the cluster when the pod goes.
         Needs the hub to report its servers' pods (pangeohub's hub does) and the gateway
-        to read pods in the clusters' namespace.""",
+        to get pods in the servers' namespace. With the clusters in another namespace
+        than the servers (owners must share the namespace), each cluster belongs to its
+        server's record instead (a Secret in the clusters' namespace), and the gateway
+        deletes the record, and with it the clusters, once the server's pod is gone
+        (checked every orphan_check_period seconds and when the gateway starts).""",
     ).tag(config=True)
+
+    gateway_namespace = Unicode(
+        help="""The namespace of the dask-gateway chart's own pods (the gateway and
+        traefik): each cluster's network policies admit them from there. Default: the
+        gateway pod's own namespace (its service account's), or the clusters' namespace
+        outside a pod.""",
+    ).tag(config=True)
+
+    @default("gateway_namespace")
+    def _default_gateway_namespace(self):
+        if os.path.exists(SERVICE_ACCOUNT_NAMESPACE):
+            with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+                return f.read().strip()
+        return self.clusters_namespace
 
     network_policies = Bool(
         True,
@@ -112,6 +138,20 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         that is deleted as soon as the gateway sees it.""",
     ).tag(config=True)
 
+    @property
+    def clusters_namespace(self) -> str:
+        """The namespace the clusters run in (``KubeClusterConfig.namespace``)."""
+        return self.cluster_config_class(parent=self).namespace
+
+    @property
+    def custom_client(self):
+        return self._custom_client
+
+    @custom_client.setter
+    def custom_client(self, value):
+        # upstream's DaskCluster informer, held to the clusters' namespace
+        self._custom_client = NamespacedCustomObjects(value.api_client, self.clusters_namespace)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._troubles: dict[str, tuple[float, object]] = {}  # pod key -> (since, Trouble)
@@ -132,21 +172,21 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
             # the clusters' namespace only: the gateway's Role grants no more
             method="list_namespaced_pod",
             method_kwargs=dict(
-                namespace=self.cluster_config_class(parent=self).namespace,
-                label_selector=self.label_selector,
+                namespace=self.clusters_namespace, label_selector=self.label_selector
             ),
             on_update=self._on_pod,
             on_delete=self._on_pod_gone,
         )
         await self.pod_informer.start()
         self._trouble_task = asyncio.ensure_future(self._watch_troubles())
+        self._start_server_pod_checks()
 
     async def cleanup(self):
-        task = self._trouble_task
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._trouble_task, self._server_pod_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.pod_informer is not None:
             await self.pod_informer.stop()
         await super().cleanup()
@@ -418,8 +458,10 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
             cluster = await self.custom_client.get_namespaced_custom_object(
                 "gateway.dask.org", self.crd_version, namespace, "daskclusters", name
             )
-            labels = self.common_labels
-            for policy in cluster_network_policies(cluster, self.gateway_instance, labels):
+            policies = cluster_network_policies(
+                cluster, self.gateway_instance, self.common_labels, self.gateway_namespace
+            )
+            for policy in policies:
                 await self.networking_client.create_namespaced_network_policy(namespace, policy)
         except Exception:
             with contextlib.suppress(Exception):
@@ -428,14 +470,15 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         return cluster_name
 
     async def _server_pod_owner(self, username: str, request) -> dict | None:
-        """The ownerReference to the pod of the server named in the request, if any."""
+        """The ownerReference of a cluster started from the server named in the request:
+        the server's pod when it shares the clusters' namespace, its record otherwise."""
         if not self.owned_by_server:
             return None
         server = (request or {}).get(SERVER_OPTION) if isinstance(request, dict) else None
         record = self.server_records.get(username, server or "") if server else None
         if not record or not record.get("pod"):
             return None
-        namespace = record.get("namespace") or self.cluster_config_class(parent=self).namespace
+        namespace = record.get("namespace") or self.clusters_namespace
         try:
             uid = await self._pod_uid(username, server, record)
         except ApiException as error:
@@ -451,13 +494,9 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
                 why,
             )
             return None
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": record["pod"],
-            "uid": record["uid"],
-            "namespace": namespace,
-        }
+        if namespace == self.clusters_namespace:
+            return {"apiVersion": "v1", "kind": "Pod", "name": record["pod"], "uid": uid}
+        return await self._record_owner(username, server, record)
 
     def make_cluster_object(self, username, options, config):
         obj = super().make_cluster_object(username, options, config)
@@ -466,15 +505,5 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
             made.append(f"{config.namespace}.{obj['metadata']['name']}")
         owner = _owner.get()
         if owner is not None:
-            owner = dict(owner)
-            namespace = owner.pop("namespace")
-            if namespace == config.namespace:  # owners must share the namespace
-                obj["metadata"]["ownerReferences"] = [owner]
-            else:
-                self.log.warning(
-                    "%s's server pod is in namespace %s, clusters in %s: not tied to it",
-                    username,
-                    namespace,
-                    config.namespace,
-                )
+            obj["metadata"]["ownerReferences"] = [dict(owner)]
         return obj

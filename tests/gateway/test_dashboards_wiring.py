@@ -105,8 +105,12 @@ def test_kubernetes_deploy_files_point_traefik_at_the_guard():
     gateway_values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
     (middleware,) = yaml.safe_load_all((DEPLOY / "dask-dashboards-middleware.yaml").read_text())
     rbac = list(yaml.safe_load_all((DEPLOY / "dask-gateway-rbac.yaml").read_text()))
-    (binding,) = [r for r in rbac if r["kind"] == "RoleBinding"]
-    namespace = binding["subjects"][0]["namespace"]
+    # the chart's release namespace: where the gateway's service account is
+    name = gateway_values["rbac"]["gateway"]["serviceAccountName"]
+    (account,) = [
+        r for r in rbac if r["kind"] == "ServiceAccount" and r["metadata"]["name"] == name
+    ]
+    namespace = account["metadata"]["namespace"]
 
     settings = values["hub"]["config"]["DashboardGuard"]
     guard = DashboardGuard(config=Config({"DashboardGuard": settings}))

@@ -10,8 +10,10 @@
 Resources: namespaces, nodes, pods, persistentvolumeclaims, services, secrets, configmaps,
 events, resourcequotas, serviceaccounts. List and chunked watch (``watch=true``) honour
 ``resourceVersion`` (410 Expired once compacted), ``timeoutSeconds``, label and field
-selectors; errors are Status bodies; deleting an owner deletes its dependents; claims carry
-the pvc-protection finalizer. The kubelet schedules against one node's allocatable CPU and
+selectors; errors are Status bodies; deleting an owner deletes its dependents, and a
+dependent whose owners are all absent from its namespace goes (an owner in another
+namespace counts as absent, as for the real garbage collector); claims carry the
+pvc-protection finalizer. The kubelet schedules against one node's allocatable CPU and
 memory, pulls from a fake registry (``images``), runs each container as a real process
 group on its own 127.0.x.y address with the pod's environment, reports status and events,
 restarts by ``restartPolicy`` and honours grace periods.

@@ -228,7 +228,32 @@ class Store:
         meta["resourceVersion"] = self._next_rv()
         self.objects[key] = obj
         self._emit("ADDED", plural, obj)
+        if meta.get("ownerReferences") and not self._owner_present(namespace, meta):
+            # the garbage collector, soon after: every owner is absent from the
+            # dependent's namespace (an owner in another namespace counts as absent)
+            try:
+                later = asyncio.get_running_loop().call_soon
+            except RuntimeError:
+                later = None
+            if later is not None:
+                later(self._collect_orphan, plural, namespace, name, meta["uid"])
+            else:
+                self._collect_orphan(plural, namespace, name, meta["uid"])
         return copy.deepcopy(obj)
+
+    def _owner_present(self, namespace: str, meta: dict) -> bool:
+        """Some owner of an object in ``namespace`` exists there (or cluster-scoped)."""
+        uids = {r.get("uid") for r in meta.get("ownerReferences") or []}
+        return any(
+            ns in ("", namespace) and o["metadata"].get("uid") in uids
+            for (_, ns, _), o in self.objects.items()
+        )
+
+    def _collect_orphan(self, plural: str, namespace: str, name: str, uid: str) -> None:
+        obj = self.objects.get((plural, namespace, name))
+        if obj is not None and obj["metadata"]["uid"] == uid:
+            if not self._owner_present(namespace, obj["metadata"]):
+                self.delete(plural, namespace, name)
 
     def update(
         self, plural: str, namespace: str, name: str, mutate: Callable[[dict], None]
@@ -277,7 +302,12 @@ class Store:
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("DELETED", plural, obj)
         uid = obj["metadata"]["uid"]
+        # A namespaced owner owns only dependents in its own namespace (Kubernetes treats
+        # a reference to an owner in another namespace as absent); a cluster-scoped one, any.
+        owner_ns = namespace or ""
         for (p, ns, n), dep in list(self.objects.items()):
+            if owner_ns and ns != owner_ns:
+                continue
             refs = dep["metadata"].get("ownerReferences") or []
             if any(r.get("uid") == uid for r in refs) and (p, ns, n) in self.objects:
                 self.delete(p, ns, n)

@@ -96,6 +96,23 @@ async def test_owner_references_are_garbage_collected(fake, api):
     assert fake.processes() == []
 
 
+async def test_an_owner_in_another_namespace_is_absent(fake, api):
+    """As Kubernetes' garbage collector: a namespaced dependent's owner must be in its
+    namespace; one named in another namespace counts as absent, and the dependent goes
+    (it is not kept, nor deleted with that owner)."""
+    other = "elsewhere"
+    fake.create("namespaces", {"metadata": {"name": other}})
+    owner = await api.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "owner"}})
+    ref = {"apiVersion": "v1", "kind": "Secret", "name": "owner", "uid": owner.metadata.uid}
+    body = {"metadata": {"name": "owned", "ownerReferences": [ref]}}
+    await api.create_namespaced_secret(other, body)
+    fake.wait_for(lambda: fake.get("secrets", "owned", other) is None, 5, what="collected")
+    await api.create_namespaced_secret(NAMESPACE, body)  # beside its owner: kept
+    fake.wait_for(lambda: fake.get("secrets", "owned") is not None, 5, what="kept")
+    await api.delete_namespaced_secret("owner", NAMESPACE)
+    fake.wait_for(lambda: fake.get("secrets", "owned") is None, 5, what="collected with it")
+
+
 async def test_kubelet_runs_processes_with_restart_policy_and_grace(fake, api):
     # exits 3 and is not restarted (Never); its env and loopback IP are the pod's
     script = "import os, sys; print(os.environ['GREETING'], '0.0.0.0'); sys.exit(3)"

@@ -6,11 +6,13 @@ it (tests/kubernetes/chart.py), with the real hub spawning users' pods (KubeSpaw
 Traefik cannot run here: its routes (the IngressRoutes the chart and the controller
 write) are served by dask-gateway's own dask-gateway-proxy, configured from those
 objects (tests/k8s_fake/traefik.py). Schedulers and workers are real dask processes in
-fake pods, on the user's server image.
+fake pods, on the user's server image. As in deploy/, the clusters run in a namespace of
+their own (``DASK_NS``), beside the hub's (``NS``: the hub, the servers, the chart's pods).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -40,7 +42,8 @@ from .test_e2e import hub_config
 
 pytestmark = pytest.mark.e2e
 
-NS = "jhub"
+NS = "jhub"  # the hub's namespace: the hub, the servers, the chart's gateway and controller
+DASK_NS = "jhub-dask"  # the clusters' (gateway.backend.namespace)
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DOCS = DEPLOY.parent / "docs" / "dask-gateway.md"
 SERVER_IMAGE = "pangeo/base-notebook:2024.01.01"
@@ -61,13 +64,14 @@ TEST_VALUES = {
                 c.PangeoKubeBackend.image_pull_timeout = 1
                 c.PangeoKubeBackend.scheduling_timeout = 1
                 c.PangeoKubeBackend.k8s_api_timeout = 2
+                # In a real pod the service account's namespace file gives this default.
+                c.PangeoKubeBackend.gateway_namespace = "jhub"
                 """
             )
         },
         "backend": {
             "scheduler": {"memory": {"request": "256M", "limit": "256M"}},
-            # In a real pod the service account's namespace file gives this default.
-            "namespace": NS,
+            "namespace": DASK_NS,
         },
     },
     "controller": {"backoffMaxDelay": 2},
@@ -137,15 +141,18 @@ class Stack:
         return json.loads(result.stdout.strip().splitlines()[-1])
 
     def pods(self, component: str, cluster: str | None = None) -> list[dict]:
+        """The chart's pods (``gateway``, ``controller``) or a cluster's."""
         selector = f"app.kubernetes.io/component={component}"
         if cluster:
             selector += f",gateway.dask.org/cluster={cluster.split('.', 1)[-1]}"
-        return self.kube.list("pods", NS, selector)
+        namespace = NS if component in ("gateway", "controller") else DASK_NS
+        return self.kube.list("pods", namespace, selector)
 
     def logs(self, component: str) -> str:
         out = []
         for pod in self.pods(component):
-            text = self.kube.call(self.kube.kubelet.logs, NS, pod["metadata"]["name"])
+            meta = pod["metadata"]
+            text = self.kube.call(self.kube.kubelet.logs, meta["namespace"], meta["name"])
             out.append(f"\n--- {pod['metadata']['name']}\n" + text[-3000:])
         return "".join(out)
 
@@ -154,7 +161,7 @@ class Stack:
         name = cluster.split(".", 1)[-1]
 
         def stopped():
-            obj = self.kube.get("daskclusters", name)
+            obj = self.kube.get("daskclusters", name, DASK_NS)
             return obj is None or obj.get("status", {}).get("phase") in ("Stopped", "Failed")
 
         self.kube.wait_for(
@@ -209,15 +216,17 @@ def running_stack(workdir: Path, *extra_values: dict):
     chart_values = yaml.safe_load(values[0].read_text())["gateway"]["image"]
     images = default_images(workdir)
     # The gateway image of the values (deploy/Dockerfile.gateway: dask-gateway-server and
-    # pangeohub) is this venv, as the notebook images are.
+    # pangeohub) is this venv, as the notebook images are, with this checkout's pangeohub
+    # (the venv's may be another checkout's).
     images[f"{chart_values['name']}:{chart_values['tag']}"] = {
         "entrypoint": [],
         "cmd": [],
-        "env": dict(images[SERVER_IMAGE]["env"]),
+        "env": {**images[SERVER_IMAGE]["env"], "PYTHONPATH": str(DEPLOY.parent)},
     }
     with FakeKube(namespace=NS, images=images, cpu="32", memory="128Gi", backoff=0.2) as kube:
         for definition in DASK_GATEWAY_CRDS:
             kube.define(definition)
+        kube.create("namespaces", {"metadata": {"name": DASK_NS}})
         hub = HubProcess(
             workdir / "hub",
             extra_config=hub_config(kube) + docs_hub_config(token, web_port, tcp_port),
@@ -288,6 +297,21 @@ ZERO_CONFIG = """
 """
 
 
+def server_record_owner(stack, pod: str) -> list[dict]:
+    """The ownerReferences of a cluster started from the server of ``pod``: its record,
+    a Secret in the clusters' namespace owned by nothing, naming the pod and its uid."""
+    records = stack.kube.list("secrets", DASK_NS, "pangeohub.org/server-record=true")
+    uid = stack.kube.get("pods", pod)["metadata"]["uid"]
+    (record,) = [
+        r for r in records if json.loads(base64.b64decode(r["data"]["record.json"]))["pod"] == pod
+    ]
+    data = json.loads(base64.b64decode(record["data"]["record.json"]))
+    assert (data["namespace"], data["uid"]) == (NS, uid)
+    assert "ownerReferences" not in record["metadata"]
+    meta = record["metadata"]
+    return [{"apiVersion": "v1", "kind": "Secret", "name": meta["name"], "uid": meta["uid"]}]
+
+
 def test_zero_configuration_cluster_from_a_users_pod(stack):
     env = stack.start_server("grace")
     assert env["DASK_GATEWAY__ADDRESS"] == stack.address
@@ -301,21 +325,16 @@ def test_zero_configuration_cluster_from_a_users_pod(stack):
     assert [p["spec"]["containers"][0]["image"] for p in workers] == [SERVER_IMAGE] * 2
     assert out["dashboard"] == f"/services/dask-gateway/clusters/{out['name']}/status"
     assert out["dashboard_page"] == [200, True], "the dashboard opens through the hub"
-    # The cluster belongs to grace's server pod.
-    obj = stack.kube.get("daskclusters", out["name"].split(".", 1)[1])
-    server_pod = stack.kube.get("pods", "jupyter-grace")
-    assert obj["metadata"]["ownerReferences"] == [
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": "jupyter-grace",
-            "uid": server_pod["metadata"]["uid"],
-        }
-    ]
+    # The cluster runs in the clusters' namespace and belongs to the record of grace's
+    # server there (the server's pod is in the hub's namespace: owners share the
+    # dependent's), which names that pod.
+    assert out["name"].split(".", 1)[0] == DASK_NS
+    obj = stack.kube.get("daskclusters", out["name"].split(".", 1)[1], DASK_NS)
+    assert obj["metadata"]["ownerReferences"] == server_record_owner(stack, "jupyter-grace")
     # Its own network policies, owned by its DaskCluster (test_least_privilege.py
     # evaluates what they admit).
     name = out["name"].split(".", 1)[1]
-    policies = stack.kube.list("networkpolicies", NS, f"gateway.dask.org/cluster={name}")
+    policies = stack.kube.list("networkpolicies", DASK_NS, f"gateway.dask.org/cluster={name}")
     assert sorted(p["metadata"]["name"] for p in policies) == [
         f"dask-scheduler-{name}",
         f"dask-worker-{name}",
@@ -374,7 +393,7 @@ def test_bounds_image_environment_and_limits_hold_with_the_same_messages(stack):
             with pytest.raises(ValueError, match=message):
                 katherine.submit(**options)
         assert katherine.list_clusters() == [], "a refused request left a cluster"
-        assert stack.kube.list("daskclusters", NS, "gateway.dask.org/instance") is not None
+        assert stack.kube.list("daskclusters", DASK_NS, "gateway.dask.org/instance") is not None
         clusters = [katherine.new_cluster(), katherine.new_cluster()]
         with pytest.raises(
             ValueError, match="You may run at most 2 Dask clusters at once"
@@ -390,7 +409,7 @@ def test_bounds_image_environment_and_limits_hold_with_the_same_messages(stack):
         close(katherine)
 
 
-CLUSTERS = rf"^/apis/gateway\.dask\.org/v1alpha1/namespaces/{NS}/daskclusters$"
+CLUSTERS = rf"^/apis/gateway\.dask\.org/v1alpha1/namespaces/{DASK_NS}/daskclusters$"
 
 
 @pytest.mark.parametrize(
@@ -402,14 +421,14 @@ CLUSTERS = rf"^/apis/gateway\.dask\.org/v1alpha1/namespaces/{NS}/daskclusters$"
 )
 def test_the_api_failing_gives_a_clear_message_and_leaves_nothing(stack, status, words):
     gateway = stack.gateway("katherine")
-    before = [o["metadata"]["name"] for o in stack.kube.list("daskclusters", NS)]
+    before = [o["metadata"]["name"] for o in stack.kube.list("daskclusters", DASK_NS)]
     stack.kube.fault(CLUSTERS, status, "POST", times=1)
     try:
         with pytest.raises(ValueError) as refused:
             gateway.submit()
         message = str(refused.value)
         assert words in message and "Traceback" not in message
-        assert [o["metadata"]["name"] for o in stack.kube.list("daskclusters", NS)] == before
+        assert [o["metadata"]["name"] for o in stack.kube.list("daskclusters", DASK_NS)] == before
         assert gateway.list_clusters() == []
         cluster = gateway.new_cluster()  # the fault is gone: the next attempt works
         shutdown(cluster)
@@ -432,40 +451,40 @@ LEAVE_RUNNING = """
 def test_clusters_stop_with_their_server_pod_after_a_gateway_restart_with_the_hub_down(
     stack,
 ):
-    """A cluster's owner survives the controller's writes and a gateway restart; the
-    restarted gateway still knows the server (its record is a Secret owned by the pod),
-    so a cluster started after the restart is owned and gets the workers' environment
-    too. Node loss while the hub is down: Kubernetes' garbage collector removes both
-    clusters, their schedulers and workers, and the record (dask-gateway#451)."""
+    """A cluster's owner (its server's record, in the clusters' namespace) survives the
+    controller's writes and a gateway restart; the restarted gateway still knows the
+    server (the record), so a cluster started after the restart is owned too and gets the
+    workers' environment. Node loss while the hub is down: the gateway sees the server's
+    pod gone and deletes the record, and Kubernetes' garbage collector removes both
+    clusters, their schedulers and workers with it (dask-gateway#451)."""
     if stack.kube.get("pods", "jupyter-grace") is None:
         stack.start_server("grace")
-    server_pod = stack.kube.get("pods", "jupyter-grace")
-    owner = [{"apiVersion": "v1", "kind": "Pod", "name": "jupyter-grace"}]
-    owner[0]["uid"] = server_pod["metadata"]["uid"]
     first = stack.run_in_pod("jupyter-grace", LEAVE_RUNNING)["name"]
+    owner = server_record_owner(stack, "jupyter-grace")
     stack.restart_gateway()
     second = stack.run_in_pod("jupyter-grace", LEAVE_RUNNING)["name"]
     names = [name.split(".", 1)[1] for name in (first, second)]
     for name in names:
-        obj = stack.kube.get("daskclusters", name)
+        obj = stack.kube.get("daskclusters", name, DASK_NS)
         assert obj["status"]["phase"] == "Running", "the controller has written its status"
         assert obj["metadata"]["ownerReferences"] == owner
-    environment = stack.kube.get("daskclusters", names[1])["spec"]["config"]["environment"]
+    environment = stack.kube.get("daskclusters", names[1], DASK_NS)["spec"]["config"]
+    environment = environment["environment"]
     assert environment["PANGEO_SCRATCH"] == stack.pod_env("jupyter-grace")["PANGEO_SCRATCH"]
-    records = stack.kube.list("secrets", NS, "pangeohub.org/server-record=true")
-    assert [r["metadata"]["ownerReferences"] for r in records] == [owner]
+    assert server_record_owner(stack, "jupyter-grace") == owner, "one record, kept"
+    assert not stack.kube.list("secrets", NS, "pangeohub.org/server-record=true")
     os.killpg(stack.hub.proc.pid, signal.SIGSTOP)
     try:
         stack.kube.delete("pods", "jupyter-grace", grace=0)
         stack.kube.wait_for(
             lambda: (
-                all(stack.kube.get("daskclusters", name) is None for name in names)
+                all(stack.kube.get("daskclusters", name, DASK_NS) is None for name in names)
                 and not any(stack.pods("dask-scheduler", n) for n in (first, second))
                 and not any(stack.pods("dask-worker", n) for n in (first, second))
-                and not stack.kube.list("secrets", NS, "pangeohub.org/server-record=true")
+                and not stack.kube.list("secrets", DASK_NS, "pangeohub.org/server-record=true")
             ),
             30,
-            what="the server's clusters and record removed with its pod",
+            what="the server's clusters and record removed once its pod is gone",
         )
     finally:
         os.killpg(stack.hub.proc.pid, signal.SIGCONT)
@@ -508,11 +527,12 @@ NOT_PUSHED = "pangeo/not-pushed-yet:2024.01.01"  # allowed, not in the fake regi
 
 
 def cluster_objects(stack) -> set[str]:
-    return {o["metadata"]["name"] for o in stack.kube.list("daskclusters", NS)}
+    return {o["metadata"]["name"] for o in stack.kube.list("daskclusters", DASK_NS)}
 
 
 def pods_of_image(stack, image: str) -> list[dict]:
-    return [p for p in stack.kube.list("pods", NS) if p["spec"]["containers"][0]["image"] == image]
+    pods = stack.kube.list("pods", DASK_NS)
+    return [p for p in pods if p["spec"]["containers"][0]["image"] == image]
 
 
 @contextlib.contextmanager
@@ -603,7 +623,7 @@ def test_workers_with_no_room_are_removed_and_scale_says_why(stack):
                 30,
                 what="the workers that found no room removed",
             )
-            obj = stack.kube.get("daskclusters", cluster.name.split(".", 1)[1])
+            obj = stack.kube.get("daskclusters", cluster.name.split(".", 1)[1], DASK_NS)
             assert obj["spec"]["replicas"] == 0, "the gateway asks for no more of them"
         with pytest.raises(GatewayClusterError) as refused:
             cluster.scale(1)

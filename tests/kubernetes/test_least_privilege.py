@@ -8,6 +8,8 @@ defaults: what must be reachable is, and what must not be is not.
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import kubernetes_validate
@@ -33,7 +35,11 @@ def chart_pod(component: str, ip: str, **labels) -> Pod:
     return Pod(component, ip, {**base, **labels}, ports={**ports, "notebook-port": 8888})
 
 
-def dask_pod(name: str, component: str, ip: str, cluster: str | None = None) -> Pod:
+def dask_pod(
+    name: str, component: str, ip: str, cluster: str | None = None, namespace: str | None = None
+) -> Pod:
+    """A pod of the dask-gateway chart (in the hub's namespace) or, with ``cluster``, of
+    a Dask cluster (in the clusters' namespace)."""
     labels = {"app.kubernetes.io/name": "dask-gateway", "app.kubernetes.io/component": component}
     if cluster:
         labels.update(
@@ -41,9 +47,11 @@ def dask_pod(name: str, component: str, ip: str, cluster: str | None = None) -> 
         )
     if component == "gateway":  # the dask-gateway chart labels its gateway pods so
         labels["hub.jupyter.org/network-access-hub"] = "true"
-    return Pod(name, ip, labels)
+    return Pod(name, ip, labels, namespace=namespace or (CLUSTERS_NS if cluster else RELEASE))
 
 
+RELEASE = "pangeo"  # the hub's namespace: the hub, the servers, the dask-gateway chart
+CLUSTERS_NS = "pangeo-dask"  # the Dask clusters' (gateway.backend.namespace)
 VALUES = load_values(DEPLOY / "values.yaml", version=CHART_PINNED)
 USER_LABELS = VALUES["singleuser"]["extraLabels"]  # the chart's default: network-access-hub
 
@@ -57,6 +65,10 @@ GATEWAY = dask_pod("gateway", "gateway", "10.0.2.2")
 SCHEDULER = dask_pod("scheduler-a", "dask-scheduler", "10.0.3.1", "a")
 WORKER = dask_pod("worker-a", "dask-worker", "10.0.3.2", "a")
 OTHER_WORKER = dask_pod("worker-b", "dask-worker", "10.0.4.2", "b")
+# pods wearing the chart's or a cluster's labels in a namespace where they are not its
+ELSEWHERE_TRAEFIK = dask_pod("traefik-elsewhere", "traefik", "10.0.5.1", namespace="other")
+ELSEWHERE_GATEWAY = dask_pod("gateway-elsewhere", "gateway", "10.0.5.2", namespace=CLUSTERS_NS)
+ELSEWHERE_WORKER = dask_pod("worker-elsewhere", "dask-worker", "10.0.5.3", "a", RELEASE)
 DNS = Pod("kube-dns", "10.96.0.10", {"k8s-app": "kube-dns"}, namespace="kube-system")
 METADATA = Pod("metadata", "169.254.169.254", in_cluster=False)
 INTERNET = Pod("internet", "93.184.216.34", in_cluster=False)
@@ -69,15 +81,31 @@ def clusters_policies() -> list[dict]:
         policy
         for name in ("a", "b")
         for policy in cluster_network_policies(
-            {"metadata": {"name": name, "uid": f"uid-{name}"}}, "dask-gateway", {}
+            {"metadata": {"name": name, "uid": f"uid-{name}", "namespace": CLUSTERS_NS}},
+            "dask-gateway",
+            {},
+            RELEASE,
         )
     ]
+
+
+def in_clusters_namespace(policy: dict) -> dict:
+    """A policy as the gateway makes it: in the clusters' namespace."""
+    return {**policy, "metadata": {**policy["metadata"], "namespace": CLUSTERS_NS}}
 
 
 @pytest.fixture(scope="module")
 def network() -> Network:
     static = chart_policies(VALUES) + documents("dask-gateway-netpol.yaml")
-    return Network(static + clusters_policies())
+    made = [in_clusters_namespace(p) for p in clusters_policies()]
+    return Network(static + made)
+
+
+def test_the_dask_pods_policies_are_in_the_clusters_namespace():
+    static = documents("dask-gateway-netpol.yaml")
+    assert {p["metadata"]["namespace"] for p in static} == {CLUSTERS_NS}
+    values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
+    assert values["gateway"]["backend"]["namespace"] == CLUSTERS_NS
 
 
 # (source, target, port, allowed); 53 is DNS over UDP, every other port TCP
@@ -136,6 +164,13 @@ PATHS = [
     (OTHER_WORKER, SCHEDULER, 8786, False),
     (OTHER_WORKER, SCHEDULER, 8787, False),
     (OTHER_WORKER, SCHEDULER, 8788, False),
+    # the chart's or a cluster's labels in the wrong namespace admit nothing
+    (ELSEWHERE_TRAEFIK, SCHEDULER, 8786, False),
+    (ELSEWHERE_TRAEFIK, SCHEDULER, 8787, False),
+    (ELSEWHERE_GATEWAY, SCHEDULER, 8788, False),
+    (ELSEWHERE_WORKER, HUB, 10101, False),
+    (SCHEDULER, ELSEWHERE_GATEWAY, 8000, False),
+    (WORKER, ELSEWHERE_WORKER, 40123, False),
     (GATEWAY, WORKER, 8787, False),
     (HUB, SCHEDULER, 8786, False),
     # the hub and the proxy (the routes of the hub's services, at the hub's Service)
@@ -180,7 +215,7 @@ def test_user_pods_egress_is_the_charts_default_plus_hub_scratch_and_gateway():
 
 def test_every_network_policy_is_valid_kubernetes():
     policies = chart_policies(VALUES) + documents("dask-gateway-netpol.yaml")
-    policies += clusters_policies()
+    policies += [in_clusters_namespace(p) for p in clusters_policies()]
     assert len(policies) == 9
     for policy in policies:
         doc = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", **policy}
@@ -192,7 +227,7 @@ def test_every_network_policy_is_valid_kubernetes():
 
 @pytest.fixture(scope="module")
 def access() -> Access:
-    return Access(documents("rbac.yaml") + documents("dask-gateway-rbac.yaml"))
+    return Access(documents("rbac.yaml") + documents("dask-gateway-rbac.yaml"), RELEASE)
 
 
 def test_rbac_manifests_are_valid_kubernetes():
@@ -201,52 +236,145 @@ def test_rbac_manifests_are_valid_kubernetes():
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
-def test_the_chart_uses_the_gateways_own_service_account():
+def test_the_chart_uses_the_gateways_and_the_controllers_own_service_accounts():
     values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
-    accounts = [d["metadata"]["name"] for d in documents("dask-gateway-rbac.yaml")]
-    assert values["rbac"]["gateway"]["serviceAccountName"] == accounts[0]
+    accounts = {
+        d["metadata"]["name"]: d["metadata"]["namespace"]
+        for d in documents("dask-gateway-rbac.yaml")
+        if d["kind"] == "ServiceAccount"
+    }
+    assert accounts == {GATEWAY_SA: RELEASE, CONTROLLER_SA: RELEASE}
+    assert values["rbac"]["gateway"]["serviceAccountName"] == GATEWAY_SA
+    assert values["rbac"]["controller"]["serviceAccountName"] == CONTROLLER_SA
 
 
 GATEWAY_SA = "pangeohub-dask-gateway"
-REQUESTS = [
-    # what dask-gateway-server and pangeohub's backend do
-    ("list", "daskclusters", None, "gateway.dask.org", True),  # its informer: all namespaces
-    ("watch", "daskclusters", None, "gateway.dask.org", True),
-    ("create", "daskclusters", "pangeo", "gateway.dask.org", True),
-    ("patch", "daskclusters", "pangeo", "gateway.dask.org", True),
-    ("delete", "daskclusters", "pangeo", "gateway.dask.org", True),
-    ("get", "secrets", "pangeo", "", True),  # its clusters' credentials
-    ("create", "secrets", "pangeo", "", True),  # the servers' records
-    ("update", "secrets", "pangeo", "", True),
-    ("delete", "secrets", "pangeo", "", True),
-    ("list", "pods", "pangeo", "", True),
-    ("watch", "pods", "pangeo", "", True),
-    ("delete", "pods", "pangeo", "", True),
-    ("create", "networkpolicies", "pangeo", "networking.k8s.io", True),  # each cluster's
-    # what it may not
-    ("delete", "networkpolicies", "pangeo", "networking.k8s.io", False),  # GC deletes them
-    ("create", "networkpolicies", "kube-system", "networking.k8s.io", False),
-    ("create", "daskclusters", "kube-system", "gateway.dask.org", False),
-    ("get", "secrets", "kube-system", "", False),
-    ("list", "secrets", None, "", False),  # every Secret of the cluster
-    ("watch", "secrets", "pangeo", "", False),
-    ("patch", "secrets", "pangeo", "", False),
-    ("list", "pods", None, "", False),
-    ("create", "pods", "pangeo", "", False),
-    ("delete", "pods", "kube-system", "", False),
-    ("create", "persistentvolumeclaims", "pangeo", "", False),
-    ("get", "configmaps", "pangeo", "", False),
-    ("create", "roles", "pangeo", "rbac.authorization.k8s.io", False),
+CONTROLLER_SA = "pangeohub-dask-controller"
+DASK = "gateway.dask.org"
+NET = "networking.k8s.io"
+TRAEFIK_CRDS = "traefik.io"
+C = CLUSTERS_NS
+# (verb, resource, namespace (None: all), name, API group, allowed)
+GATEWAY_REQUESTS = [
+    # what dask-gateway-server and pangeohub's backend do, in the clusters' namespace
+    ("list", "daskclusters", C, None, DASK, True),  # its informer, held to this namespace
+    ("watch", "daskclusters", C, None, DASK, True),
+    ("get", "daskclusters", C, "x", DASK, True),  # to make the cluster's network policies
+    ("create", "daskclusters", C, None, DASK, True),
+    ("patch", "daskclusters", C, "x", DASK, True),
+    ("delete", "daskclusters", C, "x", DASK, True),
+    ("get", "secrets", C, "dask-credentials-x", "", True),  # its clusters' credentials
+    ("list", "secrets", C, None, "", True),  # the servers' records, after a restart
+    ("create", "secrets", C, None, "", True),
+    ("update", "secrets", C, "pangeohub-server-x", "", True),
+    ("delete", "secrets", C, "pangeohub-server-x", "", True),
+    ("list", "pods", C, None, "", True),  # the clusters' pods: the limits count them
+    ("watch", "pods", C, None, "", True),
+    ("delete", "pods", C, "dask-worker-x", "", True),  # workers that cannot start
+    ("create", "networkpolicies", C, None, NET, True),  # each cluster's
+    ("get", "pods", RELEASE, "jupyter-ada", "", True),  # a user's server pod
+    # nothing on the hub's Secrets, nor any Secret outside the clusters' namespace
+    ("get", "secrets", RELEASE, "hub", "", False),
+    ("list", "secrets", RELEASE, None, "", False),
+    ("watch", "secrets", RELEASE, None, "", False),
+    ("get", "secrets", RELEASE, "api-dask-gateway", "", False),
+    ("get", "secrets", "kube-system", "x", "", False),
+    ("list", "secrets", None, None, "", False),  # every Secret of the cluster
+    # nor more in the hub's namespace than reading a pod
+    ("list", "pods", RELEASE, None, "", False),
+    ("watch", "pods", RELEASE, None, "", False),
+    ("delete", "pods", RELEASE, "jupyter-ada", "", False),
+    ("create", "daskclusters", RELEASE, None, DASK, False),
+    ("list", "daskclusters", RELEASE, None, DASK, False),
+    ("create", "networkpolicies", RELEASE, None, NET, False),
+    ("get", "persistentvolumeclaims", RELEASE, "claim-ada", "", False),
+    # nor anything cluster-wide
+    ("list", "daskclusters", None, None, DASK, False),
+    ("watch", "daskclusters", None, None, DASK, False),
+    ("list", "pods", None, None, "", False),
+    # nor more than it needs in the clusters' namespace
+    ("delete", "networkpolicies", C, "x", NET, False),  # GC deletes them
+    ("watch", "secrets", C, None, "", False),
+    ("patch", "secrets", C, "x", "", False),
+    ("create", "pods", C, None, "", False),  # the controller makes them
+    ("create", "persistentvolumeclaims", C, None, "", False),
+    ("get", "configmaps", C, "x", "", False),
+    ("create", "roles", C, None, "rbac.authorization.k8s.io", False),
+    ("create", "daskclusters", "kube-system", None, DASK, False),
+    ("delete", "pods", "kube-system", "x", "", False),
+]
+CONTROLLER_REQUESTS = [
+    # its informers: dask-gateway's controller lists and watches across all namespaces
+    ("list", "daskclusters", None, None, DASK, True),
+    ("watch", "daskclusters", None, None, DASK, True),
+    ("list", "pods", None, None, "", True),
+    ("watch", "pods", None, None, "", True),
+    ("list", "endpoints", None, None, "", True),
+    ("watch", "endpoints", None, None, "", True),
+    # what it makes for each cluster, in the clusters' namespace
+    ("patch", "daskclusters/status", C, "x", DASK, True),
+    ("delete", "daskclusters", C, "x", DASK, True),  # expired records of stopped clusters
+    ("create", "pods", C, None, "", True),
+    ("delete", "pods", C, "dask-worker-x", "", True),
+    ("create", "secrets", C, None, "", True),
+    ("delete", "secrets", C, "dask-credentials-x", "", True),
+    ("create", "services", C, None, "", True),
+    ("create", "ingressroutes", C, None, TRAEFIK_CRDS, True),
+    ("create", "ingressroutetcps", C, None, TRAEFIK_CRDS, True),
+    # no Secret is read anywhere, the hub's least
+    ("get", "secrets", RELEASE, "hub", "", False),
+    ("list", "secrets", RELEASE, None, "", False),
+    ("get", "secrets", C, "dask-credentials-x", "", False),
+    ("list", "secrets", None, None, "", False),
+    ("create", "secrets", RELEASE, None, "", False),
+    ("delete", "secrets", RELEASE, "hub", "", False),
+    # no write outside the clusters' namespace, no read beyond its informers' lists
+    ("create", "pods", RELEASE, None, "", False),
+    ("delete", "pods", RELEASE, "jupyter-ada", "", False),
+    ("create", "services", RELEASE, None, "", False),
+    ("create", "ingressroutes", RELEASE, None, TRAEFIK_CRDS, False),
+    ("patch", "daskclusters/status", RELEASE, "x", DASK, False),
+    ("get", "pods", RELEASE, "hub-x", "", False),
+    ("create", "pods", "kube-system", None, "", False),
+    ("create", "daskclusters", C, None, DASK, False),  # the gateway makes them
+    ("create", "networkpolicies", C, None, NET, False),
+    ("get", "configmaps", RELEASE, "x", "", False),
 ]
 
 
+def _ids(requests):
+    return [f"{v}-{r}-{n or 'all'}-{name or ''}" for v, r, n, name, _, _ in requests]
+
+
 @pytest.mark.parametrize(
-    "verb, resource, namespace, group, allowed",
-    REQUESTS,
-    ids=[f"{v}-{r}-{n or 'all'}" for v, r, n, _, _ in REQUESTS],
+    "verb, resource, namespace, name, group, allowed", GATEWAY_REQUESTS, ids=_ids(GATEWAY_REQUESTS)
 )
-def test_gateway_service_account(access, verb, resource, namespace, group, allowed):
-    assert access.allows(GATEWAY_SA, verb, resource, namespace, group=group) is allowed
+def test_gateway_service_account(access, verb, resource, namespace, name, group, allowed):
+    assert access.allows(GATEWAY_SA, verb, resource, namespace, name, group=group) is allowed
+
+
+@pytest.mark.parametrize(
+    "verb, resource, namespace, name, group, allowed",
+    CONTROLLER_REQUESTS,
+    ids=_ids(CONTROLLER_REQUESTS),
+)
+def test_controller_service_account(access, verb, resource, namespace, name, group, allowed):
+    assert access.allows(CONTROLLER_SA, verb, resource, namespace, name, group=group) is allowed
+
+
+def test_what_the_dask_accounts_may_do_with_secrets_is_in_the_clusters_namespace_only():
+    """Every rule granting anything on Secrets to the gateway or the controller is a
+    Role in the clusters' namespace, where no Secret of the hub's chart lives."""
+    docs = documents("dask-gateway-rbac.yaml")
+    for doc in docs:
+        if doc["kind"] not in ("Role", "ClusterRole"):
+            continue
+        if any({"secrets", "*"} & set(rule["resources"]) for rule in doc["rules"]):
+            assert (doc["kind"], doc["metadata"].get("namespace")) == ("Role", C), doc
+    clusters = [d for d in docs if d["kind"] == "ClusterRole"]
+    for doc in clusters:  # the controller's informers: list and watch only
+        assert {v for rule in doc["rules"] for v in rule["verbs"]} == {"list", "watch"}
+        assert not {"secrets", "*"} & {r for rule in doc["rules"] for r in rule["resources"]}
 
 
 @pytest.mark.parametrize(
@@ -265,3 +393,66 @@ def test_gateway_service_account(access, verb, resource, namespace, group, allow
 def test_hub_service_account_outside_the_chart(access, verb, resource, allowed):
     assert access.allows("hub", verb, resource) is allowed
     assert not access.allows("hub", verb, resource, namespace="kube-system")
+
+
+# --- the docs' commands ---------------------------------------------------------------------
+
+DOCS = DEPLOY.parent / "docs"
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
+def dask_gateway_commands(page: str) -> list[list[str]]:
+    """The commands of the page's bash block that applies dask-gateway-rbac.yaml."""
+    blocks = re.findall(r"```bash\n(.*?)```", (DOCS / page).read_text(), re.S)
+    (block,) = [b for b in blocks if "dask-gateway-rbac.yaml" in b]
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line]
+
+
+def test_the_docs_dask_gateway_commands_apply_each_file_where_it_belongs():
+    """docs/kubernetes.md's commands, in order: the RBAC (and the clusters' namespace)
+    before the chart, the chart in the hub's namespace, then the policies and the
+    middleware; every object lands in the namespace the layout says (kubectl refuses an
+    object naming another namespace than -n, and puts one naming none in -n's or the
+    context's)."""
+    commands = dask_gateway_commands("kubernetes.md")
+    assert dask_gateway_commands("dask-gateway.md") == commands, "the two pages agree"
+    files = [c[c.index("-f") + 1] for c in commands if c[:2] == ["kubectl", "apply"]]
+    helm = [i for i, c in enumerate(commands) if c[:3] == ["helm", "upgrade", "--install"]]
+    (chart,) = helm
+    applied = {c[c.index("-f") + 1]: i for i, c in enumerate(commands) if "apply" in c}
+    assert files == [
+        "deploy/dask-gateway-rbac.yaml",
+        "deploy/dask-gateway-netpol.yaml",
+        "deploy/dask-dashboards-middleware.yaml",
+    ]
+    assert (
+        applied["deploy/dask-gateway-rbac.yaml"]
+        < chart
+        < applied["deploy/dask-gateway-netpol.yaml"]
+    )
+    helm_ns = commands[chart][commands[chart].index("--namespace") + 1]
+    assert helm_ns == RELEASE
+    version = commands[chart][commands[chart].index("--version") + 1]
+    gateway_recipe = (DEPLOY / "Dockerfile.gateway").read_text()
+    assert f"dask-gateway-server:{version}" in gateway_recipe, "the chart of the image's server"
+    assert "deploy/dask-gateway-values.yaml" in commands[chart]
+    landed: dict[str, set] = {}
+    for command in commands:
+        if command[:2] != ["kubectl", "apply"]:
+            continue
+        given = command[command.index("-n") + 1] if "-n" in command else None
+        name = command[command.index("-f") + 1]
+        for doc in documents(name.removeprefix("deploy/")):
+            if doc["kind"] in CLUSTER_SCOPED:
+                continue
+            named = doc["metadata"].get("namespace")
+            assert named or given, f"{name}: {doc['metadata']['name']} has no namespace"
+            assert not (named and given) or named == given, f"kubectl refuses {name}"
+            landed.setdefault(name, set()).add(named or given)
+    assert landed == {
+        "deploy/dask-gateway-rbac.yaml": {RELEASE, CLUSTERS_NS},
+        "deploy/dask-gateway-netpol.yaml": {CLUSTERS_NS},
+        "deploy/dask-dashboards-middleware.yaml": {RELEASE},
+    }
+    made = [d["metadata"]["name"] for d in documents("dask-gateway-rbac.yaml")]
+    assert made[0] == CLUSTERS_NS, "the clusters' namespace is made first"

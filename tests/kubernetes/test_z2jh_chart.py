@@ -162,7 +162,8 @@ def test_the_stand_in_models_these_chart_mappings_and_defaults():
 
 def test_the_pinned_chart_version_is_the_one_the_deploy_files_name():
     docs = (REPO / "docs" / "kubernetes.md").read_text()
-    assert set(re.findall(r"--version (\d+\.\d+\.\d+)", docs)) == {CHART_PINNED}
+    found = re.findall(r"jupyterhub/jupyterhub --version (\d+\.\d+\.\d+)", docs)
+    assert found and set(found) == {CHART_PINNED}
     assert f"--version {CHART_PINNED}" in (DEPLOY / "values.yaml").read_text()
     assert f"k8s-hub:{CHART_PINNED}" in (DEPLOY / "Dockerfile").read_text()
 
