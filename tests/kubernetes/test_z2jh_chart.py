@@ -145,11 +145,43 @@ MODELLED = [
         {"JupyterHub": {"admin_access": True, "authenticator_class": "dummy"}},
     ),
     ("hub.extraConfig", "(code)", {}),
+    ("cull.timeout", "JupyterHub.services (the culler's --timeout)", 3600),
+    ("cull.every", "JupyterHub.services (the culler's --cull-every)", 600),
+    ("cull.concurrency", "JupyterHub.services (the culler's --concurrency)", 10),
+    ("cull.users", "JupyterHub.services (the culler's --cull-users)", False),
+    ("cull.adminUsers", "JupyterHub.services (the culler's --cull-admin-users)", True),
+    ("cull.removeNamedServers", "JupyterHub.services (the culler's --remove-named-servers)", False),
+    ("cull.maxAge", "JupyterHub.services (the culler's --max-age)", 0),
+    ("singleuser.storage.dynamic.subPath", "KubeSpawner.volume_mounts", None),
+    ("singleuser.storage.static.pvcName", "KubeSpawner.volumes", None),
+    ("singleuser.storage.static.subPath", "KubeSpawner.volume_mounts", "{username}"),
+    ("singleuser.image.pullSecrets", "KubeSpawner.image_pull_secrets", []),
+    ("imagePullSecret.create", "KubeSpawner.image_pull_secrets", False),
+    ("imagePullSecret.automaticReferenceInjection", "KubeSpawner.image_pull_secrets", True),
+    (
+        "singleuser.networkTools.image",
+        "KubeSpawner.init_containers",
+        {
+            "name": "quay.io/jupyterhub/k8s-network-tools",
+            "tag": "4.1.0",
+            "pullPolicy": None,
+            "pullSecrets": [],
+        },
+    ),
+    ("singleuser.networkTools.resources", "KubeSpawner.init_containers", {}),
+    ("nameOverride", "KubeSpawner.common_labels", None),
+    ("fullnameOverride", "the hub's and proxy's Service names", ""),
 ]
 CHANGED_IN_NEWEST = {
     "singleuser.image.tag": "4.4.0",
     "singleuser.storage.extraVolumes": None,
     "singleuser.storage.extraVolumeMounts": None,
+    "singleuser.networkTools.image": {
+        "name": "quay.io/jupyterhub/k8s-network-tools",
+        "tag": "4.4.0",
+        "pullPolicy": None,
+        "pullSecrets": [],
+    },
 }
 
 
@@ -158,6 +190,19 @@ def test_the_stand_in_models_these_chart_mappings_and_defaults():
     newest = [(key, trait, CHANGED_IN_NEWEST.get(key, d)) for key, trait, d in MODELLED]
     assert mappings(CHART_NEWEST) == newest
     assert CHART_VERSIONS == ("4.1.0", "4.4.0")
+
+
+def test_every_value_the_stand_in_reads_is_in_the_listing():
+    """The listing above is the stand-in's whole model: each key its code reads is there."""
+    source = (REPO / "tests" / "kubernetes" / "z2jh_chart.py").read_text()
+    read = set(re.findall(r'(?<![.\w])get\("([a-zA-Z][a-zA-Z.]*)"', source))
+    culler_flags = next(line for line in source.splitlines() if "for flag, key in" in line)
+    read |= {f"cull.{key}" for key in re.findall(r'"[a-z-]+", "([a-zA-Z]+)"', culler_flags)}
+    chart_metadata = {"Chart", "Release.Name"}  # the chart's own, not values
+    listed = {key for key, _, _ in MODELLED}
+    # a key read as a whole block (cloudMetadata) is listed by the leaf the chart reads
+    blocks = {key for key in read if any(k.startswith(key + ".") for k in listed)}
+    assert read - listed - chart_metadata - blocks == set()
 
 
 def test_the_pinned_chart_version_is_the_one_the_deploy_files_name():
@@ -285,23 +330,25 @@ def test_a_profile_list_in_the_values_stops_the_hub_naming_pangeohubs_setting(ch
     ],
     ids=["namedServerLimitPerUser", "image-differs", "capacity-differs", "memory.limit"],
 )
-def test_chart_settings_pangeohub_decides_are_honoured_or_refused(chart, extra, words):
+@pytest.mark.parametrize("version", CHART_VERSIONS)
+def test_chart_settings_pangeohub_decides_are_honoured_or_refused(chart, extra, words, version):
     if words is None:
-        c = chart(CHART_PINNED, extra)
+        c = chart(version, extra)
         assert PangeoPolicy(config=c).default_mem_limit == "8G"  # the chart's, read
         assert "default_mem_limit" not in c.PangeoPolicy  # not copied there
         return
     with pytest.raises(SystemExit) as refused:
-        chart(CHART_PINNED, extra)
+        chart(version, extra)
     assert words in str(refused.value)
 
 
-def test_chart_defaults_become_pangeohubs_defaults_when_the_values_set_none(chart):
+@pytest.mark.parametrize("version", CHART_VERSIONS)
+def test_chart_defaults_become_pangeohubs_defaults_when_the_values_set_none(chart, version):
     unset = {
         "hub": {"config": {"PangeoPolicy": {"default_image": None, "default_disk_size": None}}},
         "singleuser": {"storage": {"capacity": None}},
     }
-    c = chart(CHART_NEWEST, unset)
+    c = chart(version, unset)
     policy = PangeoPolicy(config=c)
     assert policy.default_image == "pangeo/pangeo-notebook:2024.01.15"  # singleuser.image
     assert policy.default_disk_size == "2Gi"  # no capacity in the values: pangeohub's own
@@ -312,12 +359,13 @@ def test_chart_defaults_become_pangeohubs_defaults_when_the_values_set_none(char
         "hub": {"config": {"PangeoPolicy": {"default_disk_size": None}}},
         "singleuser": {"storage": {"capacity": "5Gi"}},
     }
-    c = chart(CHART_NEWEST, capacity)
+    c = chart(version, capacity)
     assert PangeoPolicy(config=c).default_disk_size == "5Gi"  # singleuser.storage.capacity
 
 
-async def test_the_charts_memory_guarantee_is_at_most_a_profiles_limit(chart, kubeconfig):
-    c = chart(CHART_PINNED)
+@pytest.mark.parametrize("version", CHART_VERSIONS)
+async def test_the_charts_memory_guarantee_is_at_most_a_profiles_limit(chart, kubeconfig, version):
+    c = chart(version)
     spawner = spawner_for(c, make_user("ada"))
     assert spawner.mem_guarantee == 1024**3  # the chart's singleuser.memory.guarantee
     spawner.mem_limit = 512 * 1024**2  # a profile with less memory and no guarantee
