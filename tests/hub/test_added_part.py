@@ -14,7 +14,7 @@ from traitlets.config import Config
 import pangeohub
 from pangeohub.assembly import ConfigurationError
 from pangeohub.endpoints import added_service_port
-from pangeohub.hubconfig import KUBE_SPAWNERS
+from pangeohub.kube_sections import KUBE_SPAWNERS
 from tests.installed_package import install_module
 
 TINY = '''
