@@ -415,7 +415,19 @@ class BinderBuilder(LoggingConfigurable):
         ``/dev/shm``, only its own processes in view, no one's homes, clusters or cgroups,
         dropping to ``account`` itself. None when ``c.Isolation.sandbox`` is off: steps
         then drop to the account in the child (their ``TMPDIR`` is on the build's disk)."""
-        return Isolation(parent=self).sandbox_for(account.pw_uid, account.pw_gid)
+        isolation = Isolation(parent=self)
+        return isolation.sandbox_for(account.pw_uid, account.pw_gid, read_only=self.local_inputs())
+
+    def local_inputs(self) -> list[str]:
+        """What a build reads by path that the admin or the machine named: ``find_links``
+        directories and the files and directories its uv settings name (certificates,
+        constraints, find-links), so a sandbox keeps them in view where it replaces
+        their directory (``/tmp``)."""
+        env = self.uv_environment()
+        named = [*self.find_links, *(env.get(k, "") for k in ("SSL_CERT_FILE", "SSL_CERT_DIR"))]
+        for name in ("UV_FIND_LINKS", "UV_CONSTRAINT"):
+            named += env.get(name, "").replace(",", " ").split()
+        return [path for path in named if path and os.path.isabs(path)]
 
     def end_processes(self, run_as: RunAs) -> None:
         """End everything running as a build slot's account (nothing of a build outlives

@@ -74,6 +74,11 @@ class BuildCgroup:
         out, self._kills = kills > self._kills, kills
         return out
 
+    def own_directories(self) -> tuple[str, ...]:
+        """The build's cgroup directories: its steps see their own limits in a sandbox
+        that hides every other cgroup."""
+        return tuple(str(d) for d in self.cgroup.directories) if self.cgroup else ()
+
     def end_step(self) -> None:
         """Kill what a finished step left running in the build's cgroup."""
         if self.cgroup is not None:

@@ -19,7 +19,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 EXIT_CHECK = 0.5  # seconds between checks whether a step still writing has itself ended
 ORPHAN_GRACE = 2.0  # seconds the output of an ended step may stay open (then it is over)
@@ -46,8 +46,12 @@ class RunAs:
     gid: int | None = None
     sandbox: object | None = None
 
-    def command(self, argv: list[str]) -> list[str]:
-        return self.sandbox.wrap(argv) if self.sandbox is not None else list(argv)
+    def command(self, argv: list[str], own: tuple[str, ...] = ()) -> list[str]:
+        """``argv`` as the step runs it; ``own``: what the sandbox shows the step of its
+        own among what it hides (its cgroup's directories)."""
+        if self.sandbox is None:
+            return list(argv)
+        return replace(self.sandbox, keep=(*self.sandbox.keep, *own)).wrap(argv)
 
     def preexec(self):
         if self.uid is None or self.sandbox is not None:
@@ -103,7 +107,7 @@ async def run_step(
     if limits is not None:
         preexec = limits.preexec(preexec)
     process = await asyncio.create_subprocess_exec(
-        *run_as.command(argv),
+        *run_as.command(argv, limits.own_directories() if limits is not None else ()),
         cwd=cwd,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,

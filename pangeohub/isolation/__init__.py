@@ -152,8 +152,9 @@ class Isolation(LoggingConfigurable):
         directory (not the hub database, which may be PostgreSQL)."""
         return AccountRegistry.at(self.state.path / "accounts.db")
 
-    def sandbox_for(self, uid: int, gid: int, groups=(), keep=()) -> Sandbox | None:
-        """The sandbox a person's process runs in (None: ``sandbox`` is off)."""
+    def sandbox_for(self, uid: int, gid: int, groups=(), keep=(), read_only=()) -> Sandbox | None:
+        """The sandbox a person's process runs in (None: ``sandbox`` is off);
+        ``read_only``: what it reads from ``/tmp`` and the like (see :class:`Sandbox`)."""
         if not self.sandboxed:
             return None
         hide = (self.home_root, self.clusters_root, *hub_trees(self.cgroup_parent))
@@ -165,6 +166,7 @@ class Isolation(LoggingConfigurable):
             int(self.shm_size),
             hide=hide,
             keep=tuple(str(k) for k in keep),
+            read_only=tuple(str(r) for r in read_only),
         )
 
     def sandbox_problem(self) -> str | None:

@@ -50,6 +50,18 @@ def hub_software() -> tuple[str, ...]:
     return tuple(sorted(p for p in places if any(Path(p).is_relative_to(top) for top in shared)))
 
 
+def in_shared_dirs(paths) -> tuple[str, ...]:
+    """The existing absolute ``paths`` in a directory the sandbox replaces (``/tmp``...)."""
+    shared = [path for path, _ in SHARED_DIRS]
+    return tuple(
+        p
+        for p in dict.fromkeys(str(p) for p in paths)
+        if os.path.isabs(p)
+        and os.path.exists(p)
+        and any(Path(p).is_relative_to(top) for top in shared)
+    )
+
+
 class SandboxUnavailable(RuntimeError):
     """bubblewrap or setpriv is missing (the message says how to install it)."""
 
@@ -70,7 +82,9 @@ class Sandbox:
 
     ``hide``: root-owned directories replaced by an empty tmpfs (other people's homes,
     the Dask clusters' directories); ``keep``: paths under them bound back (the
-    person's own), in order, each only if it exists.
+    person's own), in order, each only if it exists; ``read_only``: files and
+    directories in the directories every account may write (``/tmp``: an admin's wheels
+    or certificates there), bound back read-only as the hub's own software is.
     """
 
     uid: int
@@ -80,6 +94,7 @@ class Sandbox:
     shm_size: int = 1 << 30
     hide: tuple[str, ...] = ()
     keep: tuple[str, ...] = field(default_factory=tuple)
+    read_only: tuple[str, ...] = field(default_factory=tuple)
 
     def wrap(self, command: list[str]) -> list[str]:
         """``command`` run inside this sandbox, as the person."""
@@ -107,7 +122,7 @@ class Sandbox:
                 for depth in range(1, len(parts)):
                     args += ["--perms", "0711", "--dir", str(top.joinpath(*parts[:depth]))]
             args += ["--bind-try", path, path]
-        for path in hub_software():
+        for path in (*hub_software(), *in_shared_dirs(self.read_only)):
             for top in (Path(t) for t, _ in SHARED_DIRS if Path(path).is_relative_to(t)):
                 parts = Path(path).relative_to(top).parts
                 for depth in range(1, len(parts)):  # made in the sandbox's own tmpfs
