@@ -104,7 +104,7 @@ operate-tools:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
 		-y -qq caddy pebble openssl systemd >/dev/null; }
 
-# An upgrade from an earlier release, as root (about a minute and a half): a hub made by
+# An upgrade from an earlier release, as root (about 40 s): a hub made by
 # an older commit's code, `pangeohub-admin upgrade`, the new code's hub (docs/operate/upgrade.md).
 test-upgrade: setup operate-tools
 	$(BIN)/pytest -m opt_in tests/operate/test_upgrade.py

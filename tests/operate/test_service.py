@@ -106,6 +106,57 @@ def test_https_with_a_certificate_from_acme_and_http_redirected(machine):
     assert os.stat(hub.state_dir / "caddy").st_mode & 0o077 == 0
 
 
+def test_a_certificate_near_its_end_is_renewed_from_acme(machine):
+    """caddy renews by itself: the stored certificate replaced by one with a day left of
+    its ninety (pebble's own last five years, so a renewal cycle cannot be waited for),
+    caddy started again, and it serves a new certificate from the ACME server."""
+    root = machine.pebble.root()
+    wait_until(lambda: _answer(machine, "/hub/api/", root), what="HTTPS with pebble's cert")
+    stored = next(Path(machine.hub.state_dir, "caddy", "certificates").rglob(f"{DOMAIN}.crt"))
+    ending, ending_pem = _certificate_ending_tomorrow(stored, stored.with_suffix(".key"))
+    machine.supervisor.restart("pangeohub-https.service")
+    wait_until(lambda: _served_or_none(machine) not in (None, ending), timeout=90, what="a renewal")
+    answer = wait_until(lambda: _answer(machine, "/hub/api/", root), what="HTTPS, renewed")
+    assert answer.status == 200  # the new certificate is pebble's (verified against its root)
+    assert stored.read_bytes() != ending_pem  # and caddy keeps it in the hub's state
+
+
+def _certificate_ending_tomorrow(cert_path: Path, key_path: Path) -> tuple[bytes, bytes]:
+    """Write a certificate for DOMAIN issued 89 days ago and ending tomorrow (and its key)
+    over caddy's stored ones; its DER and PEM forms."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=89))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    cert_path.write_bytes(pem)
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert.public_bytes(serialization.Encoding.DER), pem
+
+
 def _answer(machine, path, root):
     try:
         return https_get(machine, path, root)
@@ -332,9 +383,17 @@ def test_a_backup_restores_into_a_second_state_directory(machine, tmp_path_facto
         assert me.status_code == 200 and "pangeo-data:oceans" in me.json()["groups"]
         grace_again = restored.login("grace", hub.password("grace"))
         assert server_model(restored, grace_again, "grace", "thesis")["stopped"]
-        # Her disk, as the restored hub will mount it (starting servers again after a
-        # restart is shown above).
-        assert restored.read_server_file("grace", "thesis", "chapter1.txt").startswith("It was")
+        # Her server starts on the restored hub, from its restored disk.
+        started = restored.api(grace_again, "post", "/users/grace/servers/thesis", json={})
+        assert started.status_code in (201, 202), started.text
+        restored.wait_for_server(grace_again, "grace", "thesis", timeout=90)
+        again = restored.api(grace_again, "post", "/users/grace/tokens", json={}).json()
+        chapter = requests.get(
+            f"{restored.url}/user/grace/thesis/api/contents/chapter1.txt",
+            headers={"Authorization": f"token {again['token']}"},
+            timeout=30,
+        )
+        assert chapter.status_code == 200 and chapter.json()["content"].startswith("It was")
         assert (restored.scratch_root / "grace" / "run.csv").read_text() == "results\n"
         assert (restored.scratch_root / "grace" / "secrets").is_symlink()
         new_shared = Path("/srv/pangeohub") / hub_id(restored.state_dir) / "shared"

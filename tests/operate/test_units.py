@@ -150,6 +150,7 @@ def test_the_caddyfile_for_acme_and_for_the_admins_certificate():
     text = acme.caddyfile("127.0.0.1:8000")
     assert "hub.example.org {\n\treverse_proxy 127.0.0.1:8000\n}" in text
     assert "email admin@example.org" in text and "admin off" in text and "tls " not in text
+    assert "acme_ca" not in text  # caddy's default authority: Let's Encrypt
     own = HTTPS(domain="hub.example.org", certificate="/c.pem", key="/k.pem", storage="/s")
     assert "\ttls /c.pem /k.pem\n" in own.caddyfile("127.0.0.1:8000")
     with pytest.raises(ValueError):

@@ -1,5 +1,5 @@
-"""An upgrade from an earlier pangeohub, as root (opt-in: `make test-upgrade`, about a
-minute): a hub run by commit OLD_COMMIT's code (`git archive` of this repository, the
+"""An upgrade from an earlier pangeohub, as root (opt-in: `make test-upgrade`, about
+40 s): a hub run by commit OLD_COMMIT's code (`git archive` of this repository, the
 same virtualenv) makes its state, database, accounts and a server's disk; then
 `pangeohub-admin upgrade` and the new code's hub: the same people sign in with the
 passwords the old hub gave them, which are no longer kept in plain text, and find
