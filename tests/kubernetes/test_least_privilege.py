@@ -249,6 +249,14 @@ def test_the_release_is_in_the_clusters_namespace():
         assert urlsplit(gateway[key]).hostname == f"traefik-dask-gateway.{CLUSTERS_NS}", key
 
 
+def test_the_workers_reach_scratch_at_a_name_of_the_hubs_namespace():
+    """The Dask workers get their server's scratch address, and run in the clusters'
+    namespace, where a bare service name would name a Service of that namespace."""
+    url = urlsplit(VALUES["hub"]["config"]["ScratchEnvironment"]["service_url"])
+    assert (url.hostname, url.port) == (f"hub.{RELEASE}", 10101)
+    assert Network(chart_policies(VALUES)).allows(WORKER, HUB, url.port)
+
+
 def test_rbac_manifests_are_valid_kubernetes():
     for name in ("rbac.yaml", "dask-gateway-rbac.yaml"):
         for doc in documents(name):
