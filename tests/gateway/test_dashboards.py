@@ -253,8 +253,11 @@ def traefik(dash):
     gateway_port = int(urlsplit(settings["DashboardGuard"]["upstream"]).port)
     auth = middleware["spec"]["forwardAuth"]
     # the hub's Service name, resolved to where this test's hub runs
-    auth["address"] = auth["address"].replace("http://hub:8099", f"http://127.0.0.1:{guard_port}")
-    with FakeKube(namespace="pangeo") as kube:
+    address = "http://hub.pangeo:8099"
+    assert auth["address"].startswith(address + "/"), auth["address"]
+    auth["address"] = auth["address"].replace(address, f"http://127.0.0.1:{guard_port}")
+    # the release's namespace, the only one traefik watches (the values' arguments)
+    with FakeKube(namespace="pangeo-dask") as kube:
         for definition in DASK_GATEWAY_CRDS:
             kube.define(definition)
         kube.create("middlewares", middleware)

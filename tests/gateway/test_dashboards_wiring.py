@@ -105,8 +105,8 @@ def test_kubernetes_deploy_files_point_traefik_at_the_guard():
     gateway_values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
     (middleware,) = yaml.safe_load_all((DEPLOY / "dask-dashboards-middleware.yaml").read_text())
     rbac = list(yaml.safe_load_all((DEPLOY / "dask-gateway-rbac.yaml").read_text()))
-    # the chart's release namespace: where the gateway's service account is
-    name = gateway_values["rbac"]["gateway"]["serviceAccountName"]
+    # the chart's release namespace: where traefik's service account is
+    name = gateway_values["rbac"]["traefik"]["serviceAccountName"]
     (account,) = [
         r for r in rbac if r["kind"] == "ServiceAccount" and r["metadata"]["name"] == name
     ]
@@ -121,7 +121,10 @@ def test_kubernetes_deploy_files_point_traefik_at_the_guard():
     assert middleware["kind"] == "Middleware"
     auth = middleware["spec"]["forwardAuth"]
     address = urlsplit(auth["address"])
-    assert (address.hostname, address.port) == ("hub", guard.port)
+    # the hub's Service, in the hub's namespace (the release is in another)
+    hub_namespace = urlsplit(values["hub"]["config"]["GatewayService"]["service_url"])
+    assert namespace == hub_namespace.hostname.rsplit(".", 1)[1]
+    assert (address.hostname, address.port) == ("hub.pangeo", guard.port)
     assert address.path == guard.prefix + AUTH_ROUTE
     assert {"Cookie", "Authorization"} <= set(auth["authResponseHeaders"])
 
@@ -139,12 +142,13 @@ def test_kubernetes_deploy_files_point_traefik_at_the_guard():
     ]
     assert rule["from"] == [
         {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
             "podSelector": {
                 "matchLabels": {
                     "app.kubernetes.io/name": "dask-gateway",
                     "app.kubernetes.io/component": "traefik",
                 }
-            }
+            },
         }
     ]
 

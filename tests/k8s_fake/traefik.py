@@ -15,9 +15,13 @@ every 0.2 s turns the routes in the fake API into that table:
   middleware is refused loudly (``errors``), never silently ignored.
 - ``HostSNI(`daskgateway-<name>`)`` with ``tls.passthrough`` -> an SNI route to the
   service's endpoint (TLS passes through to the scheduler, as with traefik).
-- ``arguments`` (the chart's ``traefik.additionalArguments``): only
-  ``--entrypoints.web.http.middlewares=<ns>-<name>@kubernetescrd,...`` is understood, and
-  only ``forwardAuth`` middlewares there. Then a front server of the stand-in's own
+- ``arguments`` (the chart's ``traefik.additionalArguments``): only these are understood.
+  ``--providers.kubernetescrd.namespaces=<ns>,...``: as traefik, the stand-in sees routes,
+  middlewares, Services and endpoints in those namespaces only (a route, middleware or
+  Service elsewhere is as absent); ``--providers.kubernetescrd.disableClusterScopeResources=true``
+  (the stand-in reads no cluster-scoped kind anyway);
+  ``--entrypoints.web.http.middlewares=<ns>-<name>@kubernetescrd,...``, with only
+  ``forwardAuth`` middlewares there. Then a front server of the stand-in's own
   takes the web port and does what traefik's forwardAuth does for every request: a GET
   to ``address`` with the request's headers and ``X-Forwarded-Method/-Proto/-Host/-Uri/
   -For``; a 2xx sends the request on (HTTP or websocket) with each of
@@ -39,6 +43,8 @@ from multidict import CIMultiDict
 _PATH = re.compile(r"^PathPrefix\(`([^`]+)`\)$")
 _SNI = re.compile(r"^HostSNI\(`daskgateway-([^`]+)`\)$")
 _WEB_MIDDLEWARES = "--entrypoints.web.http.middlewares="
+_NAMESPACES = "--providers.kubernetescrd.namespaces="
+_NO_CLUSTER_SCOPE = "--providers.kubernetescrd.disableClusterScopeResources=true"
 _HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
 
 
@@ -50,10 +56,14 @@ class TraefikStandIn:
         self.web_port, self.tcp_port = web_port, tcp_port
         self.entrypoints = set(entrypoints)
         self.web_middlewares: list[str] = []
+        self.namespaces: set[str] | None = None  # None: every namespace, traefik's default
         for argument in arguments:
-            if not argument.startswith(_WEB_MIDDLEWARES):
+            if argument.startswith(_WEB_MIDDLEWARES):
+                self.web_middlewares += argument[len(_WEB_MIDDLEWARES) :].split(",")
+            elif argument.startswith(_NAMESPACES):
+                self.namespaces = set(argument[len(_NAMESPACES) :].split(","))
+            elif argument != _NO_CLUSTER_SCOPE:
                 raise ValueError(f"traefik argument not supported by the stand-in: {argument}")
-            self.web_middlewares += argument[len(_WEB_MIDDLEWARES) :].split(",")
         self.errors: list[str] = []
         self.routes: dict[tuple[str, str], str] = {}
         self.loop = asyncio.new_event_loop()
@@ -113,6 +123,15 @@ class TraefikStandIn:
             await self.front.cleanup()
             await self.client.close()
 
+    def _watched(self, namespace: str) -> bool:
+        return self.namespaces is None or namespace in self.namespaces
+
+    def _get(self, plural: str, namespace: str, name: str) -> dict | None:
+        """An object as traefik sees it: absent outside the watched namespaces."""
+        if not self._watched(namespace):
+            return None
+        return self.kube.store.objects.get((plural, namespace, name))
+
     # -- the entrypoint's middlewares (forwardAuth), in front of the routes
     def _forward_auths(self) -> list[dict]:
         found = []
@@ -122,6 +141,7 @@ class TraefikStandIn:
                 mw
                 for mw in self.kube.store.find("middlewares")
                 if f"{mw['metadata']['namespace']}-{mw['metadata']['name']}" == name
+                and self._watched(mw["metadata"]["namespace"])
             ]
             if provider != "kubernetescrd" or len(matches) != 1:
                 raise LookupError(f"entrypoint middleware {ref} not found")
@@ -221,9 +241,8 @@ class TraefikStandIn:
 
     # -- routes from the objects
     def _endpoint(self, namespace: str, service: str, port: int) -> str | None:
-        store = self.kube.store
-        svc = store.objects.get(("services", namespace, service))
-        endpoints = store.objects.get(("endpoints", namespace, service))
+        svc = self._get("services", namespace, service)
+        endpoints = self._get("endpoints", namespace, service)
         if svc is None or endpoints is None:
             return None
         name = next(
@@ -244,7 +263,7 @@ class TraefikStandIn:
         stripped = False
         for ref in middlewares or []:
             ns = ref.get("namespace") or namespace
-            mw = self.kube.store.objects.get(("middlewares", ns, ref["name"]))
+            mw = self._get("middlewares", ns, ref["name"])
             if mw is None:
                 raise LookupError(f"middleware {ns}/{ref['name']} not found")
             spec = mw.get("spec") or {}
@@ -267,6 +286,8 @@ class TraefikStandIn:
         for plural in ("ingressroutes", "ingressroutetcps"):
             for route in list(store.find(plural)):
                 ns = route["metadata"]["namespace"]
+                if not self._watched(ns):
+                    continue
                 spec = route.get("spec") or {}
                 if not self.entrypoints & set(spec.get("entryPoints") or self.entrypoints):
                     continue

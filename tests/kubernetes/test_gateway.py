@@ -6,8 +6,10 @@ it (tests/kubernetes/chart.py), with the real hub spawning users' pods (KubeSpaw
 Traefik cannot run here: its routes (the IngressRoutes the chart and the controller
 write) are served by dask-gateway's own dask-gateway-proxy, configured from those
 objects (tests/k8s_fake/traefik.py). Schedulers and workers are real dask processes in
-fake pods, on the user's server image. As in deploy/, the clusters run in a namespace of
-their own (``DASK_NS``), beside the hub's (``NS``: the hub, the servers, the chart's pods).
+fake pods, on the user's server image. As in deploy/, the chart's release and its
+clusters run in a namespace of their own (``DASK_NS``), beside the hub's (``NS``: the hub,
+the servers), and the stand-in watches only the namespaces the values' traefik arguments
+name, as traefik does.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from .test_e2e import hub_config
 
 pytestmark = pytest.mark.e2e
 
-NS = "jhub"  # the hub's namespace: the hub, the servers, the chart's gateway and controller
-DASK_NS = "jhub-dask"  # the clusters' (gateway.backend.namespace)
+NS = "jhub"  # the hub's namespace: the hub, its Secret, the servers
+DASK_NS = "jhub-dask"  # the chart's release and its clusters' (gateway.backend.namespace)
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DOCS = DEPLOY.parent / "docs" / "dask-gateway.md"
 SERVER_IMAGE = "pangeo/base-notebook:2024.01.01"
@@ -65,7 +67,7 @@ TEST_VALUES = {
                 c.PangeoKubeBackend.scheduling_timeout = 1
                 c.PangeoKubeBackend.k8s_api_timeout = 2
                 # In a real pod the service account's namespace file gives this default.
-                c.PangeoKubeBackend.gateway_namespace = "jhub"
+                c.PangeoKubeBackend.gateway_namespace = "jhub-dask"
                 """
             )
         },
@@ -145,8 +147,7 @@ class Stack:
         selector = f"app.kubernetes.io/component={component}"
         if cluster:
             selector += f",gateway.dask.org/cluster={cluster.split('.', 1)[-1]}"
-        namespace = NS if component in ("gateway", "controller") else DASK_NS
-        return self.kube.list("pods", namespace, selector)
+        return self.kube.list("pods", DASK_NS, selector)
 
     def logs(self, component: str) -> str:
         out = []
@@ -184,17 +185,17 @@ class Stack:
         """Replace the gateway's pod as a rollout of the Deployment does; with
         ``values`` (over the stack's own), its configuration too."""
         if values is not None:
-            self.chart = Chart(*self.base_values, values, namespace=NS)
+            self.chart = Chart(*self.base_values, values, namespace=DASK_NS)
             data = {"dask_gateway_config.py": self.chart.gateway_config()}
             self.kube.call(
                 self.kube.store.update,
                 "configmaps",
-                NS,
+                DASK_NS,
                 self.chart.api_name,
                 lambda o: o.update(data=data),
             )
         for old in self.pods("gateway"):
-            self.kube.delete("pods", old["metadata"]["name"], grace=0)
+            self.kube.delete("pods", old["metadata"]["name"], DASK_NS, grace=0)
         self.kube.wait_for(lambda: not self.pods("gateway"), 20, what="old gateway gone")
         self.start_component("gateway")
         self.wait_ready()
@@ -202,7 +203,7 @@ class Stack:
     def start_component(self, component: str) -> dict:
         pod = self.chart.gateway_pod if component == "gateway" else self.chart.controller_pod
         made = self.kube.create(
-            "pods", pod([{"name": "KUBECONFIG", "value": str(self.kube.kubeconfig)}])
+            "pods", pod([{"name": "KUBECONFIG", "value": str(self.kube.kubeconfig)}]), DASK_NS
         )
         return made
 
@@ -236,12 +237,20 @@ def running_stack(workdir: Path, *extra_values: dict):
         hub_api["gateway"]["auth"]["jupyterhub"]["apiUrl"] = (
             f"http://127.0.0.1:{hub.hub_port}/hub/api"
         )
-        chart = Chart(*values, hub_api, namespace=NS)
+        chart = Chart(*values, hub_api, namespace=DASK_NS)
         for plural, obj in chart.config_objects(token) + chart.routing_objects():
-            kube.create(plural, obj)
+            kube.create(plural, obj, DASK_NS)
+        # traefik's provider arguments of the values, with the namespace of this test (the
+        # entrypoint's forwardAuth is tests/gateway/test_dashboards.py's)
+        arguments = [
+            argument.replace("=pangeo-dask", f"={DASK_NS}")
+            for argument in chart.values["traefik"]["additionalArguments"]
+            if argument.startswith("--providers.")
+        ]
+        assert f"--providers.kubernetescrd.namespaces={DASK_NS}" in arguments
         try:
             hub.start(timeout=120)  # a loaded machine starts it slowly
-            with TraefikStandIn(kube, web_port, tcp_port) as proxy:
+            with TraefikStandIn(kube, web_port, tcp_port, arguments=arguments) as proxy:
                 stack = Stack(kube, hub, proxy, chart)
                 stack.start_component("controller")
                 stack.start_component("gateway")

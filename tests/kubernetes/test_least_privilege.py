@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -38,8 +39,8 @@ def chart_pod(component: str, ip: str, **labels) -> Pod:
 def dask_pod(
     name: str, component: str, ip: str, cluster: str | None = None, namespace: str | None = None
 ) -> Pod:
-    """A pod of the dask-gateway chart (in the hub's namespace) or, with ``cluster``, of
-    a Dask cluster (in the clusters' namespace)."""
+    """A pod of the dask-gateway chart or, with ``cluster``, of a Dask cluster (both in
+    the clusters' namespace, where the release is)."""
     labels = {"app.kubernetes.io/name": "dask-gateway", "app.kubernetes.io/component": component}
     if cluster:
         labels.update(
@@ -47,11 +48,11 @@ def dask_pod(
         )
     if component == "gateway":  # the dask-gateway chart labels its gateway pods so
         labels["hub.jupyter.org/network-access-hub"] = "true"
-    return Pod(name, ip, labels, namespace=namespace or (CLUSTERS_NS if cluster else RELEASE))
+    return Pod(name, ip, labels, namespace=namespace or CLUSTERS_NS)
 
 
-RELEASE = "pangeo"  # the hub's namespace: the hub, the servers, the dask-gateway chart
-CLUSTERS_NS = "pangeo-dask"  # the Dask clusters' (gateway.backend.namespace)
+RELEASE = "pangeo"  # the hub's namespace: the hub, its Secret, the servers
+CLUSTERS_NS = "pangeo-dask"  # the dask-gateway release and its clusters (gateway.backend.namespace)
 VALUES = load_values(DEPLOY / "values.yaml", version=CHART_PINNED)
 USER_LABELS = VALUES["singleuser"]["extraLabels"]  # the chart's default: network-access-hub
 
@@ -67,7 +68,8 @@ WORKER = dask_pod("worker-a", "dask-worker", "10.0.3.2", "a")
 OTHER_WORKER = dask_pod("worker-b", "dask-worker", "10.0.4.2", "b")
 # pods wearing the chart's or a cluster's labels in a namespace where they are not its
 ELSEWHERE_TRAEFIK = dask_pod("traefik-elsewhere", "traefik", "10.0.5.1", namespace="other")
-ELSEWHERE_GATEWAY = dask_pod("gateway-elsewhere", "gateway", "10.0.5.2", namespace=CLUSTERS_NS)
+ELSEWHERE_GATEWAY = dask_pod("gateway-elsewhere", "gateway", "10.0.5.2", namespace=RELEASE)
+ELSEWHERE_HUB_TRAEFIK = dask_pod("traefik-in-hub-ns", "traefik", "10.0.5.4", namespace=RELEASE)
 ELSEWHERE_WORKER = dask_pod("worker-elsewhere", "dask-worker", "10.0.5.3", "a", RELEASE)
 DNS = Pod("kube-dns", "10.96.0.10", {"k8s-app": "kube-dns"}, namespace="kube-system")
 METADATA = Pod("metadata", "169.254.169.254", in_cluster=False)
@@ -84,7 +86,7 @@ def clusters_policies() -> list[dict]:
             {"metadata": {"name": name, "uid": f"uid-{name}", "namespace": CLUSTERS_NS}},
             "dask-gateway",
             {},
-            RELEASE,
+            CLUSTERS_NS,  # the gateway's and traefik's namespace
         )
     ]
 
@@ -168,6 +170,11 @@ PATHS = [
     (ELSEWHERE_TRAEFIK, SCHEDULER, 8786, False),
     (ELSEWHERE_TRAEFIK, SCHEDULER, 8787, False),
     (ELSEWHERE_GATEWAY, SCHEDULER, 8788, False),
+    (ELSEWHERE_HUB_TRAEFIK, HUB, 8099, False),  # the guard is for the release's traefik
+    (ELSEWHERE_HUB_TRAEFIK, SCHEDULER, 8787, False),
+    (ELSEWHERE_TRAEFIK, HUB, 8099, False),
+    (ELSEWHERE_TRAEFIK, HUB, 8081, False),
+    (ADA, ELSEWHERE_HUB_TRAEFIK, 8000, False),  # user pods' egress: the release's traefik
     (ELSEWHERE_WORKER, HUB, 10101, False),
     (SCHEDULER, ELSEWHERE_GATEWAY, 8000, False),
     (WORKER, ELSEWHERE_WORKER, 40123, False),
@@ -230,6 +237,26 @@ def access() -> Access:
     return Access(documents("rbac.yaml") + documents("dask-gateway-rbac.yaml"), RELEASE)
 
 
+def test_the_release_is_in_the_clusters_namespace():
+    """The dask-gateway chart's pods (the gateway, the controller, traefik) run beside
+    the clusters, so traefik (which watches the Secrets of every namespace it serves
+    routes from) needs no right in the hub's namespace."""
+    values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
+    hub_api = urlsplit(values["gateway"]["auth"]["jupyterhub"]["apiUrl"])
+    assert hub_api.hostname == f"hub.{RELEASE}", "the hub's Service, named with its namespace"
+    gateway = VALUES["hub"]["config"]["GatewayService"]
+    for key in ("service_url", "address", "proxy_address"):
+        assert urlsplit(gateway[key]).hostname == f"traefik-dask-gateway.{CLUSTERS_NS}", key
+
+
+def test_the_workers_reach_scratch_at_a_name_of_the_hubs_namespace():
+    """The Dask workers get their server's scratch address, and run in the clusters'
+    namespace, where a bare service name would name a Service of that namespace."""
+    url = urlsplit(VALUES["hub"]["config"]["ScratchEnvironment"]["service_url"])
+    assert (url.hostname, url.port) == (f"hub.{RELEASE}", 10101)
+    assert Network(chart_policies(VALUES)).allows(WORKER, HUB, url.port)
+
+
 def test_rbac_manifests_are_valid_kubernetes():
     for name in ("rbac.yaml", "dask-gateway-rbac.yaml"):
         for doc in documents(name):
@@ -243,13 +270,15 @@ def test_the_chart_uses_the_gateways_and_the_controllers_own_service_accounts():
         for d in documents("dask-gateway-rbac.yaml")
         if d["kind"] == "ServiceAccount"
     }
-    assert accounts == {GATEWAY_SA: RELEASE, CONTROLLER_SA: RELEASE}
+    assert accounts == {GATEWAY_SA: C, CONTROLLER_SA: C, TRAEFIK_SA: C}
     assert values["rbac"]["gateway"]["serviceAccountName"] == GATEWAY_SA
     assert values["rbac"]["controller"]["serviceAccountName"] == CONTROLLER_SA
+    assert values["rbac"]["traefik"]["serviceAccountName"] == TRAEFIK_SA
 
 
 GATEWAY_SA = "pangeohub-dask-gateway"
 CONTROLLER_SA = "pangeohub-dask-controller"
+TRAEFIK_SA = "pangeohub-dask-traefik"
 DASK = "gateway.dask.org"
 NET = "networking.k8s.io"
 TRAEFIK_CRDS = "traefik.io"
@@ -342,6 +371,46 @@ CONTROLLER_REQUESTS = [
 ]
 
 
+TRAEFIK_REQUESTS = [
+    # what traefik's CRD provider lists and watches, in the one namespace it is told to
+    # watch (the release's: the chart's, the controller's and the guard's objects)
+    *[
+        (verb, kind, C, None, TRAEFIK_CRDS, True)
+        for verb in ("list", "watch")
+        for kind in ("ingressroutes", "ingressroutetcps", "middlewares", "traefikservices")
+    ],
+    ("list", "services", C, None, "", True),
+    ("watch", "services", C, None, "", True),
+    ("list", "endpointslices", C, None, "discovery.k8s.io", True),
+    ("watch", "endpointslices", C, None, "discovery.k8s.io", True),
+    ("list", "secrets", C, None, "", True),  # its provider watches them where it serves
+    ("watch", "secrets", C, None, "", True),
+    # nothing in the hub's namespace, the hub's Secret least
+    ("get", "secrets", RELEASE, "hub", "", False),
+    ("list", "secrets", RELEASE, None, "", False),
+    ("watch", "secrets", RELEASE, None, "", False),
+    ("list", "services", RELEASE, None, "", False),
+    ("list", "ingressroutes", RELEASE, None, TRAEFIK_CRDS, False),
+    ("list", "middlewares", RELEASE, None, TRAEFIK_CRDS, False),
+    ("get", "pods", RELEASE, "jupyter-ada", "", False),
+    # nothing cluster-wide (the chart's ClusterRole: Secrets, Services, nodes, routes)
+    ("list", "secrets", None, None, "", False),
+    ("watch", "secrets", None, None, "", False),
+    ("get", "secrets", "kube-system", "x", "", False),
+    ("list", "nodes", None, None, "", False),
+    ("list", "ingressclasses", None, None, NET, False),
+    ("list", "ingressroutes", None, None, TRAEFIK_CRDS, False),
+    ("list", "services", None, None, "", False),
+    # and no write anywhere
+    ("create", "secrets", C, None, "", False),
+    ("delete", "secrets", C, "dask-credentials-x", "", False),
+    ("create", "ingressroutes", C, None, TRAEFIK_CRDS, False),
+    ("patch", "middlewares", C, "x", TRAEFIK_CRDS, False),
+    ("list", "pods", C, None, "", False),
+    ("list", "daskclusters", C, None, DASK, False),
+]
+
+
 def _ids(requests):
     return [f"{v}-{r}-{n or 'all'}-{name or ''}" for v, r, n, name, _, _ in requests]
 
@@ -350,7 +419,8 @@ def _ids(requests):
     "verb, resource, namespace, name, group, allowed", GATEWAY_REQUESTS, ids=_ids(GATEWAY_REQUESTS)
 )
 def test_gateway_service_account(access, verb, resource, namespace, name, group, allowed):
-    assert access.allows(GATEWAY_SA, verb, resource, namespace, name, group=group) is allowed
+    allowed_now = access.allows(GATEWAY_SA, verb, resource, namespace, name, group, account_ns=C)
+    assert allowed_now is allowed
 
 
 @pytest.mark.parametrize(
@@ -359,12 +429,50 @@ def test_gateway_service_account(access, verb, resource, namespace, name, group,
     ids=_ids(CONTROLLER_REQUESTS),
 )
 def test_controller_service_account(access, verb, resource, namespace, name, group, allowed):
-    assert access.allows(CONTROLLER_SA, verb, resource, namespace, name, group=group) is allowed
+    allowed_now = access.allows(CONTROLLER_SA, verb, resource, namespace, name, group, account_ns=C)
+    assert allowed_now is allowed
+
+
+@pytest.mark.parametrize(
+    "verb, resource, namespace, name, group, allowed", TRAEFIK_REQUESTS, ids=_ids(TRAEFIK_REQUESTS)
+)
+def test_traefik_service_account(access, verb, resource, namespace, name, group, allowed):
+    allowed_now = access.allows(TRAEFIK_SA, verb, resource, namespace, name, group, account_ns=C)
+    assert allowed_now is allowed
+
+
+def test_traefik_watches_only_the_namespaces_its_roles_cover():
+    """traefik's provider lists and watches routes, Services, EndpointSlices and Secrets
+    in every namespace it watches and gives up when one is refused: it is told to watch
+    the release's namespace alone and no cluster-scoped kind, where its Role is, which is
+    not the hub's namespace."""
+    values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
+    arguments = values["traefik"]["additionalArguments"]
+    (watched,) = [a for a in arguments if a.startswith("--providers.kubernetescrd.namespaces=")]
+    namespaces = watched.split("=", 1)[1].split(",")
+    assert namespaces == [C]
+    assert "--providers.kubernetescrd.disableClusterScopeResources=true" in arguments
+    bound = {
+        d["metadata"]["namespace"]
+        for d in documents("dask-gateway-rbac.yaml")
+        if d["kind"] == "RoleBinding" and any(s["name"] == TRAEFIK_SA for s in d["subjects"])
+    }
+    assert bound == set(namespaces)
+    assert not any(
+        s["name"] == TRAEFIK_SA
+        for d in documents("dask-gateway-rbac.yaml")
+        if d["kind"] == "ClusterRoleBinding"
+        for s in d["subjects"]
+    ), "no ClusterRole for traefik"
+    middlewares = [a for a in arguments if a.startswith("--entrypoints.web.http.middlewares=")]
+    for argument in middlewares:  # "<namespace>-<name>@kubernetescrd": in a watched one
+        for reference in argument.split("=", 1)[1].split(","):
+            assert any(reference.startswith(f"{ns}-") for ns in namespaces), reference
 
 
 def test_what_the_dask_accounts_may_do_with_secrets_is_in_the_clusters_namespace_only():
-    """Every rule granting anything on Secrets to the gateway or the controller is a
-    Role in the clusters' namespace, where no Secret of the hub's chart lives."""
+    """Every rule granting anything on Secrets to the gateway, the controller or traefik
+    is a Role in the clusters' namespace, where no Secret of the hub's chart lives."""
     docs = documents("dask-gateway-rbac.yaml")
     for doc in docs:
         if doc["kind"] not in ("Role", "ClusterRole"):
@@ -410,7 +518,7 @@ def dask_gateway_commands(page: str) -> list[list[str]]:
 
 def test_the_docs_dask_gateway_commands_apply_each_file_where_it_belongs():
     """docs/kubernetes.md's commands, in order: the RBAC (and the clusters' namespace)
-    before the chart, the chart in the hub's namespace, then the policies and the
+    before the chart, the chart in the clusters' namespace, then the policies and the
     middleware; every object lands in the namespace the layout says (kubectl refuses an
     object naming another namespace than -n, and puts one naming none in -n's or the
     context's)."""
@@ -431,7 +539,7 @@ def test_the_docs_dask_gateway_commands_apply_each_file_where_it_belongs():
         < applied["deploy/dask-gateway-netpol.yaml"]
     )
     helm_ns = commands[chart][commands[chart].index("--namespace") + 1]
-    assert helm_ns == RELEASE
+    assert helm_ns == CLUSTERS_NS
     version = commands[chart][commands[chart].index("--version") + 1]
     gateway_recipe = (DEPLOY / "Dockerfile.gateway").read_text()
     assert f"dask-gateway-server:{version}" in gateway_recipe, "the chart of the image's server"
@@ -452,7 +560,7 @@ def test_the_docs_dask_gateway_commands_apply_each_file_where_it_belongs():
     assert landed == {
         "deploy/dask-gateway-rbac.yaml": {RELEASE, CLUSTERS_NS},
         "deploy/dask-gateway-netpol.yaml": {CLUSTERS_NS},
-        "deploy/dask-dashboards-middleware.yaml": {RELEASE},
+        "deploy/dask-dashboards-middleware.yaml": {CLUSTERS_NS},  # traefik's watched one
     }
     made = [d["metadata"]["name"] for d in documents("dask-gateway-rbac.yaml")]
     assert made[0] == CLUSTERS_NS, "the clusters' namespace is made first"

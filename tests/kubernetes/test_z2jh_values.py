@@ -18,7 +18,7 @@ from traitlets.config import Config
 
 from pangeohub.scratch.hook import ScratchEnvironment
 
-from .z2jh_chart import apply_chart, load_values, lookup, merge, write_config_d
+from .z2jh_chart import RELEASE, apply_chart, load_values, lookup, merge, write_config_d
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -65,7 +65,9 @@ def test_scratch_port_is_the_same_in_the_service_the_netpol_and_the_pods_address
     listen = urlparse(c.ScratchService.url)
     pods_use = urlparse(c.ScratchEnvironment.service_url)
     assert listen.hostname == "0.0.0.0", "the service must listen on the pod's address"
-    assert pods_use.hostname == "hub", "pods reach it through the chart's hub Service"
+    # pods reach it through the chart's hub Service, named with the release's namespace
+    # (the Dask workers get the address too, in their own namespace)
+    assert pods_use.hostname == f"hub.{RELEASE}"
     assert pods_use.path == "/services/scratch/"
     (extra_port,) = [p for p in values["hub"]["service"]["extraPorts"] if p["name"] == "scratch"]
     assert listen.port == pods_use.port == extra_port["port"] == extra_port["targetPort"]
@@ -162,7 +164,7 @@ def test_hub_image_config_d_sets_defaults_and_keeps_the_values(values, tmp_path,
     apply_chart(c, without_extra, config_d, tmp_path)
     assert c.JupyterHub.spawner_class == "pangeo-kubernetes"
     assert callable(c.JupyterHub.named_server_limit_per_user)
-    assert c.ScratchEnvironment.service_url == "http://hub:10101/services/scratch/"
+    assert c.ScratchEnvironment.service_url == "http://hub.pangeo:10101/services/scratch/"
 
     plain = merge(values, {"hub": {"extraConfig": None, "config": {"ScratchEnvironment": None}}})
     plain["hub"]["config"]["JupyterHub"].pop("spawner_class")
