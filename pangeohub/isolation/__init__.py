@@ -157,7 +157,12 @@ class Isolation(LoggingConfigurable):
         ``read_only``: what it reads from ``/tmp`` and the like (see :class:`Sandbox`)."""
         if not self.sandboxed:
             return None
-        hide = (self.home_root, self.clusters_root, *hub_trees(self.cgroup_parent))
+        # every hub's cgroups on the machine (their top), the process's own bound back
+        hide = (
+            self.home_root,
+            self.clusters_root,
+            *hub_trees(self.cgroup_parent.strip("/").split("/")[0]),
+        )
         return Sandbox(
             uid,
             gid,

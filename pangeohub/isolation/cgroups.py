@@ -29,7 +29,7 @@ def cgroup_version(root: Path = ROOT) -> int | None:
 
 
 def hub_trees(relative: str, root: Path = ROOT) -> list[str]:
-    """The directory ``relative`` (the hub's cgroup parent) in every hierarchy that has
+    """The directory ``relative`` (the top of the hubs' cgroups) in every hierarchy that has
     it: what a sandbox hides, since cgroup directories are readable by every account and
     their names (``<account>/_dask-<cluster>``) and ``cgroup.procs`` say who runs what."""
     relative = relative.strip("/")

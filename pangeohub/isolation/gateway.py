@@ -184,6 +184,7 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
         if cgroup is not None:
             cgroup.create(int(memory), float(cores))
         keep = [workdir, *self.own_server_home(cluster.username, env)]
+        keep += [str(d) for d in cgroup.directories] if cgroup is not None else []
         sandbox = self.isolation.sandbox_for(entry.pw_uid, entry.pw_gid, keep=keep)
         if sandbox is None:
             preexec = self.make_preexec_fn(cluster)

@@ -197,11 +197,13 @@ class PangeoLocalSpawner(
         """``command`` in the person's own space (private /tmp, own processes; see
         :mod:`pangeohub.isolation.sandbox`), or as it is when not isolated."""
         account = lookup(self.account) if self.isolated else None
+        own_cgroup = [str(d) for d in self.cgroup.directories] if self.cgroup else []
         sandbox = account and self.isolation.sandbox_for(
             account.pw_uid,
             account.pw_gid,
             self.account_groups(),
-            keep=[self.server_directory.parent],
+            # its home, and its cgroup among the hidden ones (its out-of-memory notice)
+            keep=[self.server_directory.parent, *own_cgroup],
         )
         return sandbox.wrap(command) if sandbox else command
 

@@ -106,7 +106,7 @@ ls LAUNCHER_HOME >/dev/null 2>&1 && echo "h14 listed the launcher's home" || ech
 grep -ls JUPYTERHUB_API_TOKEN /proc/[0-9]*/environ | sed 's/^/h14 token readable: /'
 grep NoNewPrivs /proc/self/status | sed 's/^/h14 /'
 echo "h14 processes in view: $(ls -d /proc/[0-9]* | wc -l)"
-seen=$(ls /sys/fs/cgroup/memory/pangeohub/*/ 2>/dev/null | wc -l)
+seen=$(find /sys/fs/cgroup -maxdepth 6 -name 'jupyter-*' 2>/dev/null | wc -l)
 [ "$seen" -gt 0 ] && echo "h14 cgroups in view" || echo "h14 no cgroups in view"
 touch TMP_MARK && echo "h14 left TMP_MARK"
 echo "h14 waiting for the gate"
