@@ -82,8 +82,8 @@ run: setup
 test: setup /usr/bin/chromium postgresql /usr/sbin/ip operate-tools
 	$(BIN)/pytest
 
-# The image recipes' installs for real, in clean environments (a few minutes; the default
-# suite resolves them instead): tests/kubernetes/test_images.py.
+# The hub and gateway recipes' installs for real, in clean environments (a few minutes;
+# the default suite resolves them and installs the user image's): tests/kubernetes/test_images.py.
 test-images: setup
 	PANGEOHUB_IMAGE_INSTALLS=1 $(BIN)/pytest tests/kubernetes/test_images.py
 

@@ -114,7 +114,6 @@ def test_recipes_install_steps_resolve_on_their_base_images_python(tmp_path):
         assert pins[name.lower().replace("_", "-")] == version, package
 
 
-@pytest.mark.skipif(not FULL, reason="35 s of installs and first imports: make test-images")
 def test_user_image_recipe_installs_and_imports_in_a_clean_python_3_11(tmp_path):
     """deploy/user-image/Dockerfile's steps for real, in a clean Python 3.11 (the Pangeo
     image's) with the Pangeo image's packages (its lock file's versions)."""
