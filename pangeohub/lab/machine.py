@@ -54,7 +54,7 @@ class Machine:
         """``profile`` as this machine can run it: limits (and guarantees) capped at its
         size, and its description saying so; unchanged when it fits."""
         asked = self.excess(profile)
-        if not asked or True:  # DEMONSTRATION: no capping
+        if not asked:
             return profile
 
         def at_most(value, cap):
