@@ -102,6 +102,7 @@ def ctrl_c(hub: HubProcess, timeout: float = 120) -> float:
 
 
 def round_plain(work: Path) -> float:
+    work.mkdir(parents=True, exist_ok=True)
     config = work / "plain_config.py"
     config.write_text(textwrap.dedent(PLAIN_CONFIG))
     hub = HubProcess(work / "plain", config_file=config).start()
