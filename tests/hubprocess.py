@@ -162,16 +162,22 @@ class HubProcess:
         clean_hub(self.state_dir)  # as root: its mounts, cgroups and homes
 
     def kill_leftover_servers(self) -> None:
-        """End every process started with this hub's marker in its environment."""
-        needle = f"{MARKER_ENV}={self.marker}".encode()
+        """End every process this hub started that is still there: its servers (this
+        hub's marker in their environment) and its managed services (its state directory
+        in theirs: they run in sessions of their own, so a hub killed before it stopped
+        them leaves them running)."""
+        needles = {
+            f"{MARKER_ENV}={self.marker}".encode(),
+            f"PANGEOHUB_STATE_DIR={self.state_dir}".encode(),
+        }
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
                 environ = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            if needle in environ.split(b"\0"):
+            if needles & set(environ.split(b"\0")):
                 try:
                     os.kill(int(entry.name), signal.SIGKILL)
                 except ProcessLookupError:
