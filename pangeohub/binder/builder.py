@@ -427,7 +427,7 @@ class BinderBuilder(LoggingConfigurable):
         named = [*self.find_links, *(env.get(k, "") for k in ("SSL_CERT_FILE", "SSL_CERT_DIR"))]
         for name in ("UV_FIND_LINKS", "UV_CONSTRAINT"):
             named += env.get(name, "").replace(",", " ").split()
-        return [path for path in named if path and os.path.isabs(path)]
+        return [path for path in named if path]
 
     def end_processes(self, run_as: RunAs) -> None:
         """End everything running as a build slot's account (nothing of a build outlives

@@ -25,6 +25,7 @@ import functools
 import os
 import shutil
 import signal
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +47,7 @@ def hub_software() -> tuple[str, ...]:
     places = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(sys.executable))}
     places.add(os.path.dirname(os.path.abspath(pangeohub.__file__)))
     places |= {os.path.realpath(p) for p in places}
-    shared = [path for path, _ in SHARED_DIRS]
-    return tuple(sorted(p for p in places if any(Path(p).is_relative_to(top) for top in shared)))
+    return tuple(sorted(in_shared_dirs(places)))
 
 
 def in_shared_dirs(paths) -> tuple[str, ...]:
@@ -60,6 +60,29 @@ def in_shared_dirs(paths) -> tuple[str, ...]:
         and os.path.exists(p)
         and any(Path(p).is_relative_to(top) for top in shared)
     )
+
+
+def held_by_root(path: str) -> bool:
+    """Whether no account but root can change where ``path`` leads: below its shared
+    directory (sticky, root's), every component is root's, not a link, and writable by
+    root alone. bwrap binds it as root, following links: a path someone else could
+    make or swap (``/tmp/<name>``) would bind whatever they chose into the sandbox."""
+    top = next((Path(t) for t, _ in SHARED_DIRS if Path(path).is_relative_to(t)), None)
+    if top is None:
+        return False
+    try:
+        info = os.lstat(top)
+        if info.st_uid != 0 or not info.st_mode & stat.S_ISVTX:
+            return False
+        current = top
+        for part in Path(path).relative_to(top).parts:
+            current = current / part
+            info = os.lstat(current)
+            if stat.S_ISLNK(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+                return False
+    except OSError:
+        return False
+    return True
 
 
 class SandboxUnavailable(RuntimeError):
@@ -84,7 +107,8 @@ class Sandbox:
     the Dask clusters' directories); ``keep``: paths under them bound back (the
     person's own), in order, each only if it exists; ``read_only``: files and
     directories in the directories every account may write (``/tmp``: an admin's wheels
-    or certificates there), bound back read-only as the hub's own software is.
+    or certificates there), bound back read-only as the hub's own software is, each only
+    if no account but root can change where it leads (:func:`held_by_root`).
     """
 
     uid: int
@@ -122,7 +146,8 @@ class Sandbox:
                 for depth in range(1, len(parts)):
                     args += ["--perms", "0711", "--dir", str(top.joinpath(*parts[:depth]))]
             args += ["--bind-try", path, path]
-        for path in (*hub_software(), *in_shared_dirs(self.read_only)):
+        read_only = [p for p in in_shared_dirs(self.read_only) if held_by_root(p)]
+        for path in (*hub_software(), *read_only):
             for top in (Path(t) for t, _ in SHARED_DIRS if Path(path).is_relative_to(t)):
                 parts = Path(path).relative_to(top).parts
                 for depth in range(1, len(parts)):  # made in the sandbox's own tmpfs

@@ -560,3 +560,30 @@ def test_internal_ssl_is_refused_as_root(tmp_path, monkeypatch):
     assert "c.HTTPS" in str(refused.value)
     c.JupyterHub.internal_ssl = False
     configure(c)  # the same configuration otherwise starts
+
+
+@root_only
+def test_only_what_root_alone_holds_in_tmp_is_bound_into_a_sandbox():
+    """An admin's path in /tmp that someone else made or could swap is not bound (bwrap
+    binds as root, following links)."""
+    import tempfile
+
+    from pangeohub.isolation.sandbox import held_by_root
+
+    top = Path(tempfile.mkdtemp(prefix="pangeohub-held-"))
+    try:
+        os.chmod(top, 0o755)
+        (top / "wheels").mkdir(mode=0o755)
+        (top / "open").mkdir(mode=0o777)
+        os.chmod(top / "open", 0o777)
+        (top / "link").symlink_to("/etc")
+        assert held_by_root(str(top / "wheels"))
+        assert not held_by_root(str(top / "open"))
+        assert not held_by_root(str(top / "link"))
+        os.chown(top / "wheels", 1, 1)  # someone else's
+        assert not held_by_root(str(top / "wheels"))
+        assert not held_by_root("/etc")  # not in a directory the sandbox replaces
+    finally:
+        import shutil
+
+        shutil.rmtree(top)
