@@ -16,14 +16,17 @@ import sys
 from aiohttp import web
 from dask_gateway_server.backends.local import LocalClusterConfig, UnsafeLocalBackend
 from dask_gateway_server.traitlets import Type
-from traitlets import Instance, Unicode, default
+from traitlets import Bool, Instance, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..binder.image import python_of_image
+from ..dask_gate import gate_environment
 from ..environments.servers import environment_python
 from ..environments.settings import Environments
 from ..numbers import FiniteFloat
+from ..state import StateDirectory
 from .admission import Running, admit_cluster, admit_workers, headroom
+from .dashboard import KEY_SECRET, cluster_key
 from .hub_routes import HubRoutes
 from .options import SERVER_OPTION, GatewayPolicy
 from .orphans import OrphanReaper
@@ -244,6 +247,27 @@ class PangeoLocalBackend(ProxyAfterApiMixin, PangeoBackendMixin, UnsafeLocalBack
 
     def get_scheduler_command(self, cluster):
         return self._in_image(cluster, super().get_scheduler_command(cluster))
+
+    dashboards_guarded = Bool(
+        False,
+        help="""Whether each cluster's scheduler and workers answer HTTP (the dashboard,
+        metrics, health) only to requests carrying the cluster's key, which only the
+        dashboard guard adds (pangeohub.dask_gate): their loopback ports are then of no
+        use to anyone else on the machine. The hub sets it when the guard is on
+        (c.DashboardGuard.enabled); False leaves them open to every local account.""",
+    ).tag(config=True)
+
+    def get_scheduler_env(self, cluster):
+        return self._behind_gate(super().get_scheduler_env(cluster), cluster, "scheduler")
+
+    def get_worker_env(self, cluster):
+        return self._behind_gate(super().get_worker_env(cluster), cluster, "worker")
+
+    def _behind_gate(self, env: dict, cluster, node: str) -> dict:
+        if not self.dashboards_guarded:
+            return env
+        key = cluster_key(StateDirectory.from_env().secret(KEY_SECRET), cluster.name)
+        return gate_environment(env, node, key)
 
     def get_worker_command(self, cluster, worker_name, scheduler_address=None):
         command = super().get_worker_command(cluster, worker_name, scheduler_address)

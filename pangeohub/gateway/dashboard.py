@@ -10,11 +10,16 @@ Identity comes from the hub (JupyterHub's ``HubOAuth``: the cookie of the gatewa
 OAuth client, or an ``Authorization: token`` header). Ownership comes from the gateway
 itself: ``GET /api/v1/clusters/<name>`` answers 200 only to the cluster's owner
 (``User.has_permissions`` in dask-gateway-server), so the person's own token is asked.
+
+On one machine the guard is also the only way in: each cluster's scheduler and workers
+answer HTTP only to a request carrying the cluster's key (:mod:`pangeohub.dask_gate`),
+which the guard adds to what it allows (:func:`cluster_key`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import time
 from dataclasses import dataclass
@@ -27,6 +32,8 @@ from traitlets.config import Configurable
 from ..endpoints import hub_ports
 from ..numbers import FiniteFloat
 
+# The hub's secret (state directory) from which each cluster's gate key is derived.
+KEY_SECRET = "dask_dashboards_key"
 # A dashboard path, relative to the gateway's prefix: /clusters/<name>[/...]
 _CLUSTER_PATH = re.compile(r"^/clusters/([^/?#]+)(?:[/?#].*)?$")
 
@@ -50,6 +57,13 @@ def cluster_of(path: str, prefix: str) -> str | None:
         return None
     match = _CLUSTER_PATH.match(path[len(prefix) :])
     return match.group(1) if match else None
+
+
+def cluster_key(secret: str, cluster: str) -> str:
+    """The key ``cluster``'s gate asks for (:mod:`pangeohub.dask_gate`): derived from the
+    hub's ``secret`` (hex), so the guard and the gateway agree without sharing a list, and
+    a person who reads their own cluster's key learns nothing of another's."""
+    return hmac.new(bytes.fromhex(secret), cluster.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,7 @@ def wire_dashboards(c, gateway) -> DashboardGuard | None:
     settings.update(port=guard.port, prefix=gateway.prefix, gateway_api=gateway.internal_address)
     if gateway.managed:  # the hub routes to the guard (GatewayService.service_url's default)
         settings["upstream"] = f"http://127.0.0.1:{gateway.port}"
+        StateDirectory.from_env().secret(KEY_SECRET)  # made once, before the services read it
     # The guard signs people in as the gateway's own OAuth client: its cookie is scoped
     # to the gateway's prefix, and the token in it is one the gateway accepts.
     # Its secret is the gateway's token, kept in the settings file (0600, state dir).

@@ -7,7 +7,9 @@ the gateway's prefix (``/services/dask-gateway``):
   own OAuth client (``service-dask-gateway``), so its cookie is scoped to the gateway's
   prefix and the token in it is one the gateway accepts for the ownership check.
 - ``/clusters/<name>/...`` (one machine): the decision, then the request (HTTP or
-  websocket) sent on to dask-gateway's proxy without the person's cookies or token.
+  websocket) sent on to dask-gateway's proxy without the person's cookies or token and
+  with the cluster's key, without which its scheduler answers nothing
+  (:mod:`pangeohub.dask_gate`).
 - ``/_pangeohub/dashboard-auth`` (Kubernetes): the same decision as a traefik
   ``forwardAuth`` endpoint for every request on the gateway's entrypoint, the sign-in's
   callback included (:class:`ForwardAuthHandler`).
@@ -38,8 +40,17 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_
 from traitlets.config import Config
 from traitlets.config.loader import JSONFileConfigLoader
 
+from ..dask_gate import HEADER as KEY_HEADER
 from ..state import StateDirectory
-from .dashboard import SIGN_IN, DashboardGuard, Verdict, cluster_of, is_plain
+from .dashboard import (
+    KEY_SECRET,
+    SIGN_IN,
+    DashboardGuard,
+    Verdict,
+    cluster_key,
+    cluster_of,
+    is_plain,
+)
 
 AUTH_ROUTE = "/_pangeohub/dashboard-auth"
 READ_ONLY = {"GET", "HEAD", "OPTIONS"}
@@ -232,9 +243,12 @@ class ProxyHandler(_HubSigned, WebSocketHandler):
         return self.guard.upstream.rstrip("/") + parts.path + ("?" + query if query else "")
 
     def _upstream_headers(self) -> dict:
-        drop = HOP_BY_HOP | (PRIVATE if self.cluster is not None else set())
+        drop = HOP_BY_HOP | {KEY_HEADER.lower()}
+        drop |= PRIVATE if self.cluster is not None else set()
         headers = {k: v for k, v in self.request.headers.get_all() if k.lower() not in drop}
         headers["X-Forwarded-For"] = self.request.remote_ip or ""
+        if self.cluster is not None:  # allowed (prepare): the cluster's gate opens
+            headers[KEY_HEADER] = cluster_key(self.settings["key_secret"], self.cluster)
         return headers
 
     async def prepare(self):
@@ -381,11 +395,13 @@ def make_app(guard: DashboardGuard, hub_auth: HubOAuth) -> Application:
     ]
     if guard.upstream:
         routes.append((prefix + "(/.*)?", ProxyHandler))
-    secret = StateDirectory.from_env().secret("dask_dashboards_cookie_secret")
+    state = StateDirectory.from_env()
+    secret = state.secret("dask_dashboards_cookie_secret")
     return Application(
         routes,
         guard=guard,
         hub_auth=hub_auth,
+        key_secret=state.secret(KEY_SECRET),
         cookie_secret=bytes.fromhex(secret),
         login_url=hub_auth.login_url,
         log_function=log_request,

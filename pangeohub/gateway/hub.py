@@ -384,8 +384,12 @@ def wire_gateway(c) -> GatewayService | None:
         )
     if gateway.managed:
         extra = {"GatewayPolicy": {"server_images": gateway_server_images(c)}}
+        backend = extra.setdefault("PangeoLocalBackend", {})
         if not clusters_stop_with_hub(c):
-            extra["PangeoLocalBackend"] = {"stop_clusters_on_shutdown": False}
+            backend["stop_clusters_on_shutdown"] = False
+        if "dashboards_guarded" not in c.PangeoLocalBackend:
+            # the guard is the only way to a cluster's dashboard (pangeohub.dask_gate)
+            backend["dashboards_guarded"] = DashboardGuard(config=c).enabled
         write_service_settings(
             gateway.service_name, service_settings(c, managed_gateway_classes(c), extra)
         )

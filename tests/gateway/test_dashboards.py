@@ -24,8 +24,12 @@ import requests
 import websocket
 import yaml
 
+from pangeohub.dask_gate import HEADER
+from pangeohub.gateway.dashboard import KEY_SECRET, cluster_key
+from pangeohub.state import StateDirectory
 from tests.chromium import headless_chromium, sign_in
 from tests.dask_clients import close
+from tests.gateway.keyed_route import KeyedRoute
 from tests.gateway.test_gateway_hub import GATEWAY_CONFIG, GatewayHub, kill_marked
 from tests.hubprocess import HubProcess, free_port, wait_for_http
 from tests.k8s_fake import FakeKube
@@ -205,6 +209,28 @@ def forward_auth(dash, browser: requests.Session, uri: str, **headers):
     return browser.get(dash.hub.url + AUTH, headers=headers, allow_redirects=False, timeout=30)
 
 
+def test_the_schedulers_own_ports_answer_only_the_guard(dash):
+    """Without the guard, a scheduler's own dashboard port (any account can find it) and
+    the gateway's proxy (for anyone who knows the name) answer nothing but where to go;
+    with the cluster's key, which only the guard adds, the dashboard is served."""
+    client = dash.cluster.get_client()
+    try:
+        port = client.scheduler_info()["services"]["dashboard"]
+    finally:
+        client.close()
+    settings = json.loads((dash.hub.state_dir / "services" / "dask-dashboards.json").read_text())
+    proxy = settings["DashboardGuard"]["upstream"] + PREFIX + f"/clusters/{dash.cluster.name}"
+    secret = StateDirectory(dash.hub.state_dir).secret(KEY_SECRET)
+    for base in (f"http://127.0.0.1:{port}", proxy):
+        for path in ("/status", "/individual-plots.json", "/metrics", "/health"):
+            answer = requests.get(base + path, timeout=30)
+            assert answer.status_code == 403 and "through the hub" in answer.text, (base, path)
+            wrong = {HEADER: cluster_key(secret, "another-cluster")}
+            assert requests.get(base + path, headers=wrong, timeout=30).status_code == 403
+        keyed = {HEADER: cluster_key(secret, dash.cluster.name)}
+        assert "Bokeh" in requests.get(base + "/status", headers=keyed, timeout=30).text
+
+
 def test_the_forward_auth_endpoint_signs_in_and_decides(dash):
     """The Kubernetes wiring's protocol, end to end with the real hub: grace, signed in
     to the hub only, follows her link through forwardAuth answers alone."""
@@ -245,7 +271,8 @@ def traefik(dash):
     """The Kubernetes wiring on the fake cluster: the deploy files' forwardAuth middleware
     on the web entrypoint of the traefik stand-in (the chart's traefik arguments), in
     front of a route to the gateway (here the one-machine gateway's proxy, as the chart's
-    routes lead to the gateway and the schedulers)."""
+    routes lead to the gateway and the schedulers; :mod:`tests.gateway.keyed_route` stands
+    for the network path to the schedulers, which ask no key on Kubernetes)."""
     values = yaml.safe_load((DEPLOY / "dask-gateway-values.yaml").read_text())
     (middleware,) = yaml.safe_load_all((DEPLOY / "dask-dashboards-middleware.yaml").read_text())
     settings = json.loads((dash.hub.state_dir / "services" / "dask-dashboards.json").read_text())
@@ -256,13 +283,18 @@ def traefik(dash):
     address = "http://hub.pangeo:8099"
     assert auth["address"].startswith(address + "/"), auth["address"]
     auth["address"] = auth["address"].replace(address, f"http://127.0.0.1:{guard_port}")
+    secret = StateDirectory(dash.hub.state_dir).secret(KEY_SECRET)
+    upstream, route_port = f"http://127.0.0.1:{gateway_port}", free_port()
     # the release's namespace, the only one traefik watches (the values' arguments)
-    with FakeKube(namespace="pangeo-dask") as kube:
+    with (
+        KeyedRoute(upstream, secret, dash.cluster.name, route_port),
+        FakeKube(namespace="pangeo-dask") as kube,
+    ):
         for definition in DASK_GATEWAY_CRDS:
             kube.define(definition)
         kube.create("middlewares", middleware)
         kube.create("services", {"metadata": {"name": "gw"}, "spec": {"ports": [PORT]}})
-        subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{**PORT, "port": gateway_port}]}]
+        subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{**PORT, "port": route_port}]}]
         kube.create("endpoints", {"metadata": {"name": "gw"}, "subsets": subsets})
         route = {"match": f"PathPrefix(`{PREFIX}/`)", "kind": "Rule"}
         route["services"] = [{"name": "gw", "port": PORT["port"]}]

@@ -136,6 +136,22 @@ def test_clusters_outlive_a_hub_restart_exactly_when_servers_do(state_dir, setti
     assert gateway.get("PangeoLocalBackend", {}).get("stop_clusters_on_shutdown") is stop
 
 
+@pytest.mark.parametrize(
+    "settings, guarded",
+    [
+        ({}, True),  # the guard is on: clusters' own HTTP ports answer only its key
+        ({"DashboardGuard": {"enabled": False}}, False),  # dashboards open, as upstream's
+        ({"PangeoLocalBackend": {"dashboards_guarded": False}}, False),  # the admin's choice
+    ],
+)
+def test_clusters_answer_only_the_guard_while_it_is_on(state_dir, settings, guarded):
+    pangeohub.configure(hub_config(**settings))
+    gateway = json.loads((state_dir / "services" / "dask-gateway.json").read_text())
+    assert gateway["PangeoLocalBackend"]["dashboards_guarded"] is guarded
+    # the key's secret is made before the gateway and the guard first read it
+    assert (state_dir / "dask_dashboards_key").exists() is (settings.get("DashboardGuard") is None)
+
+
 def test_the_hub_stops_servers_before_its_services():
     """JupyterHub's clean-up, patched once: servers (and their clusters) first."""
     from jupyterhub.app import JupyterHub

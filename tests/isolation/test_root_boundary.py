@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import sqlite3
 import textwrap
@@ -235,6 +236,50 @@ print(json.dumps({{"names": names, "anonymous": get({{}}), "neighbour": get(toke
     """,
     )
     assert own == "200"
+
+
+def test_a_clusters_own_ports_answer_only_the_guard(hub, cluster, neighbour):
+    """Finding 9, its last instance: a scheduler's dashboard and a worker's HTTP server
+    listen on loopback ports that every account can find (/proc/net/tcp names each
+    listener's uid) and reach, and the gateway's own proxy serves any cluster whose name
+    is known (a shared notebook, a screenshot). Both now answer only the guard."""
+    run(cluster, "cluster.scale(1); client.wait_for_workers(1, timeout=120); print('ok')", 180)
+    owner = pwd.getpwnam(account_name("jupyter-", "grace")).pw_uid
+    settings = json.loads((hub.state_dir / "services" / "dask-dashboards.json").read_text())
+    proxy = settings["DashboardGuard"]["upstream"] + settings["DashboardGuard"]["prefix"]
+    seen = json.loads(
+        neighbour.run(
+            f"""
+import json, urllib.request, urllib.error
+listening = set()  # grace's loopback listeners, as /proc/net/tcp shows them to anyone
+for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    fields = line.split()
+    address, port = fields[1].split(":")
+    if fields[3] == "0A" and int(fields[7]) == {owner} and address == "0100007F":
+        listening.add(int(port, 16))
+def get(url):
+    try:
+        answer = urllib.request.urlopen(url, timeout=10)
+        return answer.status, answer.read(300).decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(300).decode(errors="replace")
+    except Exception as error:  # a TLS port (the cluster's comms) answers no HTTP
+        return 0, type(error).__name__
+answers = {{}}
+for port in sorted(listening):
+    for path in ("/status", "/metrics", "/health", "/info/main/workers.html"):
+        answers[f"{{port}}{{path}}"] = get(f"http://127.0.0.1:{{port}}{{path}}")
+answers["proxy"] = get({proxy!r} + "/clusters/" + {cluster.name!r} + "/status")
+print(json.dumps({{"ports": sorted(listening), "answers": answers}}))
+"""
+        ).output.splitlines()[-1]
+    )
+    answers = seen["answers"]
+    served = {where: answer for where, answer in answers.items() if answer[0] not in (0, 403, 404)}
+    assert not served, f"grace's cluster answered a neighbour: {served}"
+    gated = [where for where, (code, body) in answers.items() if code == 403 and "hub" in body]
+    # the scheduler's dashboard, the worker's HTTP server and the proxy's route were found
+    assert answers["proxy"][0] == 403 and len({w.split("/")[0] for w in gated}) >= 3, seen
 
 
 def test_temporary_space_and_processes_are_each_persons_own(hub, grace, neighbour):

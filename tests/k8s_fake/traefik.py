@@ -206,27 +206,7 @@ class TraefikStandIn:
             return web.Response(status=answer.status, body=body, headers=out)
 
     async def _websocket(self, request, target: str, headers) -> web.StreamResponse:
-        keep = {k: v for k, v in headers.items() if not k.lower().startswith("sec-websocket")}
-        asked = request.headers.get("Sec-WebSocket-Protocol", "")
-        protocols = [p.strip() for p in asked.split(",") if p.strip()]
-        async with self.client.ws_connect(
-            target.replace("http://", "ws://", 1), headers=keep, protocols=protocols
-        ) as up:
-            down = web.WebSocketResponse(protocols=[up.protocol] if up.protocol else ())
-            await down.prepare(request)
-
-            async def pump(source, sink):
-                async for message in source:
-                    if message.type == aiohttp.WSMsgType.TEXT:
-                        await sink.send_str(message.data)
-                    elif message.type == aiohttp.WSMsgType.BINARY:
-                        await sink.send_bytes(message.data)
-                    else:
-                        break
-                await sink.close()
-
-            await asyncio.gather(pump(up, down), pump(down, up), return_exceptions=True)
-            return down
+        return await relay_websocket(self.client, request, target, headers)
 
     async def _on_kube(self, fn):
         return fn()
@@ -328,3 +308,28 @@ class TraefikStandIn:
 
     async def _wanted(self):
         return self.wanted()  # on the fake's loop: a consistent view of its store
+
+
+async def relay_websocket(client, request, target: str, headers) -> web.StreamResponse:
+    """Open ``target`` (http://...) as a websocket with ``headers`` and relay both ways."""
+    keep = {k: v for k, v in headers.items() if not k.lower().startswith("sec-websocket")}
+    asked = request.headers.get("Sec-WebSocket-Protocol", "")
+    protocols = [p.strip() for p in asked.split(",") if p.strip()]
+    async with client.ws_connect(
+        target.replace("http://", "ws://", 1), headers=keep, protocols=protocols
+    ) as up:
+        down = web.WebSocketResponse(protocols=[up.protocol] if up.protocol else ())
+        await down.prepare(request)
+
+        async def pump(source, sink):
+            async for message in source:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+                elif message.type == aiohttp.WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                else:
+                    break
+            await sink.close()
+
+        await asyncio.gather(pump(up, down), pump(down, up), return_exceptions=True)
+        return down

@@ -1,0 +1,5 @@
+"""A scheduler's HTTP routes behind the gate (``distributed.scheduler.http.routes``)."""
+
+from . import gated
+
+routes = gated("scheduler")
