@@ -389,8 +389,7 @@ def wire_gateway(c) -> GatewayService | None:
             backend["stop_clusters_on_shutdown"] = False
         if "dashboards_guarded" not in c.PangeoLocalBackend:
             # the guard is the only way to a cluster's dashboard (pangeohub.dask_gate)
-            # DEMONSTRATION (reverted next): clusters' own HTTP ports open, as before 6a7abcf
-            backend["dashboards_guarded"] = False
+            backend["dashboards_guarded"] = DashboardGuard(config=c).enabled
         write_service_settings(
             gateway.service_name, service_settings(c, managed_gateway_classes(c), extra)
         )
