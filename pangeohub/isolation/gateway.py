@@ -115,10 +115,6 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
             workdir = os.path.join(root, entry.pw_name, cluster.name)
             for name in (".certs", "logs"):
                 os.close(open_private_dir(name, fds[-1], entry.pw_gid, 0o710))
-            # DEMONSTRATION of the old cluster directory (reverted next): the cluster's
-            # directory and its logs/ the account's, as upstream's set_file_permissions gave them.
-            os.fchown(fds[-1], entry.pw_uid, entry.pw_gid)
-            os.chown("logs", entry.pw_uid, entry.pw_gid, dir_fd=fds[-1])
             certs = os.open(".certs", DIR_FLAGS, dir_fd=fds[-1])
             try:
                 cert, key = (os.path.basename(p) for p in self._get_tls_paths(workdir))
@@ -203,10 +199,11 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
                 cgroup.join()
             then()
 
-        # DEMONSTRATION of the old log files (reverted next): opened by path as root,
-        # as upstream LocalBackend.start_process does (links in the path followed).
-        log_path = os.path.join(self.get_logs_directory(workdir), name + ".log")
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
+        logs = os.open(self.get_logs_directory(workdir), DIR_FLAGS)
+        try:
+            fd = new_file(name + ".log", logs, entry.pw_gid, 0o640)
+        finally:
+            os.close(logs)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
