@@ -42,21 +42,16 @@ def sweep(root: Path, max_age_seconds: float, now: float) -> int:
     """
     removed = 0
     cutoff = now - max_age_seconds
-    # DEMONSTRATION of the old sweep (reverted next): os.walk, then unlink by path as
-    # root, as sweep() did before 16d306a.
-    for user_dir in (p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
-        for dirpath, dirnames, filenames in os.walk(user_dir, topdown=False):
-            here = Path(dirpath)
-            for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
-                path = here / name
-                with contextlib.suppress(FileNotFoundError):
-                    info = path.lstat()
-                    if info.st_mtime < cutoff and not stat.S_ISDIR(info.st_mode):
-                        path.unlink()
-                        removed += 1
-            with contextlib.suppress(OSError):
-                if here != user_dir and here.lstat().st_mtime < cutoff and not any(here.iterdir()):
-                    here.rmdir()
+    try:
+        top = os.open(root, DIR_FLAGS)
+    except OSError:
+        return 0
+    try:
+        for entry in os.scandir(top):
+            if entry.is_dir(follow_symlinks=False):
+                removed += _sweep_user(entry.name, top, cutoff)
+    finally:
+        os.close(top)
     return removed
 
 
