@@ -52,8 +52,7 @@ def account_name(prefix: str, username: str) -> str:
         _SAFE.match(candidate)
         and len(candidate) <= MAX_NAME
         and not candidate.endswith("-")
-        # DEMONSTRATION of the old name rule (reverted next): a plain name ending like a
-        # hashed one kept as it is, as before 16d306a
+        and not _HASHED_TAIL.search(username)
     ):
         return candidate
     digest = hashlib.sha256(username.encode()).hexdigest()[:8]
@@ -129,8 +128,6 @@ class AccountRegistry:
                 owner = db.execute(
                     "SELECT hub_name FROM accounts WHERE account = ?", (account,)
                 ).fetchone()
-                if owner is not None:  # DEMONSTRATION (reverted next): no refusal, no
-                    return account  # record, as before 16d306a (there was no registry)
                 if owner is not None:
                     raise AccountCollision(
                         f"The system account for the hub name {hub_name!r} ({account}) "
