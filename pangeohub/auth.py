@@ -339,7 +339,9 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
             return False
         except GitHubUnavailable as e:
             unconfirmed = time.time() - await self._confirmed_at(user)
-            if unconfirmed > self.outage_grace_seconds:
+            # DEMONSTRATION of the old refresh (reverted next): no bound on how long an
+            # outage keeps access, as before 6351833
+            if False and unconfirmed > self.outage_grace_seconds:
                 self.log.info(
                     "Ending %s's access: GitHub has not confirmed it for %d s (%s)",
                     user.name,
