@@ -339,9 +339,7 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
             return False
         except GitHubUnavailable as e:
             unconfirmed = time.time() - await self._confirmed_at(user)
-            # DEMONSTRATION of the old refresh (reverted next): no bound on how long an
-            # outage keeps access, as before 6351833
-            if False and unconfirmed > self.outage_grace_seconds:
+            if unconfirmed > self.outage_grace_seconds:
                 self.log.info(
                     "Ending %s's access: GitHub has not confirmed it for %d s (%s)",
                     user.name,
