@@ -135,11 +135,6 @@ class Sandbox:
         for path, size in SHARED_DIRS:
             if path in ("/tmp", "/dev/shm") or os.path.isdir(path):
                 size = {"tmp": self.tmp_size, "shm": self.shm_size}.get(size, size)
-                # DEMONSTRATION of an unbounded /tmp (reverted next): no size for the
-                # sandbox's /tmp, as before 16d306a (the machine's /tmp, unbounded)
-                if path == "/tmp":
-                    args += ["--perms", "1777", "--tmpfs", path]
-                    continue
                 args += ["--size", str(int(size)), "--perms", "1777", "--tmpfs", path]
         hidden = [Path(h) for h in self.hide if os.path.isdir(h)]
         for path in hidden:

@@ -208,9 +208,7 @@ class LocalScratchBackend(ScratchBackend):
 
     def disk(self, path: Path, uid: int, gid: int) -> ServerDisk | None:
         """The scratch disk of ``path``, when there is one to give."""
-        # DEMONSTRATION of an unbounded scratch (reverted next): size_limit not applied,
-        # a plain directory, as before 16d306a
-        if True or not self.size_limit or Isolation(parent=self).disk_problem() is not None:
+        if not self.size_limit or Isolation(parent=self).disk_problem() is not None:
             return None
         image = Path(self.disk_root) / f"{path.name}.img"
         return ServerDisk(image, path, int(self.size_limit), uid, gid)
