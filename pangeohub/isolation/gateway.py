@@ -180,9 +180,7 @@ class PangeoIsolatedLocalBackend(PangeoLocalBackend):
         scheduler = name == "scheduler"
         memory = cluster.config["scheduler_memory" if scheduler else "worker_memory"]
         cores = cluster.config["scheduler_cores" if scheduler else "worker_cores"]
-        # DEMONSTRATION of workers without a cgroup of their own (reverted next): they run
-        # in the gateway's, as before 16d306a (no create, no join)
-        cgroup = None
+        cgroup = self.process_cgroup(cluster, name)
         if cgroup is not None:
             cgroup.create(int(memory), float(cores))
         keep = [workdir, *self.own_server_home(cluster.username, env)]
