@@ -200,8 +200,7 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
             resp = await super().fetch(req, label=label, parse_json=parse_json, **kwargs)
         except HTTPClientError as e:
             if e.response is not None and _rate_limited(e.response):
-                # DEMONSTRATION (reverted next): a rate limit is an outage, ended only by the grace
-                raise GitHubUnavailable(f"rate limit reached from {req.method} {path}") from None
+                raise GitHubRateLimited(f"rate limit reached from {req.method} {path}") from None
             if e.code >= 500:
                 raise GitHubUnavailable(f"HTTP {e.code} from {req.method} {path}") from None
             raise
@@ -211,8 +210,8 @@ class GitHubTeamsAuthenticator(AccessEndsAuthenticator, GitHubOAuthenticator):
             raise GitHubUnavailable(f"unreadable answer from {req.method} {path}") from None
         if not parse_json and resp.code >= 500:
             raise GitHubUnavailable(f"HTTP {resp.code} from {req.method} {path}")
-        if not parse_json and _rate_limited(resp):  # DEMONSTRATION: an outage (reverted next)
-            raise GitHubUnavailable(f"rate limit reached from {req.method} {path}")
+        if not parse_json and _rate_limited(resp):
+            raise GitHubRateLimited(f"rate limit reached from {req.method} {path}")
         return resp
 
     async def _paginated_fetch(self, api_url, access_token, token_type):
