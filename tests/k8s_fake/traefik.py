@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 
 import aiohttp
 from aiohttp import web
 from dask_gateway_server.proxy.core import Proxy
 from multidict import CIMultiDict
+
+from tests.background_loop import BackgroundLoop
 
 _PATH = re.compile(r"^PathPrefix\(`([^`]+)`\)$")
 _SNI = re.compile(r"^HostSNI\(`daskgateway-([^`]+)`\)$")
@@ -48,10 +49,11 @@ _NO_CLUSTER_SCOPE = "--providers.kubernetescrd.disableClusterScopeResources=true
 _HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
 
 
-class TraefikStandIn:
+class TraefikStandIn(BackgroundLoop):
     def __init__(
         self, kube, web_port: int, tcp_port: int, entrypoints=("web", "tcp"), arguments=()
     ):
+        super().__init__()
         self.kube = kube
         self.web_port, self.tcp_port = web_port, tcp_port
         self.entrypoints = set(entrypoints)
@@ -66,22 +68,6 @@ class TraefikStandIn:
                 raise ValueError(f"traefik argument not supported by the stand-in: {argument}")
         self.errors: list[str] = []
         self.routes: dict[tuple[str, str], str] = {}
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> TraefikStandIn:
-        self._thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
 
     async def _start(self) -> None:
         from .server import free_port
@@ -188,25 +174,7 @@ class TraefikStandIn:
                     for value in answer.headers.getall(name, []):
                         headers.add(name, value)
         target = f"http://127.0.0.1:{self.routes_port}{request.rel_url}"
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request, target, headers)
-        async with self.client.request(
-            request.method,
-            target,
-            headers=headers,
-            data=await request.read(),
-            allow_redirects=False,
-        ) as answer:
-            body = await answer.read()
-            out = CIMultiDict(
-                (k, v)
-                for k, v in answer.headers.items()
-                if k.lower() not in _HOP | {"content-length"}
-            )
-            return web.Response(status=answer.status, body=body, headers=out)
-
-    async def _websocket(self, request, target: str, headers) -> web.StreamResponse:
-        return await relay_websocket(self.client, request, target, headers)
+        return await relay(self.client, request, target, headers)
 
     async def _on_kube(self, fn):
         return fn()
@@ -308,6 +276,21 @@ class TraefikStandIn:
 
     async def _wanted(self):
         return self.wanted()  # on the fake's loop: a consistent view of its store
+
+
+async def relay(client, request, target: str, headers) -> web.StreamResponse:
+    """Send ``request`` on to ``target`` (http://...) with ``headers``: its answer, or
+    for a websocket's handshake, the websocket relayed both ways."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await relay_websocket(client, request, target, headers)
+    async with client.request(
+        request.method, target, headers=headers, data=await request.read(), allow_redirects=False
+    ) as answer:
+        body = await answer.read()
+        out = CIMultiDict(
+            (k, v) for k, v in answer.headers.items() if k.lower() not in _HOP | {"content-length"}
+        )
+        return web.Response(status=answer.status, body=body, headers=out)
 
 
 async def relay_websocket(client, request, target: str, headers) -> web.StreamResponse:
