@@ -183,10 +183,6 @@ class LaunchPageHandler(BaseHandler):
         repo = await self.requested_repo(provider, spec)
         if repo is None:
             return
-        # DEMONSTRATION (reverted next): every launch link's GET starts the build at once
-        # (no confirmation page), as LaunchPageHandler.get did before 6e60400
-        await self.progress_page(repo)
-        return
         if self.launcher.trusts(repo):
             await self.progress_page(repo)
             return
