@@ -153,8 +153,11 @@ print(json.dumps({"found": sorted(bases), "planted": planted, "refused": refused
 
 
 def builds_under_way(hub) -> list[str]:
-    """The build directories under way, as root sees them."""
+    """The build directories under way, as root sees them (none before the hub's first
+    build has made ``building/``)."""
     building = hub_env_root(hub).parent / "building"
+    if not building.is_dir():
+        return []
     return sorted(str(p) for p in building.iterdir() if not p.name.startswith("."))
 
 
