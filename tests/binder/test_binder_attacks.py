@@ -250,9 +250,12 @@ def test_a_build_runs_as_no_person_and_reaches_none_of_the_launchers_things(hub,
 
 # Eve's code: learn where her build checks out (the clone's command line where she can
 # see it, or HINTS: where the test, as root, saw the build, as if she had guessed it);
-# where she sees the clone, wait for its `git checkout` to end; then swap the checkout for
-# a link to someone else's files, again and again until told to stop: the hub would then
-# read the recipe through the link.
+# where she sees the clone, wait for its `git checkout` to end, else (hinted) until the
+# checkout's HEAD names the commit (git checkout's last write: git names the checkout's
+# files by their full path, so a swap any earlier breaks the build instead) or until she
+# finds the build closed to her; then swap the checkout for a link to someone else's
+# files, again and again until told to stop: the hub would then read the recipe through
+# the link.
 SWAP_CHECKOUT = r"""
 import json, os, time
 victim, stop, hints = H14_VICTIM, H14_STOP, H14_HINTS
@@ -277,6 +280,17 @@ def ended(pid):
         return True
 
 
+def checked_out(repo):
+    try:
+        with open(f"{repo}/.git/HEAD") as f:
+            head = f.read().strip()
+    except PermissionError:  # closed to her: try the swap (to be refused)
+        return True
+    except OSError:
+        return False
+    return len(head) == 40 and not head.startswith("ref:")  # detached at the commit
+
+
 def going_on():
     return time.monotonic() < deadline and not os.path.exists(stop)
 
@@ -296,13 +310,15 @@ while going_on() and not report["seen"]:
             report["seen"], in_view = args[-2], True
     report["seen"] = report["seen"] or next(iter(hinted()), None)
     time.sleep(0.01)
-while in_view and going_on() and checkout is None:  # hinted: swap at once, and again
+while in_view and going_on() and checkout is None:
     for pid, args in processes():
         if args[0].endswith("git") and "checkout" in args:
             checkout = pid
 while checkout and not ended(checkout):
     pass
 repo = report["seen"]
+while repo and not in_view and going_on() and not checked_out(repo):
+    pass
 while repo and going_on() and not report["swapped"]:
     try:
         os.rename(repo, repo + ".h14")
