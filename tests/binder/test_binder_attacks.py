@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from pangeohub.binder.accounts import COMMENT as BUILD_ACCOUNT_COMMENT
 from tests.isolation_cleanup import hub_id
 
 from .launching import BUILD_DISK, confirm, follow, hub_env_root, launch, run_in, stream_url
@@ -102,6 +104,7 @@ chmod 4755 "$VIRTUAL_ENV/h14suid"
 ln "$VIRTUAL_ENV/h14suid" "$VIRTUAL_ENV/h14suid-again"
 ln -s ROOT_ONLY/h14-owned "$VIRTUAL_ENV/.h14suid.pangeohub-copy"
 ln -s ROOT_ONLY/h14-owned-again "$VIRTUAL_ENV/.h14suid-again.pangeohub-copy"
+echo "h14 runs as uid $(id -u)"
 ls LAUNCHER_HOME >/dev/null 2>&1 && echo "h14 listed the launcher's home" || echo "h14 home closed"
 grep -ls JUPYTERHUB_API_TOKEN /proc/[0-9]*/environ | sed 's/^/h14 token readable: /'
 grep NoNewPrivs /proc/self/status | sed 's/^/h14 /'
@@ -232,6 +235,9 @@ def test_a_build_runs_as_no_person_and_reaches_none_of_the_launchers_things(hub,
     """Finding 7's second half: the build's code is not the launcher's."""
     _, events = planted
     log = [e["message"] for e in events if e["phase"] == "log"]
+    # a build slot's account, which no person's process uses: not the launcher's
+    uid = next(int(line.rsplit(" ", 1)[1]) for line in log if "runs as uid" in line)
+    assert pwd.getpwuid(uid).pw_gecos == BUILD_ACCOUNT_COMMENT, (uid, log)
     assert "h14 home closed" in log, log
     assert not [line for line in log if line.startswith("h14 token readable")], log
     # no set-id program gives it more (crontab, at, su: nothing to wait for a later build)
