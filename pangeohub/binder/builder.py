@@ -429,31 +429,16 @@ class BinderBuilder(LoggingConfigurable):
             named += env.get(name, "").replace(",", " ").split()
         return [path for path in named if path]
 
-    def launcher_run_as(self, username: str) -> RunAs:
-        """DEMONSTRATION (reverted next): the build runs as the launcher's own account, as
-        ``run_as`` did before 6e60400 (in the build sandbox of today, which the launcher's
-        server is not in)."""
-        isolation = Isolation(parent=self)
-        entry = isolation.ensure_account(isolation.account(username))
-        return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, self.build_sandbox(entry))
-
-    def a_persons(self, run_as: RunAs) -> bool:
-        """DEMONSTRATION (reverted next): whether ``run_as`` is a person's account."""
-        return run_as.name.startswith(Isolation(parent=self).account_prefix)
-
     def end_processes(self, run_as: RunAs) -> None:
         """End everything running as a build slot's account (nothing of a build outlives
         its steps: no process of it can change what root seals)."""
-        # DEMONSTRATION (reverted next): the launcher's own processes are not ended (the
-        # code before 6e60400 never killed by uid), so her server lives on
-        if run_as.uid is not None and not self.a_persons(run_as):
+        if run_as.uid is not None:
             kill_processes_of(run_as.uid)
 
     def clear_slot(self, run_as: RunAs) -> None:
         """Nothing of an earlier build of this slot is left for the next one: no process,
         no file in the machine's shared temporary directories."""
-        # DEMONSTRATION (reverted next): nothing of the launcher's own is killed or removed
-        if run_as.uid is not None and not self.a_persons(run_as):
+        if run_as.uid is not None:
             kill_processes_of(run_as.uid)
             remove_shared_files_of(run_as.uid, run_as.gid)
 
@@ -626,15 +611,13 @@ class BinderBuilder(LoggingConfigurable):
                 self.log.info("Removed %s: not sealed by this hub's builder", entry.name)
         return removed
 
-    def _prepare(self, key: str, slot: int, username: str = "") -> BuildWorkspace:
+    def _prepare(self, key: str, slot: int) -> BuildWorkspace:
         """The slot's account (nothing of an earlier build still running as it) and the
         build's directories."""
         self._dirs()
-        run_as = self.launcher_run_as(username)  # DEMONSTRATION (reverted next)
+        run_as = self.slot_run_as(slot)
         self.clear_slot(run_as)
-        # DEMONSTRATION (reverted next): a plain directory the launcher's account owns, as
-        # before 6e60400 (no disk of its own)
-        use_disk = False and self.build_disks and disks_problem() is None
+        use_disk = self.build_disks and run_as.uid is not None and disks_problem() is None
         workspace = BuildWorkspace(
             self.root / "building", key, run_as, self.max_size if use_disk else None
         )
@@ -668,7 +651,7 @@ class BinderBuilder(LoggingConfigurable):
                 asyncio.to_thread(self._remove_stale, in_use())
             )
         await self._stale_removed
-        workspace = await asyncio.to_thread(self._prepare, key, slot, username)
+        workspace = await asyncio.to_thread(self._prepare, key, slot)
         limits = BuildCgroup.for_build(self, workspace.dir.name, self.mem_limit, self.cpu_limit)
         log: list[str] = []
         step_name = "Preparing"
