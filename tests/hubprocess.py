@@ -165,19 +165,22 @@ class HubProcess:
         """End every process this hub started that is still there: its servers (this
         hub's marker in their environment) and its managed services (its state directory
         in theirs: they run in sessions of their own, so a hub killed before it stopped
-        them leaves them running)."""
+        them leaves them running; the culler, whose environment names no state directory,
+        is known by its settings file's path on its command line)."""
         needles = {
             f"{MARKER_ENV}={self.marker}".encode(),
             f"PANGEOHUB_STATE_DIR={self.state_dir}".encode(),
         }
+        state = f"{self.state_dir}/".encode()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
                 environ = (entry / "environ").read_bytes()
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if needles & set(environ.split(b"\0")):
+            if needles & set(environ.split(b"\0")) or state in command:
                 try:
                     os.kill(int(entry.name), signal.SIGKILL)
                 except ProcessLookupError:
