@@ -128,11 +128,12 @@ class Sandbox:
         setpriv = shutil.which(SETPRIV)
         if bwrap is None or setpriv is None:
             raise SandboxUnavailable(sandbox_problem() or "bubblewrap is not installed")
-        # DEMONSTRATION (reverted next): the machine's own /tmp, /var/tmp, /dev/shm and
-        # processes, as a server had before 16d306a
-        args = [bwrap, "--dev-bind", "/", "/", "--unshare-ipc"]
+        args = [bwrap, "--dev-bind", "/", "/", "--unshare-pid", "--unshare-ipc"]
+        args += ["--proc", "/proc"]
+        # every directory all accounts may write (/tmp, /var/tmp, /dev/shm, /run/lock):
+        # the sandbox's own, bounded
         for path, size in SHARED_DIRS:
-            if False:
+            if path in ("/tmp", "/dev/shm") or os.path.isdir(path):
                 size = {"tmp": self.tmp_size, "shm": self.shm_size}.get(size, size)
                 args += ["--size", str(int(size)), "--perms", "1777", "--tmpfs", path]
         hidden = [Path(h) for h in self.hide if os.path.isdir(h)]

@@ -128,7 +128,7 @@ class PangeoLocalSpawner(
         args = super().get_args()
         if os.getuid() == 0 and not self.isolated and "--allow-root" not in args:
             args.append("--allow-root")
-        if False:  # DEMONSTRATION (reverted next): kernels over TCP, as before the sandbox
+        if self.isolation.sandboxed:
             # Kernels over TCP on 127.0.0.1 could be listened to by anyone on the machine
             # (a kernel's IOPub is a PUB socket: no key is needed to subscribe); over IPC
             # sockets in the server's private runtime directory only the server reaches
@@ -140,7 +140,7 @@ class PangeoLocalSpawner(
         env["HOME"] = str(self.server_directory)
         env["SHELL"] = "/bin/bash"
         env["USER"] = env["LOGNAME"] = self.account if self.isolated else _whoami()
-        if False:  # DEMONSTRATION (reverted next): the runtime directory in the home again
+        if self.isolation.sandboxed:  # in the sandbox's own /tmp: short socket paths
             env["JUPYTER_RUNTIME_DIR"] = PRIVATE_RUNTIME_DIR
         if self.profile is not None:
             env["PANGEO_DISK_SIZE"] = str(self.profile.disk_size)
