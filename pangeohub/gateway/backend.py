@@ -257,6 +257,12 @@ class PangeoLocalBackend(ProxyAfterApiMixin, PangeoBackendMixin, UnsafeLocalBack
         (c.DashboardGuard.enabled); False leaves them open to every local account.""",
     ).tag(config=True)
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # the hub's secret each cluster's gate key is derived from, read once
+        state = StateDirectory.from_env()
+        self._gate_secret = state.secret(KEY_SECRET) if self.dashboards_guarded else None
+
     def get_scheduler_env(self, cluster):
         return self._behind_gate(super().get_scheduler_env(cluster), cluster, "scheduler")
 
@@ -264,10 +270,9 @@ class PangeoLocalBackend(ProxyAfterApiMixin, PangeoBackendMixin, UnsafeLocalBack
         return self._behind_gate(super().get_worker_env(cluster), cluster, "worker")
 
     def _behind_gate(self, env: dict, cluster, node: str) -> dict:
-        if not self.dashboards_guarded:
+        if self._gate_secret is None:
             return env
-        key = cluster_key(StateDirectory.from_env().secret(KEY_SECRET), cluster.name)
-        return gate_environment(env, node, key)
+        return gate_environment(env, node, cluster_key(self._gate_secret, cluster.name))
 
     def get_worker_command(self, cluster, worker_name, scheduler_address=None):
         command = super().get_worker_command(cluster, worker_name, scheduler_address)

@@ -401,7 +401,7 @@ def make_app(guard: DashboardGuard, hub_auth: HubOAuth) -> Application:
         routes,
         guard=guard,
         hub_auth=hub_auth,
-        key_secret=state.secret(KEY_SECRET),
+        key_secret=state.secret(KEY_SECRET) if guard.upstream else None,  # one machine
         cookie_secret=bytes.fromhex(secret),
         login_url=hub_auth.login_url,
         log_function=log_request,

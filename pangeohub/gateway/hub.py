@@ -382,6 +382,7 @@ def wire_gateway(c) -> GatewayService | None:
             "fix the path, leave it unset for pangeohub's own, or set "
             "c.GatewayService.managed = False for a gateway deployed elsewhere."
         )
+    guarded = DashboardGuard(config=c).enabled
     if gateway.managed:
         extra = {"GatewayPolicy": {"server_images": gateway_server_images(c)}}
         backend = extra.setdefault("PangeoLocalBackend", {})
@@ -389,13 +390,13 @@ def wire_gateway(c) -> GatewayService | None:
             backend["stop_clusters_on_shutdown"] = False
         if "dashboards_guarded" not in c.PangeoLocalBackend:
             # the guard is the only way to a cluster's dashboard (pangeohub.dask_gate)
-            backend["dashboards_guarded"] = DashboardGuard(config=c).enabled
+            backend["dashboards_guarded"] = guarded
         write_service_settings(
             gateway.service_name, service_settings(c, managed_gateway_classes(c), extra)
         )
     wire_dashboards(c, gateway)
     spec = gateway.service()
-    if DashboardGuard(config=c).enabled:
+    if guarded:
         spec["oauth_no_confirm"] = True  # the guard signs people in as this service
     register_service(c, spec)
     grant_scopes(c, "user", [gateway.access_scope])

@@ -14,7 +14,6 @@ on that pod only), which deletes those clusters too. A mixin of
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -22,6 +21,8 @@ import json
 
 import aiohttp
 from kubernetes_asyncio.client.rest import ApiException
+
+from .rounds import Rounds
 
 RECORD_LABEL = "pangeohub.org/server-record"
 _API_ERRORS = (ApiException, aiohttp.ClientError, OSError, TimeoutError)
@@ -34,7 +35,9 @@ class ServerRecords:
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._server_pod_task: asyncio.Future | None = None
+        self._server_pod_checks = Rounds(
+            self._forget_gone_servers, self.orphan_check_period, self.log, "Checking servers' pods"
+        )
 
     def _record_secret_name(self, username: str, server: str) -> str:
         digest = hashlib.sha256(f"{self.gateway_instance}\0{username}\0{server}".encode())
@@ -215,17 +218,7 @@ class ServerRecords:
 
     def _start_server_pod_checks(self) -> None:
         if self.owned_by_server and self.orphan_check_period > 0:
-            self._server_pod_task = asyncio.ensure_future(self._check_server_pods())
-
-    async def _check_server_pods(self):
-        while True:
-            await asyncio.sleep(self.orphan_check_period)
-            try:
-                await self._forget_gone_servers()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # the next round tries again
-                self.log.warning("Checking the servers' pods failed: %r", error)
+            self._server_pod_checks.start()
 
     async def _forget_gone_servers(self) -> list[tuple[str, str]]:
         """Delete the records (and with them their clusters) of servers whose pod is

@@ -56,6 +56,7 @@ from .kube_netpol import cluster_network_policies
 from .kube_pods import start_failure_message, workers_removed_message
 from .kube_records import ServerRecords
 from .options import SERVER_OPTION
+from .rounds import Rounds
 
 WORKER_COMPONENT = "dask-worker"
 SCHEDULER_COMPONENT = "dask-scheduler"
@@ -159,7 +160,11 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
         self._short: dict[str, tuple[int, str, float]] = {}  # cluster -> (kept, why, until)
         self._abandoned: dict[str, float] = {}  # "namespace.name" -> watch until
         self.pod_informer: Informer | None = None  # the clusters' pods, from setup on
-        self._trouble_task: asyncio.Future | None = None
+        # pods that cannot start, and abandoned creates: looked at a few times a timeout
+        period = min(max(min(self.image_pull_timeout, self.scheduling_timeout) / 4, 0.2), 5)
+        self._trouble_checks = Rounds(
+            self._handle_troubles, period, self.log, "Handling pods that cannot start"
+        )
 
     async def setup(self, app):
         await super().setup(app)
@@ -178,15 +183,12 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
             on_delete=self._on_pod_gone,
         )
         await self.pod_informer.start()
-        self._trouble_task = asyncio.ensure_future(self._watch_troubles())
+        self._trouble_checks.start()
         self._start_server_pod_checks()
 
     async def cleanup(self):
-        for task in (self._trouble_task, self._server_pod_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._trouble_checks.stop()
+        await self._server_pod_checks.stop()
         if self.pod_informer is not None:
             await self.pod_informer.stop()
         await super().cleanup()
@@ -239,17 +241,9 @@ class PangeoKubeBackend(ServerRecords, PangeoBackendMixin, KubeBackend):
     def _on_pod_gone(self, pod):
         self._troubles.pop(self.pod_informer.get_key(pod), None)
 
-    async def _watch_troubles(self):
-        period = min(max(min(self.image_pull_timeout, self.scheduling_timeout) / 4, 0.2), 5)
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self._act_on_troubles()
-                await self._delete_abandoned()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # the next round tries again
-                self.log.warning("Handling pods that cannot start failed: %r", error)
+    async def _handle_troubles(self):
+        await self._act_on_troubles()
+        await self._delete_abandoned()
 
     async def _act_on_troubles(self):
         now = time.monotonic()

@@ -7,11 +7,10 @@ user the hub does not answer for keeps their clusters until the next check.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from urllib.parse import quote
 
 from .options import SERVER_OPTION
+from .rounds import Rounds
 
 
 class OrphanReaper:
@@ -19,32 +18,26 @@ class OrphanReaper:
 
     def __init__(self, backend):
         self.backend = backend
-        self._task: asyncio.Task | None = None
+        self._rounds: Rounds | None = None
 
     def start(self) -> None:
         """Check every ``orphan_check_period`` seconds, when the hub can be asked."""
         backend = self.backend
-        if backend.orphan_check_period > 0 and backend.hub_api_url and backend.hub_service_token:
-            self._task = asyncio.ensure_future(self._loop())
+        period = backend.orphan_check_period
+        if period > 0 and backend.hub_api_url and backend.hub_service_token:
+            self._rounds = Rounds(
+                self.stop_orphaned_clusters,
+                period,
+                backend.log,
+                "Checking for orphaned clusters",
+                first=min(period, 30),
+            )
+            self._rounds.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self):
-        period = self.backend.orphan_check_period
-        await asyncio.sleep(min(period, 30))
-        while True:
-            try:
-                await self.stop_orphaned_clusters()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self.backend.log.warning("Checking for orphaned clusters failed: %r", error)
-            await asyncio.sleep(period)
+        if self._rounds is not None:
+            await self._rounds.stop()
+            self._rounds = None
 
     async def _running_servers(self, username: str) -> set[str] | None:
         """Tags of ``username``'s servers the hub has (None: the hub did not say)."""

@@ -48,7 +48,7 @@ def check_chart_settings(config: Config) -> None:
         return
     for section in KUBE_SPAWNERS:
         profile_list = (config.get(section) or {}).get("profile_list")
-        if profile_list is not None and not (isinstance(profile_list, list) and not profile_list):
+        if profile_list not in (None, []):  # the chart's [] is unset (the spawner reads so)
             raise ValueError(
                 f"c.{section}.profile_list (singleuser.profileList in Zero to JupyterHub's "
                 "values) is set, but pangeohub builds the profile list from "
